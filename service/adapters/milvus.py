@@ -1,0 +1,135 @@
+"""VectorStore on pymilvus MilvusClient: one code path for a Lite file, a server and Zilliz Cloud.
+
+Traps handled here (design.md): COSINE returns a similarity, so it is turned into the
+distance the clustering core uses; search always names output_fields so Lite does not
+ship every vector back; requests stay within a server's limits (nq, topK, 64 MB);
+collections are Strong-consistency so a read right after a write sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from pymilvus import DataType, MilvusClient
+
+from ..clustering.graph import cosine_to_distance
+
+MAX_NQ = 16_384
+MAX_TOPK = 16_384
+REQUEST_BYTES = 48 << 20  # under the server's 64 MB per request
+
+
+class MilvusStore:
+    def __init__(self, uri: str, collection: str, dim: int, token: str = ""):
+        self.uri = uri
+        self.collection = collection
+        self.dim = dim
+        # the query iterator warns on every Lite read that it falls back to client-side timestamps: expected, not news
+        logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
+        self.client = MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
+        self._ensure_collection()
+
+    def _ensure_collection(self) -> None:
+        c = self.client
+        if c.has_collection(self.collection):
+            existing = self._collection_dim()
+            if existing != self.dim:
+                raise ValueError(
+                    f"Milvus collection {self.collection!r} holds {existing}-d vectors but the embedder makes {self.dim}-d: "
+                    "embedders cannot be mixed in one collection; set a new `collection` (and home) for this embedder"
+                )
+        else:
+            schema = c.create_schema(auto_id=False, enable_dynamic_field=False)
+            schema.add_field("id", DataType.INT64, is_primary=True)
+            schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
+            schema.add_field("published_ts", DataType.INT64)
+            schema.add_field("ingested_ts", DataType.INT64)
+            index = c.prepare_index_params()
+            index.add_index(field_name="vector", index_type="AUTOINDEX" if self.uri.startswith("http") else "FLAT", metric_type="COSINE")
+            c.create_collection(self.collection, schema=schema, index_params=index, consistency_level="Strong")
+        c.load_collection(self.collection)
+
+    def _collection_dim(self) -> int:
+        info = self.client.describe_collection(self.collection)
+        for f in info["fields"]:
+            if f["name"] == "vector":
+                return int(f["params"]["dim"])
+        raise ValueError(f"collection {self.collection!r} has no 'vector' field")
+
+    def _rows_per_request(self) -> int:
+        return max(1, min(MAX_NQ, REQUEST_BYTES // (self.dim * 4 + 64)))
+
+    def upsert(self, ids: np.ndarray, vectors: np.ndarray, published_ts: np.ndarray, ingested_ts: np.ndarray) -> None:
+        """Upsert, not insert: a retry after a crash overwrites the same primary keys instead of doubling them."""
+        step = self._rows_per_request()
+        for s in range(0, len(ids), step):
+            rows = [
+                {"id": int(i), "vector": v.tolist(), "published_ts": int(p), "ingested_ts": int(t)}
+                for i, v, p, t in zip(ids[s : s + step], vectors[s : s + step], published_ts[s : s + step], ingested_ts[s : s + step])
+            ]
+            self.client.upsert(self.collection, rows)
+
+    def count(self) -> int:
+        res = self.client.query(self.collection, filter="", output_fields=["count(*)"])
+        return int(res[0]["count(*)"])
+
+    def existing_ids(self, ids: Sequence[int]) -> set[int]:
+        found: set[int] = set()
+        ids = [int(i) for i in ids]
+        for s in range(0, len(ids), 1000):
+            chunk = ids[s : s + 1000]
+            res = self.client.query(self.collection, filter=f"id in {chunk}", output_fields=["id"], limit=len(chunk))
+            found.update(int(r["id"]) for r in res)
+        return found
+
+    def iter_vectors(self, batch_size: int = 5000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        batch_size = min(batch_size, self._rows_per_request())
+        it = self.client.query_iterator(self.collection, batch_size=batch_size, filter="", output_fields=["id", "vector"])
+        try:
+            while True:
+                rows = it.next()
+                if not rows:
+                    break
+                ids = np.fromiter((r["id"] for r in rows), dtype=np.int64, count=len(rows))
+                vecs = np.asarray([r["vector"] for r in rows], dtype=np.float32)
+                yield ids, vecs
+        finally:
+            it.close()
+
+    def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every (id, vector), sorted by id so the same data always yields the same order."""
+        ids, vecs = [], []
+        for i, v in self.iter_vectors():
+            ids.append(i)
+            vecs.append(v)
+        if not ids:
+            return np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32)
+        ids_a, vecs_a = np.concatenate(ids), np.concatenate(vecs)
+        order = np.argsort(ids_a, kind="stable")
+        return ids_a[order], vecs_a[order]
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        m = len(vectors)
+        k = max(1, min(k, MAX_TOPK))
+        out_ids = np.full((m, k), -1, np.int64)
+        out_dist = np.full((m, k), np.inf, np.float32)
+        step = max(1, min(self._rows_per_request(), MAX_NQ // 1))
+        for s in range(0, m, step):
+            batch = vectors[s : s + step]
+            res = self.client.search(
+                self.collection,
+                data=[v.tolist() for v in batch],
+                limit=k,
+                output_fields=["id"],
+                search_params={"metric_type": "COSINE"},
+            )
+            for row, hits in enumerate(res):
+                for col, hit in enumerate(hits[:k]):
+                    out_ids[s + row, col] = int(hit["id"])
+                    out_dist[s + row, col] = float(cosine_to_distance(np.float32(hit["distance"])))
+        return out_ids, out_dist
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,272 @@
+"""The SQLite history: schema by Alembic, WAL so readers never wait on the writer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, and_, create_engine, event, func, insert, select, text, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ...domain import NOISE, ClusterEvent, Headline
+from .tables import assignments, cluster_events, cluster_snapshots, clusters, documents, ingested_files, runs
+
+MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
+CHUNK = 900  # SQLite's bound-parameter limit, with room to spare
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def make_engine(path: Path) -> Engine:
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):  # noqa: ANN001
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    return engine
+
+
+def upgrade(engine: Engine) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class SqlRepository:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    # -- the file ledger ---------------------------------------------------------------
+    def processed_file(self, sha256: str):
+        with self.engine.connect() as c:
+            return c.execute(
+                select(ingested_files).where(ingested_files.c.sha256 == sha256, ingested_files.c.state == "processed").limit(1)
+            ).first()
+
+    def start_file(self, name: str, sha256: str, size: int) -> int:
+        with self.engine.begin() as c:
+            return c.execute(
+                insert(ingested_files).values(name=name, sha256=sha256, size_bytes=size, state="processing", received_at=utcnow(),
+                                             rows_seen=0, rows_stored=0, rows_duplicate=0, rows_rejected=0)
+            ).inserted_primary_key[0]
+
+    def finish_file(self, file_id: int, state: str, *, seen=0, stored=0, duplicate=0, rejected=0, encoding=None, reason=None) -> None:
+        with self.engine.begin() as c:
+            c.execute(
+                update(ingested_files).where(ingested_files.c.id == file_id).values(
+                    state=state, rows_seen=seen, rows_stored=stored, rows_duplicate=duplicate, rows_rejected=rejected,
+                    encoding=encoding, reason=reason, finished_at=utcnow(),
+                )
+            )
+
+    # -- documents ---------------------------------------------------------------------
+    def existing_ids(self, ids: Sequence[int]) -> set[int]:
+        found: set[int] = set()
+        with self.engine.connect() as c:
+            for s in range(0, len(ids), CHUNK):
+                found.update(r[0] for r in c.execute(select(documents.c.id).where(documents.c.id.in_([int(i) for i in ids[s : s + CHUNK]]))))
+        return found
+
+    def add_documents(self, headlines: Sequence[Headline], file_id: int | None, ingested_at: datetime) -> int:
+        """INSERT OR IGNORE: a row already stored (same identity) stays as it was."""
+        rows = [
+            {"id": h.id, "key": h.key, "title": h.title, "description": h.description, "url": h.url, "published_at": h.published_at,
+             "ingested_at": ingested_at, "file_id": file_id, "extra": json.dumps(h.extra, ensure_ascii=False) if h.extra else None}
+            for h in headlines
+        ]
+        if not rows:
+            return 0
+        with self.engine.begin() as c:
+            res = c.execute(sqlite_insert(documents).on_conflict_do_nothing(), rows)
+            return res.rowcount
+
+    def document_texts(self, ids: np.ndarray) -> dict[int, tuple[str, str]]:
+        out: dict[int, tuple[str, str]] = {}
+        with self.engine.connect() as c:
+            for s in range(0, len(ids), CHUNK):
+                chunk = [int(i) for i in ids[s : s + CHUNK]]
+                for r in c.execute(select(documents.c.id, documents.c.title, documents.c.description).where(documents.c.id.in_(chunk))):
+                    out[r.id] = (r.title, r.description or "")
+        return out
+
+    def document_times(self) -> dict[int, tuple[datetime | None, datetime]]:
+        with self.engine.connect() as c:
+            return {r.id: (r.published_at, r.ingested_at) for r in c.execute(select(documents.c.id, documents.c.published_at, documents.c.ingested_at))}
+
+    def count_documents(self) -> int:
+        with self.engine.connect() as c:
+            return c.execute(select(func.count()).select_from(documents)).scalar_one()
+
+    # -- runs --------------------------------------------------------------------------
+    def start_run(self, params: dict) -> int:
+        with self.engine.begin() as c:
+            return c.execute(insert(runs).values(started_at=utcnow(), status="running", params=json.dumps(params))).inserted_primary_key[0]
+
+    def fail_run(self, run_id: int, reason: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(runs).where(runs.c.id == run_id).values(status="failed", finished_at=utcnow(), timings=json.dumps({"error": reason})))
+
+    def latest_run(self):
+        with self.engine.connect() as c:
+            return c.execute(select(runs).where(runs.c.status == "done").order_by(runs.c.id.desc()).limit(1)).first()
+
+    def run(self, run_id: int):
+        with self.engine.connect() as c:
+            return c.execute(select(runs).where(runs.c.id == run_id)).first()
+
+    def next_cluster_id(self) -> int:
+        """Ids are never reused: the next one follows every id ever given, dead clusters included."""
+        with self.engine.connect() as c:
+            return int(c.execute(select(func.coalesce(func.max(clusters.c.id), 0))).scalar_one()) + 1
+
+    def run_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(document ids, persistent cluster ids) a rebuild gave, sorted by document id."""
+        with self.engine.connect() as c:
+            rows = c.execute(
+                select(assignments.c.document_id, assignments.c.cluster_id)
+                .where(assignments.c.run_id == run_id, assignments.c.assigned_by == "rebuild")
+                .order_by(assignments.c.document_id)
+            ).all()
+        return np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64)
+
+    def commit_run(
+        self,
+        run_id: int,
+        *,
+        doc_ids: np.ndarray,
+        labels: np.ndarray,
+        probabilities: np.ndarray,
+        outlier_scores: np.ndarray,
+        names: dict[int, tuple[str, list[str], list[int]]],
+        events: Iterable[ClusterEvent],
+        timings: dict[str, float],
+        params: dict,
+    ) -> None:
+        """Everything a rebuild produced, in one transaction: readers see the old run or the whole new one."""
+        now = utcnow()
+        sizes = dict(zip(*np.unique(labels[labels != NOISE], return_counts=True)))
+        with self.engine.begin() as c:
+            alive = [int(k) for k in sizes]
+            known = {r[0] for r in c.execute(select(clusters.c.id))}
+            new = [cid for cid in alive if cid not in known]
+            if new:
+                c.execute(insert(clusters), [{"id": cid, "first_run": run_id, "last_run": run_id, "first_seen": now, "last_seen": now, "status": "alive"} for cid in new])
+            for s in range(0, len(alive), CHUNK):
+                c.execute(update(clusters).where(clusters.c.id.in_(alive[s : s + CHUNK])).values(last_run=run_id, last_seen=now, status="alive"))
+            c.execute(update(clusters).where(clusters.c.status == "alive", clusters.c.last_run != run_id).values(status="dead"))
+            if alive:
+                c.execute(insert(cluster_snapshots), [
+                    {"run_id": run_id, "cluster_id": cid, "size": int(sizes[cid]), "name": names[cid][0],
+                     "keywords": json.dumps(names[cid][1], ensure_ascii=False), "representatives": json.dumps(names[cid][2])}
+                    for cid in alive
+                ])
+            rows = [
+                {"document_id": int(d), "run_id": run_id, "cluster_id": int(l), "probability": float(p), "outlier_score": float(o),
+                 "assigned_by": "rebuild", "assigned_at": now}
+                for d, l, p, o in zip(doc_ids, labels, probabilities, outlier_scores)
+            ]
+            for s in range(0, len(rows), 20000):
+                c.execute(insert(assignments), rows[s : s + 20000])
+            ev = [
+                {"run_id": run_id, "at": now, "kind": e.kind, "cluster_id": e.cluster_id, "parents": json.dumps(list(e.parents)),
+                 "children": json.dumps(list(e.children)), "size_before": e.size_before, "size_after": e.size_after}
+                for e in events
+            ]
+            if ev:
+                c.execute(insert(cluster_events), ev)
+            c.execute(update(runs).where(runs.c.id == run_id).values(
+                status="done", finished_at=utcnow(), n_documents=len(doc_ids), n_clusters=len(alive),
+                n_noise=int((labels == NOISE).sum()), timings=json.dumps(timings), params=json.dumps(params),
+            ))
+
+    def record_predictions(self, run_id: int, doc_ids: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, outlier_scores: np.ndarray) -> None:
+        now = utcnow()
+        rows = [
+            {"document_id": int(d), "run_id": run_id, "cluster_id": int(l), "probability": float(p), "outlier_score": float(o),
+             "assigned_by": "predict", "assigned_at": now}
+            for d, l, p, o in zip(doc_ids, labels, probabilities, outlier_scores)
+        ]
+        if rows:
+            with self.engine.begin() as c:
+                c.execute(insert(assignments), rows)
+
+    def noise_pool_size(self, run_id: int) -> int:
+        with self.engine.connect() as c:
+            return c.execute(
+                select(func.count()).select_from(assignments).where(
+                    assignments.c.run_id == run_id, assignments.c.assigned_by == "predict", assignments.c.cluster_id == NOISE
+                )
+            ).scalar_one()
+
+    # -- reading -----------------------------------------------------------------------
+    def export_rows(self):
+        """One row per document: its latest assignment (rebuild or predict), or none yet."""
+        q = text(
+            """
+            SELECT d.key AS key, d.id AS id, a.cluster_id, a.probability, a.outlier_score, a.assigned_by, a.run_id
+            FROM documents d
+            LEFT JOIN assignments a ON a.id = (SELECT MAX(a2.id) FROM assignments a2 WHERE a2.document_id = d.id)
+            ORDER BY d.ingested_at, d.id
+            """
+        )
+        with self.engine.connect() as c:
+            yield from c.execute(q)
+
+    def status(self) -> dict:
+        with self.engine.connect() as c:
+            n_docs = c.execute(select(func.count()).select_from(documents)).scalar_one()
+            run = c.execute(select(runs).where(runs.c.status == "done").order_by(runs.c.id.desc()).limit(1)).first()
+            pending = n_docs if run is None else c.execute(
+                select(func.count()).select_from(documents).where(documents.c.ingested_at >= run.started_at)
+            ).scalar_one()
+            files = dict(c.execute(select(ingested_files.c.state, func.count()).group_by(ingested_files.c.state)).all())
+        return {
+            "documents": n_docs,
+            "clusters": run.n_clusters if run else 0,
+            "noise": run.n_noise if run else 0,
+            "pending_arrivals": pending,
+            "last_rebuild_run": run.id if run else None,
+            "last_rebuild_at": run.finished_at.isoformat(sep=" ") if run else None,
+            "files": files,
+        }
+
+    def cluster_table(self, run_id: int):
+        """Clusters of a run with size, growth since the previous run, first seen, name and representatives."""
+        q = text(
+            """
+            SELECT s.cluster_id, s.size, s.name, s.keywords, s.representatives, c.first_seen,
+                   s.size - COALESCE((SELECT p.size FROM cluster_snapshots p WHERE p.cluster_id = s.cluster_id
+                                      AND p.run_id = (SELECT MAX(run_id) FROM cluster_snapshots q
+                                                      WHERE q.cluster_id = s.cluster_id AND q.run_id < s.run_id)), 0) AS growth
+            FROM cluster_snapshots s JOIN clusters c ON c.id = s.cluster_id
+            WHERE s.run_id = :run ORDER BY growth DESC, s.size DESC
+            """
+        )
+        with self.engine.connect() as c:
+            return c.execute(q, {"run": run_id}).all()
+
+    def documents_with_assignment(self, run_id: int):
+        """Documents a run (or predictions after it) placed, with the text and times the report shows."""
+        q = text(
+            """
+            SELECT d.id, d.title, d.published_at, d.ingested_at, a.cluster_id, a.probability, a.assigned_by
+            FROM assignments a JOIN documents d ON d.id = a.document_id
+            WHERE a.run_id = :run ORDER BY d.id
+            """
+        )
+        with self.engine.connect() as c:
+            return c.execute(q, {"run": run_id}).all()

@@ -1,0 +1,107 @@
+"""SQLAlchemy 2.0 table definitions: the one source the Alembic migrations are written against.
+
+Times are naive UTC. Cluster ids are persistent across runs; -1 means noise.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+ingested_files = Table(
+    "ingested_files",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("sha256", String(64), nullable=False, index=True),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),  # processing, processed, failed, duplicate
+    Column("encoding", String(64)),
+    Column("rows_seen", Integer, nullable=False, default=0),
+    Column("rows_stored", Integer, nullable=False, default=0),
+    Column("rows_duplicate", Integer, nullable=False, default=0),
+    Column("rows_rejected", Integer, nullable=False, default=0),
+    Column("reason", Text),
+    Column("received_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),  # = Milvus primary key
+    Column("key", Text, nullable=False, unique=True),  # guid:…, url:… or text:<sha256>
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("url", Text),
+    Column("published_at", DateTime, index=True),
+    Column("ingested_at", DateTime, nullable=False, index=True),
+    Column("file_id", Integer, ForeignKey("ingested_files.id")),
+    Column("extra", Text),  # JSON of the file's other columns
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("status", String(16), nullable=False),  # running, done, failed
+    Column("n_documents", Integer),
+    Column("n_clusters", Integer),
+    Column("n_noise", Integer),
+    Column("params", Text),  # JSON
+    Column("timings", Text),  # JSON: seconds per stage
+)
+
+clusters = Table(
+    "clusters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("first_run", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("last_run", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("first_seen", DateTime, nullable=False),
+    Column("last_seen", DateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # alive, dead
+)
+
+cluster_snapshots = Table(
+    "cluster_snapshots",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("cluster_id", Integer, ForeignKey("clusters.id"), primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("keywords", Text, nullable=False),  # JSON list
+    Column("representatives", Text, nullable=False),  # JSON list of document ids
+)
+
+assignments = Table(
+    "assignments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("document_id", BigInteger, ForeignKey("documents.id"), nullable=False),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("cluster_id", Integer, nullable=False),  # -1 = noise
+    Column("probability", Float, nullable=False),
+    Column("outlier_score", Float, nullable=False),
+    Column("assigned_by", String(8), nullable=False),  # rebuild or predict
+    Column("assigned_at", DateTime, nullable=False),
+    Index("ix_assignments_document", "document_id", "id"),
+    Index("ix_assignments_run_cluster", "run_id", "cluster_id"),
+)
+
+cluster_events = Table(
+    "cluster_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False, index=True),
+    Column("at", DateTime, nullable=False),
+    Column("kind", String(16), nullable=False),  # born, grew, shrank, split, merged, died
+    Column("cluster_id", Integer, nullable=False, index=True),
+    Column("parents", Text, nullable=False),  # JSON list of cluster ids
+    Column("children", Text, nullable=False),  # JSON list of cluster ids
+    Column("size_before", Integer, nullable=False),
+    Column("size_after", Integer, nullable=False),
+)

@@ -1,0 +1,64 @@
+"""The composition root: settings -> adapters -> the App the use cases run on.
+
+The embedder and Milvus are opened on first use, so reads (status, export, report) touch
+only SQLite: they stay fast and work while `serve` owns the Milvus Lite file.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from . import state as run_state
+from .adapters.sql.repository import SqlRepository, make_engine, upgrade
+from .clustering.assign import PredictionState
+from .config import Settings
+
+
+class App:
+    def __init__(self, settings: Settings, embedder=None, store=None):
+        settings.ensure_dirs()
+        self.settings = settings
+        engine = make_engine(settings.sqlite_path)
+        upgrade(engine)
+        self.repo = SqlRepository(engine)
+        self._embedder = embedder
+        self._store = store
+        self._pstate: tuple[int, PredictionState | None] | None = None
+        # one writer at a time inside a process: the watcher and the scheduler share Milvus and SQLite
+        self.write_lock = threading.RLock()
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from .adapters.embedders import make_embedder
+
+            s = self.settings
+            self._embedder = make_embedder(s.embedder, s.embedder_path, s.embed_batch_size, s.max_text_chars)
+        return self._embedder
+
+    @property
+    def store(self):
+        if self._store is None:
+            from .adapters.milvus import MilvusStore
+
+            s = self.settings
+            self._store = MilvusStore(s.resolved_milvus_uri, s.collection, self.embedder.dim, s.milvus_token)
+        return self._store
+
+    def prediction_state(self, run_id: int) -> PredictionState | None:
+        if self._pstate is None or self._pstate[0] != run_id:
+            self._pstate = (run_id, run_state.load_prediction_state(self.settings.state_dir, run_id))
+        return self._pstate[1]
+
+    def forget_prediction_state(self) -> None:
+        self._pstate = None
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        self.repo.engine.dispose()
+
+
+def build_app(settings: Settings, **adapters) -> App:
+    return App(settings, **adapters)

@@ -1,0 +1,117 @@
+"""Vectors -> neighbour lists -> symmetric sparse distance graph, in O(n·k) memory (never n×n).
+
+Distances are Euclidean between unit vectors, sqrt(2 - 2·cos): a metric, so HDBSCAN's
+mutual reachability means what it says, and monotone in cosine, so Milvus's COSINE
+ranking and ours agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+# scipy drops explicit zeros when it sums or compares sparse matrices, which would cut
+# duplicate headlines (distance 0) out of the graph: floor every edge at this.
+MIN_DISTANCE = 1e-9
+# Exact search is fast enough and exact below this size; HNSW above it.
+EXACT_SEARCH_MAX_N = 200_000
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """Row i: the k nearest other documents of document i, closest first; -1 / inf where fewer exist."""
+
+    indices: np.ndarray  # (n, k) int64
+    distances: np.ndarray  # (n, k) float32
+
+    @property
+    def k(self) -> int:
+        return self.indices.shape[1]
+
+
+def cosine_to_distance(similarity: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.clip(2.0 - 2.0 * similarity, 0.0, 4.0)).astype(np.float32)
+
+
+def knn(vectors: np.ndarray, k: int, *, threads: int | None = None) -> Neighbours:
+    """Each document's k nearest others, by an in-process faiss index.
+
+    Chosen over one Milvus search per document: a full graph needs n searches, and Milvus
+    Lite's brute-force search costs ~2.8 s per 1,000 queries at 100k rows, while faiss
+    FlatIP does the whole 100k graph in seconds. HNSW takes over where exact search
+    grows quadratic.
+    """
+    import faiss
+
+    if threads:
+        faiss.omp_set_num_threads(threads)
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, dim = x.shape
+    k = max(0, min(k, n - 1))
+    if k == 0:
+        return Neighbours(np.full((n, 0), -1, np.int64), np.zeros((n, 0), np.float32))
+    if n <= EXACT_SEARCH_MAX_N:
+        index = faiss.IndexFlatIP(dim)
+    else:
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 64
+        index.hnsw.efSearch = max(64, 2 * k)
+    index.add(x)
+    sims, idx = index.search(x, k + 1)
+    return _drop_self(idx.astype(np.int64), sims, k)
+
+
+def _drop_self(idx: np.ndarray, sims: np.ndarray, k: int) -> Neighbours:
+    """Remove each row's own index; where duplicates outrank it, drop the last column instead."""
+    n = idx.shape[0]
+    is_self = idx == np.arange(n)[:, None]
+    no_self = ~is_self.any(axis=1)
+    is_self[no_self, -1] = True
+    keep = ~is_self
+    out_idx = idx[keep].reshape(n, k)
+    out_sim = sims[keep].reshape(n, k)
+    dist = cosine_to_distance(out_sim)
+    dist[out_idx < 0] = np.inf
+    return Neighbours(out_idx, dist)
+
+
+def core_distances(neigh: Neighbours, min_samples: int) -> np.ndarray:
+    """Distance to the min_samples-th nearest other document (inf where there are fewer)."""
+    if neigh.k == 0:
+        return np.full(neigh.indices.shape[0], np.inf, np.float32)
+    col = min(min_samples, neigh.k) - 1
+    return neigh.distances[:, col].copy()
+
+
+def symmetric_graph(neigh: Neighbours, weights: np.ndarray | None = None) -> sp.csr_matrix:
+    """Undirected kNN graph: an edge wherever either end lists the other, weighted by the smaller value.
+
+    `weights` replaces the raw distances (e.g. mutual reachability); zeros are floored
+    at MIN_DISTANCE so duplicates stay connected.
+    """
+    n, k = neigh.indices.shape
+    w = neigh.distances if weights is None else weights
+    rows = np.repeat(np.arange(n, dtype=np.int64), k)
+    cols = neigh.indices.ravel()
+    vals = np.maximum(w.ravel().astype(np.float64), MIN_DISTANCE)
+    ok = (cols >= 0) & np.isfinite(vals)
+    rows, cols, vals = rows[ok], cols[ok], vals[ok]
+    r = np.concatenate([rows, cols])
+    c = np.concatenate([cols, rows])
+    v = np.concatenate([vals, vals])
+    order = np.lexsort((v, c, r))
+    r, c, v = r[order], c[order], v[order]
+    first = np.ones(len(r), dtype=bool)
+    first[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
+    g = sp.csr_matrix((v[first], (r[first], c[first])), shape=(n, n))
+    g.sort_indices()
+    return g
+
+
+def mutual_reachability(neigh: Neighbours, core: np.ndarray) -> np.ndarray:
+    """max(d(a,b), core(a), core(b)) for every listed pair, shaped like neigh.distances."""
+    idx = np.where(neigh.indices >= 0, neigh.indices, 0)
+    other = np.where(neigh.indices >= 0, core[idx], np.inf)
+    return np.maximum(np.maximum(neigh.distances, core[:, None]), other).astype(np.float32)

@@ -1,0 +1,77 @@
+"""Plain data passed between the core, the use cases and the adapters."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+NOISE = -1
+
+
+def document_key(guid: str | None, url: str | None, title: str, description: str) -> str:
+    """A document's identity: its guid, else its url, else a hash of its text."""
+    if guid and guid.strip():
+        return "guid:" + guid.strip()
+    if url and url.strip():
+        return "url:" + url.strip()
+    digest = hashlib.sha256((title.strip() + "\n" + description.strip()).encode("utf-8")).hexdigest()
+    return "text:" + digest
+
+
+def document_id(key: str) -> int:
+    """Milvus primary key derived from the identity, so a retried insert overwrites instead of doubling."""
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") & ((1 << 63) - 1)
+
+
+@dataclass(frozen=True)
+class Headline:
+    key: str
+    title: str
+    description: str
+    url: str | None
+    published_at: datetime | None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def id(self) -> int:
+        return document_id(self.key)
+
+    @property
+    def text(self) -> str:
+        return f"{self.title}. {self.description}".strip() if self.description else self.title
+
+
+@dataclass(frozen=True)
+class Rejected:
+    line: int
+    reason: str
+    row: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    document_id: int
+    cluster_id: int  # persistent id, NOISE for noise
+    probability: float
+    outlier_score: float
+
+
+@dataclass(frozen=True)
+class ClusterEvent:
+    kind: str  # born, grew, shrank, split, merged, died
+    cluster_id: int
+    parents: tuple[int, ...] = ()
+    children: tuple[int, ...] = ()
+    size_before: int = 0
+    size_after: int = 0
+
+
+@dataclass(frozen=True)
+class ClusterName:
+    keywords: tuple[str, ...]
+    representatives: tuple[int, ...]  # document ids
+
+    @property
+    def label(self) -> str:
+        return ", ".join(self.keywords[:3])

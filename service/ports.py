@@ -1,0 +1,32 @@
+"""The edges the use cases talk to; adapters implement them, bootstrap wires them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+
+
+class VectorStore(Protocol):
+    def upsert(self, ids: np.ndarray, vectors: np.ndarray, published_ts: np.ndarray, ingested_ts: np.ndarray) -> None: ...
+
+    def count(self) -> int: ...
+
+    def existing_ids(self, ids: Sequence[int]) -> set[int]: ...
+
+    def iter_vectors(self, batch_size: int = 5000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) batches covering the whole collection."""
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, cosine distances) of each query's k nearest stored vectors; missing slots are id -1, distance inf."""
+
+    def close(self) -> None: ...
