@@ -39,7 +39,7 @@ def main(
     help_settings: bool = typer.Option(False, "--help-settings", help="List every setting with its default and exit."),
 ):
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pymilvus").setLevel(logging.ERROR)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     if help_settings:
         for name, default, help in describe_settings():
             _say(f"{name:22} {default!s:28} {help}  [env NEWSCLUST_{name.upper()}]")

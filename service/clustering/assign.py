@@ -58,7 +58,7 @@ def place(state: PredictionState, neighbour_pos: np.ndarray, neighbour_dist: np.
     labels = np.full(m, NOISE, np.int64)
     probs = np.zeros(m, np.float32)
     outlier = np.ones(m, np.float32)
-    if m == 0 or neighbour_pos.shape[1] == 0 or len(state.doc_ids) == 0:
+    if m == 0 or neighbour_pos.shape[1] == 0 or len(state.doc_ids) == 0 or len(state.cluster_ids) == 0:
         return Placement(labels, probs, outlier)
 
     valid = neighbour_pos >= 0

@@ -1,0 +1,160 @@
+"""The pure core: graph, HDBSCAN fit, placement of arrivals, identity matching."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.clustering.assign import PredictionState, place
+from service.clustering.graph import MIN_DISTANCE, core_distances, knn, symmetric_graph
+from service.clustering.hdbscan_fit import HdbscanParams, fit_hdbscan
+from service.clustering.identity import match_clusters
+from service.domain import NOISE
+
+from .conftest import unit_vectors
+
+
+def fit(x, **kw):
+    neigh = knn(x, 10)
+    return neigh, fit_hdbscan(symmetric_graph(neigh), HdbscanParams(**{"min_cluster_size": 8, "min_samples": 3, **kw}))
+
+
+def state_from(ids, f, min_samples=3):
+    return PredictionState(doc_ids=ids, labels=f.labels, probabilities=f.probabilities, outlier_scores=f.outlier_scores,
+                           core_distances=f.core_distances, cluster_ids=np.arange(f.n_clusters), cluster_max_edge=f.cluster_max_edge,
+                           cluster_min_core=f.cluster_min_core, min_samples=min_samples)
+
+
+def test_graph_is_symmetric_and_keeps_duplicates():
+    rng = np.random.default_rng(0)
+    x, _ = unit_vectors(rng, 3, 20)
+    x[1] = x[0]  # an exact duplicate: distance 0 must stay an edge
+    neigh = knn(x, 5)
+    g = symmetric_graph(neigh)
+    assert (g != g.T).nnz == 0
+    assert g[0, 1] == MIN_DISTANCE or g[1, 0] == MIN_DISTANCE
+    assert not np.any(neigh.indices == np.arange(len(x))[:, None])  # no self loops
+
+
+def test_disconnected_graph_clusters_each_component():
+    rng = np.random.default_rng(1)
+    x, truth = unit_vectors(rng, 4, 30, spread=0.02)
+    neigh, f = fit(x)
+    g = symmetric_graph(neigh)
+    from scipy.sparse.csgraph import connected_components
+
+    assert connected_components(g)[0] >= 4  # the kNN graph falls apart into the groups
+    assert f.n_clusters == 4
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(truth, f.labels) > 0.95
+
+
+def test_single_document_and_empty():
+    x = np.ones((1, 8), np.float32) / np.sqrt(8)
+    neigh, f = fit(x)
+    assert f.labels.tolist() == [NOISE] and f.n_clusters == 0
+    _, f0 = fit(np.zeros((0, 8), np.float32))
+    assert len(f0.labels) == 0
+
+
+def test_all_noise_when_nothing_is_dense():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 64)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    _, f = fit(x, min_cluster_size=30)
+    assert f.n_clusters <= 1  # uniform noise on a sphere has no real structure
+    assert len(f.labels) == 40
+
+
+def test_many_duplicates_do_not_break_the_fit():
+    x = np.tile(np.eye(1, 16, dtype=np.float32), (30, 1))
+    rng = np.random.default_rng(3)
+    y, _ = unit_vectors(rng, 2, 20, dim=16)
+    neigh, f = fit(np.vstack([x, y]))
+    assert len(f.labels) == 70 and np.all(np.isfinite(f.outlier_scores))
+
+
+def test_predict_on_fitted_documents_reproduces_their_labels():
+    rng = np.random.default_rng(4)
+    x, _ = unit_vectors(rng, 5, 25, spread=0.05)
+    ids = np.arange(len(x), dtype=np.int64) * 3 + 11
+    _, f = fit(x)
+    s = state_from(ids, f)
+    # query the fitted documents themselves: each finds itself at distance 0 first
+    neigh = knn(np.vstack([x, x]), 10)
+    pos = neigh.indices[: len(x)] % len(x)
+    dist = neigh.distances[: len(x)]
+    got = place(s, pos, dist)
+    assert np.array_equal(got.labels, f.labels)
+
+
+def test_arrivals_near_a_cluster_join_it_and_far_ones_are_noise():
+    rng = np.random.default_rng(5)
+    x, truth = unit_vectors(rng, 3, 40, dim=32, spread=0.03)
+    ids = np.arange(len(x), dtype=np.int64)
+    _, f = fit(x)
+    s = state_from(ids, f)
+    new = x[::10] + rng.normal(scale=0.01, size=x[::10].shape)
+    new /= np.linalg.norm(new, axis=1, keepdims=True)
+    far = rng.normal(size=(5, 32))
+    far /= np.linalg.norm(far, axis=1, keepdims=True)
+    q = np.vstack([new, far]).astype(np.float32)
+    sims = q @ x.T
+    pos = np.argsort(-sims, axis=1)[:, :10]
+    dist = np.sqrt(np.clip(2 - 2 * np.take_along_axis(sims, pos, axis=1), 0, 4)).astype(np.float32)
+    got = place(s, pos, dist)
+    near = got.labels[: len(new)]
+    assert np.all((near == f.labels[::10]) | (near == NOISE))  # never a wrong cluster
+    assert np.mean(near == f.labels[::10]) >= 0.9  # the rule is strict at the edges, by design
+    assert np.all(got.labels[len(new):] == NOISE)
+    assert np.all((got.probabilities >= 0) & (got.probabilities <= 1))
+    assert np.all(got.outlier_scores[len(new):] > got.outlier_scores[: len(new)].max())
+
+
+def test_identity_keeps_ids_when_nothing_changes():
+    prev_docs = np.arange(100, dtype=np.int64)
+    prev = np.repeat([7, 9, 12, NOISE], 25).astype(np.int64)
+    new = np.repeat([2, 0, 1, NOISE], 25).astype(np.int64)  # same groups, numbered afresh
+    m = match_clusters(prev_docs, prev, prev_docs, new, next_id=13)
+    assert m.ids.tolist() == [9, 12, 7] and m.events == [] and m.next_id == 13
+
+
+def test_identity_records_split_merge_birth_death():
+    docs = np.arange(120, dtype=np.int64)
+    prev = np.repeat([1, 2, 3, 4], 30).astype(np.int64)
+    # 1 splits in two halves, 2 and 3 merge, 4 dies, and a new group is born from nothing
+    new = np.concatenate([np.repeat([0, 1], 15), np.full(60, 2), np.full(30, NOISE)]).astype(np.int64)
+    new_docs = docs
+    m = match_clusters(docs, prev, new_docs, new, next_id=5)
+    kinds = {(e.kind, e.cluster_id) for e in m.events}
+    assert ("split", 1) in kinds and ("died", 4) in kinds
+    assert any(k == "merged" for k, _ in kinds)
+    gone = {1, 2, 3, 4} - set(m.ids.tolist())
+    for g in gone:  # every id that disappears says why
+        assert any(e.cluster_id == g and e.kind in ("died", "merged", "split") for e in m.events)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=-1, max_value=6), min_size=1, max_size=80), st.randoms(use_true_random=False))
+def test_identity_is_a_bijection_under_renumbering(labels, rnd):
+    labels = np.array(labels, np.int64)
+    docs = np.arange(len(labels), dtype=np.int64)
+    present = sorted(set(labels[labels >= 0].tolist()))
+    # previous run: the same groups under arbitrary persistent ids
+    pids = rnd.sample(range(100, 200), len(present))
+    to_prev = dict(zip(present, pids))
+    prev = np.array([to_prev.get(int(v), NOISE) for v in labels], np.int64)
+    dense = {c: i for i, c in enumerate(present)}
+    new = np.array([dense.get(int(v), NOISE) for v in labels], np.int64)
+    m = match_clusters(docs, prev, docs, new, next_id=500)
+    assert [int(m.ids[dense[c]]) for c in present] == pids
+
+
+def test_placement_without_any_cluster_is_noise():
+    rng = np.random.default_rng(6)
+    x, _ = unit_vectors(rng, 1, 3)
+    _, f = fit(x)
+    got = place(state_from(np.arange(3), f), np.array([[0, 1, 2]]), np.array([[0.1, 0.2, 0.3]], np.float32))
+    assert got.labels.tolist() == [NOISE]

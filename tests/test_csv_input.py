@@ -1,0 +1,76 @@
+"""CSV parsing: aliases, identity, encodings, and file-level failures that name the file and line."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.domain import document_key
+from service.ingest import BadFile, read_headlines
+
+
+def parse(path):
+    info, chunks = read_headlines(path)
+    heads, rejects = [], []
+    for c in chunks:
+        heads += c.headlines
+        rejects += c.rejects
+    return info, heads, rejects
+
+
+def test_aliases_and_metadata(tmp_path):
+    p = tmp_path / "a.csv"
+    p.write_text("headline,short_description,link,date,venue\nRivers rise,Heavy rain,http://x/1,2026-01-02T03:04:00Z,Daily\n")
+    info, heads, rejects = parse(p)
+    h = heads[0]
+    assert (h.title, h.description, h.url) == ("Rivers rise", "Heavy rain", "http://x/1")
+    assert h.published_at.isoformat() == "2026-01-02T03:04:00"
+    assert h.extra == {"venue": "Daily"}
+    assert h.key == "url:http://x/1" and not rejects
+
+
+def test_identity_prefers_guid_then_url_then_text():
+    assert document_key("g1", "u", "t", "d") == "guid:g1"
+    assert document_key("", "u", "t", "d") == "url:u"
+    assert document_key(None, None, "t", "d") == document_key(None, None, " t", "d ")
+    assert document_key(None, None, "t", "d").startswith("text:")
+
+
+def test_blank_titles_are_rejected_with_line_numbers(tmp_path):
+    p = tmp_path / "b.csv"
+    p.write_text("title,description\nGood one,x\n  ,no title here\nAnother,y\n")
+    _, heads, rejects = parse(p)
+    assert [h.title for h in heads] == ["Good one", "Another"]
+    assert [(r.line, r.reason) for r in rejects] == [(3, "blank title")]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty file"),
+        (b"title,description\n", "header only"),
+        (b"name_of_thing;other\nx;y\n", "no 'title' column"),
+        (b"headline_text;body\nx;y\n", "semicolon-delimited"),
+        (b"\x00\x01\x02binary\xff\xfe" * 50, "binary"),
+        (b'title,description\n"unclosed quote,here\nmore\n', "quoting"),
+    ],
+)
+def test_bad_files_raise_a_reason_naming_the_file(tmp_path, content, message):
+    p = tmp_path / "bad.csv"
+    p.write_bytes(content)
+    with pytest.raises(BadFile) as err:
+        parse(p)
+    assert "bad.csv" in str(err.value) and message in str(err.value)
+
+
+def test_non_utf8_falls_back_to_latin1_and_says_so(tmp_path):
+    p = tmp_path / "l1.csv"
+    p.write_bytes("title\nCaf\u00e9 opens\n".encode("latin-1"))
+    info, heads, _ = parse(p)
+    assert info.encoding.startswith("latin-1") and heads[0].title == "Caf\u00e9 opens"
+
+
+def test_utf8_bom(tmp_path):
+    p = tmp_path / "bom.csv"
+    p.write_bytes("\ufefftitle\nHello\n".encode("utf-8"))
+    info, heads, _ = parse(p)
+    assert info.encoding == "utf-8-sig" and heads[0].title == "Hello"

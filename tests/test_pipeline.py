@@ -1,0 +1,125 @@
+"""The whole path on real parts: CSV -> MiniLM -> Milvus Lite -> SQLite (migrated by Alembic) -> rebuild -> export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from service import usecases
+
+from .conftest import write_csv
+
+ROWS = [
+    {"guid": f"g{i}", "title": t, "description": d}
+    for i, (t, d) in enumerate(
+        [("Wildfire forces evacuations in the valley", "Crews fight flames"), ("Firefighters battle wildfire near homes", "Smoke everywhere"),
+         ("Central bank raises interest rates", "Inflation stays high"), ("Interest rate hike rattles bond markets", "Yields climb"),
+         ("Striker scores twice in cup final", "Fans celebrate"), ("Cup final ends in penalty shootout", "Keeper saves two")]
+    )
+]
+
+
+def counts(app):
+    with app.repo.engine.connect() as c:
+        n_sql = c.execute(text("SELECT COUNT(*) FROM documents")).scalar_one()
+    return n_sql, app.store.count()
+
+
+def drop(app, name, rows, header=None):
+    return write_csv(app.settings.inbox / name, rows, header)
+
+
+def test_ingest_twice_is_ingest_once(make_app):
+    app = make_app()
+    first = usecases.ingest_file(app, drop(app, "a.csv", ROWS))
+    assert (first.state, first.stored) == ("processed", 6)
+    again = usecases.ingest_file(app, drop(app, "a-again.csv", ROWS))  # same bytes, new name
+    assert again.state == "duplicate"
+    overlap = usecases.ingest_file(app, drop(app, "b.csv", ROWS[3:] + [{"guid": "g99", "title": "New story", "description": ""}]))
+    assert (overlap.stored, overlap.duplicates) == (1, 3)
+    assert counts(app) == (7, 7)
+    assert sorted(p.name for p in app.settings.processed_dir.iterdir()) == ["a-again.csv", "a.csv", "b.csv"]
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(range(len(ROWS))), min_size=1, max_size=12))
+def test_any_repetition_of_rows_stores_each_once(make_app, tmp_path_factory, picks):
+    app = make_app(home=tmp_path_factory.mktemp("h"))
+    rows = [ROWS[i] for i in picks]
+    usecases.ingest_file(app, drop(app, "x.csv", rows))
+    usecases.ingest_file(app, drop(app, "y.csv", list(reversed(rows)) + [ROWS[picks[0]]]))
+    assert counts(app) == (len(set(picks)),) * 2
+
+
+def test_bad_files_go_to_failed_with_a_reason_and_the_stream_goes_on(make_app):
+    app = make_app()
+    no_title = usecases.ingest_file(app, drop(app, "no-title.csv", [{"heading": "x", "body": "y"}]))
+    (app.settings.inbox / "junk.csv").write_bytes(bytes(range(256)) * 40)
+    junk = usecases.ingest_file(app, app.settings.inbox / "junk.csv")
+    good = usecases.ingest_file(app, drop(app, "good.csv", ROWS))
+    assert no_title.state == junk.state == "failed" and good.state == "processed"
+    failed = app.settings.failed_dir
+    assert "no 'title' column" in (failed / "no-title.csv.reason.txt").read_text()
+    assert "binary" in (failed / "junk.csv.reason.txt").read_text()
+    assert (failed / "junk.csv").exists() and (failed / "no-title.csv").exists()
+    assert counts(app) == (6, 6)
+
+
+def test_blank_title_rows_are_kept_in_a_rejects_file(make_app):
+    app = make_app()
+    r = usecases.ingest_file(app, drop(app, "mixed.csv", ROWS[:2] + [{"guid": "bad", "title": " ", "description": "lost?"}]))
+    assert (r.state, r.stored, r.rejected) == ("processed", 2, 1)
+    rejects = list(csv.DictReader((app.settings.failed_dir / "mixed.csv.rejects.csv").open()))
+    assert rejects[0]["reason"] == "blank title" and rejects[0]["description"] == "lost?"
+
+
+def export_rows(app):
+    buf = io.StringIO()
+    usecases.export_csv(app, buf)
+    return list(csv.DictReader(io.StringIO(buf.getvalue())))
+
+
+def test_rebuild_then_export_then_arrivals_are_predicted(make_app, demo_days):
+    files, truth = demo_days
+    app = make_app()
+    for f in files[:-1]:
+        usecases.ingest_file(app, shutil.copy(f, app.settings.inbox / f.name))
+    r = usecases.rebuild(app, write_report_after=False)
+    assert r.clusters >= 10
+    rows = export_rows(app)
+    assert len(rows) == r.documents and all(x["assigned_by"] == "rebuild" for x in rows)
+    assert set(rows[0]) == {"guid", "cluster_id", "probability", "outlier_score", "assigned_by", "run_id"}
+
+    last = usecases.ingest_file(app, shutil.copy(files[-1], app.settings.inbox / files[-1].name))
+    rows = export_rows(app)
+    predicted = [x for x in rows if x["assigned_by"] == "predict"]
+    assert len(predicted) == last.stored > 0
+    assert all(x["run_id"] == str(r.run_id) for x in predicted)
+    # most arrivals land in the cluster of their own story
+    story_cluster = {}
+    for x in rows:
+        if x["assigned_by"] == "rebuild" and x["cluster_id"] != "-1":
+            story_cluster.setdefault(truth[x["guid"]], []).append(x["cluster_id"])
+    majority = {s: max(set(c), key=c.count) for s, c in story_cluster.items()}
+    placed = [x for x in predicted if x["cluster_id"] != "-1"]
+    assert len(placed) >= 0.5 * len(predicted)
+    assert np.mean([majority.get(truth[x["guid"]]) == x["cluster_id"] for x in placed]) >= 0.8
+
+
+def test_rebuild_twice_on_the_same_data_keeps_every_id(make_app, demo_days):
+    files, _ = demo_days
+    app = make_app()
+    for f in files[:3]:
+        usecases.ingest_file(app, shutil.copy(f, app.settings.inbox / f.name))
+    a = usecases.rebuild(app, write_report_after=False)
+    b = usecases.rebuild(app, write_report_after=False)
+    da, la = app.repo.run_labels(a.run_id)
+    db, lb = app.repo.run_labels(b.run_id)
+    assert np.array_equal(da, db) and np.array_equal(la, lb)
+    assert set(b.events) <= {"grew", "shrank"} and not b.events  # nothing was born, died, split or merged
