@@ -77,10 +77,12 @@ class BgeM3Embedder:
         _offline()
         _threads()
         from FlagEmbedding import BGEM3FlagModel
+        from transformers import AutoConfig
 
         self.name = "bge-m3"
-        self._model = BGEM3FlagModel(str(path or "BAAI/bge-m3"), use_fp16=False, devices="cpu")
-        self.dim = int(self._model.model.model.config.hidden_size)
+        source = str(path or "BAAI/bge-m3")
+        self.dim = int(AutoConfig.from_pretrained(source).hidden_size)  # dense vectors are the CLS hidden state
+        self._model = BGEM3FlagModel(source, use_fp16=False, devices="cpu")
         self.batch_size = batch_size
         self.max_chars = max_chars
 
