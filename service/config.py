@@ -34,6 +34,8 @@ class Settings:
     cluster_selection: str = _setting("leaf", "HDBSCAN cluster selection: 'leaf' (fine stories) or 'eom' (coarse topics).")
     assign_neighbours: int = _setting(20, "Fitted neighbours consulted when placing an arrival between rebuilds.")
     match_min_jaccard: float = _setting(0.2, "Smallest member overlap (Jaccard) for a new cluster to inherit an old cluster's id.")
+    window_days: float = _setting(0.0, "Cluster only documents of the last N days (0: all). Older ones keep their final assignment in history.")
+    window_by: str = _setting("published", "Which time the window uses: 'published' (falls back to ingested where unknown) or 'ingested'.")
     rebuild_interval_s: int = _setting(600, "Seconds between scheduled rebuilds in `serve`.")
     rebuild_min_pending: int = _setting(1, "A scheduled rebuild is skipped when fewer arrivals than this came since the last one.")
     noise_pool_trigger: int = _setting(200, "Arrivals left as noise since the last rebuild that trigger an early rebuild.")

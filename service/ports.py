@@ -23,8 +23,8 @@ class VectorStore(Protocol):
 
     def existing_ids(self, ids: Sequence[int]) -> set[int]: ...
 
-    def iter_vectors(self, batch_size: int = 5000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, vectors) batches covering the whole collection."""
+    def all_vectors(self, since_ts: int | None = None, by: str = "published") -> tuple[np.ndarray, np.ndarray]:
+        """(ids sorted, vectors) of the whole collection, or of documents since since_ts (unix seconds)."""
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, cosine distances) of each query's k nearest stored vectors; missing slots are id -1, distance inf."""

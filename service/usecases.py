@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import time
+from datetime import timedelta, timezone
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -190,7 +191,8 @@ def _store_headlines(app, headlines: list[Headline], file_id: int, t: dict[str, 
 
 
 def _ts(dt) -> int:
-    return int(dt.timestamp()) if dt is not None else 0
+    """Unix seconds of a naive-UTC datetime (0 for unknown)."""
+    return int(dt.replace(tzinfo=timezone.utc).timestamp()) if dt is not None else 0
 
 
 def assign_arrivals(app, ids: np.ndarray, vectors: np.ndarray) -> int:
@@ -231,7 +233,7 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
     t: dict[str, float] = {}
     try:
         t0 = time.perf_counter()
-        doc_ids, vectors = app.store.all_vectors()
+        doc_ids, vectors = app.store.all_vectors(since_ts=_window_start(app), by=s.window_by)
         t["read_vectors"] = time.perf_counter() - t0
         progress("vectors", len(doc_ids))
 
@@ -291,6 +293,17 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
         result.report = str(write_report(app, run_id))
         result.seconds["report"] = round(time.perf_counter() - t0, 3)
     return result
+
+
+def _window_start(app) -> int | None:
+    """The window ends at the newest document's time, not the wall clock, so a replayed stream behaves like a live one."""
+    s = app.settings
+    if s.window_days <= 0:
+        return None
+    newest = app.repo.newest_time(s.window_by)
+    if newest is None:
+        return None
+    return _ts(newest - timedelta(days=s.window_days))
 
 
 def write_report(app, run_id: int | None = None, out: Path | None = None) -> Path:

@@ -84,9 +84,9 @@ class MilvusStore:
             found.update(int(r["id"]) for r in res)
         return found
 
-    def iter_vectors(self, batch_size: int = 5000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def iter_vectors(self, batch_size: int = 5000, since_ts: int | None = None, by: str = "published") -> Iterator[tuple[np.ndarray, np.ndarray]]:
         batch_size = min(batch_size, self._rows_per_request())
-        it = self.client.query_iterator(self.collection, batch_size=batch_size, filter="", output_fields=["id", "vector"])
+        it = self.client.query_iterator(self.collection, batch_size=batch_size, filter=_window_filter(since_ts, by), output_fields=["id", "vector"])
         try:
             while True:
                 rows = it.next()
@@ -98,10 +98,10 @@ class MilvusStore:
         finally:
             it.close()
 
-    def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every (id, vector), sorted by id so the same data always yields the same order."""
+    def all_vectors(self, since_ts: int | None = None, by: str = "published") -> tuple[np.ndarray, np.ndarray]:
+        """Every (id, vector) (of the time window, if given), sorted by id so the same data always yields the same order."""
         ids, vecs = [], []
-        for i, v in self.iter_vectors():
+        for i, v in self.iter_vectors(since_ts=since_ts, by=by):
             ids.append(i)
             vecs.append(v)
         if not ids:
@@ -133,3 +133,11 @@ class MilvusStore:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _window_filter(since_ts: int | None, by: str) -> str:
+    if since_ts is None:
+        return ""
+    if by == "ingested":
+        return f"ingested_ts >= {int(since_ts)}"
+    return f"(published_ts >= {int(since_ts)}) or (published_ts == 0 and ingested_ts >= {int(since_ts)})"

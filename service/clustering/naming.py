@@ -38,7 +38,7 @@ def name_clusters(texts: list[str], labels: np.ndarray, vectors: np.ndarray, n_k
         keywords: tuple[str, ...] = ()
         if counts is not None:
             w = weights.getrow(row)
-            top = w.indices[np.argsort(-w.data, kind="stable")][: n_keywords * 2]
+            top = w.indices[np.argsort(-w.data, kind="stable")][: n_keywords * 4]
             keywords = _drop_contained(tuple(terms[t] for t in top))[:n_keywords]
         members = np.flatnonzero(labels == c)
         centre = vectors[members].mean(axis=0)
@@ -49,12 +49,12 @@ def name_clusters(texts: list[str], labels: np.ndarray, vectors: np.ndarray, n_k
 
 
 def _drop_contained(terms: tuple[str, ...]) -> tuple[str, ...]:
-    """'wildfire' and 'wildfire evacuation' say one thing twice: keep the bigram, drop its words."""
-    bigram_words = {w for t in terms if " " in t for w in t.split()}
-    out, seen = [], set()
+    """'contested ballots' and 'ballots districts' say one thing twice: a term sharing a word with a better one is dropped."""
+    out, used = [], set()
     for t in terms:
-        if (" " not in t and t in bigram_words) or t in seen:
+        words = set(t.split())
+        if words & used:
             continue
-        seen.add(t)
+        used |= words
         out.append(t)
     return tuple(out)

@@ -107,6 +107,11 @@ class SqlRepository:
         with self.engine.connect() as c:
             return {r.id: (r.published_at, r.ingested_at) for r in c.execute(select(documents.c.id, documents.c.published_at, documents.c.ingested_at))}
 
+    def newest_time(self, by: str) -> datetime | None:
+        col = documents.c.ingested_at if by == "ingested" else func.coalesce(documents.c.published_at, documents.c.ingested_at)
+        with self.engine.connect() as c:
+            return c.execute(select(func.max(col))).scalar_one()
+
     def count_documents(self) -> int:
         with self.engine.connect() as c:
             return c.execute(select(func.count()).select_from(documents)).scalar_one()
