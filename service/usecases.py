@@ -23,10 +23,10 @@ import numpy as np
 from . import state as run_state
 from .adapters.sql.repository import utcnow
 from .clustering.assign import PredictionState, place
-from .clustering.graph import knn, symmetric_graph
-from .clustering.hdbscan_fit import HdbscanParams, fit_hdbscan
+from .clustering.graph import knn
+from .clustering.hdbscan_fit import HdbscanParams, fit_clusters
 from .clustering.identity import match_clusters
-from .clustering.layout import layout_2d
+from .clustering.layout import initial_positions, layout_2d
 from .clustering.naming import name_clusters
 from .domain import NOISE, Headline, Rejected
 from .ingest import BadFile, read_headlines
@@ -228,7 +228,8 @@ class RebuildResult:
 def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progress) -> RebuildResult:
     """Full rebuild: vectors from Milvus -> kNN graph -> HDBSCAN -> persistent ids -> names -> one SQLite commit."""
     s = app.settings
-    params = HdbscanParams(min_cluster_size=s.min_cluster_size, min_samples=s.min_samples, selection=s.cluster_selection)
+    params = HdbscanParams(min_cluster_size=s.min_cluster_size, min_samples=s.min_samples, selection=s.cluster_selection,
+                           recipe=s.recipe, umap_dims=s.umap_dims, seed=s.seed)
     run_id = app.repo.start_run({**asdict(params), "knn_k": s.knn_k})
     t: dict[str, float] = {}
     try:
@@ -239,11 +240,10 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
 
         t0 = time.perf_counter()
         neigh = knn(vectors, s.knn_k)
-        graph = symmetric_graph(neigh)
         t["graph"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        fit = fit_hdbscan(graph, params)
+        fit = fit_clusters(neigh, vectors, params)
         t["cluster"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -273,7 +273,7 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
         t0 = time.perf_counter()
         app.repo.commit_run(run_id, doc_ids=doc_ids, labels=labels, probabilities=fit.probabilities, outlier_scores=fit.outlier_scores,
                             names=names, events=matching.events, timings={k: round(v, 3) for k, v in t.items()},
-                            params={**asdict(params), "knn_k": s.knn_k, "min_cluster_size_used": fit.min_cluster_size})
+                            params={**asdict(params), "knn_k": s.knn_k, "min_cluster_size_used": fit.min_cluster_size, "recipe_used": fit.recipe})
         t["commit"] = time.perf_counter() - t0
     except Exception as exc:
         app.repo.fail_run(run_id, f"{type(exc).__name__}: {exc}")
@@ -286,13 +286,29 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
                            min_cluster_size=fit.min_cluster_size, events=events, seconds={k: round(v, 3) for k, v in t.items()})
     if write_report_after:
         t0 = time.perf_counter()
-        xy = layout_2d(vectors, seed=s.seed)
+        xy = layout_2d(vectors, seed=s.seed, init=_previous_layout(app, prev, doc_ids, neigh))
         run_state.save_layout(s.state_dir, run_id, doc_ids, xy)
         result.seconds["layout"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         result.report = str(write_report(app, run_id))
         result.seconds["report"] = round(time.perf_counter() - t0, 3)
     return result
+
+
+def _previous_layout(app, prev_run, doc_ids: np.ndarray, neigh) -> np.ndarray | None:
+    """The last map's coordinates as a start, so clusters stay where readers saw them."""
+    if prev_run is None:
+        return None
+    stored = run_state.load_layout(app.settings.state_dir, prev_run.id)
+    if stored is None:
+        return None
+    prev_ids, prev_xy = stored
+    order = np.argsort(prev_ids)
+    at = np.clip(np.searchsorted(prev_ids[order], doc_ids), 0, len(prev_ids) - 1)
+    found = prev_ids[order][at] == doc_ids
+    previous = np.full((len(doc_ids), 2), np.nan, np.float32)
+    previous[found] = prev_xy[order][at[found]]
+    return initial_positions(previous, neigh, np.random.default_rng(app.settings.seed))
 
 
 def _window_start(app) -> int | None:
@@ -307,21 +323,28 @@ def _window_start(app) -> int | None:
 
 
 def write_report(app, run_id: int | None = None, out: Path | None = None) -> Path:
-    from .report.page import render_report
+    """Render a run's page from the SQLite history and its stored layout; refresh latest.html and index.html."""
+    from .report.page import render_index, render_report
 
     s = app.settings
     run = app.repo.run(run_id) if run_id else app.repo.latest_run()
-    if run is None:
-        raise LookupError("no finished rebuild yet: run `newsclust rebuild` first")
+    if run is None or run.status != "done":
+        raise LookupError(f"no finished rebuild {'with id ' + str(run_id) if run_id else 'yet'}: run `newsclust rebuild` first")
     layout = run_state.load_layout(s.state_dir, run.id)
     html = render_report(app.repo, run, layout, max_points=s.report_max_points, seed=s.seed)
     s.reports_dir.mkdir(parents=True, exist_ok=True)
-    targets = [out] if out else [s.reports_dir / f"run-{run.id}.html", s.reports_dir / "latest.html"]
-    if not out:
-        _write_plotly_js(s.reports_dir)
-    for target in targets:
-        _atomic_write(target, html)
-    return targets[0]
+    if out:
+        _write_plotly_js(out.parent)
+        _atomic_write(out, html)
+        return out
+    _write_plotly_js(s.reports_dir)
+    page = s.reports_dir / f"run-{run.id}.html"
+    _atomic_write(page, html)
+    latest = app.repo.latest_run()
+    if latest is not None and latest.id == run.id:
+        _atomic_write(s.reports_dir / "latest.html", html)
+    _atomic_write(s.reports_dir / "index.html", render_index(app.repo.done_runs()))
+    return page
 
 
 def _write_plotly_js(folder: Path) -> None:

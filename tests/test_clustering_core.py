@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.clustering.assign import PredictionState, place
 from service.clustering.graph import MIN_DISTANCE, core_distances, knn, symmetric_graph
-from service.clustering.hdbscan_fit import HdbscanParams, fit_hdbscan
+from service.clustering.hdbscan_fit import HdbscanParams, fit_clusters
 from service.clustering.identity import match_clusters
 from service.domain import NOISE
 
@@ -17,7 +18,7 @@ from .conftest import unit_vectors
 
 def fit(x, **kw):
     neigh = knn(x, 10)
-    return neigh, fit_hdbscan(symmetric_graph(neigh), HdbscanParams(**{"min_cluster_size": 8, "min_samples": 3, **kw}))
+    return neigh, fit_clusters(neigh, x, HdbscanParams(**{"min_cluster_size": 8, "min_samples": 3, "recipe": "graph", **kw}))
 
 
 def state_from(ids, f, min_samples=3):
@@ -37,10 +38,14 @@ def test_graph_is_symmetric_and_keeps_duplicates():
     assert not np.any(neigh.indices == np.arange(len(x))[:, None])  # no self loops
 
 
-def test_disconnected_graph_clusters_each_component():
+RECIPES = pytest.mark.parametrize("recipe", ["graph", "umap"])
+
+
+@RECIPES
+def test_disconnected_graph_clusters_each_component(recipe):
     rng = np.random.default_rng(1)
     x, truth = unit_vectors(rng, 4, 30, spread=0.02)
-    neigh, f = fit(x)
+    neigh, f = fit(x, recipe=recipe)
     g = symmetric_graph(neigh)
     from scipy.sparse.csgraph import connected_components
 
@@ -76,11 +81,13 @@ def test_many_duplicates_do_not_break_the_fit():
     assert len(f.labels) == 70 and np.all(np.isfinite(f.outlier_scores))
 
 
-def test_predict_on_fitted_documents_reproduces_their_labels():
+@RECIPES
+def test_predict_on_fitted_documents_reproduces_their_labels(recipe):
     rng = np.random.default_rng(4)
     x, _ = unit_vectors(rng, 5, 25, spread=0.05)
     ids = np.arange(len(x), dtype=np.int64) * 3 + 11
-    _, f = fit(x)
+    _, f = fit(x, recipe=recipe)
+    assert f.recipe == recipe and f.n_clusters >= 4
     s = state_from(ids, f)
     # query the fitted documents themselves: each finds itself at distance 0 first
     neigh = knn(np.vstack([x, x]), 10)

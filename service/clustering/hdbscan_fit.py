@@ -1,94 +1,136 @@
-"""Sparse distance graph -> labels, membership probabilities, GLOSH outlier scores, prediction state.
+"""kNN graph (+ vectors) -> labels, membership probabilities, GLOSH outlier scores, prediction state.
 
-HDBSCAN runs on the sparse graph itself through fast_hdbscan's precomputed path, which
-keeps explicit zeros (duplicate headlines) and bridges disconnected components instead
-of failing as hdbscan's sparse path does. Memory is O(edges).
+Two recipes, chosen by the quality harness (bench/quality.py, figures in the README):
+- "umap" (default): UMAP to a few dimensions started from *our* kNN graph (no second
+  neighbour search), then HDBSCAN there. Density is meaningful in 5-d and not in 384-d:
+  on AG News it lifts AMI from ~0.2 (raw graph) to ~0.36 at a fraction of the noise.
+- "graph": HDBSCAN straight on the sparse 384-d graph through fast_hdbscan's precomputed
+  path (keeps duplicate zero distances, bridges disconnected components). Cheapest at
+  scale; coarser quality on real news.
+Either way the state for placing arrivals is measured in the original space, where
+arrivals' Milvus neighbours live: core distances, and per cluster its loosest internal
+mutual-reachability MST edge and its densest core.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.csgraph import minimum_spanning_tree
 
 from ..domain import NOISE
+from .graph import Neighbours, core_distances, mutual_reachability, symmetric_graph
+
+RECIPES = ("umap", "graph")
+# Below this many documents UMAP has too few neighbours to work with: the graph recipe takes over.
+UMAP_MIN_DOCUMENTS = 50
 
 
 @dataclass(frozen=True)
 class HdbscanParams:
     min_cluster_size: int = 0  # 0: scaled with n by scaled_min_cluster_size
-    min_samples: int = 3
-    selection: str = "leaf"  # "leaf" or "eom"
-    max_cluster_share: float = 0.2  # eom only: a cluster above this share of documents means collapse; fall back to leaf
+    min_samples: int = 5
+    selection: str = "eom"  # "eom" or "leaf"
+    recipe: str = "umap"
+    umap_dims: int = 5
+    max_cluster_share: float = 0.5  # eom: a cluster above this share of documents is a collapse; re-select by leaf
+    seed: int = 42
 
 
 def scaled_min_cluster_size(n: int) -> int:
-    """Stories grow with the stream; a fixed size either shatters small data or drowns stories in big data."""
-    return int(max(5, min(100, round(math.sqrt(max(n, 1)) / 3))))
+    """Stories grow with the stream: a fixed size shatters big data or drowns small stories. sqrt(n)/2 won the harness."""
+    return int(max(5, min(200, round(math.sqrt(max(n, 1)) / 2))))
 
 
 @dataclass(frozen=True)
 class Fit:
-    labels: np.ndarray  # (n,) int64, 0..c-1 or NOISE, in the order clusters appear in the tree
+    labels: np.ndarray  # (n,) int64, 0..c-1 or NOISE
     probabilities: np.ndarray  # (n,) float32 in [0, 1]
     outlier_scores: np.ndarray  # (n,) float32 in [0, 1], GLOSH
-    core_distances: np.ndarray  # (n,) float32, min_samples-th neighbour in the graph
-    cluster_max_edge: np.ndarray  # (c,) largest mutual-reachability MST edge inside each cluster
-    cluster_min_core: np.ndarray  # (c,) smallest core distance inside each cluster (its densest point)
+    core_distances: np.ndarray  # (n,) float32, original space
+    cluster_max_edge: np.ndarray  # (c,) loosest mutual-reachability MST edge inside each cluster, original space
+    cluster_min_core: np.ndarray  # (c,) smallest core distance inside each cluster
     min_cluster_size: int
+    recipe: str
 
     @property
     def n_clusters(self) -> int:
         return len(self.cluster_max_edge)
 
 
-def fit_hdbscan(graph: sp.csr_matrix, params: HdbscanParams) -> Fit:
+def fit_clusters(neigh: Neighbours, vectors: np.ndarray, params: HdbscanParams) -> Fit:
+    n = neigh.indices.shape[0]
+    mcs = params.min_cluster_size or scaled_min_cluster_size(n)
+    recipe = params.recipe if n >= UMAP_MIN_DOCUMENTS else "graph"
+    core = core_distances(neigh, params.min_samples)
+    if n < max(2, mcs) or neigh.k == 0:
+        return _all_noise(n, mcs, core, recipe)
+    if recipe == "umap":
+        data, metric = umap_embedding(neigh, vectors, params.umap_dims, params.seed), "euclidean"
+    elif recipe == "graph":
+        data, metric = symmetric_graph(neigh), "precomputed"
+    else:
+        raise ValueError(f"unknown recipe {params.recipe!r}: use one of {RECIPES}")
+    labels, probabilities, condensed = _hdbscan(data, metric, mcs, params)
+    c = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
+    return Fit(
+        labels=labels,
+        probabilities=probabilities,
+        outlier_scores=glosh_scores(condensed, n),
+        core_distances=core,
+        cluster_max_edge=cluster_max_edges(neigh, core, labels, c),
+        cluster_min_core=_cluster_min_core(core, labels, c),
+        min_cluster_size=int(mcs),
+        recipe=recipe,
+    )
+
+
+def umap_embedding(neigh: Neighbours, vectors: np.ndarray, dims: int, seed: int) -> np.ndarray:
+    """UMAP seeded with our neighbour lists (self first, as UMAP expects), so it skips its own search."""
+    import umap
+
+    n = len(vectors)
+    idx = np.hstack([np.arange(n, dtype=np.int64)[:, None], neigh.indices])
+    dist = np.hstack([np.zeros((n, 1), np.float32), neigh.distances])
+    missing = idx < 0  # fewer neighbours than k: point at self, far away
+    idx[missing] = np.broadcast_to(np.arange(n)[:, None], idx.shape)[missing]
+    dist[missing] = 2.0
+    cos = np.clip(1.0 - dist.astype(np.float64) ** 2 / 2.0, -1.0, 1.0)  # our sqrt(2-2cos) back to UMAP's cosine distance
+    reducer = umap.UMAP(n_neighbors=idx.shape[1], n_components=dims, min_dist=0.0, metric="cosine", random_state=seed, n_jobs=1,
+                        precomputed_knn=(idx, (1.0 - cos).astype(np.float32), None), init="spectral", low_memory=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "no NNDescent index, transform unavailable": we never transform here
+        return reducer.fit_transform(vectors).astype(np.float32)
+
+
+def _hdbscan(data, metric: str, mcs: int, params: HdbscanParams):
     from fast_hdbscan.hdbscan import fast_hdbscan
 
-    n = graph.shape[0]
-    mcs = params.min_cluster_size or scaled_min_cluster_size(n)
-    if n < max(2, mcs) or graph.nnz == 0:
-        return _all_noise(n, mcs)
-
     def run(selection: str):
-        return fast_hdbscan(
-            graph,
-            metric="precomputed",
-            min_samples=int(params.min_samples),
-            min_cluster_size=int(mcs),
-            cluster_selection_method=selection,
-            return_trees=True,
-        )
+        return fast_hdbscan(data, metric=metric, min_samples=int(params.min_samples), min_cluster_size=int(mcs),
+                            cluster_selection_method=selection, return_trees=True)
 
     result = run(params.selection)
     if params.selection == "eom" and _largest_share(result[0]) > params.max_cluster_share:
         result = run("leaf")
-    labels, probabilities, _slt, condensed, mst, _neigh, core = result
-    labels = np.asarray(labels, dtype=np.int64)
-    core = np.asarray(core, dtype=np.float32)
-    c = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
-    return Fit(
-        labels=labels,
-        probabilities=np.asarray(probabilities, dtype=np.float32),
-        outlier_scores=glosh_scores(condensed, n),
-        core_distances=core,
-        cluster_max_edge=_cluster_max_edge(np.asarray(mst), labels, c),
-        cluster_min_core=_cluster_min_core(core, labels, c),
-        min_cluster_size=int(mcs),
-    )
+    labels, probabilities, _slt, condensed, *_ = result
+    return np.asarray(labels, dtype=np.int64), np.asarray(probabilities, dtype=np.float32), condensed
 
 
-def _all_noise(n: int, mcs: int) -> Fit:
+def _all_noise(n: int, mcs: int, core: np.ndarray, recipe: str) -> Fit:
     return Fit(
         labels=np.full(n, NOISE, np.int64),
         probabilities=np.zeros(n, np.float32),
         outlier_scores=np.ones(n, np.float32),
-        core_distances=np.full(n, np.inf, np.float32),
+        core_distances=core,
         cluster_max_edge=np.zeros(0, np.float32),
         cluster_min_core=np.zeros(0, np.float32),
         min_cluster_size=mcs,
+        recipe=recipe,
     )
 
 
@@ -97,14 +139,21 @@ def _largest_share(labels: np.ndarray) -> float:
     return 0.0 if clustered.size == 0 else np.bincount(clustered).max() / len(labels)
 
 
-def _cluster_max_edge(mst: np.ndarray, labels: np.ndarray, c: int) -> np.ndarray:
-    """The threshold for placing arrivals: the loosest link the cluster already accepted."""
+def cluster_max_edges(neigh: Neighbours, core: np.ndarray, labels: np.ndarray, c: int) -> np.ndarray:
+    """The threshold for placing arrivals: the loosest link each cluster accepted among its own members.
+
+    Measured on the minimum spanning forest of the mutual-reachability kNN graph restricted
+    to edges inside one cluster, in the original space.
+    """
     out = np.zeros(c, np.float32)
-    if c == 0 or mst.size == 0:
+    if c == 0:
         return out
-    a, b, w = mst[:, 0].astype(np.int64), mst[:, 1].astype(np.int64), mst[:, 2]
-    inside = (labels[a] == labels[b]) & (labels[a] >= 0) & np.isfinite(w)
-    np.maximum.at(out, labels[a[inside]], w[inside].astype(np.float32))
+    mr = symmetric_graph(neigh, mutual_reachability(neigh, core)).tocoo()
+    inside = (labels[mr.row] == labels[mr.col]) & (labels[mr.row] >= 0)
+    n = len(labels)
+    g = sp.csr_matrix((mr.data[inside], (mr.row[inside], mr.col[inside])), shape=(n, n))
+    forest = minimum_spanning_tree(g).tocoo()
+    np.maximum.at(out, labels[forest.row], forest.data.astype(np.float32))
     return out
 
 

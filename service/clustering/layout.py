@@ -1,37 +1,60 @@
 """Vectors -> 2-D map coordinates for the report.
 
-UMAP is fitted on a bounded sample and the rest is transformed into that map, so the
-cost stays flat as the stream grows; a fixed seed makes the same data give the same map.
+UMAP is fitted on a bounded sample and the rest is transformed into that map, so the cost
+stays flat as the stream grows; a fixed seed makes the same data give the same map. The
+previous run's coordinates seed the new layout (documents seen before start where they
+were, new ones at their neighbours' mean), so clusters do not jump between reports.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+
+from .graph import Neighbours
 
 FIT_SAMPLE = 20_000
 
 
-def layout_2d(vectors: np.ndarray, seed: int = 42, fit_sample: int = FIT_SAMPLE) -> np.ndarray:
+def initial_positions(previous: np.ndarray, neigh: Neighbours, rng: np.random.Generator) -> np.ndarray | None:
+    """previous: (n, 2) with NaN rows for documents the last layout did not have."""
+    known = ~np.isnan(previous[:, 0])
+    if known.sum() < 5:
+        return None
+    init = previous.copy()
+    idx = np.where(neigh.indices >= 0, neigh.indices, 0)
+    usable = (neigh.indices >= 0) & known[idx]
+    for row in np.flatnonzero(~known):
+        nb = idx[row][usable[row]]
+        init[row] = previous[nb].mean(axis=0) if len(nb) else previous[known].mean(axis=0)
+    init += rng.normal(scale=1e-3 * (np.nanstd(previous[known]) + 1e-9), size=init.shape)  # separate exact twins
+    return init.astype(np.float32)
+
+
+def layout_2d(vectors: np.ndarray, seed: int = 42, init: np.ndarray | None = None, fit_sample: int = FIT_SAMPLE) -> np.ndarray:
     n = len(vectors)
     if n == 0:
         return np.zeros((0, 2), np.float32)
-    if n < 5:
-        # too few for a neighbour graph: spread them on a line by their first principal direction
+    if n < 16:
+        # too few for a neighbour graph: spread them along their first two principal directions
         centred = vectors - vectors.mean(axis=0)
-        _, _, vt = np.linalg.svd(centred, full_matrices=False) if n > 1 else (None, None, np.eye(1, vectors.shape[1]))
-        x = centred @ vt[0]
-        return np.column_stack([x, np.zeros(n)]).astype(np.float32)
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        out = np.zeros((n, 2), np.float32)
+        take = min(2, vt.shape[0])
+        out[:, :take] = centred @ vt[:take].T
+        return out
     import umap
 
     rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(n, size=min(n, fit_sample), replace=False))
-    reducer = umap.UMAP(
-        n_components=2, n_neighbors=min(15, len(sample) - 1), min_dist=0.1, metric="cosine",
-        random_state=seed, n_jobs=1, init="random" if len(sample) < 50 else "spectral",
-    )
+    sample = np.arange(n) if n <= fit_sample else np.sort(rng.choice(n, size=fit_sample, replace=False))
+    reducer = umap.UMAP(n_components=2, n_neighbors=15, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1,
+                        init=init[sample] if init is not None else "spectral")
     xy = np.empty((n, 2), np.float32)
-    xy[sample] = reducer.fit_transform(vectors[sample])
-    rest = np.setdiff1d(np.arange(n), sample)
-    if len(rest):
-        xy[rest] = reducer.transform(vectors[rest])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        xy[sample] = reducer.fit_transform(vectors[sample])
+        rest = np.setdiff1d(np.arange(n), sample)
+        if len(rest):
+            xy[rest] = reducer.transform(vectors[rest])
     return xy

@@ -57,16 +57,31 @@ def map_figure(xy: np.ndarray, cluster_ids: np.ndarray, hover: list[str], names:
     return fig
 
 
-def sizes_figure(rows: list[tuple[int, int, int]], names: dict[int, str], top: int = 12) -> go.Figure:
-    """rows: (run_id, cluster_id, size) — sizes of the biggest current clusters across runs."""
+def timeline_figure(days: list[str], series: dict[int, list[int]], names: dict[int, str]) -> go.Figure:
+    """Documents per day (by published time, else ingest time) of the top clusters, stacked."""
     fig = go.Figure()
-    if rows:
-        latest = max(r[0] for r in rows)
-        current = sorted({r[1] for r in rows if r[0] == latest}, key=lambda c: -max(r[2] for r in rows if r[1] == c and r[0] == latest))[:top]
-        for cid in current:
-            pts = sorted((r[0], r[2]) for r in rows if r[1] == cid)
-            fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", stackgroup="one",
-                                     name=f"{cid}: {esc(names.get(cid, ''), 40)}", line=dict(color=cluster_colour(cid))))
-    fig.update_layout(height=380, margin=dict(l=40, r=10, t=30, b=40), title="Cluster sizes by rebuild run",
-                      xaxis_title="run", yaxis_title="documents")
+    for cid, counts in series.items():
+        fig.add_trace(go.Scatter(x=days, y=counts, mode="lines", stackgroup="one", name=f"#{cid} {esc(names.get(cid, ''), 40)}",
+                                 line=dict(color=cluster_colour(cid), width=0.5),
+                                 hovertemplate="%{x}: %{y} headlines<extra>" + f"#{cid}" + "</extra>"))
+    fig.update_layout(height=380, margin=dict(l=40, r=10, t=30, b=40), title="Top clusters over time (headlines per day)",
+                      yaxis_title="headlines", legend=dict(font=dict(size=10)))
+    return fig
+
+
+def lineage_figure(flows: list[tuple[int, int, int]], prev_run: int, run: int, names_prev: dict[int, str], names_now: dict[int, str]) -> go.Figure:
+    """Sankey of documents moving between the previous run's clusters and this run's: splits fan out, merges fan in."""
+    left = sorted({a for a, _, _ in flows})
+    right = sorted({b for _, b, _ in flows})
+    labels = [f"#{a} {esc(names_prev.get(a, 'noise' if a < 0 else ''), 30)}" for a in left] + \
+             [f"#{b} {esc(names_now.get(b, 'noise' if b < 0 else ''), 30)}" for b in right]
+    li = {a: i for i, a in enumerate(left)}
+    ri = {b: len(left) + i for i, b in enumerate(right)}
+    colours = [cluster_colour(a) if a >= 0 else "#bbbbbb" for a in left] + [cluster_colour(b) if b >= 0 else "#bbbbbb" for b in right]
+    fig = go.Figure(go.Sankey(
+        node=dict(label=labels, color=colours, pad=8, thickness=12),
+        link=dict(source=[li[a] for a, _, _ in flows], target=[ri[b] for _, b, _ in flows], value=[v for _, _, v in flows]),
+    ))
+    fig.update_layout(height=max(360, 16 * max(len(left), len(right))), margin=dict(l=10, r=10, t=30, b=10),
+                      title=f"Lineage: run {prev_run} → run {run} (splits and merges)", font=dict(size=10))
     return fig

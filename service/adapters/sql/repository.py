@@ -129,6 +129,10 @@ class SqlRepository:
         with self.engine.connect() as c:
             return c.execute(select(runs).where(runs.c.status == "done").order_by(runs.c.id.desc()).limit(1)).first()
 
+    def done_runs(self):
+        with self.engine.connect() as c:
+            return c.execute(select(runs).where(runs.c.status == "done").order_by(runs.c.id.desc())).all()
+
     def run(self, run_id: int):
         with self.engine.connect() as c:
             return c.execute(select(runs).where(runs.c.id == run_id)).first()
