@@ -24,6 +24,8 @@ class App:
         self._embedder = embedder
         self._store = store
         self._pstate: tuple[int, PredictionState | None] | None = None
+        # (run id, faiss index over that run's fitted vectors): kept by the process that rebuilt, for placing arrivals
+        self.fitted_index = None
         # one writer at a time inside a process: the watcher and the scheduler share Milvus and SQLite
         self.write_lock = threading.RLock()
 

@@ -23,7 +23,7 @@ import numpy as np
 from . import state as run_state
 from .adapters.sql.repository import utcnow
 from .clustering.assign import PredictionState, place
-from .clustering.graph import knn
+from .clustering.graph import build_index, knn, search_index
 from .clustering.hdbscan_fit import HdbscanParams, fit_clusters
 from .clustering.identity import match_clusters
 from .clustering.layout import initial_positions, layout_2d
@@ -204,10 +204,15 @@ def assign_arrivals(app, ids: np.ndarray, vectors: np.ndarray) -> int:
     if pstate is None or len(pstate.doc_ids) == 0:
         return 0
     k = app.settings.assign_neighbours
-    # over-fetch: the arrivals themselves and other unfitted documents come back too and are dropped
-    nb_ids, nb_dist = app.store.search(vectors, k + min(len(ids), 32))
-    pos = pstate.positions(nb_ids.ravel()).reshape(nb_ids.shape)
-    pos[nb_ids < 0] = -1
+    if app.fitted_index is not None and app.fitted_index[0] == run.id:
+        # the process that rebuilt keeps the rebuild's index: rows are the fitted documents, ~20x faster than a Milvus search
+        nb = search_index(app.fitted_index[1], vectors, k)
+        pos, nb_dist = nb.indices, nb.distances
+    else:
+        # over-fetch: the arrivals themselves and other unfitted documents come back too and are dropped
+        nb_ids, nb_dist = app.store.search(vectors, k + min(len(ids), 32))
+        pos = pstate.positions(nb_ids.ravel()).reshape(nb_ids.shape)
+        pos[nb_ids < 0] = -1
     placed = place(pstate, pos, nb_dist)
     app.repo.record_predictions(run.id, ids, placed.labels, placed.probabilities, placed.outlier_scores)
     return len(ids)
@@ -239,7 +244,8 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
         progress("vectors", len(doc_ids))
 
         t0 = time.perf_counter()
-        neigh = knn(vectors, s.knn_k)
+        index = build_index(vectors, s.knn_k)
+        neigh = knn(vectors, s.knn_k, index=index)
         t["graph"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
@@ -279,6 +285,7 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
         app.repo.fail_run(run_id, f"{type(exc).__name__}: {exc}")
         raise
     app.forget_prediction_state()
+    app.fitted_index = (run_id, index)
     events: dict[str, int] = {}
     for e in matching.events:
         events[e.kind] = events.get(e.kind, 0) + 1

@@ -123,3 +123,26 @@ def test_rebuild_twice_on_the_same_data_keeps_every_id(make_app, demo_days):
     db, lb = app.repo.run_labels(b.run_id)
     assert np.array_equal(da, db) and np.array_equal(la, lb)
     assert set(b.events) <= {"grew", "shrank"} and not b.events  # nothing was born, died, split or merged
+
+
+def test_arrival_placement_is_the_same_from_milvus_and_from_the_kept_index(make_app, demo_days):
+    files, _ = demo_days
+    app = make_app()
+    for f in files[:-1]:
+        usecases.ingest_file(app, shutil.copy(f, app.settings.inbox / f.name))
+    run = usecases.rebuild(app, write_report_after=False)
+    from service.ingest import read_headlines
+
+    _, chunks = read_headlines(files[-1])
+    heads = [h for c in chunks for h in c.headlines]
+    ids = np.array([h.id for h in heads], np.int64)
+    vectors = app.embedder.embed([h.text for h in heads])
+    app.store.upsert(ids, vectors, np.zeros(len(ids), np.int64), np.zeros(len(ids), np.int64))
+    assert app.fitted_index is not None and app.fitted_index[0] == run.run_id
+    usecases.assign_arrivals(app, ids, vectors)  # the rebuild's in-process index
+    kept, app.fitted_index = app.fitted_index, None
+    usecases.assign_arrivals(app, ids, vectors)  # a Milvus search, as a fresh CLI process does
+    with app.repo.engine.connect() as c:
+        rows = c.execute(text("SELECT document_id, cluster_id FROM assignments WHERE assigned_by='predict' ORDER BY id")).all()
+    first, second = rows[: len(ids)], rows[len(ids):]
+    assert [r[1] for r in first] == [r[1] for r in second]

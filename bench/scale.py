@@ -1,0 +1,132 @@
+"""Scale benchmark: synthetic news-shaped vectors in a real Milvus Lite file, one rebuild, a batch of arrivals.
+
+    python bench/scale.py --n 100000 [--recipe graph|umap] [--json FILE]
+
+Prints one JSON line: n, insert_s, read_s, graph_s, cluster_s, rebuild_s (vectors read + graph + clustering,
+end to end), peak_rss_mb, assign_per_s (arrivals placed per second from their Milvus neighbours, no
+embedding), clusters, noise, ami_vs_truth, and the tutorial recipe's seconds and peak memory where it
+can run (n <= 10,000; null above, where its n×n matrix dies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.synthetic import news_like_vectors  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def tutorial_in_subprocess(n: int, seed: int) -> dict:
+    """The tutorial's dense matrix in its own process, so its memory is measured apart from ours."""
+    import subprocess
+
+    code = (
+        "import sys,time,resource,json; sys.path.insert(0,%r)\n"
+        "from bench.synthetic import news_like_vectors; from bench.quality import tutorial_recipe\n"
+        "v,_=news_like_vectors(%d,seed=%d); t=time.perf_counter(); tutorial_recipe(v)\n"
+        "print(json.dumps({'s':time.perf_counter()-t,'mb':resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}))"
+    ) % (str(Path(__file__).resolve().parents[1]), n, seed)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"s": None, "mb": None, "error": out.stderr.strip().splitlines()[-1:] or [f"exit {out.returncode}"]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=20_000)
+    ap.add_argument("--arrivals", type=int, default=2_000)
+    ap.add_argument("--recipe", default="graph", choices=["graph", "umap"])
+    ap.add_argument("--k", type=int, default=15)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+
+    from service.adapters.milvus import MilvusStore
+    from service.clustering.assign import PredictionState, place
+    from service.clustering.graph import knn
+    from service.clustering.hdbscan_fit import HdbscanParams, fit_clusters
+    from bench.metrics import scores
+
+    vectors, truth = news_like_vectors(args.n + args.arrivals, seed=args.seed)
+    fitted, arrivals = vectors[: args.n], vectors[args.n :]
+    ids = np.arange(1, args.n + 1, dtype=np.int64)
+    home = Path(tempfile.mkdtemp(prefix="newsclust-scale-"))
+    store = MilvusStore(str(home / "milvus.db"), "bench", vectors.shape[1])
+    zeros = np.zeros(args.n, np.int64)
+    t0 = time.perf_counter()
+    for s in range(0, args.n, 10_000):
+        store.upsert(ids[s : s + 10_000], fitted[s : s + 10_000], zeros[s : s + 10_000], zeros[s : s + 10_000])
+    insert_s = time.perf_counter() - t0
+    del fitted
+
+    t0 = time.perf_counter()
+    doc_ids, vecs = store.all_vectors()
+    read_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    neigh = knn(vecs, args.k)
+    graph_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fit = fit_clusters(neigh, vecs, HdbscanParams(recipe=args.recipe))
+    cluster_s = time.perf_counter() - t0
+
+    state = PredictionState(doc_ids=doc_ids, labels=fit.labels, probabilities=fit.probabilities, outlier_scores=fit.outlier_scores,
+                            core_distances=fit.core_distances, cluster_ids=np.arange(fit.n_clusters), cluster_max_edge=fit.cluster_max_edge,
+                            cluster_min_core=fit.cluster_min_core, min_samples=5)
+    t0 = time.perf_counter()
+    nb_ids, nb_dist = store.search(arrivals, 20)
+    search_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pos = state.positions(nb_ids.ravel()).reshape(nb_ids.shape)
+    placed = place(state, pos, nb_dist)
+    place_s = time.perf_counter() - t0
+    assign_s = search_s + place_s
+    # the serving process keeps an in-process index of the fitted vectors from the rebuild: the same placement without Milvus search
+    from service.clustering.graph import build_index, search_index
+
+    index = build_index(vecs, args.k)
+    t0 = time.perf_counter()
+    nb = search_index(index, arrivals, 20)
+    placed_fast = place(state, nb.indices, nb.distances)
+    assign_index_s = time.perf_counter() - t0
+    same = float(np.mean(placed_fast.labels == placed.labels))
+    store.close()
+
+    result = {
+        "n": args.n, "recipe": args.recipe, "k": args.k,
+        "insert_s": round(insert_s, 2), "read_s": round(read_s, 2), "graph_s": round(graph_s, 2), "cluster_s": round(cluster_s, 2),
+        "rebuild_s": round(read_s + graph_s + cluster_s, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
+        "assign_per_s": round(args.arrivals / assign_index_s, 1), "assign_per_s_milvus_search": round(args.arrivals / assign_s, 1),
+        "assign_paths_agree": round(same, 4), "milvus_search_s": round(search_s, 3), "place_s": round(place_s, 3), "arrivals_clustered": round(float((placed.labels >= 0).mean()), 3),
+        "clusters": fit.n_clusters, "noise": int((fit.labels < 0).sum()),
+        "ami_vs_truth": scores(truth[: args.n], fit.labels)["ami_all"],  # ids 1..n were inserted in row order
+    }
+    if args.n <= 10_000:
+        tut = tutorial_in_subprocess(args.n, args.seed)
+        result.update({"tutorial_s": round(tut["s"], 2) if tut.get("s") else None, "tutorial_peak_mb": round(tut["mb"], 1) if tut.get("mb") else None})
+        if result["tutorial_s"]:
+            result["speedup_vs_tutorial"] = round(result["tutorial_s"] / max(result["graph_s"] + result["cluster_s"], 1e-9), 1)
+    else:
+        result.update({"tutorial_s": None, "tutorial_peak_mb": None})
+    line = json.dumps(result)
+    print(line)
+    if args.json:
+        args.json.write_text(line + "\n")
+
+
+if __name__ == "__main__":
+    main()
