@@ -66,6 +66,9 @@ def _writer(app_):
     if not lock.acquire():
         raise _Busy(lock.holder())
     try:
+        left = usecases.recover(app_)
+        if any(left.values()):
+            _say(f"recovered after an interrupted run: {left['files']} file(s) to take again, {left['runs']} rebuild(s) marked failed")
         yield
     finally:
         lock.release()
@@ -95,6 +98,8 @@ def _print_ingest(r: usecases.IngestResult) -> None:
              f"{r.predicted} placed in clusters  [{' '.join(f'{k} {v:.1f}s' for k, v in r.seconds.items())}]")
     elif r.state == "duplicate":
         _say(f"{r.file}: already ingested (same bytes) — nothing to do")
+    elif r.state == "interrupted":
+        _say(f"{r.file}: interrupted by shutdown — left in the inbox for the restart")
     else:
         _say(f"{r.file}: FAILED — {r.reason} -> {r.moved_to}")
 

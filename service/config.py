@@ -34,6 +34,7 @@ class Settings:
     min_cluster_size: int = _setting(0, "HDBSCAN min_cluster_size; 0 scales it with the number of documents (sqrt(n)/2).")
     min_samples: int = _setting(5, "HDBSCAN min_samples (core distance neighbour rank).")
     cluster_selection: str = _setting("eom", "HDBSCAN cluster selection: 'eom' or 'leaf' (finer, more noise).")
+    stabilize: bool = _setting(True, "Hysteresis: undo splits and merges that only reshuffle documents the last run already clustered (new documents still split and merge stories).")
     assign_neighbours: int = _setting(20, "Fitted neighbours consulted when placing an arrival between rebuilds.")
     match_min_jaccard: float = _setting(0.2, "Smallest member overlap (Jaccard) for a new cluster to inherit an old cluster's id.")
     window_days: float = _setting(0.0, "Cluster only documents of the last N days (0: all). Older ones keep their final assignment in history.")

@@ -24,7 +24,7 @@ from . import state as run_state
 from .adapters.sql.repository import utcnow
 from .clustering.assign import PredictionState, place
 from .clustering.graph import build_index, knn, search_index
-from .clustering.hdbscan_fit import HdbscanParams, fit_clusters
+from .clustering.hdbscan_fit import Anchor, HdbscanParams, fit_clusters
 from .clustering.identity import match_clusters
 from .clustering.layout import initial_positions, layout_2d
 from .clustering.naming import name_clusters
@@ -90,7 +90,16 @@ def _write_rejects(target: Path, rejects: list[Rejected]) -> None:
             w.writerow([r.line, r.reason, *(r.row.get(c, "") for c in columns)])
 
 
-def ingest_file(app, path: Path, progress: Progress = _no_progress) -> IngestResult:
+class Interrupted(Exception):
+    """Shutdown asked mid-file: what is written stays (idempotent), the file stays in the inbox for the restart."""
+
+
+def recover(app) -> dict[str, int]:
+    """At a writer's start: runs and files a killed process left half-done are marked so; their files are still in the inbox."""
+    return app.repo.mark_interrupted()
+
+
+def ingest_file(app, path: Path, progress: Progress = _no_progress, should_stop: Callable[[], bool] = lambda: False) -> IngestResult:
     """One file through parse -> dedup -> embed -> Milvus -> SQLite -> placement -> processed/ or failed/.
 
     Milvus is written before SQLite and both writes are idempotent (primary keys come from
@@ -125,15 +134,22 @@ def ingest_file(app, path: Path, progress: Progress = _no_progress) -> IngestRes
             t["parse"] += time.perf_counter() - t0
             if chunk is None:
                 break
+            if should_stop():
+                raise Interrupted
             rejects.extend(chunk.rejects)
             result.rows_seen += len(chunk.headlines) + len(chunk.rejects)
             fresh = [h for h in chunk.headlines if not (h.key in seen_keys or seen_keys.add(h.key))]
             result.duplicates += len(chunk.headlines) - len(fresh)
-            stored, dup, predicted = _store_headlines(app, fresh, file_id, t)
+            stored, dup, predicted = _store_headlines(app, fresh, file_id, t, should_stop)
             result.stored += stored
             result.duplicates += dup
             result.predicted += predicted
             progress("rows", result.rows_seen)
+    except Interrupted:
+        app.repo.finish_file(file_id, "interrupted", seen=result.rows_seen, stored=result.stored, duplicate=result.duplicates,
+                             rejected=len(rejects), encoding=result.encoding, reason="shutdown before the end of the file; it stays in the inbox")
+        result.state, result.reason = "interrupted", "shutdown before the end of the file; it stays in the inbox and is taken again at restart"
+        return result
     except BadFile as exc:
         result.reason = str(exc)
     except Exception as exc:  # noqa: BLE001 — one file's failure must not stop the stream
@@ -160,7 +176,7 @@ def ingest_file(app, path: Path, progress: Progress = _no_progress) -> IngestRes
     return result
 
 
-def _store_headlines(app, headlines: list[Headline], file_id: int, t: dict[str, float]) -> tuple[int, int, int]:
+def _store_headlines(app, headlines: list[Headline], file_id: int, t: dict[str, float], should_stop=lambda: False) -> tuple[int, int, int]:
     if not headlines:
         return 0, 0, 0
     t0 = time.perf_counter()
@@ -170,8 +186,10 @@ def _store_headlines(app, headlines: list[Headline], file_id: int, t: dict[str, 
     if not new:
         return 0, len(headlines), 0
     predicted = 0
-    bs = 4096
+    bs = 1024
     for s in range(0, len(new), bs):
+        if should_stop():
+            raise Interrupted
         batch = new[s : s + bs]
         t0 = time.perf_counter()
         vectors = app.embedder.embed([h.text for h in batch])
@@ -248,13 +266,14 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
         neigh = knn(vectors, s.knn_k, index=index)
         t["graph"] = time.perf_counter() - t0
 
+        prev = app.repo.latest_run()
+        prev_docs, prev_labels = app.repo.run_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
         t0 = time.perf_counter()
-        fit = fit_clusters(neigh, vectors, params)
+        anchor = Anchor(prev_docs, prev_labels, doc_ids) if s.stabilize and len(prev_docs) else None
+        fit = fit_clusters(neigh, vectors, params, anchor)
         t["cluster"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        prev = app.repo.latest_run()
-        prev_docs, prev_labels = app.repo.run_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
         matching = match_clusters(prev_docs, prev_labels, doc_ids, fit.labels, app.repo.next_cluster_id(), s.match_min_jaccard)
         labels = np.where(fit.labels >= 0, matching.ids[np.maximum(fit.labels, 0)] if len(matching.ids) else NOISE, NOISE).astype(np.int64)
         t["match"] = time.perf_counter() - t0

@@ -165,3 +165,26 @@ def test_placement_without_any_cluster_is_noise():
     _, f = fit(x)
     got = place(state_from(np.arange(3), f), np.array([[0, 1, 2]]), np.array([[0.1, 0.2, 0.3]], np.float32))
     assert got.labels.tolist() == [NOISE]
+
+
+def test_stabilize_folds_a_split_of_old_documents_back_and_keeps_a_new_story():
+    from service.clustering.identity import stabilize
+
+    old_docs = np.arange(100, dtype=np.int64)
+    prev = np.full(100, 7, np.int64)  # one old story of 100 documents
+    new_docs = np.arange(140, dtype=np.int64)  # 40 new documents arrive
+    # the new cut splits the old story in two and puts the 40 new documents in a third cluster
+    new = np.concatenate([np.zeros(60), np.ones(40), np.full(40, 2)]).astype(np.int64)
+    got = stabilize(old_docs, prev, new_docs, new)
+    assert len(set(got[:100].tolist())) == 1  # the reshuffle of old documents is undone
+    assert got[100] != got[0] and len(set(got[100:].tolist())) == 1  # the new story stands
+
+
+def test_stabilize_gives_a_swallowed_old_cluster_its_block_back():
+    from service.clustering.identity import stabilize
+
+    docs = np.arange(90, dtype=np.int64)
+    prev = np.repeat([1, 2], 45).astype(np.int64)
+    new = np.zeros(90, np.int64)  # both old stories fall into one cluster, nothing new arrived
+    got = stabilize(docs, prev, docs, new)
+    assert len(set(got[:45].tolist())) == 1 and len(set(got[45:].tolist())) == 1 and got[0] != got[45]

@@ -24,11 +24,11 @@ class Service:
         s = app.settings
         self.watcher = InboxWatcher(s.inbox, self._ingest, stable_wait_s=s.stable_wait_s, poll=s.poll_inbox)
         self.schedule = RebuildSchedule(self._scheduled_rebuild, s.rebuild_interval_s)
-        self._request_poll = threading.Event()
+        self._stopping = threading.Event()
 
     def _ingest(self, path: Path) -> None:
         with self.app.write_lock:
-            result = usecases.ingest_file(self.app, path)
+            result = usecases.ingest_file(self.app, path, should_stop=self._stopping.is_set)
         self.on_event("ingest", result)
         run = self.app.repo.latest_run()
         if run is None or (run and self.app.repo.noise_pool_size(run.id) >= self.app.settings.noise_pool_trigger):
@@ -59,6 +59,7 @@ class Service:
         try:
             stop.wait()
         finally:
+            self._stopping.set()  # a file in progress stops at its next batch and stays in the inbox
             self.watcher.stop()
             self.schedule.stop()
 

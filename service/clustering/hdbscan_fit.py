@@ -62,7 +62,16 @@ class Fit:
         return len(self.cluster_max_edge)
 
 
-def fit_clusters(neigh: Neighbours, vectors: np.ndarray, params: HdbscanParams) -> Fit:
+@dataclass(frozen=True)
+class Anchor:
+    """The previous run's labels, for hysteresis (identity.stabilize): doc ids sorted, persistent labels."""
+
+    doc_ids: np.ndarray
+    labels: np.ndarray
+    new_doc_ids: np.ndarray
+
+
+def fit_clusters(neigh: Neighbours, vectors: np.ndarray, params: HdbscanParams, anchor: Anchor | None = None) -> Fit:
     n = neigh.indices.shape[0]
     mcs = params.min_cluster_size or scaled_min_cluster_size(n)
     recipe = params.recipe if n >= UMAP_MIN_DOCUMENTS else "graph"
@@ -76,6 +85,10 @@ def fit_clusters(neigh: Neighbours, vectors: np.ndarray, params: HdbscanParams) 
     else:
         raise ValueError(f"unknown recipe {params.recipe!r}: use one of {RECIPES}")
     labels, probabilities, condensed = _hdbscan(data, metric, mcs, params)
+    if anchor is not None:
+        from .identity import stabilize
+
+        labels = stabilize(anchor.doc_ids, anchor.labels, anchor.new_doc_ids, labels)
     c = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
     return Fit(
         labels=labels,

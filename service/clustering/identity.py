@@ -99,3 +99,78 @@ def _overlap(prev_doc_ids, prev_labels, prev_ids, new_doc_ids, new_labels, c_new
     rows = np.searchsorted(prev_ids, pl[both])
     m = sp.coo_matrix((np.ones(both.sum()), (rows, nl[both])), shape=(len(prev_ids), c_new))
     return m.toarray()
+
+
+def stabilize(prev_doc_ids: np.ndarray, prev_labels: np.ndarray, new_doc_ids: np.ndarray, new_labels: np.ndarray,
+              min_old_share: float = 0.5, purity: float = 0.8) -> np.ndarray:
+    """Hysteresis against re-partitioning: undo splits and merges that only reshuffle documents already seen.
+
+    HDBSCAN's flat cut can jump a level in the hierarchy from one run to the next as the
+    data grows, cutting a story in two or joining two, though no new document asked for it.
+    - A new cluster made mostly (>= min_old_share) of old documents, nearly all (>= purity)
+      from one old cluster that lives on in another new cluster, is folded back into that one.
+    - A new cluster holding a pure block of an old cluster that lives on nowhere else, beside
+      the members of the old cluster it continues, gives that block back its own label.
+    New documents decide real splits and merges: a cluster that is mostly new documents stands.
+    Returns new labels (0..c'-1, NOISE) with the same meaning as fit labels.
+    """
+    labels = new_labels.copy()
+    if len(prev_doc_ids) == 0 or labels.max(initial=-1) < 0:
+        return labels
+    common, pi, ni = np.intersect1d(prev_doc_ids, new_doc_ids, assume_unique=True, return_indices=True)
+    old_of = np.full(len(new_doc_ids), NOISE, np.int64)
+    old_of[ni] = prev_labels[pi]
+    c = int(labels.max()) + 1
+    for _ in range(2):  # a second pass settles chains (a fold can make another cluster pure)
+        owner = _main_source(old_of, labels, c)  # new cluster -> (old cluster it mostly comes from, share of its members that are old)
+        by_old: dict[int, list[int]] = {}
+        for new, (old, old_share, pure) in owner.items():
+            if old != NOISE and pure >= purity:
+                by_old.setdefault(old, []).append(new)
+        for old, news in by_old.items():
+            if len(news) < 2:
+                continue
+            keep = max(news, key=lambda x: (labels == x).sum())
+            for new in news:
+                if new != keep and owner[new][1] >= min_old_share:
+                    labels[labels == new] = keep
+        # merges: an old cluster wholly inside a new one that continues another old cluster gets its block back
+        for new in range(c):
+            members = labels == new
+            if not members.any():
+                continue
+            olds, counts = np.unique(old_of[members & (old_of != NOISE)], return_counts=True)
+            if len(olds) < 2:
+                continue
+            main = olds[np.argmax(counts)]
+            for old, cnt in zip(olds, counts):
+                if old == main:
+                    continue
+                total_old = int((prev_labels == old).sum())
+                if cnt >= purity * total_old and cnt >= 2:
+                    block = members & (old_of == old)
+                    labels[block] = c
+                    c += 1
+    # renumber densely
+    uniq = np.unique(labels[labels >= 0])
+    remap = np.full(c, NOISE, np.int64)
+    remap[uniq] = np.arange(len(uniq))
+    return np.where(labels >= 0, remap[np.maximum(labels, 0)], NOISE)
+
+
+def _main_source(old_of: np.ndarray, labels: np.ndarray, c: int) -> dict[int, tuple[int, float, float]]:
+    out = {}
+    for new in range(c):
+        members = labels == new
+        size = int(members.sum())
+        if size == 0:
+            continue
+        olds = old_of[members]
+        seen = olds[olds != NOISE]
+        if len(seen) == 0:
+            out[new] = (NOISE, 0.0, 0.0)
+            continue
+        vals, counts = np.unique(seen, return_counts=True)
+        top = int(np.argmax(counts))
+        out[new] = (int(vals[top]), len(seen) / size, counts[top] / len(seen))
+    return out

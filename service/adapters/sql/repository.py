@@ -73,6 +73,14 @@ class SqlRepository:
                 )
             )
 
+    def mark_interrupted(self) -> dict[str, int]:
+        with self.engine.begin() as c:
+            files = c.execute(update(ingested_files).where(ingested_files.c.state == "processing").values(
+                state="interrupted", reason="the process stopped mid-file; taken again from the inbox", finished_at=utcnow())).rowcount
+            rns = c.execute(update(runs).where(runs.c.status == "running").values(status="failed", finished_at=utcnow(),
+                                                                                 timings=json.dumps({"error": "interrupted"}))).rowcount
+        return {"files": files, "runs": rns}
+
     # -- documents ---------------------------------------------------------------------
     def existing_ids(self, ids: Sequence[int]) -> set[int]:
         found: set[int] = set()
