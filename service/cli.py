@@ -223,9 +223,11 @@ def serve():
                 (_print_ingest if kind == "ingest" else _print_rebuild)(payload)
                 sys.stdout.flush()
 
+            service = Service(a, on_event)
+            service.open()
             _say(f"serving {a.settings.home}: inbox {a.settings.inbox}, rebuild every {a.settings.rebuild_interval_s}s")
             sys.stdout.flush()
-            Service(a, on_event).run(stop)
+            service.run(stop)
             _say("stopped")
     except _Busy as busy:
         _say(f"another newsclust process (pid {busy}) already serves this home")

@@ -51,6 +51,10 @@ class Service:
             if request.exists():
                 self.schedule.run_soon()
 
+    def open(self) -> None:
+        """Load the model and open Milvus before taking files, so the first file is not slow and failures show at start."""
+        self.app.store  # noqa: B018 — opening the store loads the embedder for its dimension
+
     def run(self, stop: threading.Event) -> None:
         self.watcher.start()
         self.schedule.start()

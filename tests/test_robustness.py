@@ -1,0 +1,210 @@
+"""Nothing lost, nothing doubled: bad files into a running service, SIGKILL at random points, reads beside the writer."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import resource
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from service.ingest import read_headlines
+
+from .conftest import write_csv
+from .test_cli_serve import CLI, env_for, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def start_serve(home: Path, **env):
+    proc = subprocess.Popen([*CLI, "--home", str(home), "serve"], env=env_for(NEWSCLUST_STABLE_WAIT_S="0.3", **env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    for line in proc.stdout:  # the model and Milvus are open once this is printed
+        if line.startswith("serving"):
+            return proc
+    raise AssertionError("serve did not start: " + (proc.stdout.read() if proc.stdout else ""))
+
+
+def stop_serve(proc) -> str:
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    return out
+
+
+def drop(inbox: Path, name: str, data: bytes) -> Path:
+    """The recommended way: write under a temporary name, then rename into the inbox."""
+    tmp = inbox / (name + ".part")
+    tmp.write_bytes(data)
+    tmp.rename(inbox / name)
+    return inbox / name
+
+
+def test_each_bad_input_goes_to_failed_with_a_reason_and_the_service_goes_on(tmp_path):
+    home = tmp_path / "home"
+    inbox = home / "inbox"
+    inbox.mkdir(parents=True)
+    proc = start_serve(home, NEWSCLUST_REBUILD_INTERVAL_S="3600")
+    expected_failed = {
+        "empty.csv": (b"", "empty file"),
+        "header-only.csv": (b"title,description\n", "header only"),
+        "no-title.csv": (b"heading,body\nx,y\n", "no 'title' column"),
+        "semicolons.csv": (b"title;description\nRates rise;Again\n", "semicolon-delimited"),
+        "quotes.csv": (b'title,description\n"Never closed,oops\nmore text\n', "quoting"),
+        "junk.csv": (os.urandom(4096) + b"\x00" * 64, "binary"),
+    }
+    try:
+        for name, (data, _) in expected_failed.items():
+            drop(inbox, name, data)
+        (inbox / "a-folder").mkdir()
+        target = tmp_path / "elsewhere.csv"
+        target.write_text("title\nLinked headline\n")
+        (inbox / "link.csv").symlink_to(target)
+        drop(inbox, "latin1.csv", "title,description\nCaf\u00e9 prices soar,Cr\u00e8me br\u00fbl\u00e9e too\n".encode("latin-1"))
+        drop(inbox, "long-title.csv", ("title\n" + "Endless " * 12_500 + "\nShort one\n").encode())
+        drop(inbox, "blanks.csv", b"guid,title\nb1,First\nb2,   \nb3,Third\n")
+        wait_for(lambda: not any(p for p in inbox.iterdir()), timeout=120, what="the inbox to empty")
+        drop(inbox, "good.csv", b"title\nVolcano erupts\nBridge reopens\n")
+        wait_for(lambda: (home / "processed" / "good.csv").exists(), what="a good file after the bad ones")
+    finally:
+        out = stop_serve(proc)
+    failed = home / "failed"
+    for name, (_, reason) in expected_failed.items():
+        assert (failed / name).exists(), out
+        text = (failed / f"{name}.reason.txt").read_text()
+        assert name in text and reason in text, text
+    for odd in ("a-folder", "link.csv"):
+        assert (failed / odd).exists() or (failed / odd).is_symlink()
+        assert odd in (failed / f"{odd}.reason.txt").read_text()
+    assert target.exists()  # the symlink's target is not touched
+    rejects = list(csv.DictReader((failed / "blanks.csv.rejects.csv").open()))
+    assert [(r["line"], r["reason"], r["guid"]) for r in rejects] == [("3", "blank title", "b2")]
+    with sqlite3.connect(home / "newsclust.sqlite") as c:
+        enc = c.execute("SELECT encoding FROM ingested_files WHERE name='latin1.csv'").fetchone()[0]
+        long_title = c.execute("SELECT length(title) FROM documents WHERE title LIKE 'Endless%'").fetchone()[0]
+        titles = {r[0] for r in c.execute("SELECT title FROM documents")}
+    assert enc.startswith("latin-1") and "Caf\u00e9 prices soar" in titles
+    assert long_title == len(("Endless " * 12_500).strip())  # kept whole; only the embedded text is cut
+    assert {"First", "Third", "Volcano erupts", "Short one"} <= titles
+    assert "stopped" in out
+
+
+def test_a_big_file_is_parsed_in_bounded_memory(tmp_path):
+    path = tmp_path / "big.csv"
+    row = "title,description\n" + "".join(f"Headline number {i} about markets,{'words ' * 30}\n" for i in range(2000))
+    with path.open("w") as fh:
+        fh.write(row)
+        body = row.split("\n", 1)[1]
+        for _ in range(60):  # ~30 MB
+            fh.write(body)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    _, chunks = read_headlines(path, chunk_rows=5000)
+    rows = sum(len(c.headlines) for c in chunks)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert rows == 2000 * 61
+    assert grown_mb < 60, f"parsing grew memory by {grown_mb:.0f} MB for a {path.stat().st_size >> 20} MB file"
+
+
+def unique_rows(n_files: int, per_file: int, seed: int) -> tuple[list[list[dict]], set[str]]:
+    rng = random.Random(seed)
+    topics = ["wildfire", "interest rates", "election", "earthquake", "chip merger", "cup final", "moon lander", "bird flu"]
+    files, keys = [], set()
+    for f in range(n_files):
+        rows = []
+        for i in range(per_file):
+            g = f"k{f:02d}-{i:04d}"
+            rows.append({"guid": g, "title": f"{rng.choice(topics).title()} update {g}", "description": f"Report {i} on {rng.choice(topics)}"})
+            keys.add(g)
+        if f:  # every file repeats a few rows of the one before: stored once all the same
+            rows += files[-1][:10]
+        files.append(rows)
+    return files, keys
+
+
+def test_sigkill_at_random_points_loses_and_doubles_nothing(tmp_path):
+    home = tmp_path / "home"
+    inbox = home / "inbox"
+    inbox.mkdir(parents=True)
+    files, keys = unique_rows(12, 250, seed=11)
+    for i, rows in enumerate(files):
+        write_csv(inbox / f"batch-{i:02d}.csv", rows)
+    rng = random.Random(5)
+    kills = []
+    for _ in range(10):
+        proc = start_serve(home, NEWSCLUST_REBUILD_INTERVAL_S="3600", NEWSCLUST_EMBED_BATCH_SIZE="32")
+        delay = rng.uniform(0.2, 4.0)
+        time.sleep(delay)
+        with sqlite3.connect(home / "newsclust.sqlite") as c:
+            states = dict(c.execute("SELECT state, COUNT(*) FROM ingested_files GROUP BY state").fetchall())
+            runs = dict(c.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        kills.append((round(delay, 2), states.get("processing", 0), runs.get("running", 0)))
+        if not any(inbox.iterdir()):
+            break
+    proc = start_serve(home, NEWSCLUST_REBUILD_INTERVAL_S="3600")
+    try:
+        wait_for(lambda: not any(inbox.iterdir()), timeout=240, what="the inbox to drain after the kills")
+    finally:
+        stop_serve(proc)
+    print("kills (delay s, files mid-ingest, rebuilds running):", kills)
+    assert len(kills) >= 10 or not any(inbox.iterdir())
+    assert sorted(p.name for p in (home / "processed").iterdir() if p.suffix == ".csv")[:1] and not any(inbox.iterdir())
+    names = {p.name.split(".")[0] for p in (home / "processed").iterdir()} | {p.name.split(".")[0] for p in (home / "failed").iterdir()}
+    assert {f"batch-{i:02d}" for i in range(12)} <= names
+    with sqlite3.connect(home / "newsclust.sqlite") as c:
+        stored = {r[0] for r in c.execute("SELECT key FROM documents")}
+    assert stored == {f"guid:{k}" for k in keys}
+
+    from service.adapters.milvus import MilvusStore
+
+    store = MilvusStore(str(home / "milvus.db"), "headlines", 384)
+    try:
+        assert store.count() == len(keys)
+        ids, _ = store.all_vectors()
+        assert len(set(ids.tolist())) == len(keys)
+    finally:
+        store.close()
+
+
+def test_reads_beside_a_writing_service_never_wait(tmp_path):
+    home = tmp_path / "home"
+    inbox = home / "inbox"
+    inbox.mkdir(parents=True)
+    files, keys = unique_rows(16, 400, seed=3)
+    proc = start_serve(home, NEWSCLUST_REBUILD_INTERVAL_S="5", NEWSCLUST_EMBED_BATCH_SIZE="32")
+    slow, errors, reads = [], [], 0
+    try:
+        for i, rows in enumerate(files):
+            write_csv(inbox / f"load-{i:02d}.csv.part", rows).rename(inbox / f"load-{i:02d}.csv")
+        end = time.monotonic() + 60
+        cli_calls = 0
+        while time.monotonic() < end:
+            t0 = time.monotonic()
+            try:
+                with sqlite3.connect(f"file:{home / 'newsclust.sqlite'}?mode=ro", uri=True, timeout=1.0) as c:
+                    c.execute("SELECT COUNT(*) FROM documents").fetchone()
+                    c.execute("SELECT cluster_id, COUNT(*) FROM document_current GROUP BY cluster_id").fetchall()
+                reads += 1
+            except sqlite3.Error as exc:
+                errors.append(repr(exc))
+            took = time.monotonic() - t0
+            if took > 1.0:
+                slow.append(took)
+            if cli_calls < 6 and reads % 40 == 0:
+                cmd = "status" if cli_calls % 2 == 0 else "export"
+                out = subprocess.run([*CLI, "--home", str(home), cmd], env=env_for(), capture_output=True, text=True, timeout=120)
+                if out.returncode != 0:
+                    errors.append(f"{cmd}: {out.stderr[-500:]}")
+                cli_calls += 1
+            time.sleep(0.05)
+    finally:
+        stop_serve(proc)
+    assert not errors, errors
+    assert not slow, f"{len(slow)} reads waited over a second: {max(slow):.2f}s"
+    assert reads > 100 and cli_calls == 6
