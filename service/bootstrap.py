@@ -12,6 +12,7 @@ from . import state as run_state
 from .adapters.sql.repository import SqlRepository, make_engine, upgrade
 from .clustering.assign import PredictionState
 from .config import Settings
+from .failpoints import Failpoints
 
 
 class App:
@@ -28,6 +29,7 @@ class App:
         self.fitted_index = None
         # one writer at a time inside a process: the watcher and the scheduler share Milvus and SQLite
         self.write_lock = threading.RLock()
+        self.failpoints = Failpoints(settings.failpoint)
 
     @property
     def embedder(self):

@@ -45,6 +45,7 @@ class Settings:
     stable_wait_s: float = _setting(1.0, "A dropped file is taken once its size and mtime held still this long.")
     poll_inbox: bool = _setting(False, "Use a polling observer (network or container mounts where file events don't arrive).")
     report_max_points: int = _setting(50000, "Most points drawn on the report map; the rest are sampled out, and the page says so.")
+    failpoint: str = _setting("", "Tests only: PHASE[:N] makes the process SIGKILL itself the Nth time it reaches PHASE (parse, embed, milvus, sqlite, move, rebuild).")
     seed: int = _setting(42, "Random seed for layout and any sampling: same data, same seed, same output.")
 
     @property

@@ -131,6 +131,7 @@ def ingest_file(app, path: Path, progress: Progress = _no_progress, should_stop:
         while True:
             t0 = time.perf_counter()
             chunk = next(chunks, None)
+            app.failpoints.reach("parse")
             t["parse"] += time.perf_counter() - t0
             if chunk is None:
                 break
@@ -172,6 +173,7 @@ def ingest_file(app, path: Path, progress: Progress = _no_progress, should_stop:
     app.repo.finish_file(file_id, "processed", seen=result.rows_seen, stored=result.stored, duplicate=result.duplicates,
                          rejected=result.rejected, encoding=result.encoding, reason=result.reason)
     result.state = "processed"
+    app.failpoints.reach("move")
     result.moved_to = str(_move(path, s.processed_dir))
     return result
 
@@ -186,21 +188,24 @@ def _store_headlines(app, headlines: list[Headline], file_id: int, t: dict[str, 
     if not new:
         return 0, len(headlines), 0
     predicted = 0
-    bs = 1024
+    bs = 256  # small enough that a shutdown between batches comes within seconds
     for s in range(0, len(new), bs):
         if should_stop():
             raise Interrupted
         batch = new[s : s + bs]
         t0 = time.perf_counter()
         vectors = app.embedder.embed([h.text for h in batch])
+        app.failpoints.reach("embed")
         t["embed"] += time.perf_counter() - t0
         now = utcnow()
         ids = np.array([h.id for h in batch], np.int64)
         t0 = time.perf_counter()
         app.store.upsert(ids, vectors, np.array([_ts(h.published_at) for h in batch], np.int64), np.full(len(batch), _ts(now), np.int64))
+        app.failpoints.reach("milvus")
         t["milvus"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         app.repo.add_documents(batch, file_id, now)
+        app.failpoints.reach("sqlite")
         t["sqlite"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         predicted += assign_arrivals(app, ids, vectors)
@@ -296,6 +301,7 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
         t["save_state"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
+        app.failpoints.reach("rebuild")
         app.repo.commit_run(run_id, doc_ids=doc_ids, labels=labels, probabilities=fit.probabilities, outlier_scores=fit.outlier_scores,
                             names=names, events=matching.events, timings={k: round(v, 3) for k, v in t.items()},
                             params={**asdict(params), "knn_k": s.knn_k, "min_cluster_size_used": fit.min_cluster_size, "recipe_used": fit.recipe})

@@ -126,40 +126,48 @@ def unique_rows(n_files: int, per_file: int, seed: int) -> tuple[list[list[dict]
     return files, keys
 
 
-def test_sigkill_at_random_points_loses_and_doubles_nothing(tmp_path):
+def test_sigkill_in_every_phase_and_at_random_loses_and_doubles_nothing(tmp_path):
+    """Ten kills: one in each phase through failpoints (the process SIGKILLs itself there), then at random moments."""
     home = tmp_path / "home"
     inbox = home / "inbox"
     inbox.mkdir(parents=True)
-    files, keys = unique_rows(12, 250, seed=11)
+    files, keys = unique_rows(14, 250, seed=11)
     for i, rows in enumerate(files):
         write_csv(inbox / f"batch-{i:02d}.csv", rows)
-    rng = random.Random(5)
     kills = []
-    for _ in range(10):
-        proc = start_serve(home, NEWSCLUST_REBUILD_INTERVAL_S="3600", NEWSCLUST_EMBED_BATCH_SIZE="32")
-        delay = rng.uniform(0.2, 4.0)
+    for phase in ("parse:2", "embed:1", "milvus:2", "sqlite:1", "move:1", "rebuild:1"):
+        proc = start_serve(home, NEWSCLUST_REBUILD_INTERVAL_S="2", NEWSCLUST_FAILPOINT=phase)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError(f"failpoint {phase} was never reached")
+        assert proc.returncode == -signal.SIGKILL, (phase, proc.returncode)
+        kills.append(phase)
+    rng = random.Random(5)
+    for _ in range(4):
+        proc = start_serve(home, NEWSCLUST_REBUILD_INTERVAL_S="3600")
+        delay = rng.uniform(0.3, 3.0)
         time.sleep(delay)
-        with sqlite3.connect(home / "newsclust.sqlite") as c:
-            states = dict(c.execute("SELECT state, COUNT(*) FROM ingested_files GROUP BY state").fetchall())
-            runs = dict(c.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-        kills.append((round(delay, 2), states.get("processing", 0), runs.get("running", 0)))
-        if not any(inbox.iterdir()):
-            break
+        kills.append(f"random {delay:.1f}s")
     proc = start_serve(home, NEWSCLUST_REBUILD_INTERVAL_S="3600")
     try:
         wait_for(lambda: not any(inbox.iterdir()), timeout=240, what="the inbox to drain after the kills")
     finally:
         stop_serve(proc)
-    print("kills (delay s, files mid-ingest, rebuilds running):", kills)
-    assert len(kills) >= 10 or not any(inbox.iterdir())
-    assert sorted(p.name for p in (home / "processed").iterdir() if p.suffix == ".csv")[:1] and not any(inbox.iterdir())
+    print("kills:", kills)
+    assert len(kills) >= 10
     names = {p.name.split(".")[0] for p in (home / "processed").iterdir()} | {p.name.split(".")[0] for p in (home / "failed").iterdir()}
-    assert {f"batch-{i:02d}" for i in range(12)} <= names
+    assert {f"batch-{i:02d}" for i in range(len(files))} <= names
     with sqlite3.connect(home / "newsclust.sqlite") as c:
         stored = {r[0] for r in c.execute("SELECT key FROM documents")}
+        states = dict(c.execute("SELECT state, COUNT(*) FROM ingested_files GROUP BY state").fetchall())
+        assert c.execute("SELECT COUNT(*) FROM runs WHERE status='failed'").fetchone()[0] >= 1  # the rebuild killed midway
+        assert c.execute("SELECT COUNT(*) FROM runs WHERE status='running'").fetchone()[0] == 0
     assert stored == {f"guid:{k}" for k in keys}
+    assert states.get("interrupted", 0) >= 1 and "processing" not in states
 
     from service.adapters.milvus import MilvusStore
 
