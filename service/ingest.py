@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -63,7 +62,7 @@ def detect_encoding(path: Path) -> str:
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            return f"latin-1 (not UTF-8: truncated sequence at end)"
+            return "latin-1 (not UTF-8: truncated sequence at end)"
     return encoding
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -416,6 +415,3 @@ def status(app) -> dict:
     st["inbox_backlog"] = sum(1 for p in inbox.iterdir() if p.is_file() and not p.name.startswith(".")) if inbox.exists() else 0
     return st
 
-
-def dumps(obj) -> str:
-    return json.dumps(obj, default=str)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.clustering.assign import PredictionState, place
-from service.clustering.graph import MIN_DISTANCE, core_distances, knn, symmetric_graph
+from service.clustering.graph import MIN_DISTANCE, knn, symmetric_graph
 from service.clustering.hdbscan_fit import HdbscanParams, fit_clusters
 from service.clustering.identity import match_clusters
 from service.domain import NOISE

@@ -140,7 +140,7 @@ def test_arrival_placement_is_the_same_from_milvus_and_from_the_kept_index(make_
     app.store.upsert(ids, vectors, np.zeros(len(ids), np.int64), np.zeros(len(ids), np.int64))
     assert app.fitted_index is not None and app.fitted_index[0] == run.run_id
     usecases.assign_arrivals(app, ids, vectors)  # the rebuild's in-process index
-    kept, app.fitted_index = app.fitted_index, None
+    app.fitted_index = None
     usecases.assign_arrivals(app, ids, vectors)  # a Milvus search, as a fresh CLI process does
     with app.repo.engine.connect() as c:
         rows = c.execute(text("SELECT document_id, cluster_id FROM assignments WHERE assigned_by='predict' ORDER BY id")).all()

@@ -216,3 +216,37 @@ def test_reads_beside_a_writing_service_never_wait(tmp_path):
     assert not errors, errors
     assert not slow, f"{len(slow)} reads waited over a second: {max(slow):.2f}s"
     assert reads > 100 and cli_calls == 6
+
+
+def test_a_1gb_file_streams_through_the_service_in_bounded_memory(tmp_path):
+    """1 GiB of rows, most of them repeats of a few hundred stories: all of it is parsed, in chunks,
+    and only the unique rows are embedded, so the test takes seconds, not hours."""
+    home = tmp_path / "home"
+    inbox = home / "inbox"
+    inbox.mkdir(parents=True)
+    rows = "".join(f"g{i % 300},Story {i % 300} develops further,{'detail ' * 40}\n" for i in range(3000))
+    block = rows.encode()
+    part = inbox / "huge.csv.part"
+    with part.open("wb") as fh:
+        fh.write(b"guid,title,description\n")
+        written = 0
+        while written < (1 << 30):
+            fh.write(block)
+            written += len(block)
+    proc = start_serve(home, NEWSCLUST_REBUILD_INTERVAL_S="3600")
+    peak_kb = 0
+    try:
+        part.rename(inbox / "huge.csv")
+        end = time.monotonic() + 400
+        while not (home / "processed" / "huge.csv").exists():
+            assert time.monotonic() < end, "the 1 GiB file was not processed in time"
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            peak_kb = max(peak_kb, int(next(l for l in status.splitlines() if l.startswith("VmHWM")).split()[1]))
+            time.sleep(0.5)
+    finally:
+        out = stop_serve(proc)
+    assert "huge.csv:" in out and "300 stored" in out, out[-2000:]
+    assert peak_kb < 3 * 1024 * 1024, f"serve peaked at {peak_kb >> 10} MB for a 1 GiB file"
+    with sqlite3.connect(home / "newsclust.sqlite") as c:
+        seen, stored = c.execute("SELECT rows_seen, rows_stored FROM ingested_files WHERE name='huge.csv'").fetchone()
+    assert stored == 300 and seen >= (1 << 30) // len(block) * 3000

@@ -37,12 +37,12 @@ class PredictionState:
 
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """Row of each id in the fitted arrays, -1 for documents the rebuild did not see."""
+        if len(self.doc_ids) == 0:
+            return np.full(ids.shape, -1, np.int64)
         order = np.argsort(self.doc_ids)
         sorted_ids = self.doc_ids[order]
-        at = np.searchsorted(sorted_ids, ids)
-        at = np.clip(at, 0, max(len(sorted_ids) - 1, 0))
-        found = (len(sorted_ids) > 0) & (sorted_ids[at] == ids) if len(sorted_ids) else np.zeros(ids.shape, bool)
-        return np.where(found, order[at], -1)
+        at = np.clip(np.searchsorted(sorted_ids, ids), 0, len(sorted_ids) - 1)
+        return np.where(sorted_ids[at] == ids, order[at], -1)
 
 
 @dataclass(frozen=True)
