@@ -228,6 +228,10 @@ def serve():
             _say(f"serving {a.settings.home}: inbox {a.settings.inbox}, rebuild every {a.settings.rebuild_interval_s}s")
             sys.stdout.flush()
             service.run(stop)
+            if service.rebuilding.is_set():
+                _say("stopped; abandoned the rebuild in progress (the previous clustering stays; the next start marks it failed)")
+                sys.stdout.flush()
+                os._exit(0)  # the rebuild thread cannot be interrupted; the OS drops the writer lock
             _say("stopped")
     except _Busy as busy:
         _say(f"another newsclust process (pid {busy}) already serves this home")

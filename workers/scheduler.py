@@ -26,5 +26,5 @@ class RebuildSchedule:
         """Pull the next rebuild forward to now (a new story in the noise pool, or a user's request)."""
         self._scheduler.modify_job(JOB_ID, next_run_time=datetime.now(timezone.utc))
 
-    def stop(self) -> None:
-        self._scheduler.shutdown(wait=True)
+    def stop(self, wait: bool = True) -> None:
+        self._scheduler.shutdown(wait=wait)

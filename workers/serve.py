@@ -25,6 +25,7 @@ class Service:
         self.watcher = InboxWatcher(s.inbox, self._ingest, stable_wait_s=s.stable_wait_s, poll=s.poll_inbox)
         self.schedule = RebuildSchedule(self._scheduled_rebuild, s.rebuild_interval_s)
         self._stopping = threading.Event()
+        self.rebuilding = threading.Event()
 
     def _ingest(self, path: Path) -> None:
         with self.app.write_lock:
@@ -40,8 +41,12 @@ class Service:
         st = self.app.repo.status()
         if not requested and (st["documents"] == 0 or st["pending_arrivals"] < self.app.settings.rebuild_min_pending):
             return
-        with self.app.write_lock:
-            result = usecases.rebuild(self.app)
+        self.rebuilding.set()
+        try:
+            with self.app.write_lock:
+                result = usecases.rebuild(self.app)
+        finally:
+            self.rebuilding.clear()
         request.unlink(missing_ok=True)
         self.on_event("rebuild", result)
 
@@ -64,8 +69,10 @@ class Service:
             stop.wait()
         finally:
             self._stopping.set()  # a file in progress stops at its next batch and stays in the inbox
-            self.watcher.stop()
-            self.schedule.stop()
+            self.watcher.stop(timeout=5)  # the current batch ends within that; a worker waiting on a rebuild is let go
+            # a rebuild in progress is abandoned, not awaited: it commits in one transaction, so the previous
+            # clustering stays whole, and the next start marks the abandoned run failed
+            self.schedule.stop(wait=False)
 
 
 def install_signal_handlers(stop: threading.Event) -> None:

@@ -28,6 +28,8 @@ class MilvusStore:
         self.dim = dim
         # the query iterator warns on every Lite read that it falls back to client-side timestamps: expected, not news
         logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
+        # ...after Milvus Lite's in-process server has refused the timestamp call with a logged traceback
+        logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
         self.client = MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
         self._ensure_collection()
 
