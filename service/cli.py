@@ -95,7 +95,7 @@ def _progress(label: str):
 def _print_ingest(r: usecases.IngestResult) -> None:
     if r.state == "processed":
         _say(f"{r.file}: {r.rows_seen} rows, {r.stored} stored, {r.duplicates} already known, {r.rejected} rejected, "
-             f"{r.predicted} placed in clusters  [{' '.join(f'{k} {v:.1f}s' for k, v in r.seconds.items())}]")
+             f"{r.predicted} placed by prediction  [{' '.join(f'{k} {v:.1f}s' for k, v in r.seconds.items())}]")
     elif r.state == "duplicate":
         _say(f"{r.file}: already ingested (same bytes) — nothing to do")
     elif r.state == "interrupted":
