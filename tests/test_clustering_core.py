@@ -188,3 +188,17 @@ def test_stabilize_gives_a_swallowed_old_cluster_its_block_back():
     new = np.zeros(90, np.int64)  # both old stories fall into one cluster, nothing new arrived
     got = stabilize(docs, prev, docs, new)
     assert len(set(got[:45].tolist())) == 1 and len(set(got[45:].tolist())) == 1 and got[0] != got[45]
+
+
+def test_large_graphs_use_an_inverted_file_index_with_high_recall(monkeypatch):
+    import service.clustering.graph as graph
+
+    rng = np.random.default_rng(7)
+    x, _ = unit_vectors(rng, 60, 50, dim=32, spread=0.08)
+    exact = knn(x, 10)
+    monkeypatch.setattr(graph, "EXACT_SEARCH_MAX_N", 1000)
+    approx = knn(x, 10)
+    assert type(graph.build_index(x)).__name__ == "IndexIVFFlat"
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx.indices, exact.indices)])
+    assert recall > 0.9
+    assert not np.any(approx.indices == np.arange(len(x))[:, None])
