@@ -13,10 +13,11 @@ from .adapters.sql.repository import SqlRepository, make_engine, upgrade
 from .clustering.assign import PredictionState
 from .config import Settings
 from .failpoints import Failpoints
+from .ports import Embedder, VectorStore
 
 
 class App:
-    def __init__(self, settings: Settings, embedder=None, store=None):
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, store: VectorStore | None = None):
         settings.ensure_dirs()
         self.settings = settings
         engine = make_engine(settings.sqlite_path)
@@ -32,7 +33,7 @@ class App:
         self.failpoints = Failpoints(settings.failpoint)
 
     @property
-    def embedder(self):
+    def embedder(self) -> Embedder:
         if self._embedder is None:
             from .adapters.embedders import make_embedder
 
@@ -41,7 +42,7 @@ class App:
         return self._embedder
 
     @property
-    def store(self):
+    def store(self) -> VectorStore:
         if self._store is None:
             from .adapters.milvus import MilvusStore
 

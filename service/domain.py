@@ -50,14 +50,6 @@ class Rejected:
 
 
 @dataclass(frozen=True)
-class Assignment:
-    document_id: int
-    cluster_id: int  # persistent id, NOISE for noise
-    probability: float
-    outlier_score: float
-
-
-@dataclass(frozen=True)
 class ClusterEvent:
     kind: str  # born, grew, shrank, split, merged, died
     cluster_id: int
@@ -65,13 +57,3 @@ class ClusterEvent:
     children: tuple[int, ...] = ()
     size_before: int = 0
     size_after: int = 0
-
-
-@dataclass(frozen=True)
-class ClusterName:
-    keywords: tuple[str, ...]
-    representatives: tuple[int, ...]  # document ids
-
-    @property
-    def label(self) -> str:
-        return ", ".join(self.keywords[:3])
