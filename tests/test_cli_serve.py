@@ -24,7 +24,7 @@ def env_for(**extra):
     return env
 
 
-def wait_for(predicate, timeout=60.0, what="condition"):
+def wait_for(predicate, timeout=180.0, what="condition"):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if predicate():
