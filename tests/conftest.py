@@ -69,3 +69,12 @@ def unit_vectors(rng: np.random.Generator, centres: int, per: int, dim: int = 32
     x = np.repeat(c, per, axis=0) + rng.normal(scale=spread, size=(centres * per, dim))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     return x.astype(np.float32), np.repeat(np.arange(centres), per)
+
+
+def ingest_copies(app, files) -> list:
+    """Drop a copy of each file into the app's inbox and ingest it, as the watcher would; the results in order."""
+    import shutil
+
+    from service import usecases
+
+    return [usecases.ingest_file(app, Path(shutil.copy(f, app.settings.inbox / Path(f).name))) for f in files]

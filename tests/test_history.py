@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from service import usecases
+
+from .conftest import ingest_copies
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -25,7 +26,7 @@ def history_db(tmp_path_factory, embedder, demo_days):
     app = build_app(load_settings(home=home, env={}), embedder=embedder)
     runs = []
     for f in files:
-        usecases.ingest_file(app, Path(shutil.copy(f, app.settings.inbox / f.name)))
+        ingest_copies(app, [f])
         runs.append(usecases.rebuild(app, write_report_after=False))
     yield app, runs
     app.close()
@@ -88,8 +89,7 @@ def test_names_are_kept_per_run(history_db):
 def test_time_window_clusters_only_recent_documents(make_app, demo_days):
     files, _ = demo_days
     app = make_app(window_days=2.0)
-    for f in files:
-        usecases.ingest_file(app, Path(shutil.copy(f, app.settings.inbox / f.name)))
+    ingest_copies(app, files)
     r = usecases.rebuild(app, write_report_after=False)
     total = app.repo.count_documents()
     assert 0 < r.documents < total

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +12,7 @@ from sqlalchemy import text
 
 from service import usecases
 
-from .conftest import write_csv
+from .conftest import write_csv, ingest_copies
 
 ROWS = [
     {"guid": f"g{i}", "title": t, "description": d}
@@ -88,15 +87,14 @@ def export_rows(app):
 def test_rebuild_then_export_then_arrivals_are_predicted(make_app, demo_days):
     files, truth = demo_days
     app = make_app()
-    for f in files[:-1]:
-        usecases.ingest_file(app, shutil.copy(f, app.settings.inbox / f.name))
+    ingest_copies(app, files[:-1])
     r = usecases.rebuild(app, write_report_after=False)
     assert r.clusters >= 10
     rows = export_rows(app)
     assert len(rows) == r.documents and all(x["assigned_by"] == "rebuild" for x in rows)
     assert set(rows[0]) == {"guid", "cluster_id", "probability", "outlier_score", "assigned_by", "run_id"}
 
-    last = usecases.ingest_file(app, shutil.copy(files[-1], app.settings.inbox / files[-1].name))
+    (last,) = ingest_copies(app, files[-1:])
     rows = export_rows(app)
     predicted = [x for x in rows if x["assigned_by"] == "predict"]
     assert len(predicted) == last.stored > 0
@@ -115,8 +113,7 @@ def test_rebuild_then_export_then_arrivals_are_predicted(make_app, demo_days):
 def test_rebuild_twice_on_the_same_data_keeps_every_id(make_app, demo_days):
     files, _ = demo_days
     app = make_app()
-    for f in files[:3]:
-        usecases.ingest_file(app, shutil.copy(f, app.settings.inbox / f.name))
+    ingest_copies(app, files[:3])
     a = usecases.rebuild(app, write_report_after=False)
     b = usecases.rebuild(app, write_report_after=False)
     da, la = app.repo.run_labels(a.run_id)
@@ -128,8 +125,7 @@ def test_rebuild_twice_on_the_same_data_keeps_every_id(make_app, demo_days):
 def test_arrival_placement_is_the_same_from_milvus_and_from_the_kept_index(make_app, demo_days):
     files, _ = demo_days
     app = make_app()
-    for f in files[:-1]:
-        usecases.ingest_file(app, shutil.copy(f, app.settings.inbox / f.name))
+    ingest_copies(app, files[:-1])
     run = usecases.rebuild(app, write_report_after=False)
     from service.ingest import read_headlines
 

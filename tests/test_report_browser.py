@@ -10,7 +10,7 @@ import pytest
 
 from service import usecases
 
-from .conftest import write_csv
+from .conftest import write_csv, ingest_copies
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 OUTPUT = Path(__file__).resolve().parent / "output"
@@ -24,13 +24,11 @@ def report(tmp_path_factory, embedder, demo_days):
 
     files, _ = demo_days
     app = build_app(load_settings(home=tmp_path_factory.mktemp("report"), env={}), embedder=embedder)
-    for f in files[:3]:
-        usecases.ingest_file(app, Path(shutil.copy(f, app.settings.inbox / f.name)))
+    ingest_copies(app, files[:3])
     usecases.rebuild(app, write_report_after=True)
     write_csv(app.settings.inbox / "evil.csv", [{"guid": "evil-1", "title": EVIL, "description": '"><svg onload=alert(1)>'}] * 1)
     usecases.ingest_file(app, app.settings.inbox / "evil.csv")
-    for f in files[3:]:
-        usecases.ingest_file(app, Path(shutil.copy(f, app.settings.inbox / f.name)))
+    ingest_copies(app, files[3:])
     result = usecases.rebuild(app, write_report_after=True)
     yield app, result
     app.close()
