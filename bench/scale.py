@@ -2,10 +2,15 @@
 
     python bench/scale.py --n 100000 [--recipe graph|umap] [--json FILE]
 
-Prints one JSON line: n, insert_s, read_s, graph_s, cluster_s, rebuild_s (vectors read + graph + clustering,
-end to end), peak_rss_mb, assign_per_s (arrivals placed per second from their Milvus neighbours, no
-embedding), clusters, noise, ami_vs_truth, and the tutorial recipe's seconds and peak memory where it
-can run (n <= 10,000; null above, where its n×n matrix dies).
+The insert runs in this process (through the vector cache, as the service writes), the rebuild in a
+fresh child process, as after a restart, so each phase's peak memory is its own: Milvus Lite is a
+pure-Python engine inside the process and its insert peak is not the rebuild's.
+Prints one JSON line: n, insert_s, insert_peak_rss_mb, read_s, graph_s, graph_recall, cluster_s, rebuild_s
+(vectors read + graph + clustering, end to end), peak_rss_mb (the rebuild process, Milvus Lite's
+share included as milvus_open_rss_mb), assign_per_s (arrivals placed per second through the rebuild's
+index, no embedding; assign_per_s_milvus_search through Milvus search), clusters, noise, ami_vs_truth,
+and the tutorial recipe's seconds and peak memory where it can run (n <= 10,000; null above, where its
+n×n matrix dies).
 """
 
 from __future__ import annotations
@@ -54,6 +59,82 @@ def graph_recall(vecs: np.ndarray, neigh, k: int, sample: int = 500) -> float:
     return float(np.mean([len(set(exact[i]) & set(neigh.indices[r])) / k for i, r in enumerate(rows)]))
 
 
+def insert_phase(args, home: Path) -> dict:
+    """As the service's writer does: upsert into Milvus Lite through the vector cache."""
+    from service.adapters.milvus import MilvusStore
+    from service.adapters.vector_cache import CachedVectorStore
+
+    vectors, truth = news_like_vectors(args.n + args.arrivals, seed=args.seed)
+    np.save(home / "arrivals.npy", vectors[args.n :])
+    np.save(home / "truth.npy", truth[: args.n])
+    fitted = vectors[: args.n]
+    ids = np.arange(1, args.n + 1, dtype=np.int64)
+    milvus = MilvusStore(str(home / "milvus.db"), "bench", vectors.shape[1])
+    store = CachedVectorStore(milvus, home / "cache", vectors.shape[1], source="bench")
+    zeros = np.zeros(args.n, np.int64)
+    t0 = time.perf_counter()
+    for s in range(0, args.n, 5_000):
+        store.upsert(ids[s : s + 5_000], fitted[s : s + 5_000], zeros[s : s + 5_000], zeros[s : s + 5_000])
+    insert_s = time.perf_counter() - t0
+    store.close()
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_server(str(home / "milvus.db"))  # Lite's lock, for the child process
+    return {"insert_s": round(insert_s, 2), "insert_peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+def rebuild_phase(args, home: Path) -> dict:
+    """A fresh process, as a restarted service: open Milvus, read vectors, graph, cluster, place arrivals."""
+    from service.adapters.milvus import MilvusStore
+    from service.adapters.vector_cache import CachedVectorStore
+    from service.clustering.assign import PredictionState, place
+    from service.clustering.graph import build_index, knn, search_index
+    from service.clustering.hdbscan_fit import HdbscanParams, fit_clusters
+    from bench.metrics import scores
+
+    arrivals = np.load(home / "arrivals.npy")
+    milvus = MilvusStore(str(home / "milvus.db"), "bench", arrivals.shape[1])
+    store = CachedVectorStore(milvus, home / "cache", arrivals.shape[1], source="bench")
+    open_mb = peak_rss_mb()
+    t0 = time.perf_counter()
+    doc_ids, vecs = store.all_vectors()
+    read_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    index = build_index(vecs, args.k)
+    neigh = knn(vecs, args.k, index=index)
+    graph_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fit = fit_clusters(neigh, vecs, HdbscanParams(recipe=args.recipe))
+    cluster_s = time.perf_counter() - t0
+    rebuild_mb = peak_rss_mb()
+    recall = graph_recall(vecs, neigh, args.k)
+
+    state = PredictionState(doc_ids=doc_ids, labels=fit.labels, probabilities=fit.probabilities, outlier_scores=fit.outlier_scores,
+                            core_distances=fit.core_distances, cluster_ids=np.arange(fit.n_clusters), cluster_max_edge=fit.cluster_max_edge,
+                            cluster_min_core=fit.cluster_min_core, min_samples=5)
+    # the serving process keeps the rebuild's faiss index over the fitted vectors: arrivals are placed through it
+    t0 = time.perf_counter()
+    nb = search_index(index, arrivals, 20)
+    placed = place(state, nb.indices, nb.distances)
+    assign_s = time.perf_counter() - t0
+    # a process without that index (a CLI `ingest` while no serve runs) searches Milvus instead
+    t0 = time.perf_counter()
+    nb_ids, nb_dist = store.search(arrivals, 20)
+    search_s = time.perf_counter() - t0
+    placed_milvus = place(state, state.positions(nb_ids.ravel()).reshape(nb_ids.shape), nb_dist)
+    store.close()
+    truth = np.load(home / "truth.npy")
+    return {
+        "read_s": round(read_s, 2), "graph_s": round(graph_s, 2), "graph_recall": round(recall, 3), "cluster_s": round(cluster_s, 2),
+        "rebuild_s": round(read_s + graph_s + cluster_s, 2), "peak_rss_mb": round(rebuild_mb, 1), "milvus_open_rss_mb": round(open_mb, 1),
+        "assign_per_s": round(len(arrivals) / assign_s, 1), "assign_per_s_milvus_search": round(len(arrivals) / (search_s + 1e-9), 1),
+        "assign_paths_agree": round(float(np.mean(placed.labels == placed_milvus.labels)), 4),
+        "arrivals_clustered": round(float((placed.labels >= 0).mean()), 3),
+        "clusters": fit.n_clusters, "noise": int((fit.labels < 0).sum()),
+        "ami_vs_truth": scores(truth, fit.labels)["ami_all"],  # ids 1..n were inserted in row order, read back sorted
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20_000)
@@ -62,68 +143,25 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--rebuild-in", type=Path, help=argparse.SUPPRESS)  # the child process's half
     args = ap.parse_args()
 
-    from service.adapters.milvus import MilvusStore
-    from service.clustering.assign import PredictionState, place
-    from service.clustering.graph import knn
-    from service.clustering.hdbscan_fit import HdbscanParams, fit_clusters
-    from bench.metrics import scores
+    if args.rebuild_in:
+        print(json.dumps(rebuild_phase(args, args.rebuild_in)))
+        return
+    import shutil
+    import subprocess
 
-    vectors, truth = news_like_vectors(args.n + args.arrivals, seed=args.seed)
-    fitted, arrivals = vectors[: args.n], vectors[args.n :]
-    ids = np.arange(1, args.n + 1, dtype=np.int64)
     home = Path(tempfile.mkdtemp(prefix="newsclust-scale-"))
-    store = MilvusStore(str(home / "milvus.db"), "bench", vectors.shape[1])
-    zeros = np.zeros(args.n, np.int64)
-    t0 = time.perf_counter()
-    for s in range(0, args.n, 10_000):
-        store.upsert(ids[s : s + 10_000], fitted[s : s + 10_000], zeros[s : s + 10_000], zeros[s : s + 10_000])
-    insert_s = time.perf_counter() - t0
-    del fitted
-
-    t0 = time.perf_counter()
-    doc_ids, vecs = store.all_vectors()
-    read_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    neigh = knn(vecs, args.k)
-    graph_s = time.perf_counter() - t0
-    recall = graph_recall(vecs, neigh, args.k)
-    t0 = time.perf_counter()
-    fit = fit_clusters(neigh, vecs, HdbscanParams(recipe=args.recipe))
-    cluster_s = time.perf_counter() - t0
-
-    state = PredictionState(doc_ids=doc_ids, labels=fit.labels, probabilities=fit.probabilities, outlier_scores=fit.outlier_scores,
-                            core_distances=fit.core_distances, cluster_ids=np.arange(fit.n_clusters), cluster_max_edge=fit.cluster_max_edge,
-                            cluster_min_core=fit.cluster_min_core, min_samples=5)
-    t0 = time.perf_counter()
-    nb_ids, nb_dist = store.search(arrivals, 20)
-    search_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    pos = state.positions(nb_ids.ravel()).reshape(nb_ids.shape)
-    placed = place(state, pos, nb_dist)
-    place_s = time.perf_counter() - t0
-    assign_s = search_s + place_s
-    # the serving process keeps an in-process index of the fitted vectors from the rebuild: the same placement without Milvus search
-    from service.clustering.graph import build_index, search_index
-
-    index = build_index(vecs, args.k)
-    t0 = time.perf_counter()
-    nb = search_index(index, arrivals, 20)
-    placed_fast = place(state, nb.indices, nb.distances)
-    assign_index_s = time.perf_counter() - t0
-    same = float(np.mean(placed_fast.labels == placed.labels))
-    store.close()
-
-    result = {
-        "n": args.n, "recipe": args.recipe, "k": args.k,
-        "insert_s": round(insert_s, 2), "read_s": round(read_s, 2), "graph_s": round(graph_s, 2), "graph_recall": round(recall, 3), "cluster_s": round(cluster_s, 2),
-        "rebuild_s": round(read_s + graph_s + cluster_s, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
-        "assign_per_s": round(args.arrivals / assign_index_s, 1), "assign_per_s_milvus_search": round(args.arrivals / assign_s, 1),
-        "assign_paths_agree": round(same, 4), "milvus_search_s": round(search_s, 3), "place_s": round(place_s, 3), "arrivals_clustered": round(float((placed.labels >= 0).mean()), 3),
-        "clusters": fit.n_clusters, "noise": int((fit.labels < 0).sum()),
-        "ami_vs_truth": scores(truth[: args.n], fit.labels)["ami_all"],  # ids 1..n were inserted in row order
-    }
+    try:
+        result = {"n": args.n, "recipe": args.recipe, "k": args.k, **insert_phase(args, home)}
+        child = subprocess.run([sys.executable, __file__, "--n", str(args.n), "--recipe", args.recipe, "--k", str(args.k),
+                                "--rebuild-in", str(home)], capture_output=True, text=True)
+        if child.returncode != 0:
+            sys.exit(f"rebuild phase failed: {child.stderr.strip()[-2000:]}")
+        result.update(json.loads(child.stdout.strip().splitlines()[-1]))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
     if args.n <= 10_000:
         tut = tutorial_in_subprocess(args.n, args.seed)
         result.update({"tutorial_s": round(tut["s"], 2) if tut.get("s") else None, "tutorial_peak_mb": round(tut["mb"], 1) if tut.get("mb") else None})

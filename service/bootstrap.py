@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 
 from . import state as run_state
+from .adapters.vector_cache import CachedVectorStore
 from .adapters.sql.repository import SqlRepository, make_engine, upgrade
 from .clustering.assign import PredictionState
 from .config import Settings
@@ -48,6 +49,10 @@ class App:
 
             s = self.settings
             self._store = MilvusStore(s.resolved_milvus_uri, s.collection, self.embedder.dim, s.milvus_token)
+        if self.settings.vector_cache and not isinstance(self._store, CachedVectorStore):
+            s = self.settings
+            self._store = CachedVectorStore(self._store, s.state_dir / f"vectors-{s.collection}", self.embedder.dim,
+                                            source=f"{s.resolved_milvus_uri}#{s.collection}")
         return self._store
 
     def prediction_state(self, run_id: int) -> PredictionState | None:

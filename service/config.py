@@ -28,6 +28,7 @@ class Settings:
     embedder_path: str = _setting("", "Local folder or HF-cache model id for the embedder; empty uses the bundled MiniLM or 'BAAI/bge-m3'.")
     embed_batch_size: int = _setting(64, "Documents per embedding batch.")
     max_text_chars: int = _setting(2000, "Text longer than this is cut before embedding (the full text is kept in SQLite).")
+    vector_cache: bool = _setting(True, "Keep a copy of the vectors in HOME/state/ so a rebuild reads them at disk speed instead of through Milvus's query iterator; checked against Milvus's count and refilled from it when they differ.")
     knn_k: int = _setting(15, "Neighbours per document in the kNN graph.")
     recipe: str = _setting("umap", "Clustering recipe: 'umap' (UMAP to a few dimensions from the kNN graph, then HDBSCAN) or 'graph' (HDBSCAN on the raw kNN graph; fastest).")
     umap_dims: int = _setting(5, "Dimensions of the UMAP space the 'umap' recipe clusters in.")

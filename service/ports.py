@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -25,6 +25,9 @@ class VectorStore(Protocol):
 
     def all_vectors(self, since_ts: int | None = None, by: str = "published") -> tuple[np.ndarray, np.ndarray]:
         """(ids sorted, vectors) of the whole collection, or of documents since since_ts (unix seconds)."""
+
+    def iter_rows(self, batch_size: int = 5000, since_ts: int | None = None, by: str = "published") -> Iterator[tuple[np.ndarray, ...]]:
+        """(ids, vectors, published_ts, ingested_ts) in batches: the whole collection, for refilling a cache."""
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, cosine distances) of each query's k nearest stored vectors; missing slots are id -1, distance inf."""

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from service.adapters.milvus import MilvusStore
+from service.adapters.vector_cache import CachedVectorStore
 
 
 def _free(port: int) -> bool:
@@ -84,12 +85,12 @@ def milvus_server():
     _stop_server(*started)
 
 
-@pytest.fixture(params=["lite", "server"])
+@pytest.fixture(params=["lite", "server", "lite+cache"])
 def store(request, tmp_path):
-    uri = str(tmp_path / "milvus.db") if request.param == "lite" else request.getfixturevalue("milvus_server")
+    uri = str(tmp_path / "milvus.db") if request.param != "server" else request.getfixturevalue("milvus_server")
     name = f"contract_{int(time.time() * 1000) % 10**9}"
     s = MilvusStore(uri, name, 16)
-    yield s
+    yield CachedVectorStore(s, tmp_path / "cache", 16, source=f"{uri}#{name}") if request.param == "lite+cache" else s
     s.client.drop_collection(name)
     s.close()
 
@@ -136,5 +137,40 @@ def test_time_window_filter(store):
 
 
 def test_a_collection_of_another_dimension_is_refused(store):
+    milvus = getattr(store, "store", store)
     with pytest.raises(ValueError, match="embedders cannot be mixed"):
-        MilvusStore(store.uri, store.collection, 32, "")
+        MilvusStore(milvus.uri, milvus.collection, 32, "")
+
+
+def test_the_cache_refills_from_milvus_when_it_missed_a_write(tmp_path):
+    """A crash between the Milvus upsert and the cache append: Milvus has rows the cache lacks."""
+    rng = np.random.default_rng(3)
+    x = unit(rng, 100)
+    ids = np.arange(100, dtype=np.int64) + 1
+    z = np.zeros(100, np.int64)
+    milvus = MilvusStore(str(tmp_path / "milvus.db"), "c", 16)
+    cached = CachedVectorStore(milvus, tmp_path / "cache", 16, source="m#c")
+    cached.upsert(ids[:60], x[:60], z[:60], z[:60])
+    milvus.upsert(ids[60:], x[60:], z[60:], z[60:])  # written to Milvus, never appended
+    got_ids, got = cached.all_vectors()
+    assert np.array_equal(got_ids, ids) and np.allclose(got, x, atol=1e-6)
+    cached.upsert(ids[:10], x[:10], z[:10], z[:10])  # appended to the refilled cache: still 100 distinct
+    assert np.array_equal(cached.all_vectors()[0], ids)
+    milvus.close()
+
+
+def test_a_torn_cache_row_is_cut_and_another_source_is_not_trusted(tmp_path):
+    rng = np.random.default_rng(4)
+    x = unit(rng, 20)
+    ids = np.arange(20, dtype=np.int64) + 1
+    z = np.zeros(20, np.int64)
+    milvus = MilvusStore(str(tmp_path / "milvus.db"), "c", 16)
+    CachedVectorStore(milvus, tmp_path / "cache", 16, source="m#c").upsert(ids, x, z, z)
+    with (tmp_path / "cache" / "vectors.f32").open("ab") as fh:
+        fh.write(b"\0" * 30)  # a crash mid-append
+    reopened = CachedVectorStore(milvus, tmp_path / "cache", 16, source="m#c")
+    assert (tmp_path / "cache" / "vectors.f32").stat().st_size == 20 * 16 * 4
+    assert np.array_equal(reopened.all_vectors()[0], ids)
+    other = CachedVectorStore(milvus, tmp_path / "cache", 16, source="elsewhere#c")  # e.g. milvus_uri changed
+    assert not other._trusted and np.array_equal(other.all_vectors()[0], ids)
+    milvus.close()

@@ -86,9 +86,11 @@ class MilvusStore:
             found.update(int(r["id"]) for r in res)
         return found
 
-    def iter_vectors(self, batch_size: int = 5000, since_ts: int | None = None, by: str = "published") -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def iter_rows(self, batch_size: int = 5000, since_ts: int | None = None, by: str = "published") -> Iterator[tuple[np.ndarray, ...]]:
+        """(ids, vectors, published_ts, ingested_ts) in batches, in the store's order."""
         batch_size = min(batch_size, self._rows_per_request())
-        it = self.client.query_iterator(self.collection, batch_size=batch_size, filter=_window_filter(since_ts, by), output_fields=["id", "vector"])
+        fields = ["id", "vector", "published_ts", "ingested_ts"]
+        it = self.client.query_iterator(self.collection, batch_size=batch_size, filter=_window_filter(since_ts, by), output_fields=fields)
         try:
             while True:
                 rows = it.next()
@@ -96,14 +98,16 @@ class MilvusStore:
                     break
                 ids = np.fromiter((r["id"] for r in rows), dtype=np.int64, count=len(rows))
                 vecs = np.asarray([r["vector"] for r in rows], dtype=np.float32)
-                yield ids, vecs
+                published = np.fromiter((r["published_ts"] for r in rows), dtype=np.int64, count=len(rows))
+                ingested = np.fromiter((r["ingested_ts"] for r in rows), dtype=np.int64, count=len(rows))
+                yield ids, vecs, published, ingested
         finally:
             it.close()
 
     def all_vectors(self, since_ts: int | None = None, by: str = "published") -> tuple[np.ndarray, np.ndarray]:
         """Every (id, vector) (of the time window, if given), sorted by id so the same data always yields the same order."""
         ids, vecs = [], []
-        for i, v in self.iter_vectors(since_ts=since_ts, by=by):
+        for i, v, _, _ in self.iter_rows(since_ts=since_ts, by=by):
             ids.append(i)
             vecs.append(v)
         if not ids:
