@@ -39,3 +39,15 @@ def scores(truth: np.ndarray, labels: np.ndarray) -> dict:
         "noise_share": round(float(1 - clustered.mean()), 4),
         "clusters": int(len(np.unique(labels[clustered]))),
     }
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory (VmHWM). Not getrusage's ru_maxrss: that survives execve,
+    so a child started from a big parent would report the parent's peak."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -27,8 +27,6 @@ class App:
         self._embedder = embedder
         self._store = store
         self._pstate: tuple[int, PredictionState | None] | None = None
-        # (run id, faiss index over that run's fitted vectors): kept by the process that rebuilt, for placing arrivals
-        self.fitted_index = None
         # one writer at a time inside a process: the watcher and the scheduler share Milvus and SQLite
         self.write_lock = threading.RLock()
         self.failpoints = Failpoints(settings.failpoint)
@@ -52,7 +50,7 @@ class App:
         if self.settings.vector_cache and not isinstance(self._store, CachedVectorStore):
             s = self.settings
             self._store = CachedVectorStore(self._store, s.state_dir / f"vectors-{s.collection}", self.embedder.dim,
-                                            source=f"{s.resolved_milvus_uri}#{s.collection}")
+                                            source=f"{s.resolved_milvus_uri}#{s.collection}", knn_k=s.knn_k)
         return self._store
 
     def prediction_state(self, run_id: int) -> PredictionState | None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .clustering.graph import Neighbours
 
 
 class Embedder(Protocol):
@@ -33,3 +36,11 @@ class VectorStore(Protocol):
         """(ids, cosine distances) of each query's k nearest stored vectors; missing slots are id -1, distance inf."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class KeepsGraph(Protocol):
+    """A store that keeps each document's kNN list up to date as vectors arrive, so a rebuild need not search."""
+
+    def neighbour_graph(self, since_ts: int | None = None, by: str = "published") -> tuple[np.ndarray, np.ndarray, "Neighbours"]:
+        """(ids sorted, vectors, their kNN lists re-indexed to that order)."""

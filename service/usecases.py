@@ -22,13 +22,14 @@ import numpy as np
 from . import state as run_state
 from .adapters.sql.repository import utcnow
 from .clustering.assign import PredictionState, place
-from .clustering.graph import build_index, knn, search_index
+from .clustering.graph import knn
 from .clustering.hdbscan_fit import Anchor, HdbscanParams, fit_clusters
 from .clustering.identity import match_clusters
 from .clustering.layout import initial_positions, layout_2d
 from .clustering.naming import name_clusters
 from .domain import NOISE, Headline, Rejected
 from .ingest import BadFile, read_headlines
+from .ports import KeepsGraph
 
 log = logging.getLogger("newsclust")
 
@@ -226,15 +227,11 @@ def assign_arrivals(app, ids: np.ndarray, vectors: np.ndarray) -> int:
     if pstate is None or len(pstate.doc_ids) == 0:
         return 0
     k = app.settings.assign_neighbours
-    if app.fitted_index is not None and app.fitted_index[0] == run.id:
-        # the process that rebuilt keeps the rebuild's index: rows are the fitted documents, ~20x faster than a Milvus search
-        nb = search_index(app.fitted_index[1], vectors, k)
-        pos, nb_dist = nb.indices, nb.distances
-    else:
-        # over-fetch: the arrivals themselves and other unfitted documents come back too and are dropped
-        nb_ids, nb_dist = app.store.search(vectors, k + min(len(ids), 32))
-        pos = pstate.positions(nb_ids.ravel()).reshape(nb_ids.shape)
-        pos[nb_ids < 0] = -1
+    # over-fetch: the arrivals themselves and other unfitted documents come back too and are dropped.
+    # The writer's store answers from its live index (adapters/vector_cache.py), else Milvus searches.
+    nb_ids, nb_dist = app.store.search(vectors, k + min(len(ids), 32))
+    pos = pstate.positions(nb_ids.ravel()).reshape(nb_ids.shape)
+    pos[nb_ids < 0] = -1
     placed = place(pstate, pos, nb_dist)
     app.repo.record_predictions(run.id, ids, placed.labels, placed.probabilities, placed.outlier_scores)
     return len(ids)
@@ -261,14 +258,18 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
     t: dict[str, float] = {}
     try:
         t0 = time.perf_counter()
-        doc_ids, vectors = app.store.all_vectors(since_ts=_window_start(app), by=s.window_by)
-        t["read_vectors"] = time.perf_counter() - t0
-        progress("vectors", len(doc_ids))
-
-        t0 = time.perf_counter()
-        index = build_index(vectors, s.knn_k)
-        neigh = knn(vectors, s.knn_k, index=index)
-        t["graph"] = time.perf_counter() - t0
+        if isinstance(app.store, KeepsGraph):
+            # the graph was kept up to date as documents arrived (adapters/vector_cache.py)
+            doc_ids, vectors, neigh = app.store.neighbour_graph(since_ts=_window_start(app), by=s.window_by)
+            t["read_graph"] = time.perf_counter() - t0
+            progress("vectors", len(doc_ids))
+        else:
+            doc_ids, vectors = app.store.all_vectors(since_ts=_window_start(app), by=s.window_by)
+            t["read_vectors"] = time.perf_counter() - t0
+            progress("vectors", len(doc_ids))
+            t0 = time.perf_counter()
+            neigh = knn(vectors, s.knn_k)
+            t["graph"] = time.perf_counter() - t0
 
         prev = app.repo.latest_run()
         prev_docs, prev_labels = app.repo.run_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
@@ -309,7 +310,6 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
         app.repo.fail_run(run_id, f"{type(exc).__name__}: {exc}")
         raise
     app.forget_prediction_state()
-    app.fitted_index = (run_id, index)
     events: dict[str, int] = {}
     for e in matching.events:
         events[e.kind] = events.get(e.kind, 0) + 1

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.clustering.assign import PredictionState, place
+from service.clustering import graph
 from service.clustering.graph import MIN_DISTANCE, knn, symmetric_graph
 from service.clustering.hdbscan_fit import HdbscanParams, fit_clusters
 from service.clustering.identity import match_clusters
@@ -191,8 +192,6 @@ def test_stabilize_gives_a_swallowed_old_cluster_its_block_back():
 
 
 def test_large_graphs_use_an_inverted_file_index_with_high_recall(monkeypatch):
-    import service.clustering.graph as graph
-
     rng = np.random.default_rng(7)
     x, _ = unit_vectors(rng, 60, 50, dim=32, spread=0.08)
     exact = knn(x, 10)
@@ -202,3 +201,20 @@ def test_large_graphs_use_an_inverted_file_index_with_high_recall(monkeypatch):
     recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx.indices, exact.indices)])
     assert recall > 0.9
     assert not np.any(approx.indices == np.arange(len(x))[:, None])
+
+
+def test_merging_candidates_keeps_each_rows_k_nearest_distinct_others():
+    idx = np.array([[1, 2], [0, -1], [0, 1]], np.int64)
+    dist = np.array([[0.2, 0.5], [0.2, np.inf], [0.5, 0.6]], np.float32)
+    touched, new_idx, new_dist = graph.merge_neighbours(idx, dist, np.array([0, 0, 1, 1]), np.array([3, 1, 3, 1]),
+                                                        np.array([0.1, 0.3, 0.4, 0.0], np.float32))
+    assert touched.tolist() == [0, 1]
+    assert new_idx.tolist() == [[3, 1], [0, 3]]  # row 0: 3 is nearer than 1; 1 offered again at a worse distance changes nothing
+    assert np.allclose(new_dist, [[0.1, 0.2], [0.2, 0.4]])  # row 1: itself is never its own neighbour
+
+
+def test_a_subgraph_reindexes_and_drops_neighbours_outside():
+    idx = np.array([[1, 2], [2, 0], [0, 1]], np.int64)
+    dist = np.array([[0.1, 0.2], [0.3, 0.4], [0.2, 0.5]], np.float32)
+    sub = graph.subgraph(graph.Neighbours(idx, dist), np.array([2, 0]), 3)
+    assert sub.indices.tolist() == [[1, -1], [0, -1]] and np.isinf(sub.distances[:, 1]).all()

@@ -122,7 +122,7 @@ def test_rebuild_twice_on_the_same_data_keeps_every_id(make_app, demo_days):
     assert set(b.events) <= {"grew", "shrank"} and not b.events  # nothing was born, died, split or merged
 
 
-def test_arrival_placement_is_the_same_from_milvus_and_from_the_kept_index(make_app, demo_days):
+def test_arrival_placement_is_the_same_from_milvus_and_from_the_live_index(make_app, demo_days):
     files, _ = demo_days
     app = make_app()
     ingest_copies(app, files[:-1])
@@ -134,10 +134,10 @@ def test_arrival_placement_is_the_same_from_milvus_and_from_the_kept_index(make_
     ids = np.array([h.id for h in heads], np.int64)
     vectors = app.embedder.embed([h.text for h in heads])
     app.store.upsert(ids, vectors, np.zeros(len(ids), np.int64), np.zeros(len(ids), np.int64))
-    assert app.fitted_index is not None and app.fitted_index[0] == run.run_id
-    usecases.assign_arrivals(app, ids, vectors)  # the rebuild's in-process index
-    app.fitted_index = None
-    usecases.assign_arrivals(app, ids, vectors)  # a Milvus search, as a fresh CLI process does
+    assert app.repo.latest_run().id == run.run_id
+    usecases.assign_arrivals(app, ids, vectors)  # the writer's live index over the vector cache
+    app._store = app.store.store
+    usecases.assign_arrivals(app, ids, vectors)  # a Milvus search
     with app.repo.engine.connect() as c:
         rows = c.execute(text("SELECT document_id, cluster_id FROM assignments WHERE assigned_by='predict' ORDER BY id")).all()
     first, second = rows[: len(ids)], rows[len(ids):]

@@ -174,3 +174,31 @@ def test_a_torn_cache_row_is_cut_and_another_source_is_not_trusted(tmp_path):
     other = CachedVectorStore(milvus, tmp_path / "cache", 16, source="elsewhere#c")  # e.g. milvus_uri changed
     assert not other._trusted and np.array_equal(other.all_vectors()[0], ids)
     milvus.close()
+
+
+def test_the_kept_graph_finds_nearly_every_true_neighbour_and_survives_a_lost_tail(tmp_path):
+    from service.clustering.graph import knn
+
+    rng = np.random.default_rng(5)
+    centres = unit(rng, 40)
+    x = centres[rng.integers(0, 40, 3000)] + rng.normal(scale=0.08, size=(3000, 16)).astype(np.float32)
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    ids = rng.permutation(10**6)[:3000].astype(np.int64)
+    z = np.zeros(3000, np.int64)
+    milvus = MilvusStore(str(tmp_path / "milvus.db"), "g", 16)
+    cached = CachedVectorStore(milvus, tmp_path / "cache", 16, source="m#g", knn_k=10)
+    for s in range(0, 3000, 256):  # as ingest batches arrive
+        cached.upsert(ids[s : s + 256], x[s : s + 256], z[s : s + 256], z[s : s + 256])
+    got_ids, got_x, neigh = cached.neighbour_graph()
+    assert np.array_equal(got_ids, np.sort(ids))
+    exact = knn(got_x, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(neigh.indices, exact.indices)])
+    assert recall >= 0.9
+    assert np.all(np.diff(neigh.distances, axis=1) >= 0)
+    # a crash after the vectors were appended but before the graph was: the graph is recomputed, exact
+    gidx = tmp_path / "cache" / "graph-idx.i64"
+    os.truncate(gidx, gidx.stat().st_size - 10 * 8 * 5)
+    reopened = CachedVectorStore(milvus, tmp_path / "cache", 16, source="m#g", knn_k=10)
+    _, _, again = reopened.neighbour_graph()
+    assert np.array_equal(again.indices, exact.indices)
+    milvus.close()

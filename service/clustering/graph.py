@@ -142,3 +142,47 @@ def mutual_reachability(neigh: Neighbours, core: np.ndarray) -> np.ndarray:
     idx = np.where(neigh.indices >= 0, neigh.indices, 0)
     other = np.where(neigh.indices >= 0, core[idx], np.inf)
     return np.maximum(np.maximum(neigh.distances, core[:, None]), other).astype(np.float32)
+
+
+def merge_neighbours(indices: np.ndarray, distances: np.ndarray, rows: np.ndarray, candidates: np.ndarray,
+                     candidate_distances: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Offer candidate neighbours to some rows' lists; each row keeps its k nearest distinct others.
+
+    indices/distances: the current (n, k) lists (-1 / inf in empty slots). Candidate j is
+    document candidates[j] at candidate_distances[j] from document rows[j].
+    Returns (the rows touched, sorted; their new lists; their new distances).
+    """
+    k = indices.shape[1]
+    touched = np.unique(rows)
+    r = np.concatenate([np.repeat(touched, k), rows])
+    c = np.concatenate([indices[touched].ravel(), candidates])
+    d = np.concatenate([distances[touched].ravel(), candidate_distances]).astype(np.float32)
+    ok = (c >= 0) & (c != r) & np.isfinite(d)
+    r, c, d = r[ok], c[ok], d[ok]
+    order = np.lexsort((d, c, r))  # per (row, neighbour): the smallest distance first
+    r, c, d = r[order], c[order], d[order]
+    first = np.ones(len(r), dtype=bool)
+    first[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
+    r, c, d = r[first], c[first], d[first]
+    order = np.lexsort((c, d, r))  # per row: nearest first, ties by index so the result never depends on input order
+    r, c, d = r[order], c[order], d[order]
+    starts = np.searchsorted(r, touched)
+    rank = np.arange(len(r)) - starts[np.searchsorted(touched, r)]
+    keep = rank < k
+    slot = np.searchsorted(touched, r[keep])
+    out_idx = np.full((len(touched), k), -1, np.int64)
+    out_dist = np.full((len(touched), k), np.inf, np.float32)
+    out_idx[slot, rank[keep]] = c[keep]
+    out_dist[slot, rank[keep]] = d[keep]
+    return touched, out_idx, out_dist
+
+
+def subgraph(neigh: Neighbours, rows: np.ndarray, n_total: int) -> Neighbours:
+    """The lists of `rows` (in that order), re-indexed to positions in `rows`; neighbours outside are dropped."""
+    position = np.full(n_total, -1, np.int64)
+    position[rows] = np.arange(len(rows))
+    idx = neigh.indices[rows]
+    idx = np.where(idx >= 0, position[np.maximum(idx, 0)], -1)
+    dist = np.where(idx >= 0, neigh.distances[rows], np.inf).astype(np.float32)
+    order = np.argsort(dist, axis=1, kind="stable")  # dropped slots (inf) move to the end
+    return Neighbours(np.take_along_axis(idx, order, axis=1), np.take_along_axis(dist, order, axis=1))
