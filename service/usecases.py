@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import logging
 import os
 import shutil
 import time
 from datetime import timedelta, timezone
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from . import state as run_state
 from .adapters.sql.repository import utcnow
 from .clustering.assign import PredictionState, place
 from .clustering.graph import knn
-from .clustering.hdbscan_fit import Anchor, HdbscanParams, fit_clusters
+from .clustering.hdbscan_fit import Anchor, HdbscanParams, fit_clusters, steady_min_cluster_size
 from .clustering.identity import match_clusters
 from .clustering.layout import initial_positions, layout_2d
 from .clustering.naming import name_clusters
@@ -252,6 +253,7 @@ class RebuildResult:
 def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progress) -> RebuildResult:
     """Full rebuild: vectors from Milvus -> kNN graph -> HDBSCAN -> persistent ids -> names -> one SQLite commit."""
     s = app.settings
+    prev = app.repo.latest_run()
     params = HdbscanParams(min_cluster_size=s.min_cluster_size, min_samples=s.min_samples, selection=s.cluster_selection,
                            recipe=s.recipe, umap_dims=s.umap_dims, seed=s.seed)
     run_id = app.repo.start_run({**asdict(params), "knn_k": s.knn_k})
@@ -271,7 +273,9 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
             neigh = knn(vectors, s.knn_k)
             t["graph"] = time.perf_counter() - t0
 
-        prev = app.repo.latest_run()
+        if not s.min_cluster_size:
+            previous_size = json.loads(prev.params or "{}").get("min_cluster_size_used") if prev else None
+            params = replace(params, min_cluster_size=steady_min_cluster_size(len(doc_ids), previous_size))
         prev_docs, prev_labels = app.repo.run_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
         t0 = time.perf_counter()
         anchor = Anchor(prev_docs, prev_labels, doc_ids) if s.stabilize and len(prev_docs) else None
