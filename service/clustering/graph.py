@@ -18,6 +18,8 @@ MIN_DISTANCE = 1e-9
 # Exact search is fast enough and exact below this size; an inverted-file index above it.
 EXACT_SEARCH_MAX_N = 50_000
 IVF_PROBES = 16
+TRAIN_PER_LIST = 40
+TRAIN_ITERATIONS = 10
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,10 @@ def build_index(vectors: np.ndarray, k: int = 15, seed: int = 42):
     """A faiss inner-product index: exact up to EXACT_SEARCH_MAX_N rows, IVF-Flat above.
 
     IVF over HNSW: at 100k rows HNSW took ~94 s to build (design.md) and exact search 67 s,
-    while IVF trains in seconds and a query scans IVF_PROBES of ~4·sqrt(n) lists
-    (bench/scale.py prints its recall against exact search).
+    while IVF trains in seconds and a query scans IVF_PROBES of 4·sqrt(n) lists, ~4·sqrt(n)
+    vectors (bench/scale.py prints the graph's recall against exact search). Training is
+    kept cheap (TRAIN_PER_LIST points a list, TRAIN_ITERATIONS rounds): it is redone as
+    the collection doubles, and at 1M rows faiss's defaults would take minutes.
     """
     import faiss
 
@@ -74,7 +78,9 @@ def build_index(vectors: np.ndarray, k: int = 15, seed: int = 42):
     else:
         nlist = int(4 * np.sqrt(n))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        sample = np.random.default_rng(seed).choice(n, size=min(n, 64 * nlist), replace=False)
+        index.cp.niter = TRAIN_ITERATIONS
+        index.cp.seed = seed
+        sample = np.random.default_rng(seed).choice(n, size=min(n, TRAIN_PER_LIST * nlist), replace=False)
         index.train(x[np.sort(sample)])
         index.nprobe = IVF_PROBES
     index.add(x)
