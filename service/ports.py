@@ -29,6 +29,9 @@ class VectorStore(Protocol):
     def all_vectors(self, since_ts: int | None = None, by: str = "published") -> tuple[np.ndarray, np.ndarray]:
         """(ids sorted, vectors) of the whole collection, or of documents since since_ts (unix seconds)."""
 
+    def vectors_of(self, ids: np.ndarray) -> np.ndarray:
+        """Vectors of the given ids, in their order."""
+
     def iter_rows(self, batch_size: int = 5000, since_ts: int | None = None, by: str = "published") -> Iterator[tuple[np.ndarray, ...]]:
         """(ids, vectors, published_ts, ingested_ts) in batches: the whole collection, for refilling a cache."""
 

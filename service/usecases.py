@@ -22,7 +22,7 @@ import numpy as np
 
 from . import state as run_state
 from .adapters.sql.repository import utcnow
-from .clustering.assign import PredictionState, place
+from .clustering.assign import PredictionState, dense_groups, place
 from .clustering.graph import knn
 from .clustering.hdbscan_fit import Anchor, HdbscanParams, fit_clusters, steady_min_cluster_size
 from .clustering.identity import match_clusters
@@ -236,6 +236,23 @@ def assign_arrivals(app, ids: np.ndarray, vectors: np.ndarray) -> int:
     placed = place(pstate, pos, nb_dist)
     app.repo.record_predictions(run.id, ids, placed.labels, placed.probabilities, placed.outlier_scores)
     return len(ids)
+
+
+def new_story_in_noise_pool(app) -> bool:
+    """Arrivals prediction left as noise, grouped among themselves: a group as big as the last run's
+    smallest allowed cluster and as tight as the stories it found is a new story, worth a rebuild now."""
+    run = app.repo.latest_run()
+    if run is None:
+        return False
+    s = app.settings
+    size = json.loads(run.params or "{}").get("min_cluster_size_used") or s.min_cluster_size or 5
+    pool = app.repo.noise_pool_ids(run.id)
+    pstate = app.prediction_state(run.id)
+    if len(pool) < size or pstate is None or len(pstate.cluster_max_edge) == 0:
+        return False
+    vectors = app.store.vectors_of(pool)
+    groups = dense_groups(knn(vectors, s.knn_k), s.min_samples, float(np.median(pstate.cluster_max_edge)), int(size))
+    return bool((groups >= 0).any())
 
 
 @dataclass

@@ -218,3 +218,15 @@ def test_a_subgraph_reindexes_and_drops_neighbours_outside():
     dist = np.array([[0.1, 0.2], [0.3, 0.4], [0.2, 0.5]], np.float32)
     sub = graph.subgraph(graph.Neighbours(idx, dist), np.array([2, 0]), 3)
     assert sub.indices.tolist() == [[1, -1], [0, -1]] and np.isinf(sub.distances[:, 1]).all()
+
+
+def test_dense_groups_finds_one_tight_group_among_scattered_points():
+    from service.clustering.assign import dense_groups
+
+    rng = np.random.default_rng(2)
+    tight, _ = unit_vectors(rng, 1, 30, dim=32, spread=0.02)
+    scattered, _ = unit_vectors(rng, 30, 1, dim=32, spread=0.0)
+    x = np.vstack([scattered, tight])
+    labels = dense_groups(knn(x, 10), 5, radius=0.3, min_size=20)
+    assert (labels[30:] == 0).all() and (labels[:30] == NOISE).all()
+    assert (dense_groups(knn(scattered, 10), 5, radius=0.3, min_size=20) == NOISE).all()

@@ -142,3 +142,25 @@ def test_arrival_placement_is_the_same_from_milvus_and_from_the_live_index(make_
         rows = c.execute(text("SELECT document_id, cluster_id FROM assignments WHERE assigned_by='predict' ORDER BY id")).all()
     first, second = rows[: len(ids)], rows[len(ids):]
     assert [r[1] for r in first] == [r[1] for r in second]
+
+
+def test_a_new_story_among_the_arrivals_left_as_noise_is_noticed(make_app, demo_days):
+    """Arrivals prediction left as noise (recorded directly here: on the demo's loose clusters the
+    placement itself absorbs far more than a test can pin down) that form a tight group are a story."""
+    files, _ = demo_days
+    app = make_app()
+    ingest_copies(app, files[:3])
+    run = usecases.rebuild(app, write_report_after=False)
+    assert not usecases.new_story_in_noise_pool(app)
+    rng = np.random.default_rng(0)
+    scattered = rng.normal(size=(40, app.embedder.dim)).astype(np.float32)
+    centre = rng.normal(size=app.embedder.dim)
+    story = (centre + 0.15 * rng.normal(size=(40, app.embedder.dim))).astype(np.float32)
+    for first_id, vectors in ((10**15, scattered), (2 * 10**15, story)):
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        ids = np.arange(first_id, first_id + 40, dtype=np.int64)
+        app.store.upsert(ids, vectors, np.zeros(40, np.int64), np.zeros(40, np.int64))
+        app.repo.record_predictions(run.run_id, ids, np.full(40, -1), np.zeros(40, np.float32), np.ones(40, np.float32))
+        if first_id == 10**15:
+            assert not usecases.new_story_in_noise_pool(app)  # 40 unrelated arrivals: no story
+    assert usecases.new_story_in_noise_pool(app)

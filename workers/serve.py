@@ -32,7 +32,13 @@ class Service:
             result = usecases.ingest_file(self.app, path, should_stop=self._stopping.is_set)
         self.on_event("ingest", result)
         run = self.app.repo.latest_run()
-        if run is None or (run and self.app.repo.noise_pool_size(run.id) >= self.app.settings.noise_pool_trigger):
+        if run is None or self.app.repo.noise_pool_size(run.id) >= self.app.settings.noise_pool_trigger:
+            self.schedule.run_soon()
+            return
+        with self.app.write_lock:
+            story = usecases.new_story_in_noise_pool(self.app)
+        if story:
+            self.on_event("new_story", {"run": run.id})
             self.schedule.run_soon()
 
     def _scheduled_rebuild(self) -> None:

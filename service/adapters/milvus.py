@@ -86,6 +86,17 @@ class MilvusStore:
             found.update(int(r["id"]) for r in res)
         return found
 
+    def vectors_of(self, ids: np.ndarray) -> np.ndarray:
+        """Vectors of the given ids, in their order (ids not stored come back as zero rows)."""
+        out = np.zeros((len(ids), self.dim), np.float32)
+        where = {int(i): r for r, i in enumerate(ids)}
+        step = 1000
+        for s in range(0, len(ids), step):
+            chunk = [int(i) for i in ids[s : s + step]]
+            for row in self.client.query(self.collection, filter=f"id in {chunk}", output_fields=["id", "vector"], limit=len(chunk)):
+                out[where[int(row["id"])]] = row["vector"]
+        return out
+
     def iter_rows(self, batch_size: int = 5000, since_ts: int | None = None, by: str = "published") -> Iterator[tuple[np.ndarray, ...]]:
         """(ids, vectors, published_ts, ingested_ts) in batches, in the store's order."""
         batch_size = min(batch_size, self._rows_per_request())

@@ -87,6 +87,14 @@ class CachedVectorStore:
         ids = self._row_ids()
         return np.where(nb.indices >= 0, ids[np.maximum(nb.indices, 0)], -1), nb.distances
 
+    def vectors_of(self, ids: np.ndarray) -> np.ndarray:
+        row_ids = self._row_ids() if self._trusted else np.zeros(0, np.int64)
+        order = np.argsort(row_ids, kind="stable")
+        at = np.clip(np.searchsorted(row_ids[order], ids), 0, max(len(row_ids) - 1, 0))
+        if len(row_ids) == 0 or not np.all(row_ids[order][at] == ids):
+            return self.store.vectors_of(ids)  # some are not cached (yet): Milvus has them all
+        return np.asarray(self._load()[1][order[at]], dtype=np.float32)
+
     def close(self) -> None:
         self.store.close()
 

@@ -102,3 +102,28 @@ def place(state: PredictionState, neighbour_pos: np.ndarray, neighbour_dist: np.
     probs[duplicate] = state.probabilities[twin[duplicate]]
     outlier[duplicate] = state.outlier_scores[twin[duplicate]]
     return Placement(labels, probs.astype(np.float32), outlier.astype(np.float32))
+
+
+def dense_groups(neigh, min_samples: int, radius: float, min_size: int) -> np.ndarray:
+    """Groups of at least min_size documents linked at mutual-reachability distance <= radius; NOISE elsewhere.
+
+    For the noise pool: HDBSCAN on the pool alone cannot call the whole pool one story (it never
+    selects the root), so this is DBSCAN at the scale of the stories the last rebuild found.
+    """
+    from scipy.sparse.csgraph import connected_components
+
+    from .graph import core_distances, mutual_reachability, symmetric_graph
+
+    n = neigh.indices.shape[0]
+    labels = np.full(n, NOISE, np.int64)
+    if n < min_size or neigh.k == 0:
+        return labels
+    mr = symmetric_graph(neigh, mutual_reachability(neigh, core_distances(neigh, min_samples)))
+    mr.data[mr.data > radius] = 0
+    mr.eliminate_zeros()
+    _, component = connected_components(mr, directed=False)
+    sizes = np.bincount(component)
+    big = np.flatnonzero(sizes >= min_size)
+    keep = np.isin(component, big)
+    labels[keep] = np.searchsorted(big, component[keep])
+    return labels

@@ -221,6 +221,16 @@ class SqlRepository:
             with self.engine.begin() as c:
                 c.execute(insert(assignments), rows)
 
+    def noise_pool_ids(self, run_id: int) -> np.ndarray:
+        """Arrivals since run_id that prediction left as noise: candidates for a story the run could not know."""
+        with self.engine.connect() as c:
+            rows = c.execute(
+                select(assignments.c.document_id).where(
+                    assignments.c.run_id == run_id, assignments.c.assigned_by == "predict", assignments.c.cluster_id == NOISE
+                ).order_by(assignments.c.document_id)
+            ).scalars().all()
+        return np.unique(np.asarray(rows, dtype=np.int64))
+
     def noise_pool_size(self, run_id: int) -> int:
         with self.engine.connect() as c:
             return c.execute(
