@@ -1,6 +1,6 @@
 """Scale benchmark: synthetic news-shaped vectors in a real Milvus Lite file, one rebuild, a batch of arrivals.
 
-    python bench/scale.py --n 100000 [--recipe graph|umap] [--json FILE]
+    python bench/scale.py --n 100000 [--recipe auto|graph|umap] [--json FILE]
 
 The insert runs in this process, through the vector cache as the service's writer does, so it
 includes keeping the kNN graph up to date (adapters/vector_cache.py); the rebuild runs in a fresh
@@ -105,7 +105,7 @@ def rebuild_phase(args, home: Path) -> dict:
     recall = graph_recall(vecs, neigh, args.k)
     result = {"read_graph_s": round(read_s, 2), "graph_recall": round(recall, 3), "cluster_s": round(cluster_s, 2),
               "rebuild_s": round(read_s + cluster_s, 2), "peak_rss_mb": round(rebuild_mb, 1), "milvus_open_rss_mb": round(open_mb, 1),
-              "clusters": fit.n_clusters, "noise": int((fit.labels < 0).sum()),
+              "recipe_used": fit.recipe, "clusters": fit.n_clusters, "noise": int((fit.labels < 0).sum()),
               "ami_vs_truth": scores(np.load(home / "truth.npy"), fit.labels)["ami_all"]}  # ids 1..n were inserted in row order
 
     state = PredictionState(doc_ids=doc_ids, labels=fit.labels, probabilities=fit.probabilities, outlier_scores=fit.outlier_scores,
@@ -140,7 +140,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--arrivals", type=int, default=2_000)
-    ap.add_argument("--recipe", default="graph", choices=["graph", "umap"])
+    ap.add_argument("--recipe", default="auto", choices=["auto", "graph", "umap"], help="auto: as the service does (umap up to 50k documents, graph above)")
     ap.add_argument("--k", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)

@@ -272,7 +272,7 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
     s = app.settings
     prev = app.repo.latest_run()
     params = HdbscanParams(min_cluster_size=s.min_cluster_size, min_samples=s.min_samples, selection=s.cluster_selection,
-                           recipe=s.recipe, umap_dims=s.umap_dims, seed=s.seed)
+                           recipe=s.recipe, umap_max_documents=s.umap_max_documents, umap_dims=s.umap_dims, seed=s.seed)
     run_id = app.repo.start_run({**asdict(params), "knn_k": s.knn_k})
     t: dict[str, float] = {}
     try:

@@ -230,3 +230,13 @@ def test_dense_groups_finds_one_tight_group_among_scattered_points():
     labels = dense_groups(knn(x, 10), 5, radius=0.3, min_size=20)
     assert (labels[30:] == 0).all() and (labels[:30] == NOISE).all()
     assert (dense_groups(knn(scattered, 10), 5, radius=0.3, min_size=20) == NOISE).all()
+
+
+def test_auto_recipe_takes_umap_for_small_data_and_the_graph_above_its_limit():
+    from service.clustering.hdbscan_fit import resolve_recipe
+
+    params = HdbscanParams(recipe="auto", umap_max_documents=1000)
+    assert [resolve_recipe(params, n) for n in (10, 500, 5000)] == ["graph", "umap", "graph"]
+    assert resolve_recipe(HdbscanParams(recipe="umap", umap_max_documents=1000), 5000) == "umap"
+    with pytest.raises(ValueError, match="unknown recipe"):
+        resolve_recipe(HdbscanParams(recipe="dbscan"), 500)

@@ -34,7 +34,7 @@ META_COLUMNS = 3  # id, published_ts, ingested_ts
 # An IVF index trained on n vectors is retrained once the collection doubles: its lists would grow long.
 RETRAIN_GROWTH = 2.0
 # New documents look this many times k deep, so more existing documents hear of them.
-REVERSE_DEPTH = 2
+REVERSE_DEPTH = 4
 
 
 class CachedVectorStore:

@@ -1,6 +1,9 @@
 """kNN graph (+ vectors) -> labels, membership probabilities, GLOSH outlier scores, prediction state.
 
-Two recipes, chosen by the quality harness (bench/quality.py, figures in the README):
+Two recipes, chosen by the quality harness (bench/quality.py) and the scale benchmark
+(bench/scale.py), figures in the README; "auto" (the default) takes "umap" up to
+umap_max_documents and "graph" above, where UMAP's optimisation costs minutes a rebuild
+(~50 s at 50k, ~140 s at 100k on 2 cores; single-threaded because seeded, so rebuilds repeat):
 - "umap" (default): UMAP to a few dimensions started from *our* kNN graph (no second
   neighbour search), then HDBSCAN there. Density is meaningful in 5-d and not in 384-d:
   on AG News it lifts AMI from ~0.2 (raw graph) to ~0.36 at a fraction of the noise.
@@ -25,7 +28,7 @@ from scipy.sparse.csgraph import minimum_spanning_tree
 from ..domain import NOISE
 from .graph import Neighbours, core_distances, mutual_reachability, symmetric_graph
 
-RECIPES = ("umap", "graph")
+RECIPES = ("auto", "umap", "graph")
 # Below this many documents UMAP has too few neighbours to work with: the graph recipe takes over.
 UMAP_MIN_DOCUMENTS = 50
 
@@ -35,7 +38,8 @@ class HdbscanParams:
     min_cluster_size: int = 0  # 0: scaled with n by scaled_min_cluster_size
     min_samples: int = 5
     selection: str = "eom"  # "eom" or "leaf"
-    recipe: str = "umap"
+    recipe: str = "auto"
+    umap_max_documents: int = 50_000
     umap_dims: int = 5
     max_cluster_share: float = 0.5  # eom: a cluster above this share of documents is a collapse; re-select by leaf
     seed: int = 42
@@ -86,7 +90,7 @@ class Anchor:
 def fit_clusters(neigh: Neighbours, vectors: np.ndarray, params: HdbscanParams, anchor: Anchor | None = None) -> Fit:
     n = neigh.indices.shape[0]
     mcs = params.min_cluster_size or scaled_min_cluster_size(n)
-    recipe = params.recipe if n >= UMAP_MIN_DOCUMENTS else "graph"
+    recipe = resolve_recipe(params, n)
     core = core_distances(neigh, params.min_samples)
     if n < max(2, mcs) or neigh.k == 0:
         return _all_noise(n, mcs, core, recipe)
@@ -94,8 +98,6 @@ def fit_clusters(neigh: Neighbours, vectors: np.ndarray, params: HdbscanParams, 
         data, metric = umap_embedding(neigh, vectors, params.umap_dims, params.seed), "euclidean"
     elif recipe == "graph":
         data, metric = symmetric_graph(neigh), "precomputed"
-    else:
-        raise ValueError(f"unknown recipe {params.recipe!r}: use one of {RECIPES}")
     labels, probabilities, condensed = _hdbscan(data, metric, mcs, params)
     if anchor is not None:
         from .identity import stabilize
@@ -130,6 +132,14 @@ def umap_embedding(neigh: Neighbours, vectors: np.ndarray, dims: int, seed: int)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "no NNDescent index, transform unavailable": we never transform here
         return reducer.fit_transform(vectors).astype(np.float32)
+
+
+def resolve_recipe(params: HdbscanParams, n: int) -> str:
+    if params.recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {params.recipe!r}: use one of {RECIPES}")
+    if n < UMAP_MIN_DOCUMENTS or (params.recipe == "auto" and n > params.umap_max_documents):
+        return "graph"
+    return "umap" if params.recipe == "auto" else params.recipe
 
 
 def _hdbscan(data, metric: str, mcs: int, params: HdbscanParams):
