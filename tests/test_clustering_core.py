@@ -240,3 +240,13 @@ def test_auto_recipe_takes_umap_for_small_data_and_the_graph_above_its_limit():
     assert resolve_recipe(HdbscanParams(recipe="umap", umap_max_documents=1000), 5000) == "umap"
     with pytest.raises(ValueError, match="unknown recipe"):
         resolve_recipe(HdbscanParams(recipe="dbscan"), 500)
+
+
+def test_rows_a_window_cut_short_are_searched_again_inside_it():
+    rng = np.random.default_rng(4)
+    x, _ = unit_vectors(rng, 5, 20, dim=16)
+    full = knn(x, 6)
+    keep = np.arange(0, 100, 2)
+    completed = graph.complete_lists(graph.subgraph(full, keep, 100), x[keep])
+    assert (completed.indices >= 0).all()
+    assert np.array_equal(completed.indices, knn(x[keep], 6).indices)

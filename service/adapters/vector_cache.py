@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..clustering.graph import EXACT_SEARCH_MAX_N, Neighbours, build_index, knn, merge_neighbours, search_index, subgraph
+from ..clustering.graph import (EXACT_SEARCH_MAX_N, Neighbours, build_index, complete_lists, knn, merge_neighbours, search_index,
+                                subgraph)
 from ..ports import VectorStore
 
 META_COLUMNS = 3  # id, published_ts, ingested_ts
@@ -115,7 +116,11 @@ class CachedVectorStore:
             np.fromfile(self._gdist_path, dtype=np.float32, count=rows * self.k).reshape(rows, self.k),
         )
         keep = _window_rows(meta, since_ts, by)
-        return meta[keep, 0].copy(), np.asarray(vecs[keep], dtype=np.float32), subgraph(graph, keep, rows)
+        window = np.asarray(vecs[keep], dtype=np.float32)
+        neigh = subgraph(graph, keep, rows)
+        if len(keep) < rows:  # the window cut some lists short: those rows search again inside it
+            neigh = complete_lists(neigh, window)
+        return meta[keep, 0].copy(), window, neigh
 
     # --- the graph ----------------------------------------------------------------------
     def _extend_graph(self, new: np.ndarray, first_row: int) -> None:

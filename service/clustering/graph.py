@@ -192,3 +192,20 @@ def subgraph(neigh: Neighbours, rows: np.ndarray, n_total: int) -> Neighbours:
     dist = np.where(idx >= 0, neigh.distances[rows], np.inf).astype(np.float32)
     order = np.argsort(dist, axis=1, kind="stable")  # dropped slots (inf) move to the end
     return Neighbours(np.take_along_axis(idx, order, axis=1), np.take_along_axis(dist, order, axis=1))
+
+
+def complete_lists(neigh: Neighbours, vectors: np.ndarray) -> Neighbours:
+    """Rows short of k neighbours (a time window cut some away) searched again among `vectors`."""
+    short = np.flatnonzero((neigh.indices < 0).any(axis=1))
+    k = min(neigh.k, len(vectors) - 1)
+    if len(short) == 0 or k <= 0:
+        return neigh
+    found = search_index(build_index(vectors, k), vectors[short], k + 1)
+    idx, dist = neigh.indices.copy(), neigh.distances.copy()
+    own = found.indices == short[:, None]
+    d = np.where(own | (found.indices < 0), np.inf, found.distances)
+    nearest = np.argsort(d, axis=1, kind="stable")[:, :k]
+    block_dist = np.take_along_axis(d, nearest, axis=1)
+    block_idx = np.where(np.isfinite(block_dist), np.take_along_axis(found.indices, nearest, axis=1), -1)
+    idx[short, :k], dist[short, :k] = block_idx, block_dist
+    return Neighbours(idx, dist.astype(np.float32))
