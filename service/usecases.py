@@ -338,7 +338,7 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
                            min_cluster_size=fit.min_cluster_size, events=events, seconds={k: round(v, 3) for k, v in t.items()})
     if write_report_after:
         t0 = time.perf_counter()
-        xy = layout_2d(vectors, seed=s.seed, init=_previous_layout(app, prev, doc_ids, neigh))
+        xy = layout_2d(vectors, seed=s.seed, init=_previous_layout(app, prev, doc_ids, neigh), neigh=neigh)
         run_state.save_layout(s.state_dir, run_id, doc_ids, xy)
         result.seconds["layout"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()

@@ -250,3 +250,18 @@ def test_rows_a_window_cut_short_are_searched_again_inside_it():
     completed = graph.complete_lists(graph.subgraph(full, keep, 100), x[keep])
     assert (completed.indices >= 0).all()
     assert np.array_equal(completed.indices, knn(x[keep], 6).indices)
+
+
+def test_documents_outside_the_layout_sample_land_beside_their_neighbours():
+    from service.clustering.layout import spread_over_graph
+
+    rng = np.random.default_rng(6)
+    x, group = unit_vectors(rng, 2, 40, dim=16, spread=0.05)
+    neigh = knn(x, 8)
+    xy = np.zeros((80, 2), np.float32)
+    placed = np.zeros(80, dtype=bool)
+    placed[[0, 1, 2, 40, 41, 42]] = True  # the "sample": three of each group, far apart on the map
+    xy[[0, 1, 2]] = [-10, 0]
+    xy[[40, 41, 42]] = [10, 0]
+    out = spread_over_graph(xy, placed, neigh, rng)
+    assert np.all(np.sign(out[:, 0]) == np.where(group == 0, -1, 1))

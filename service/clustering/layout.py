@@ -1,7 +1,9 @@
 """Vectors -> 2-D map coordinates for the report.
 
-UMAP is fitted on a bounded sample and the rest is transformed into that map, so the cost
-stays flat as the stream grows; a fixed seed makes the same data give the same map. The
+UMAP is fitted on a bounded sample and the rest is placed into that map at the weighted mean
+of its kNN-graph neighbours (spread outward from the sample over the graph the rebuild already
+has), so the cost stays flat as the stream grows: UMAP's own transform of 80k documents took
+~190 s of a 100k rebuild. A fixed seed makes the same data give the same map. The
 previous run's coordinates seed the new layout (documents seen before start where they
 were, new ones at their neighbours' mean), so clusters do not jump between reports.
 """
@@ -32,7 +34,32 @@ def initial_positions(previous: np.ndarray, neigh: Neighbours, rng: np.random.Ge
     return init.astype(np.float32)
 
 
-def layout_2d(vectors: np.ndarray, seed: int = 42, init: np.ndarray | None = None, fit_sample: int = FIT_SAMPLE) -> np.ndarray:
+def spread_over_graph(xy: np.ndarray, placed: np.ndarray, neigh: Neighbours, rng: np.random.Generator) -> np.ndarray:
+    """Unplaced rows take the distance-weighted mean of their placed neighbours, round by round
+    outward over the graph; rows the graph never reaches go beside a random placed row."""
+    xy, placed = xy.copy(), placed.copy()
+    valid = neigh.indices >= 0
+    idx = np.where(valid, neigh.indices, 0)
+    weight = np.where(valid, 1.0 / (neigh.distances + 1e-3), 0.0)
+    spread = 1e-2 * (np.std(xy[placed]) + 1e-9)
+    while not placed.all():
+        todo = np.flatnonzero(~placed)
+        usable = weight[todo] * placed[idx[todo]]
+        reached = usable.sum(axis=1) > 0
+        if not reached.any():
+            break
+        rows, w = todo[reached], usable[reached]
+        xy[rows] = (w[:, :, None] * xy[idx[rows]]).sum(axis=1) / w.sum(axis=1)[:, None]
+        xy[rows] += rng.normal(scale=spread, size=(len(rows), 2))  # twins with the same neighbours do not stack
+        placed[rows] = True
+    lost = np.flatnonzero(~placed)
+    if len(lost):
+        xy[lost] = xy[rng.choice(np.flatnonzero(placed), size=len(lost))] + rng.normal(scale=spread, size=(len(lost), 2))
+    return xy
+
+
+def layout_2d(vectors: np.ndarray, seed: int = 42, init: np.ndarray | None = None, fit_sample: int = FIT_SAMPLE,
+              neigh: Neighbours | None = None) -> np.ndarray:
     n = len(vectors)
     if n == 0:
         return np.zeros((0, 2), np.float32)
@@ -55,6 +82,10 @@ def layout_2d(vectors: np.ndarray, seed: int = 42, init: np.ndarray | None = Non
         warnings.simplefilter("ignore", UserWarning)
         xy[sample] = reducer.fit_transform(vectors[sample])
         rest = np.setdiff1d(np.arange(n), sample)
+        if len(rest) and neigh is not None:
+            placed = np.zeros(n, dtype=bool)
+            placed[sample] = True
+            return spread_over_graph(xy, placed, neigh, rng).astype(np.float32)
         if len(rest):
             xy[rest] = reducer.transform(vectors[rest])
     return xy
