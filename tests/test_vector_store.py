@@ -142,13 +142,15 @@ def test_a_collection_of_another_dimension_is_refused(store):
         MilvusStore(milvus.uri, milvus.collection, 32, "")
 
 
+def _lite_with_rows(tmp_path, n: int, seed: int):
+    """(Milvus Lite store, unit vectors, ids 1..n, zero times) for the cache tests."""
+    x = unit(np.random.default_rng(seed), n)
+    return MilvusStore(str(tmp_path / "milvus.db"), "c", 16), x, np.arange(n, dtype=np.int64) + 1, np.zeros(n, np.int64)
+
+
 def test_the_cache_refills_from_milvus_when_it_missed_a_write(tmp_path):
     """A crash between the Milvus upsert and the cache append: Milvus has rows the cache lacks."""
-    rng = np.random.default_rng(3)
-    x = unit(rng, 100)
-    ids = np.arange(100, dtype=np.int64) + 1
-    z = np.zeros(100, np.int64)
-    milvus = MilvusStore(str(tmp_path / "milvus.db"), "c", 16)
+    milvus, x, ids, z = _lite_with_rows(tmp_path, 100, seed=3)
     cached = CachedVectorStore(milvus, tmp_path / "cache", 16, source="m#c")
     cached.upsert(ids[:60], x[:60], z[:60], z[:60])
     milvus.upsert(ids[60:], x[60:], z[60:], z[60:])  # written to Milvus, never appended
@@ -160,11 +162,7 @@ def test_the_cache_refills_from_milvus_when_it_missed_a_write(tmp_path):
 
 
 def test_a_torn_cache_row_is_cut_and_another_source_is_not_trusted(tmp_path):
-    rng = np.random.default_rng(4)
-    x = unit(rng, 20)
-    ids = np.arange(20, dtype=np.int64) + 1
-    z = np.zeros(20, np.int64)
-    milvus = MilvusStore(str(tmp_path / "milvus.db"), "c", 16)
+    milvus, x, ids, z = _lite_with_rows(tmp_path, 20, seed=4)
     CachedVectorStore(milvus, tmp_path / "cache", 16, source="m#c").upsert(ids, x, z, z)
     with (tmp_path / "cache" / "vectors.f32").open("ab") as fh:
         fh.write(b"\0" * 30)  # a crash mid-append
