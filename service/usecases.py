@@ -233,7 +233,7 @@ def assign_arrivals(app, ids: np.ndarray, vectors: np.ndarray) -> int:
     nb_ids, nb_dist = app.store.search(vectors, k + min(len(ids), 32))
     pos = pstate.positions(nb_ids.ravel()).reshape(nb_ids.shape)
     pos[nb_ids < 0] = -1
-    placed = place(pstate, pos, nb_dist)
+    placed = place(pstate, pos, nb_dist, app.settings.assign_min_vote)
     app.repo.record_predictions(run.id, ids, placed.labels, placed.probabilities, placed.outlier_scores)
     return len(ids)
 

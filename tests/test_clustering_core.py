@@ -265,3 +265,15 @@ def test_documents_outside_the_layout_sample_land_beside_their_neighbours():
     xy[[40, 41, 42]] = [10, 0]
     out = spread_over_graph(xy, placed, neigh, rng)
     assert np.all(np.sign(out[:, 0]) == np.where(group == 0, -1, 1))
+
+
+def test_a_vote_keeps_an_arrival_between_clusters_out_until_the_rebuild():
+    state = PredictionState(doc_ids=np.arange(6), labels=np.array([7, 7, 9, 9, 9, NOISE]), probabilities=np.ones(6, np.float32),
+                            outlier_scores=np.zeros(6, np.float32), core_distances=np.full(6, 0.1, np.float32),
+                            cluster_ids=np.array([7, 9]), cluster_max_edge=np.array([1.0, 1.0], np.float32),
+                            cluster_min_core=np.array([0.1, 0.1], np.float32), min_samples=1)
+    pos = np.array([[0, 2, 3, 4, 5]])
+    dist = np.array([[0.30, 0.32, 0.33, 0.34, 0.35]], np.float32)  # nearest is in 7, most of the neighbourhood in 9
+    assert place(state, pos, dist).labels.tolist() == [7]
+    assert place(state, pos, dist, min_vote=0.5).labels.tolist() == [NOISE]
+    assert place(state, np.array([[2, 3, 4, 0, 5]]), dist, min_vote=0.5).labels.tolist() == [9]

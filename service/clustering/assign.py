@@ -52,8 +52,13 @@ class Placement:
     outlier_scores: np.ndarray  # (m,) float32
 
 
-def place(state: PredictionState, neighbour_pos: np.ndarray, neighbour_dist: np.ndarray) -> Placement:
-    """neighbour_pos: (m, k) rows into the state's fitted arrays (-1 = none), closest first."""
+def place(state: PredictionState, neighbour_pos: np.ndarray, neighbour_dist: np.ndarray, min_vote: float = 0.0) -> Placement:
+    """neighbour_pos: (m, k) rows into the state's fitted arrays (-1 = none), closest first.
+
+    min_vote > 0 also asks the neighbourhood: the chosen cluster must hold at least that share
+    of the fitted neighbours' weight (1 / mutual reachability; noise neighbours vote too), so an
+    arrival between clusters, or at the edge of noise, waits for the rebuild instead of guessing.
+    """
     m = neighbour_pos.shape[0]
     labels = np.full(m, NOISE, np.int64)
     probs = np.zeros(m, np.float32)
@@ -85,6 +90,8 @@ def place(state: PredictionState, neighbour_pos: np.ndarray, neighbour_dist: np.
     has = np.isfinite(best_mr)
     threshold = np.where(has, state.cluster_max_edge[np.maximum(best_row, 0)], 0.0)
     accept = has & (best_mr <= threshold)
+    if min_vote > 0:
+        accept &= _vote_share(mr, nb_label, state.labels[pos[rows, best]]) >= min_vote
 
     densest = np.where(has, state.cluster_min_core[np.maximum(best_row, 0)], np.inf)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -102,6 +109,16 @@ def place(state: PredictionState, neighbour_pos: np.ndarray, neighbour_dist: np.
     probs[duplicate] = state.probabilities[twin[duplicate]]
     outlier[duplicate] = state.outlier_scores[twin[duplicate]]
     return Placement(labels, probs.astype(np.float32), outlier.astype(np.float32))
+
+
+def _vote_share(mr: np.ndarray, nb_label: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Share of each row's neighbour weight (1 / mutual reachability) that sits in the chosen cluster."""
+    with np.errstate(divide="ignore"):
+        weight = np.where(np.isfinite(mr), 1.0 / np.maximum(mr, 1e-6), 0.0)
+    total = weight.sum(axis=1)
+    mine = (weight * (nb_label == chosen[:, None])).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, mine / total, 0.0)
 
 
 def dense_groups(neigh, min_samples: int, radius: float, min_size: int) -> np.ndarray:
