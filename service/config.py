@@ -40,7 +40,7 @@ class Settings:
     cluster_selection: str = _setting("eom", "HDBSCAN cluster selection: 'eom' or 'leaf' (finer, more noise).")
     stabilize: bool = _setting(True, "Hysteresis: undo splits and merges that only reshuffle documents the last run already clustered (new documents still split and merge stories).")
     assign_neighbours: int = _setting(20, "Fitted neighbours consulted when placing an arrival between rebuilds.")
-    assign_min_vote: float = _setting(0.0, "Placing an arrival: the share of its fitted neighbours' weight its cluster must hold (0: nearest clustered neighbour alone decides).")
+    assign_min_vote: float = _setting(0.5, "Placing an arrival: the share of its fitted neighbours' weight (1/mutual reachability; noise votes too) its cluster must hold, else it waits for the rebuild as noise. 0: the nearest clustered neighbour alone decides (more placed at once, more of them moved by the rebuild).")
     match_min_jaccard: float = _setting(0.2, "Smallest member overlap (Jaccard) for a new cluster to inherit an old cluster's id.")
     window_days: float = _setting(0.0, "Cluster only documents of the last N days (0: all). Older ones keep their final assignment in history.")
     window_by: str = _setting("published", "Which time the window uses: 'published' (falls back to ingested where unknown) or 'ingested'.")
