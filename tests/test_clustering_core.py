@@ -277,3 +277,15 @@ def test_a_vote_keeps_an_arrival_between_clusters_out_until_the_rebuild():
     assert place(state, pos, dist).labels.tolist() == [7]
     assert place(state, pos, dist, min_vote=0.5).labels.tolist() == [NOISE]
     assert place(state, np.array([[2, 3, 4, 0, 5]]), dist, min_vote=0.5).labels.tolist() == [9]
+
+
+def test_stabilize_lets_a_split_carried_by_new_documents_stand():
+    from service.clustering.identity import stabilize
+
+    old_docs = np.arange(100, dtype=np.int64)
+    prev = np.full(100, 7, np.int64)
+    new_docs = np.arange(190, dtype=np.int64)  # 90 new documents arrive
+    # the old story continues in cluster 0; cluster 1 is 10 of its old documents beside the 90 new ones
+    new = np.concatenate([np.zeros(90), np.ones(10), np.ones(90)]).astype(np.int64)
+    got = stabilize(old_docs, prev, new_docs, new)
+    assert len(set(got.tolist())) == 2 and got[95] == got[150] != got[0]
