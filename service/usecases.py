@@ -268,7 +268,8 @@ class RebuildResult:
 
 
 def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progress) -> RebuildResult:
-    """Full rebuild: vectors from Milvus -> kNN graph -> HDBSCAN -> persistent ids -> names -> one SQLite commit."""
+    """Full rebuild: kNN graph (kept by the store, else built from Milvus's vectors) -> HDBSCAN -> persistent ids
+    -> names -> one SQLite commit."""
     s = app.settings
     prev = app.repo.latest_run()
     params = HdbscanParams(min_cluster_size=s.min_cluster_size, min_samples=s.min_samples, selection=s.cluster_selection,
@@ -280,15 +281,11 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
         if isinstance(app.store, KeepsGraph):
             # the graph was kept up to date as documents arrived (adapters/vector_cache.py)
             doc_ids, vectors, neigh = app.store.neighbour_graph(since_ts=_window_start(app), by=s.window_by)
-            t["read_graph"] = time.perf_counter() - t0
-            progress("vectors", len(doc_ids))
         else:
             doc_ids, vectors = app.store.all_vectors(since_ts=_window_start(app), by=s.window_by)
-            t["read_vectors"] = time.perf_counter() - t0
-            progress("vectors", len(doc_ids))
-            t0 = time.perf_counter()
             neigh = knn(vectors, s.knn_k)
-            t["graph"] = time.perf_counter() - t0
+        t["graph"] = time.perf_counter() - t0
+        progress("vectors", len(doc_ids))
 
         if not s.min_cluster_size:
             previous_size = json.loads(prev.params or "{}").get("min_cluster_size_used") if prev else None
