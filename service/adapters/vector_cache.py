@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..clustering.graph import (EXACT_SEARCH_MAX_N, Neighbours, build_index, complete_lists, knn, merge_neighbours, search_index,
-                                subgraph)
+from ..clustering.graph import (EXACT_SEARCH_MAX_N, Neighbours, build_index, complete_lists, knn, merge_neighbours, nearest_others,
+                                search_index, subgraph)
 from ..ports import VectorStore
 
 META_COLUMNS = 3  # id, published_ts, ingested_ts
@@ -66,8 +66,7 @@ class CachedVectorStore:
         self.store.upsert(ids, vectors, published_ts, ingested_ts)
         if not self._trusted:
             return
-        known = self._known_ids()
-        fresh = np.array([not (int(i) in known or known.add(int(i))) for i in ids], dtype=bool)  # a retry's rows are there already
+        fresh = _first_seen(ids, self._known_ids())  # a retry's rows are there already
         if fresh.any():
             rows_before = self._complete_rows()
             self._append(ids[fresh], vectors[fresh], published_ts[fresh], ingested_ts[fresh])
@@ -130,18 +129,11 @@ class CachedVectorStore:
         depth = min(REVERSE_DEPTH * self.k + 1, total)
         found = search_index(index, new, depth)
         rows = np.arange(first_row, total, dtype=np.int64)
-        # the batch's own lists: the nearest k found, itself left out
-        dist = np.where((found.indices == rows[:, None]) | (found.indices < 0), np.inf, found.distances).astype(np.float32)
-        nearest = np.argsort(dist, axis=1, kind="stable")[:, : self.k]
-        own_idx = np.full((len(new), self.k), -1, np.int64)
-        own_dist = np.full((len(new), self.k), np.inf, np.float32)
-        own_idx[:, : nearest.shape[1]] = np.take_along_axis(found.indices, nearest, axis=1)
-        own_dist[:, : nearest.shape[1]] = np.take_along_axis(dist, nearest, axis=1)
-        own_idx[~np.isfinite(own_dist)] = -1
+        own = nearest_others(found, rows, self.k)  # the batch's own lists
         with self._gidx_path.open("ab") as fh:
-            fh.write(own_idx.tobytes())
+            fh.write(own.indices.tobytes())
         with self._gdist_path.open("ab") as fh:
-            fh.write(own_dist.tobytes())
+            fh.write(own.distances.tobytes())
         # the older documents each new one found: offer it to their lists
         older = (found.indices >= 0) & (found.indices < first_row)
         if not older.any():
@@ -190,7 +182,7 @@ class CachedVectorStore:
         known: set[int] = set()
         with tmp_vec.open("wb") as fv, tmp_meta.open("wb") as fm:
             for ids, vecs, published, ingested in self.store.iter_rows():
-                fresh = np.array([not (int(i) in known or known.add(int(i))) for i in ids], dtype=bool)
+                fresh = _first_seen(ids, known)
                 fv.write(np.ascontiguousarray(vecs[fresh], dtype=np.float32).tobytes())
                 fm.write(np.column_stack([ids[fresh], published[fresh], ingested[fresh]]).astype(np.int64).tobytes())
             for fh in (fv, fm):
@@ -270,6 +262,11 @@ class CachedVectorStore:
                 path.unlink(missing_ok=True)
             self._info_path.write_text(json.dumps({"source": self.source, "dim": self.dim, "k": self.k}))
         return True
+
+
+def _first_seen(ids: np.ndarray, seen: set[int]) -> np.ndarray:
+    """Mask of the ids not in `seen` (nor earlier in `ids`); adds them to `seen`."""
+    return np.array([not (int(i) in seen or seen.add(int(i))) for i in ids], dtype=bool)
 
 
 def _window_rows(meta: np.ndarray, since_ts: int | None, by: str) -> np.ndarray:

@@ -194,18 +194,25 @@ def subgraph(neigh: Neighbours, rows: np.ndarray, n_total: int) -> Neighbours:
     return Neighbours(np.take_along_axis(idx, order, axis=1), np.take_along_axis(dist, order, axis=1))
 
 
+def nearest_others(found: Neighbours, rows: np.ndarray, k: int) -> Neighbours:
+    """Search results for documents `rows` -> each one's k nearest other documents (-1 / inf where fewer)."""
+    d = np.where((found.indices == rows[:, None]) | (found.indices < 0), np.inf, found.distances).astype(np.float32)
+    nearest = np.argsort(d, axis=1, kind="stable")[:, :k]
+    take = nearest.shape[1]
+    idx = np.full((len(rows), k), -1, np.int64)
+    dist = np.full((len(rows), k), np.inf, np.float32)
+    dist[:, :take] = np.take_along_axis(d, nearest, axis=1)
+    idx[:, :take] = np.where(np.isfinite(dist[:, :take]), np.take_along_axis(found.indices, nearest, axis=1), -1)
+    return Neighbours(idx, dist)
+
+
 def complete_lists(neigh: Neighbours, vectors: np.ndarray) -> Neighbours:
     """Rows short of k neighbours (a time window cut some away) searched again among `vectors`."""
     short = np.flatnonzero((neigh.indices < 0).any(axis=1))
     k = min(neigh.k, len(vectors) - 1)
     if len(short) == 0 or k <= 0:
         return neigh
-    found = search_index(build_index(vectors, k), vectors[short], k + 1)
+    fixed = nearest_others(search_index(build_index(vectors, k), vectors[short], k + 1), short, k)
     idx, dist = neigh.indices.copy(), neigh.distances.copy()
-    own = found.indices == short[:, None]
-    d = np.where(own | (found.indices < 0), np.inf, found.distances)
-    nearest = np.argsort(d, axis=1, kind="stable")[:, :k]
-    block_dist = np.take_along_axis(d, nearest, axis=1)
-    block_idx = np.where(np.isfinite(block_dist), np.take_along_axis(found.indices, nearest, axis=1), -1)
-    idx[short, :k], dist[short, :k] = block_idx, block_dist
+    idx[short, :k], dist[short, :k] = fixed.indices, fixed.distances
     return Neighbours(idx, dist.astype(np.float32))
