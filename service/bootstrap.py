@@ -37,7 +37,7 @@ class App:
             from .adapters.embedders import make_embedder
 
             s = self.settings
-            self._embedder = make_embedder(s.embedder, s.embedder_path, s.embed_batch_size, s.max_text_chars, s.max_tokens, s.embed_int8)
+            self._embedder = make_embedder(s.embedder, s.embedder_path, s.embed_batch_size, s.max_text_chars, s.max_tokens, s.embed_precision)
         return self._embedder
 
     @property

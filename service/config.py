@@ -28,7 +28,7 @@ class Settings:
     embedder_path: str = _setting("", "Local folder or HF-cache model id for the embedder; empty uses the bundled MiniLM or 'BAAI/bge-m3'.")
     embed_batch_size: int = _setting(64, "Documents per embedding batch.")
     max_tokens: int = _setting(256, "Word pieces the embedder reads per text (all-MiniLM-L6-v2's config says 256, it was trained on 128; BGE-M3 reads up to 8192). Lower is faster on long descriptions.")
-    embed_int8: bool = _setting(False, "MiniLM only: int8 linear layers, ~2x faster embedding on CPU at some cost in cluster quality (README, Benchmarks).")
+    embed_precision: str = _setting("auto", "Embedding arithmetic: 'auto' (bf16 where the CPU has native bf16, AVX512-BF16 or AMX, else fp32), 'fp32', 'bf16' (vectors within 1e-4 cosine of fp32) or 'int8' (MiniLM only: ~2x faster, coarser clusters; README, Benchmarks).")
     max_text_chars: int = _setting(2000, "Text longer than this is cut before embedding (the full text is kept in SQLite).")
     vector_cache: bool = _setting(True, "Keep a copy of the vectors in HOME/state/ so a rebuild reads them at disk speed instead of through Milvus's query iterator; checked against Milvus's count and refilled from it when they differ.")
     knn_k: int = _setting(15, "Neighbours per document in the kNN graph.")

@@ -44,6 +44,17 @@ def test_bge_m3_embedder_loads_a_local_model_and_encodes(tiny_m3):
     assert np.allclose(e.embed(texts[::-1])[::-1], v, atol=1e-5)
 
 
+def test_bge_m3_in_bf16_stays_close_to_fp32(tiny_m3):
+    from service.adapters.embedders import make_embedder
+
+    texts = ["wildfire forces evacuations", "central bank raises rates"]
+    full = make_embedder("bge-m3", str(tiny_m3), precision="fp32").embed(texts)
+    half = make_embedder("bge-m3", str(tiny_m3), precision="bf16").embed(texts)
+    assert half.dtype == np.float32 and ((full * half).sum(1) > 0.99).all()
+    with pytest.raises(ValueError, match="MiniLM embedder only"):
+        make_embedder("bge-m3", str(tiny_m3), precision="int8")
+
+
 def test_unknown_embedder_is_a_clear_error():
     from service.adapters.embedders import make_embedder
 
