@@ -39,6 +39,7 @@ class Settings:
     min_samples: int = _setting(5, "HDBSCAN min_samples (core distance neighbour rank).")
     cluster_selection: str = _setting("eom", "HDBSCAN cluster selection: 'eom' or 'leaf' (finer, more noise).")
     stabilize: bool = _setting(True, "Hysteresis: undo splits and merges that only reshuffle documents the last run already clustered (new documents still split and merge stories).")
+    hold_margin: float = _setting(0.35, "Hysteresis: a document the last run clustered leaves its story for another (in a flow under 30% of its story) only when it is closer to the other cluster's centre by this much cosine. Tuned on all-MiniLM-L6-v2; models with a narrower cosine range (BGE-M3) want less.")
     assign_neighbours: int = _setting(20, "Fitted neighbours consulted when placing an arrival between rebuilds.")
     assign_min_vote: float = _setting(0.5, "Placing an arrival: the share of its fitted neighbours' weight (1/mutual reachability; noise votes too) its cluster must hold, else it waits for the rebuild as noise. 0: the nearest clustered neighbour alone decides (more placed at once, more of them moved by the rebuild).")
     match_min_jaccard: float = _setting(0.2, "Smallest member overlap (Jaccard) for a new cluster to inherit an old cluster's id.")

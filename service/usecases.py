@@ -292,7 +292,10 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
             params = replace(params, min_cluster_size=steady_min_cluster_size(len(doc_ids), previous_size))
         prev_docs, prev_labels = app.repo.run_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
         t0 = time.perf_counter()
-        anchor = Anchor(prev_docs, prev_labels, doc_ids) if s.stabilize and len(prev_docs) else None
+        anchor = None
+        if s.stabilize and len(prev_docs):
+            # hold what users have seen: the last run's members and the arrivals placed since
+            anchor = Anchor(prev_docs, prev_labels, doc_ids, s.hold_margin, app.repo.placed_labels(prev.id))
         fit = fit_clusters(neigh, vectors, params, anchor)
         t["cluster"] = time.perf_counter() - t0
 

@@ -284,8 +284,66 @@ def test_stabilize_lets_a_split_carried_by_new_documents_stand():
 
     old_docs = np.arange(100, dtype=np.int64)
     prev = np.full(100, 7, np.int64)
-    new_docs = np.arange(190, dtype=np.int64)  # 90 new documents arrive
-    # the old story continues in cluster 0; cluster 1 is 10 of its old documents beside the 90 new ones
-    new = np.concatenate([np.zeros(90), np.ones(10), np.ones(90)]).astype(np.int64)
+    new_docs = np.arange(260, dtype=np.int64)  # 160 new documents arrive
+    # the old story continues in cluster 0; cluster 1 is 40 of its old documents beside 160 new ones
+    new = np.concatenate([np.zeros(60), np.ones(40), np.ones(160)]).astype(np.int64)
     got = stabilize(old_docs, prev, new_docs, new)
     assert len(set(got.tolist())) == 2 and got[95] == got[150] != got[0]
+
+
+def test_stabilize_holds_old_documents_that_drift_out_of_a_living_story_one_by_one():
+    from service.clustering.identity import stabilize
+
+    old_docs = np.arange(100, dtype=np.int64)
+    prev = np.full(100, 7, np.int64)
+    new_docs = np.arange(190, dtype=np.int64)
+    # a new story of 90 new documents takes 10 of the old story's documents along: too few to be a block
+    new = np.concatenate([np.zeros(90), np.ones(10), np.ones(90)]).astype(np.int64)
+    got = stabilize(old_docs, prev, new_docs, new)
+    assert len(set(got[:100].tolist())) == 1 and got[150] != got[0] and len(set(got[100:].tolist())) == 1
+
+
+def test_identity_follows_a_story_that_grew_many_times_over():
+    prev_docs = np.arange(40, dtype=np.int64)
+    prev = np.repeat([3, 5], 20).astype(np.int64)
+    new_docs = np.arange(240, dtype=np.int64)
+    # story 3 grows from 20 to 220 headlines; story 5 is unchanged
+    new = np.concatenate([np.zeros(20), np.ones(20), np.zeros(200)]).astype(np.int64)
+    m = match_clusters(prev_docs, prev, new_docs, new, next_id=6)
+    assert m.ids.tolist() == [3, 5] and [(e.kind, e.cluster_id, e.size_after) for e in m.events] == [("grew", 3, 220)]
+
+
+def test_identity_matching_scales_with_sparse_overlaps():
+    """Thousands of clusters on each side: no dense old x new matrix, no global Hungarian."""
+    rng = np.random.default_rng(3)
+    docs = np.arange(200_000, dtype=np.int64)
+    prev = (docs // 40 + 10).astype(np.int64)  # 5,000 old clusters of 40
+    new = rng.permutation(5000)[docs // 40]
+    new[rng.random(len(docs)) < 0.05] = NOISE
+    m = match_clusters(docs, prev, docs, new, next_id=6000)
+    assert (m.ids[new[::40][new[::40] >= 0]] == prev[::40][new[::40] >= 0]).all()
+
+
+def test_stabilize_lets_a_document_clearly_nearer_the_other_story_move():
+    """The hold is for drift between blurred sub-topics, not for a headline that was in the wrong story."""
+    from service.clustering.identity import stabilize
+
+    rng = np.random.default_rng(5)
+    a_dir, b_dir = np.eye(16, dtype=np.float32)[0], np.eye(16, dtype=np.float32)[1]
+    mid = (a_dir + b_dir) / np.sqrt(2)
+
+    def around(centre, n):
+        x = centre + 0.05 * rng.standard_normal((n, 16)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    old_docs = np.arange(100, dtype=np.int64)
+    prev = np.full(100, 7, np.int64)
+    new_docs = np.arange(190, dtype=np.int64)
+    new = np.concatenate([np.zeros(90), np.ones(10), np.ones(90)]).astype(np.int64)
+    # 10 old documents that sit in story B's heart, and 10 on the border between the two
+    crisp = np.vstack([around(a_dir, 90), around(b_dir, 10), around(b_dir, 90)])
+    blurred = np.vstack([around(a_dir, 90), around(mid, 10), around(b_dir, 90)])
+    moved = stabilize(old_docs, prev, new_docs, new, vectors=crisp)
+    held = stabilize(old_docs, prev, new_docs, new, vectors=blurred)
+    assert (moved[90:100] == moved[150]).all() and moved[0] != moved[150]
+    assert (held[90:100] == held[0]).all() and held[0] != held[150]

@@ -141,8 +141,10 @@ def test_arrival_placement_is_the_same_from_milvus_and_from_the_live_index(make_
     with app.repo.engine.connect() as c:
         rows = c.execute(text("SELECT document_id, cluster_id FROM assignments WHERE assigned_by='predict' ORDER BY id")).all()
     first, second = rows[: len(ids)], rows[len(ids):]
-    same = np.mean([a[1] == b[1] for a, b in zip(first, second)])
-    assert same >= 0.97, same  # both exact searches; Milvus's float rounding can tip a vote sitting at the threshold
+    differ = sum(a[1] != b[1] for a, b in zip(first, second))
+    # both exact searches; Milvus's float rounding can tip a vote sitting at the threshold (mutual
+    # reachability makes ties: neighbours inside a core distance weigh exactly the same)
+    assert differ <= max(1, len(ids) // 30), (differ, len(ids))
 
 
 def test_a_new_story_among_the_arrivals_left_as_noise_is_noticed(make_app, demo_days):

@@ -85,6 +85,8 @@ class Anchor:
     doc_ids: np.ndarray
     labels: np.ndarray
     new_doc_ids: np.ndarray
+    hold_margin: float = 0.35
+    placed: tuple[np.ndarray, np.ndarray] | None = None  # arrivals placed since: (doc ids, persistent ids)
 
 
 def fit_clusters(neigh: Neighbours, vectors: np.ndarray, params: HdbscanParams, anchor: Anchor | None = None) -> Fit:
@@ -102,7 +104,8 @@ def fit_clusters(neigh: Neighbours, vectors: np.ndarray, params: HdbscanParams, 
     if anchor is not None:
         from .identity import stabilize
 
-        labels = stabilize(anchor.doc_ids, anchor.labels, anchor.new_doc_ids, labels)
+        labels = stabilize(anchor.doc_ids, anchor.labels, anchor.new_doc_ids, labels, vectors=vectors, hold_margin=anchor.hold_margin,
+                           placed=anchor.placed)
     c = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
     return Fit(
         labels=labels,

@@ -152,10 +152,17 @@ class SqlRepository:
 
     def run_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(document ids, persistent cluster ids) a rebuild gave, sorted by document id."""
+        return self._labels(run_id, "rebuild")
+
+    def placed_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(document ids, persistent cluster ids or NOISE) of the arrivals placed under a run, sorted by document id."""
+        return self._labels(run_id, "predict")
+
+    def _labels(self, run_id: int, assigned_by: str) -> tuple[np.ndarray, np.ndarray]:
         with self.engine.connect() as c:
             rows = c.execute(
                 select(assignments.c.document_id, assignments.c.cluster_id)
-                .where(assignments.c.run_id == run_id, assignments.c.assigned_by == "rebuild")
+                .where(assignments.c.run_id == run_id, assignments.c.assigned_by == assigned_by)
                 .order_by(assignments.c.document_id)
             ).all()
         return np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64)
