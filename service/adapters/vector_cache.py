@@ -115,6 +115,10 @@ class CachedVectorStore:
             np.fromfile(self._gdist_path, dtype=np.float32, count=rows * self.k).reshape(rows, self.k),
         )
         keep = _window_rows(meta, since_ts, by)
+        if len(keep) == rows and (rows == 0 or (keep[0] == 0 and (np.diff(keep) == 1).all())):
+            # no window, rows already in id order (the writer's usual case): the read-only memory map itself, so a recipe that never reads the vectors
+            # (graph) never holds them (1.5 GB at 1M), and the graph as stored
+            return meta[:, 0].copy(), vecs, graph
         window = np.asarray(vecs[keep], dtype=np.float32)
         neigh = subgraph(graph, keep, rows)
         if len(keep) < rows:  # the window cut some lists short: those rows search again inside it

@@ -122,25 +122,46 @@ def symmetric_graph(neigh: Neighbours, weights: np.ndarray | None = None) -> sp.
     """Undirected kNN graph: an edge wherever either end lists the other, weighted by the smaller value.
 
     `weights` replaces the raw distances (e.g. mutual reachability); zeros are floored
-    at MIN_DISTANCE so duplicates stay connected.
+    at MIN_DISTANCE so duplicates stay connected. Entries are int32/float32 and pairs are
+    found by one int64 key: at a million documents the transient arrays are what peaks.
     """
-    n, k = neigh.indices.shape
-    w = neigh.distances if weights is None else weights
-    rows = np.repeat(np.arange(n, dtype=np.int64), k)
-    cols = neigh.indices.ravel()
-    vals = np.maximum(w.ravel().astype(np.float64), MIN_DISTANCE)
-    ok = (cols >= 0) & np.isfinite(vals)
-    rows, cols, vals = rows[ok], cols[ok], vals[ok]
+    n = neigh.indices.shape[0]
+    rows, cols, vals = _listed_edges(neigh, weights)
     r = np.concatenate([rows, cols])
     c = np.concatenate([cols, rows])
+    del rows, cols
+    key = r.astype(np.int64) * n + c
+    del r, c
     v = np.concatenate([vals, vals])
-    order = np.lexsort((v, c, r))
-    r, c, v = r[order], c[order], v[order]
-    first = np.ones(len(r), dtype=bool)
-    first[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
-    g = sp.csr_matrix((v[first], (r[first], c[first])), shape=(n, n))
-    g.sort_indices()
-    return g
+    order = np.lexsort((v, key))
+    key, v = key[order], v[order]
+    del order
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    key, v = key[first], v[first]
+    indptr = np.searchsorted(key, np.arange(n + 1, dtype=np.int64) * n).astype(np.int64)
+    return sp.csr_matrix((v, (key % n).astype(np.int32), indptr), shape=(n, n))
+
+
+def directed_graph(neigh: Neighbours) -> sp.csr_matrix:
+    """The kNN lists as they are, one row per document (floored like symmetric_graph): for fast_hdbscan,
+    which takes the min over both directions itself, so building our symmetric copy first only costs memory."""
+    n = neigh.indices.shape[0]
+    rows, cols, vals = _listed_edges(neigh, None)
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    return sp.csr_matrix((vals, cols, indptr), shape=(n, n))
+
+
+def _listed_edges(neigh: Neighbours, weights: np.ndarray | None):
+    """(row, column, weight) of every listed neighbour, row-major; weights floored at MIN_DISTANCE."""
+    n, k = neigh.indices.shape
+    w = neigh.distances if weights is None else weights
+    cols = neigh.indices.reshape(-1)
+    vals = np.maximum(w.reshape(-1).astype(np.float32), np.float32(MIN_DISTANCE))
+    ok = (cols >= 0) & np.isfinite(vals)
+    rows = np.repeat(np.arange(n, dtype=np.int32), k)[ok]
+    return rows, cols[ok].astype(np.int32), vals[ok]
 
 
 def mutual_reachability(neigh: Neighbours, core: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import minimum_spanning_tree
 
 from ..domain import NOISE
-from .graph import Neighbours, core_distances, mutual_reachability, symmetric_graph
+from .graph import Neighbours, core_distances, directed_graph, mutual_reachability, symmetric_graph
 
 RECIPES = ("auto", "umap", "graph")
 # Below this many documents UMAP has too few neighbours to work with: the graph recipe takes over.
@@ -99,8 +99,9 @@ def fit_clusters(neigh: Neighbours, vectors: np.ndarray, params: HdbscanParams, 
     if recipe == "umap":
         data, metric = umap_embedding(neigh, vectors, params.umap_dims, params.seed), "euclidean"
     elif recipe == "graph":
-        data, metric = symmetric_graph(neigh), "precomputed"
+        data, metric = directed_graph(neigh), "precomputed"
     labels, probabilities, condensed = _hdbscan(data, metric, mcs, params)
+    del data  # the graph or the embedding: cluster_max_edges below builds its own, smaller one
     if anchor is not None:
         from .identity import stabilize
 
@@ -186,11 +187,12 @@ def cluster_max_edges(neigh: Neighbours, core: np.ndarray, labels: np.ndarray, c
     out = np.zeros(c, np.float32)
     if c == 0:
         return out
-    mr = symmetric_graph(neigh, mutual_reachability(neigh, core)).tocoo()
-    inside = (labels[mr.row] == labels[mr.col]) & (labels[mr.row] >= 0)
-    n = len(labels)
-    g = sp.csr_matrix((mr.data[inside], (mr.row[inside], mr.col[inside])), shape=(n, n))
-    forest = minimum_spanning_tree(g).tocoo()
+    # links leaving a cluster dropped before the graph is made symmetric: only the inside is ever built
+    own = labels[np.maximum(neigh.indices, 0)]
+    inside = (neigh.indices >= 0) & (own == labels[:, None]) & (labels[:, None] >= 0)
+    del own
+    mr = symmetric_graph(Neighbours(np.where(inside, neigh.indices, -1), neigh.distances), mutual_reachability(neigh, core))
+    forest = minimum_spanning_tree(mr).tocoo()
     np.maximum.at(out, labels[forest.row], forest.data.astype(np.float32))
     return out
 
