@@ -76,9 +76,11 @@ class Service:
         finally:
             self._stopping.set()  # a file in progress stops at its next batch and stays in the inbox
             self.watcher.stop(timeout=5)  # the current batch ends within that; a worker waiting on a rebuild is let go
-            # a rebuild in progress is abandoned, not awaited: it commits in one transaction, so the previous
-            # clustering stays whole, and the next start marks the abandoned run failed
+            # a rebuild in progress is abandoned, not awaited (minutes at scale): it commits in one
+            # transaction, so the previous clustering stays whole; its run is marked failed now, not at the next start
             self.schedule.stop(wait=False)
+            if self.rebuilding.is_set():
+                self.app.repo.abandon_running_runs("stopped during the rebuild")
 
 
 def install_signal_handlers(stop: threading.Event) -> None:

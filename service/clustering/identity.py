@@ -259,7 +259,7 @@ def _hold_members(labels, old_of, hold_share, vectors, hold_margin) -> np.ndarra
     home = continuation[old_of[strays]]
     if vectors is not None:
         # a document clearly closer to the other story's centre than to its own story's really moved
-        centre = _unit_centres(vectors, labels, width)
+        centre = _unit_centres(vectors, labels, width, np.union1d(labels[strays], home))
         x = vectors[strays]
         gain = (x * centre[labels[strays]]).sum(1) - (x * centre[home]).sum(1)
         held = gain < hold_margin
@@ -269,8 +269,10 @@ def _hold_members(labels, old_of, hold_share, vectors, hold_margin) -> np.ndarra
     return labels
 
 
-def _unit_centres(vectors: np.ndarray, labels: np.ndarray, c: int) -> np.ndarray:
-    member = np.flatnonzero(labels >= 0)
-    sums = sp.csr_matrix((np.ones(len(member), np.float32), (labels[member], member)), shape=(c, len(labels))) @ vectors
+def _unit_centres(vectors: np.ndarray, labels: np.ndarray, c: int, which: np.ndarray) -> np.ndarray:
+    """Unit mean vector of the clusters `which` (zeros elsewhere); reads only their members' rows."""
+    member = np.flatnonzero(np.isin(labels, which))
+    sums = sp.csr_matrix((np.ones(len(member), np.float32), (labels[member], np.arange(len(member)))),
+                         shape=(c, len(member))) @ np.asarray(vectors[member], np.float32)
     sums = np.asarray(sums, np.float32)
     return sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)

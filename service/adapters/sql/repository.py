@@ -77,9 +77,14 @@ class SqlRepository:
         with self.engine.begin() as c:
             files = c.execute(update(ingested_files).where(ingested_files.c.state == "processing").values(
                 state="interrupted", reason="the process stopped mid-file; taken again from the inbox", finished_at=utcnow())).rowcount
-            rns = c.execute(update(runs).where(runs.c.status == "running").values(status="failed", finished_at=utcnow(),
-                                                                                 timings=json.dumps({"error": "interrupted"}))).rowcount
-        return {"files": files, "runs": rns}
+        return {"files": files, "runs": self.abandon_running_runs("interrupted")}
+
+    def abandon_running_runs(self, reason: str) -> int:
+        """Runs left 'running' by a stop or a kill are failed: a rebuild commits in one transaction, so the
+        previous run's clustering is still whole. A rebuild that commits after this call still ends 'done'."""
+        with self.engine.begin() as c:
+            return c.execute(update(runs).where(runs.c.status == "running").values(
+                status="failed", finished_at=utcnow(), timings=json.dumps({"error": reason}))).rowcount
 
     # -- documents ---------------------------------------------------------------------
     def existing_ids(self, ids: Sequence[int]) -> set[int]:
