@@ -39,6 +39,21 @@ def test_graph_is_symmetric_and_keeps_duplicates():
     assert not np.any(neigh.indices == np.arange(len(x))[:, None])  # no self loops
 
 
+def test_fast_hdbscan_on_the_lists_as_they_are_equals_on_our_symmetric_graph():
+    """The graph recipe hands fast_hdbscan the directed lists (it symmetrises by the min itself): same result, less memory."""
+    from service.clustering.graph import directed_graph
+    from service.clustering.hdbscan_fit import HdbscanParams, _hdbscan
+
+    rng = np.random.default_rng(4)
+    x, _ = unit_vectors(rng, 6, 40, spread=0.15)
+    x[1] = x[0]
+    neigh = knn(x, 10)
+    params = HdbscanParams(min_samples=5)
+    a = _hdbscan(symmetric_graph(neigh), "precomputed", 10, params)
+    b = _hdbscan(directed_graph(neigh), "precomputed", 10, params)
+    assert np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1])
+
+
 RECIPES = pytest.mark.parametrize("recipe", ["graph", "umap"])
 
 
