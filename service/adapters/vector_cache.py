@@ -116,8 +116,10 @@ class CachedVectorStore:
         )
         keep = _window_rows(meta, since_ts, by)
         if len(keep) == rows and (rows == 0 or (keep[0] == 0 and (np.diff(keep) == 1).all())):
-            # no window, rows already in id order (the writer's usual case): the read-only memory map itself, so a recipe that never reads the vectors
-            # (graph) never holds them (1.5 GB at 1M), and the graph as stored
+            # no window, rows already in id order (the writer's usual case): the read-only memory map
+            # itself, so a recipe that never reads the vectors (graph) never holds them (1.5 GB at 1M),
+            # and the graph as stored. Only this process writes the file (home lock), and its writer
+            # waits for the rebuild (write lock): the mapped rows are never truncated under it.
             return meta[:, 0].copy(), vecs, graph
         window = np.asarray(vecs[keep], dtype=np.float32)
         neigh = subgraph(graph, keep, rows)
