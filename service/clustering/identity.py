@@ -55,7 +55,7 @@ def match_clusters(
     c_new = int(new_labels.max()) + 1 if new_labels.size and new_labels.max() >= 0 else 0
     new_size = np.bincount(new_labels[new_labels >= 0], minlength=c_new)
 
-    ov = _overlap(prev_doc_ids, prev_labels, prev_ids, new_doc_ids, new_labels)
+    ov = _flows(new_labels, _old_index(prev_doc_ids, prev_labels, prev_ids, new_doc_ids))
     seen_size = np.bincount(ov.new, weights=ov.count, minlength=c_new)  # members of each new cluster the last run clustered
     jaccard = ov.count / (prev_size[ov.old] + seen_size[ov.new] - ov.count)
 
@@ -99,11 +99,13 @@ def match_clusters(
     return Matching(ids=ids, events=events, next_id=next_id)
 
 
-def _overlap(prev_doc_ids, prev_labels, prev_ids, new_doc_ids, new_labels) -> Overlap:
-    _, pi, ni = np.intersect1d(prev_doc_ids, new_doc_ids, assume_unique=True, return_indices=True)
-    pl, nl = prev_labels[pi], new_labels[ni]
-    both = (pl != NOISE) & (nl >= 0)
-    return _pair_counts(np.searchsorted(prev_ids, pl[both]), nl[both])
+def _old_index(doc_ids: np.ndarray, labels: np.ndarray, prev_ids: np.ndarray, new_doc_ids: np.ndarray) -> np.ndarray:
+    """For each of new_doc_ids: the index into prev_ids of the cluster `labels` gave it, -1 where none (new, noise)."""
+    _, pi, ni = np.intersect1d(doc_ids, new_doc_ids, assume_unique=True, return_indices=True)
+    known = np.isin(labels[pi], prev_ids)
+    out = np.full(len(new_doc_ids), -1, np.int64)
+    out[ni[known]] = np.searchsorted(prev_ids, labels[pi[known]])
+    return out
 
 
 def _pair_counts(a: np.ndarray, b: np.ndarray) -> Overlap:
@@ -168,24 +170,24 @@ def stabilize(prev_doc_ids: np.ndarray, prev_labels: np.ndarray, new_doc_ids: np
     if len(prev_doc_ids) == 0 or labels.max(initial=-1) < 0:
         return labels
     prev_ids, prev_size = np.unique(prev_labels[prev_labels != NOISE], return_counts=True)
-    _, pi, ni = np.intersect1d(prev_doc_ids, new_doc_ids, assume_unique=True, return_indices=True)
-    old_of = np.full(len(new_doc_ids), -1, np.int64)  # index into prev_ids, -1: new or noise last run
-    seen = prev_labels[pi] != NOISE
-    old_of[ni[seen]] = np.searchsorted(prev_ids, prev_labels[pi[seen]])
+    old_of = _old_index(prev_doc_ids, prev_labels, prev_ids, new_doc_ids)  # -1: new or noise last run
     for _ in range(2):  # a second pass settles chains (a fold can make another cluster pure)
         labels = _fold_splits(labels, old_of, min_old_share, purity)
         labels = _unmerge_blocks(labels, old_of, prev_size, purity)
     if placed is not None:  # arrivals placed since the last run are held like its members, folded like new documents
-        p_ids, p_labels = placed
-        known = np.isin(p_labels, prev_ids)
-        _, pi, ni = np.intersect1d(p_ids[known], new_doc_ids, assume_unique=True, return_indices=True)
-        old_of = old_of.copy()
-        old_of[ni] = np.searchsorted(prev_ids, p_labels[known][pi])
+        placed_of = _old_index(*placed, prev_ids, new_doc_ids)
+        old_of = np.where(placed_of >= 0, placed_of, old_of)
     labels = _hold_members(labels, old_of, hold_share, vectors, hold_margin)
     uniq = np.unique(labels[labels >= 0])
     remap = np.full(int(labels.max()) + 1, NOISE, np.int64)
     remap[uniq] = np.arange(len(uniq))
     return np.where(labels >= 0, remap[np.maximum(labels, 0)], NOISE)
+
+
+def _largest_in_group(group: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Index of the highest count within each group (ties: the earliest), groups in ascending order."""
+    order = np.lexsort((-count, group))
+    return order[np.r_[True, np.diff(group[order]) != 0]]
 
 
 def _flows(labels: np.ndarray, old_of: np.ndarray) -> Overlap:
@@ -201,9 +203,7 @@ def _fold_splits(labels, old_of, min_old_share, purity) -> np.ndarray:
     if fl.old.size == 0:
         return labels
     seen = np.bincount(fl.new, weights=fl.count, minlength=c)
-    # each new cluster's main old source: the pair with the highest count in its group
-    order = np.lexsort((-fl.count, fl.new))
-    first = order[np.r_[True, np.diff(fl.new[order]) != 0]]
+    first = _largest_in_group(fl.new, fl.count)  # each new cluster's main old source
     main_new, main_old, main_count = fl.new[first], fl.old[first], fl.count[first]
     pure = main_count / seen[main_new] >= purity
     old_share = seen[main_new] / size[main_new]
@@ -225,8 +225,7 @@ def _unmerge_blocks(labels, old_of, prev_size, purity) -> np.ndarray:
     fl = _flows(labels, old_of)
     if fl.old.size == 0:
         return labels
-    order = np.lexsort((-fl.count, fl.new))
-    first = order[np.r_[True, np.diff(fl.new[order]) != 0]]
+    first = _largest_in_group(fl.new, fl.count)
     main_of_new = np.full(int(labels.max()) + 1, -1, np.int64)
     main_of_new[fl.new[first]] = fl.old[first]
     block = (fl.old != main_of_new[fl.new]) & (fl.count >= purity * prev_size[fl.old]) & (fl.count >= 2)
@@ -245,8 +244,7 @@ def _hold_members(labels, old_of, hold_share, vectors, hold_margin) -> np.ndarra
     if fl.old.size == 0 or hold_share <= 0:
         return labels
     present = np.bincount(old_of[old_of >= 0], minlength=int(fl.old.max()) + 1)  # old documents still here, noise now included
-    order = np.lexsort((-fl.count, fl.old))
-    first = order[np.r_[True, np.diff(fl.old[order]) != 0]]
+    first = _largest_in_group(fl.old, fl.count)
     continuation = np.full(len(present), -1, np.int64)  # the new cluster holding most of each old one
     continuation[fl.old[first]] = fl.new[first]
     small = (fl.new != continuation[fl.old]) & (fl.count < hold_share * present[fl.old])
