@@ -362,3 +362,12 @@ def test_stabilize_lets_a_document_clearly_nearer_the_other_story_move():
     held = stabilize(old_docs, prev, new_docs, new, vectors=blurred)
     assert (moved[90:100] == moved[150]).all() and moved[0] != moved[150]
     assert (held[90:100] == held[0]).all() and held[0] != held[150]
+
+
+def test_twins_are_at_distance_zero_whatever_rounding_the_search_did():
+    """Milvus returned 1 - 7e-7 for identical unit vectors; as a distance that was 1.2e-3, not a duplicate."""
+    from service.clustering.assign import DUPLICATE_DISTANCE
+    from service.clustering.graph import cosine_to_distance
+
+    got = cosine_to_distance(np.array([1.0, 1.0 - 7e-7, 1.0000001, 0.9], np.float32))
+    assert (got[:3] <= DUPLICATE_DISTANCE).all() and got[3] > 0.4
