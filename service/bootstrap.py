@@ -13,7 +13,7 @@ from .adapters.vector_cache import CachedVectorStore
 from .adapters.sql.repository import SqlRepository, make_engine, upgrade
 from .clustering.assign import PredictionState
 from .config import Settings
-from .failpoints import Failpoints
+from .failpoints import Failpoints, OutageSwitch
 from .ports import Embedder, VectorStore
 
 
@@ -21,7 +21,7 @@ class App:
     def __init__(self, settings: Settings, embedder: Embedder | None = None, store: VectorStore | None = None):
         settings.ensure_dirs()
         self.settings = settings
-        engine = make_engine(settings.sqlite_path)
+        engine = make_engine(settings.sqlite_path, settings.db_busy_timeout_s)
         upgrade(engine)
         self.repo = SqlRepository(engine)
         self._embedder = embedder
@@ -47,6 +47,8 @@ class App:
 
             s = self.settings
             self._store = MilvusStore(s.resolved_milvus_uri, s.collection, self.embedder.dim, s.milvus_token)
+            if self.failpoints.outages:
+                self._store = OutageSwitch(self._store, s.home / "faults" / "vector-store-down")
         if self.settings.vector_cache and not isinstance(self._store, CachedVectorStore):
             s = self.settings
             self._store = CachedVectorStore(self._store, s.state_dir / f"vectors-{s.collection}", self.embedder.dim,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -32,9 +33,10 @@ def _say(msg: str) -> None:
     typer.echo(msg, err=False)
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def main(
-    home: Optional[Path] = typer.Option(None, "--home", help="Service home (default: $NEWSCLUST_HOME, else ./newsclust-home)."),
+    ctx: typer.Context,
+    home: Optional[Path] = typer.Option(None, "--home", help="Service home (default: $NEWSCLUST_HOME, else ./newsclust-home); before or after the command."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what the service does."),
     help_settings: bool = typer.Option(False, "--help-settings", help="List every setting with its default and exit."),
 ):
@@ -44,7 +46,43 @@ def main(
         for name, default, help in describe_settings():
             _say(f"{name:22} {default!s:28} {help}  [env NEWSCLUST_{name.upper()}]")
         raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        _say(ctx.get_help())
+        raise typer.Exit()
     Ctx.home = home
+
+
+GLOBAL_OPTIONS = {"--home": True, "--verbose": False, "-v": False, "--help-settings": False}
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """`newsclust status --home H` means `newsclust --home H status`: global options may follow the command."""
+    front, rest, i = [], [], 0
+    while i < len(argv):
+        arg = argv[i]
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS:
+            takes_value = GLOBAL_OPTIONS[name] and "=" not in arg
+            front.extend(argv[i : i + (2 if takes_value else 1)])
+            i += 2 if takes_value else 1
+            continue
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def run() -> None:
+    """The console script's entry point: a setting that cannot be used is one line and exit status 2, not a traceback."""
+    from .config import SettingsError
+
+    try:
+        app(args=hoist_global_options(sys.argv[1:]), prog_name="newsclust")
+    except SettingsError as exc:
+        typer.echo(f"newsclust: {exc}", err=True)
+        sys.exit(2)
 
 
 def _settings(**overrides):
@@ -94,14 +132,18 @@ def _progress(label: str):
 
 def _print_ingest(r: usecases.IngestResult) -> None:
     if r.state == "processed":
-        _say(f"{r.file}: {r.rows_seen} rows, {r.stored} stored, {r.duplicates} already known, {r.rejected} rejected, "
+        _say(f"{r.file}: {r.rows_seen} rows, {r.stored} stored, {r.updated} updated, {r.duplicates} already known, {r.rejected} rejected, "
              f"{r.predicted} placed by prediction  [{' '.join(f'{k} {v:.1f}s' for k, v in r.seconds.items())}]")
     elif r.state == "duplicate":
         _say(f"{r.file}: already ingested (same bytes) — nothing to do")
     elif r.state == "interrupted":
         _say(f"{r.file}: interrupted by shutdown — left in the inbox for the restart")
+    elif r.state == "gone":
+        _say(f"{r.file}: removed from the inbox before it was taken")
+    elif r.state in ("retrying", "parked"):
+        _say(f"{r.file}: {r.state.upper()} — {r.reason}")
     else:
-        _say(f"{r.file}: FAILED — {r.reason} -> {r.moved_to}")
+        _say(f"{r.file}: FAILED — {r.reason}" + (f" -> {r.moved_to}" if r.moved_to else ""))
 
 
 def _print_rebuild(r: usecases.RebuildResult) -> None:
@@ -111,26 +153,74 @@ def _print_rebuild(r: usecases.RebuildResult) -> None:
     _say("  stages: " + " ".join(f"{k} {v:.2f}s" for k, v in r.seconds.items()))
     if r.report:
         _say(f"  report: {r.report}")
+    if r.report_error:
+        _say(f"  report NOT written: {r.report_error}")
+
+
+def _print_event(kind: str, payload) -> None:
+    if kind == "ingest":
+        _print_ingest(payload)
+    elif kind == "rebuild":
+        _print_rebuild(payload)
+    elif kind == "new_story":
+        _say(f"a new story in the noise pool after run {payload['run']}: rebuilding now")
+    elif kind == "rebuild_started":
+        _say(f"rebuild started ({payload['why']})")
+    elif kind == "progress":
+        _say(f"{payload['file']}: {payload['rows']:,} rows read")
+    else:
+        _say(f"{kind}: {payload}")
+    sys.stdout.flush()
+
+
+def _serving_pid(home: Path) -> int | None:
+    from workers.lock import HomeLock
+
+    holder = HomeLock(home).holder()
+    try:
+        pid = int(holder)
+        os.kill(pid, 0)
+        return pid
+    except (ValueError, OSError):
+        return None
 
 
 @app.command()
-def ingest(files: list[Path] = typer.Argument(..., help="CSV files to ingest (the same path as the watcher's).")):
-    """Ingest the given files once. While `serve` runs, they are handed to its inbox instead."""
+def ingest(files: list[Path] = typer.Argument(..., help="CSV files to ingest (the same path as the watcher's)."),
+           no_wait: bool = typer.Option(False, "--no-wait", help="Beside a running serve: hand the files over and return at once.")):
+    """Ingest the given files once. While `serve` runs, they are handed to its inbox, and the outcome is awaited."""
+    from . import handoff
+
     a = _build()
+    failed = 0
     try:
         with _writer(a):
-            failed = 0
             for f in files:
                 with _progress(f"ingesting {f.name}") as progress:
                     r = _ingest_copy(a, f, progress)
                 _print_ingest(r)
-                failed += r.state == "failed"
+                failed += r.state not in ("processed", "duplicate")
     except _Busy as busy:
+        home = a.settings.home
+        handed = []
         for f in files:
-            shutil.copy2(f, a.settings.inbox / (f.name + ".part"))
-            os.replace(a.settings.inbox / (f.name + ".part"), a.settings.inbox / f.name)
-        _say(f"another newsclust process (pid {busy}) owns this home: handed {len(files)} file(s) to its inbox")
-        return
+            if not f.is_file():
+                _say(f"{f.name}: FAILED — {f}: {'a directory, not a CSV file' if f.is_dir() else 'no such file'}")
+                failed += 1
+                continue
+            handed.append((f, handoff.hand_over(home, a.settings.inbox, f, wait=not no_wait)))
+        _say(f"another newsclust process (pid {busy}) owns this home: handed {len(handed)} file(s) to its inbox"
+             + ("" if no_wait else "; waiting for the outcome (--no-wait returns at once)"))
+        if not no_wait:
+            for f, name in handed:
+                outcome = handoff.await_answer(home, handoff.INGEST, name, lambda: _serving_pid(home) is not None)
+                if outcome is None:
+                    _say(f"{name}: the serving process stopped before answering; the file is in its inbox")
+                    failed += 1
+                    continue
+                r = usecases.IngestResult(**outcome)
+                _print_ingest(r)
+                failed += r.state not in ("processed", "duplicate")
     finally:
         a.close()
     raise typer.Exit(1 if failed else 0)
@@ -142,16 +232,18 @@ def _ingest_copy(a, f: Path, progress) -> usecases.IngestResult:
         return usecases.ingest_file(a, f, progress)
     if not f.exists():
         return usecases.IngestResult(file=f.name, state="failed", reason=f"{f}: no such file")
-    staged = a.settings.inbox / f.name
     if f.is_dir():
         return usecases.IngestResult(file=f.name, state="failed", reason=f"{f}: a directory, not a CSV file")
+    staged = a.settings.inbox / f.name
     shutil.copy2(f, staged)
     return usecases.ingest_file(a, staged, progress)
 
 
 @app.command()
-def rebuild():
-    """Rebuild the clustering now and write the report."""
+def rebuild(no_wait: bool = typer.Option(False, "--no-wait", help="Beside a running serve: ask for the rebuild and return at once.")):
+    """Rebuild the clustering now and write the report (beside a running serve: ask it, and wait for the outcome)."""
+    from . import handoff
+
     a = _build()
     try:
         with _writer(a):
@@ -159,8 +251,19 @@ def rebuild():
                 r = usecases.rebuild(a, progress=progress)
             _print_rebuild(r)
     except _Busy as busy:
-        (a.settings.home / "rebuild.request").touch()
-        _say(f"another newsclust process (pid {busy}) owns this home: asked it to rebuild")
+        home = a.settings.home
+        token = handoff.ask_rebuild(home, wait=not no_wait)
+        _say(f"another newsclust process (pid {busy}) owns this home: asked it to rebuild" + ("" if no_wait else "; waiting for it"))
+        if no_wait:
+            return
+        outcome = handoff.await_answer(home, handoff.REBUILD, token, lambda: _serving_pid(home) is not None)
+        if outcome is None:
+            _say("the serving process stopped before answering")
+            raise typer.Exit(1)
+        if not outcome.pop("ok"):
+            _say(outcome["error"])
+            raise typer.Exit(1)
+        _print_rebuild(usecases.RebuildResult(**outcome))
     finally:
         a.close()
 
@@ -198,20 +301,23 @@ def export(out: Optional[Path] = typer.Option(None, "--out", help="CSV file to w
 
 
 @app.command()
-def status():
-    """Counts of documents, clusters, pending arrivals, last rebuild, inbox backlog."""
+def status(as_json: bool = typer.Option(False, "--json", help="One JSON object, for machines.")):
+    """Documents, stories, backlog, rebuild in progress, last error, files waiting to be retried and why."""
     a = _build()
     try:
-        for k, v in usecases.status(a).items():
-            _say(f"{k:18} {v}")
+        st = usecases.status(a, serving_pid=_serving_pid(a.settings.home))
     finally:
         a.close()
+    if as_json:
+        _say(json.dumps(st, default=str, indent=1))
+        return
+    _say(usecases.format_status(st))
 
 
 @app.command()
 def serve():
     """Watch the inbox and rebuild on schedule until SIGINT/SIGTERM."""
-    from workers.serve import Service, install_signal_handlers
+    from workers.serve import Service, WatcherDied, install_signal_handlers
 
     a = _build()
     try:
@@ -219,15 +325,16 @@ def serve():
             stop = threading.Event()
             install_signal_handlers(stop)
 
-            def on_event(kind, payload):
-                (_print_ingest if kind == "ingest" else _print_rebuild)(payload)
-                sys.stdout.flush()
-
-            service = Service(a, on_event)
+            service = Service(a, _print_event)
             service.open()
             _say(f"serving {a.settings.home}: inbox {a.settings.inbox}, rebuild every {a.settings.rebuild_interval_s}s")
             sys.stdout.flush()
-            service.run(stop)
+            try:
+                service.run(stop)
+            except WatcherDied as exc:
+                _say(f"stopping: {exc}; a supervisor should start serve again")
+                sys.stdout.flush()
+                os._exit(3)
             if service.rebuilding.is_set():
                 _say("stopped; abandoned the rebuild in progress (the previous clustering stays; the next start marks it failed)")
                 sys.stdout.flush()
@@ -279,4 +386,4 @@ def demo(
 
 
 if __name__ == "__main__":
-    app()
+    run()

@@ -7,6 +7,7 @@ Sources, later wins: defaults < ``HOME/newsclust.toml`` < ``NEWSCLUST_*`` enviro
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -48,6 +49,9 @@ class Settings:
     rebuild_interval_s: int = _setting(600, "Seconds between scheduled rebuilds in `serve`.")
     rebuild_min_pending: int = _setting(1, "A scheduled rebuild is skipped when fewer arrivals than this came since the last one.")
     noise_pool_trigger: int = _setting(200, "Arrivals left as noise since the last rebuild that trigger an early rebuild.")
+    db_busy_timeout_s: float = _setting(30.0, "Seconds a database write waits for another program's lock (a backup, a long query) before the file is retried later with backoff.")
+    retry_first_s: float = _setting(2.0, "First wait before a file (or a rebuild) that our environment failed is tried again; doubles on each try, up to retry_max_s.")
+    retry_max_s: float = _setting(300.0, "Longest wait between tries of a file or a rebuild that our environment keeps failing.")
     stable_wait_s: float = _setting(1.0, "A dropped file is taken once its size and mtime held still this long.")
     poll_inbox: bool = _setting(False, "Use a polling observer (network or container mounts where file events don't arrive).")
     report_max_points: int = _setting(50000, "Most points drawn on the report map; the rest are sampled out, and the page says so.")
@@ -92,17 +96,56 @@ def describe_settings() -> list[tuple[str, str, str]]:
     return [(f.name, str(f.default), f.metadata["help"]) for f in fields(Settings)]
 
 
-def _coerce(name: str, raw: Any) -> Any:
-    kind = {f.name: f.type for f in fields(Settings)}[name]
-    if kind in ("Path",):
-        return Path(raw)
-    if kind == "bool":
-        return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("1", "true", "yes", "on")
-    if kind == "int":
-        return int(raw)
-    if kind == "float":
-        return float(raw)
-    return str(raw)
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the setting and where it came from."""
+
+
+# settings that take one of a few words; anything else is refused when the settings load, not at the first rebuild
+CHOICES = {
+    "embedder": ("minilm", "bge-m3"),
+    "embed_precision": ("auto", "fp32", "bf16", "int8"),
+    "recipe": ("auto", "umap", "graph"),
+    "cluster_selection": ("eom", "leaf"),
+    "window_by": ("published", "ingested"),
+}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+# numbers that must be positive (the rest must not be negative)
+_POSITIVE = {"embed_batch_size", "max_tokens", "max_text_chars", "knn_k", "umap_dims", "min_samples", "assign_neighbours",
+             "rebuild_interval_s", "report_max_points", "db_busy_timeout_s", "retry_first_s", "retry_max_s", "umap_max_documents"}
+
+
+def _coerce(name: str, raw: Any, source: str) -> Any:
+    kinds = {f.name: f.type for f in fields(Settings)}
+    if name not in kinds:
+        close = difflib.get_close_matches(name, kinds, n=1)
+        raise SettingsError(f"{source}: unknown setting {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                            + "; `newsclust --help-settings` lists them")
+    kind = kinds[name]
+    try:
+        if kind == "Path":
+            return Path(raw)
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            word = str(raw).strip().lower()
+            if word not in _TRUE + _FALSE:
+                raise ValueError(f"{raw!r} is not a yes/no value (true/false, 1/0, yes/no, on/off)")
+            return word in _TRUE
+        if kind == "int":
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError(f"{raw!r} is not a whole number")
+            value: Any = int(raw)
+        elif kind == "float":
+            value = float(raw)
+        else:
+            value = str(raw)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"{source}: {name} = {raw!r}: {exc}") from None
+    if name in CHOICES and value not in CHOICES[name]:
+        raise SettingsError(f"{source}: {name} = {value!r}: one of {', '.join(CHOICES[name])}")
+    if kind in ("int", "float") and (value <= 0 if name in _POSITIVE else value < 0):
+        raise SettingsError(f"{source}: {name} = {value!r}: must be {'positive' if name in _POSITIVE else 'zero or more'}")
+    return value
 
 
 def load_settings(home: Path | None = None, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -111,12 +154,18 @@ def load_settings(home: Path | None = None, env: dict[str, str] | None = None, *
     values: dict[str, Any] = {"home": home}
     toml_path = home / "newsclust.toml"
     if toml_path.exists():
-        with toml_path.open("rb") as fh:
-            for k, v in tomllib.load(fh).items():
-                values[k] = _coerce(k, v)
+        try:
+            with toml_path.open("rb") as fh:
+                table = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"{toml_path}: unreadable: {exc}") from None
+        for k, v in table.items():
+            values[k] = _coerce(k, v, str(toml_path))
     for f in fields(Settings):
         key = "NEWSCLUST_" + f.name.upper()
         if f.name != "home" and key in env:
-            values[f.name] = _coerce(f.name, env[key])
-    values.update({k: v for k, v in overrides.items() if v is not None})
+            values[f.name] = _coerce(f.name, env[key], f"environment variable {key}")
+    for k, v in overrides.items():
+        if v is not None:
+            values[k] = _coerce(k, v, "argument") if k != "home" else Path(v)
     return dataclasses.replace(Settings(), **values)

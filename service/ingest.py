@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -22,6 +23,11 @@ ALIASES = {
 SNIFF_BYTES = 1 << 16
 READ_BYTES = 1 << 20
 MAX_FIELD_CHARS = 10_000_000
+# a text file holds almost no control bytes; random or binary data about one in nine
+BINARY_CONTROL_SHARE = 0.05
+# a published time this far past the moment we read it is a broken clock or a typo, not news
+MAX_FUTURE = timedelta(days=2)
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13))
 
 csv.field_size_limit(MAX_FIELD_CHARS)
 
@@ -47,8 +53,9 @@ def detect_encoding(path: Path) -> str:
     """utf-8 (or utf-8 with BOM) when every byte decodes; latin-1 otherwise, which always decodes."""
     with path.open("rb") as fh:
         head = fh.read(SNIFF_BYTES)
-        if b"\x00" in head:
-            raise BadFile(f"{path.name}: binary data (NUL bytes in the first {len(head)} bytes), not a CSV text file")
+        controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
+        if controls > BINARY_CONTROL_SHARE * len(head):
+            raise BadFile(f"{path.name}: binary data ({controls} control or NUL bytes in the first {len(head)} bytes), not a CSV text file")
         encoding = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
         decoder = codecs.getincrementaldecoder("utf-8")()
         fh.seek(0)
@@ -90,6 +97,7 @@ def map_columns(fieldnames: list[str], filename: str) -> dict[str, str]:
 
 
 def parse_date(raw: str | None) -> datetime | None:
+    """Naive UTC, or None when the text is no date we can place on the time line (out of range included)."""
     if not raw or not raw.strip():
         return None
     text = raw.strip()
@@ -98,11 +106,22 @@ def parse_date(raw: str | None) -> datetime | None:
     except ValueError:
         try:
             parsed = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    try:
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+        parsed.replace(tzinfo=timezone.utc).timestamp()  # must fit the stores' unix seconds
+    except (OverflowError, ValueError, OSError):
+        return None
     return parsed
+
+
+def visible(text: str) -> str:
+    """The text without control and format characters (NUL, zero-width spaces, BOMs) at its ends or inside."""
+    if text.isprintable():
+        return text.strip()
+    return "".join(ch for ch in text if ch in "\t\n" or unicodedata.category(ch) not in ("Cc", "Cf", "Co", "Cs")).strip()
 
 
 def read_headlines(path: Path, chunk_rows: int = 5000) -> tuple[CsvInfo, Iterator[Chunk]]:
@@ -115,7 +134,7 @@ def read_headlines(path: Path, chunk_rows: int = 5000) -> tuple[CsvInfo, Iterato
         raise BadFile(f"{path.name}: empty file")
     encoding = detect_encoding(path)
     fh = path.open("r", encoding=_codec(encoding), newline="")
-    reader = csv.reader(fh, strict=True)
+    reader = csv.reader(_without_nul(fh), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -132,6 +151,12 @@ def read_headlines(path: Path, chunk_rows: int = 5000) -> tuple[CsvInfo, Iterato
         raise
     info = CsvInfo(encoding=encoding, columns=columns, fieldnames=header)
     return info, _chunks(path, fh, reader, header, columns, chunk_rows)
+
+
+def _without_nul(lines: Iterable[str]) -> Iterator[str]:
+    """A stray NUL byte in one cell is repaired, not fatal (Python 3.10's csv refuses NUL; binary files were refused above)."""
+    for line in lines:
+        yield line.replace("\x00", "") if "\x00" in line else line
 
 
 def _chunks(path, fh, reader, header, columns, chunk_rows) -> Iterator[Chunk]:
@@ -152,7 +177,10 @@ def _chunks(path, fh, reader, header, columns, chunk_rows) -> Iterator[Chunk]:
             row = dict(zip(header, values))
             if len(values) > len(header):
                 row["_extra_fields"] = "|".join(values[len(header):])
-            headline, reason = _to_headline(row, columns, known)
+            try:
+                headline, reason = _to_headline(row, columns, known)
+            except Exception as exc:  # noqa: BLE001 — one odd cell rejects its row, never the file
+                headline, reason = None, f"unreadable row: {type(exc).__name__}: {exc}"
             if headline is None:
                 chunk.rejects.append(Rejected(line=reader.line_num, reason=reason, row=row))
             else:
@@ -167,10 +195,11 @@ def _chunks(path, fh, reader, header, columns, chunk_rows) -> Iterator[Chunk]:
 
 
 def _to_headline(row: dict[str, str], columns: dict[str, str], known: set[str]) -> tuple[Headline | None, str]:
-    get = lambda ours: (row.get(columns[ours]) or "").strip() if ours in columns else ""  # noqa: E731
+    get = lambda ours: visible(row.get(columns[ours]) or "") if ours in columns else ""  # noqa: E731
     title = get("title")
     if not title:
-        return None, "blank title"
+        raw = (row.get(columns["title"]) or "")
+        return None, "blank title" if not raw.strip() else "title has only invisible characters"
     description = get("description")
     guid, url = get("guid"), get("url")
     extra = {k: v for k, v in row.items() if k not in known and v}
@@ -178,6 +207,9 @@ def _to_headline(row: dict[str, str], columns: dict[str, str], known: set[str]) 
     published = parse_date(raw_date)
     if raw_date and published is None:
         extra["unparsed_published_at"] = raw_date
+    elif published is not None and published > datetime.now(timezone.utc).replace(tzinfo=None) + MAX_FUTURE:
+        extra["future_published_at"] = raw_date  # kept, but not put on the time line
+        published = None
     return Headline(
         key=document_key(guid, url, title, description),
         title=title,

@@ -1,25 +1,46 @@
 """Per-run files beside the SQLite history: the prediction state and the report layout.
 
 Written to a temporary name and renamed, so a crash never leaves half a file under the real name.
+
+Everything here is derived from Milvus and SQLite: a file that is missing, truncated or from
+another version reads as missing (with a log line) and is made again by the next rebuild.
 """
 
 from __future__ import annotations
 
-import os
+import io
+import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from .clustering.assign import PredictionState
+from .files import atomic_write
+
+log = logging.getLogger("newsclust.state")
 
 
 def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        np.savez(fh, **arrays)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write(path, buf.getvalue())
+
+
+def _load_npz(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
+    """The named arrays, or None (and the damaged file removed) when the file is not whole."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {n: z[n] for n in names}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        log.warning("derived state %s is unreadable (%s: %s): ignored; the next rebuild writes it again", path.name, type(exc).__name__, exc)
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        return None
 
 
 def state_path(state_dir: Path, run_id: int) -> Path:
@@ -40,15 +61,15 @@ def save_prediction_state(state_dir: Path, run_id: int, s: PredictionState) -> N
 
 
 def load_prediction_state(state_dir: Path, run_id: int) -> PredictionState | None:
-    path = state_path(state_dir, run_id)
-    if not path.exists():
+    z = _load_npz(state_path(state_dir, run_id), ("doc_ids", "labels", "probabilities", "outlier_scores", "core_distances",
+                                                  "cluster_ids", "cluster_max_edge", "cluster_min_core", "min_samples"))
+    if z is None:
         return None
-    with np.load(path) as z:
-        return PredictionState(
-            doc_ids=z["doc_ids"], labels=z["labels"], probabilities=z["probabilities"], outlier_scores=z["outlier_scores"],
-            core_distances=z["core_distances"], cluster_ids=z["cluster_ids"], cluster_max_edge=z["cluster_max_edge"],
-            cluster_min_core=z["cluster_min_core"], min_samples=int(z["min_samples"]),
-        )
+    return PredictionState(
+        doc_ids=z["doc_ids"], labels=z["labels"], probabilities=z["probabilities"], outlier_scores=z["outlier_scores"],
+        core_distances=z["core_distances"], cluster_ids=z["cluster_ids"], cluster_max_edge=z["cluster_max_edge"],
+        cluster_min_core=z["cluster_min_core"], min_samples=int(z["min_samples"]),
+    )
 
 
 def save_layout(state_dir: Path, run_id: int, doc_ids: np.ndarray, xy: np.ndarray) -> None:
@@ -56,8 +77,5 @@ def save_layout(state_dir: Path, run_id: int, doc_ids: np.ndarray, xy: np.ndarra
 
 
 def load_layout(state_dir: Path, run_id: int) -> tuple[np.ndarray, np.ndarray] | None:
-    path = layout_path(state_dir, run_id)
-    if not path.exists():
-        return None
-    with np.load(path) as z:
-        return z["doc_ids"], z["xy"]
+    z = _load_npz(layout_path(state_dir, run_id), ("doc_ids", "xy"))
+    return None if z is None else (z["doc_ids"], z["xy"])

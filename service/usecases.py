@@ -6,7 +6,6 @@ clustering/, the I/O in adapters/.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -23,12 +22,14 @@ import numpy as np
 from . import state as run_state
 from .adapters.sql.repository import utcnow
 from .clustering.assign import PredictionState, dense_groups, place
-from .clustering.graph import knn
+from .clustering.graph import complete_lists, knn, subgraph
 from .clustering.hdbscan_fit import Anchor, HdbscanParams, fit_clusters, steady_min_cluster_size
 from .clustering.identity import match_clusters
 from .clustering.layout import initial_positions, layout_2d
 from .clustering.naming import name_clusters
 from .domain import NOISE, Headline, Rejected
+from .faults import transient_cause
+from .files import SafeCsvWriter, atomic_write
 from .ingest import BadFile, read_headlines
 from .ports import KeepsGraph
 
@@ -44,16 +45,26 @@ def _no_progress(stage: str, n: int) -> None:
 @dataclass
 class IngestResult:
     file: str
-    state: str  # processed, failed, duplicate
+    state: str  # processed, failed, duplicate, interrupted, retrying, gone
     rows_seen: int = 0
     stored: int = 0
+    updated: int = 0
     duplicates: int = 0
     rejected: int = 0
     predicted: int = 0
+    attempt: int = 1
     encoding: str | None = None
     reason: str | None = None
     moved_to: str | None = None
+    transient: bool = False  # retrying because our environment failed, not the file
+    ledger_id: int | None = None  # its row in ingested_files
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+# an internal error (a bug, not the file, not the environment) is retried this often before the file goes to failed/
+MAX_INTERNAL_ATTEMPTS = 3
+# longest file name we write: most file systems stop at 255 bytes, and ".reason.txt" and a time suffix go on top
+MAX_NAME_BYTES = 180
 
 
 def sha256_of(path: Path) -> str:
@@ -64,19 +75,35 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def short_name(name: str, limit: int = MAX_NAME_BYTES) -> str:
+    """A name that fits the file system: a long stem is cut and a digest of the whole name keeps it unique."""
+    if len(name.encode("utf-8")) <= limit:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    if not dot or len(suffix) > 16:
+        stem, suffix = name, ""
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:12]
+    tail = f"~{digest}" + (f".{suffix}" if suffix else "")
+    cut = stem.encode("utf-8")[: limit - len(tail.encode("utf-8"))].decode("utf-8", "ignore")
+    return cut + tail
+
+
 def _move(path: Path, folder: Path) -> Path:
-    """Into folder under the same name; a name already there gets a time suffix instead of being overwritten."""
+    """Into folder under the same name (shortened if too long); a name already there gets a time suffix instead of being overwritten."""
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / path.name
+    name = short_name(path.name)
+    target = folder / name
     if target.exists() or target.is_symlink():
-        target = folder / f"{path.stem}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}{path.suffix}"
+        p = Path(name)
+        target = folder / f"{p.stem}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}.{time.monotonic_ns() % 10**6}{p.suffix}"
     shutil.move(str(path), str(target))
     return target
 
 
 def _fail(app, path: Path, reason: str, rejects: list[Rejected] | None = None) -> Path:
-    moved = _move(path, app.settings.failed_dir) if (path.exists() or path.is_symlink()) else app.settings.failed_dir / path.name
-    moved.with_name(moved.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
+    failed_dir = app.settings.failed_dir
+    moved = _move(path, failed_dir) if (path.exists() or path.is_symlink()) else failed_dir / short_name(path.name)
+    atomic_write(moved.with_name(moved.name + ".reason.txt"), reason + "\n")
     if rejects:
         _write_rejects(moved.with_name(moved.name + ".rejects.csv"), rejects)
     return moved
@@ -84,11 +111,13 @@ def _fail(app, path: Path, reason: str, rejects: list[Rejected] | None = None) -
 
 def _write_rejects(target: Path, rejects: list[Rejected]) -> None:
     columns = sorted({k for r in rejects for k in r.row})
-    with target.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh)
+    tmp = target.with_name(target.name + ".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        w = SafeCsvWriter(fh)
         w.writerow(["line", "reason", *columns])
         for r in rejects:
             w.writerow([r.line, r.reason, *(r.row.get(c, "") for c in columns)])
+    os.replace(tmp, target)
 
 
 class Interrupted(Exception):
@@ -105,22 +134,60 @@ def ingest_file(app, path: Path, progress: Progress = _no_progress, should_stop:
 
     Milvus is written before SQLite and both writes are idempotent (primary keys come from
     document identity), so a crash anywhere leaves the file in the inbox to be redone safely.
+    Whose fault a failure is decides where the file goes (service/faults.py): the file's own
+    content sends it to failed/ with its reason; our environment failing (SQLite locked, the
+    vector store unreachable, a full disk) leaves it in the inbox, state 'retrying', to be taken again.
     """
-    s = app.settings
     result = IngestResult(file=path.name, state="failed")
+    try:
+        _ingest(app, path, result, progress, should_stop)
+    except Exception as exc:  # noqa: BLE001 — one file's failure must not stop the stream
+        cause = transient_cause(exc)
+        if cause is None and result.attempt >= MAX_INTERNAL_ATTEMPTS:
+            log.exception("ingest of %s failed (attempt %d)", path.name, result.attempt)
+            result.reason = f"{path.name}: internal error while ingesting (attempt {result.attempt}): {type(exc).__name__}: {exc}"
+            try:
+                _finish_failed(app, path, result, result.ledger_id, [])
+                return result
+            except Exception as move_exc:  # noqa: BLE001 — failed/ itself is the problem: the service parks the file
+                exc = move_exc
+                cause = transient_cause(move_exc)
+        result.state, result.transient = "retrying", cause is not None
+        result.reason = f"{path.name}: {cause or f'internal error ({type(exc).__name__}: {exc})'}; the file stays in the inbox and is taken again"
+        if cause is None:
+            log.exception("ingest of %s failed (attempt %d), will retry", path.name, result.attempt)
+        if result.ledger_id is not None:
+            _best_effort(app.repo.note_file, result.ledger_id, "retrying", result.reason)
+    return result
+
+
+def _best_effort(fn, *args) -> None:
+    """A ledger note while the database may be the thing failing: worth a try, not worth failing for."""
+    try:
+        fn(*args)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not record it in the ledger (%s): %s", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+
+
+def _ingest(app, path: Path, result: IngestResult, progress: Progress, should_stop: Callable[[], bool]) -> None:
+    s = app.settings
+    if not (path.exists() or path.is_symlink()):
+        result.state, result.reason = "gone", f"{path.name}: removed from the inbox before it was taken"
+        return
     if path.is_symlink() or not path.is_file():
         what = "a symlink" if path.is_symlink() else "a directory" if path.is_dir() else "not a regular file"
         result.reason = f"{path.name}: {what}; drop regular CSV files into the inbox"
         result.moved_to = str(_fail(app, path, result.reason))
-        return result
+        return
 
     digest = sha256_of(path)
     if app.repo.processed_file(digest) is not None:
         result.state, result.reason = "duplicate", f"{path.name}: same bytes as a file already ingested; nothing to do"
         result.moved_to = str(_move(path, s.processed_dir))
-        return result
+        return
 
-    file_id = app.repo.start_file(path.name, digest, path.stat().st_size)
+    file_id, result.attempt = app.repo.start_file(path.name, digest, path.stat().st_size)
+    result.ledger_id = file_id
     rejects: list[Rejected] = []
     t = {"parse": 0.0, "embed": 0.0, "milvus": 0.0, "sqlite": 0.0, "predict": 0.0}
     try:
@@ -142,76 +209,99 @@ def ingest_file(app, path: Path, progress: Progress = _no_progress, should_stop:
             result.rows_seen += len(chunk.headlines) + len(chunk.rejects)
             fresh = [h for h in chunk.headlines if not (h.key in seen_keys or seen_keys.add(h.key))]
             result.duplicates += len(chunk.headlines) - len(fresh)
-            stored, dup, predicted = _store_headlines(app, fresh, file_id, t, should_stop)
-            result.stored += stored
-            result.duplicates += dup
-            result.predicted += predicted
+            stored = _store_headlines(app, fresh, file_id, t, should_stop)
+            result.stored += stored.stored
+            result.updated += stored.updated
+            result.duplicates += stored.duplicates
+            result.predicted += stored.predicted
             progress("rows", result.rows_seen)
     except Interrupted:
         app.repo.finish_file(file_id, "interrupted", seen=result.rows_seen, stored=result.stored, duplicate=result.duplicates,
-                             rejected=len(rejects), encoding=result.encoding, reason="shutdown before the end of the file; it stays in the inbox")
+                             rejected=len(rejects), updated=result.updated, encoding=result.encoding,
+                             reason="shutdown before the end of the file; it stays in the inbox")
         result.state, result.reason = "interrupted", "shutdown before the end of the file; it stays in the inbox and is taken again at restart"
-        return result
+        return
     except BadFile as exc:
         result.reason = str(exc)
-    except Exception as exc:  # noqa: BLE001 — one file's failure must not stop the stream
-        log.exception("ingest of %s failed", path.name)
-        result.reason = f"{path.name}: internal error while ingesting: {type(exc).__name__}: {exc}"
+        result.rejected = len(rejects)
+        result.seconds = {k: round(v, 3) for k, v in t.items()}
+        _finish_failed(app, path, result, file_id, rejects)
+        return
     result.rejected = len(rejects)
     result.seconds = {k: round(v, 3) for k, v in t.items()}
-    if result.reason:
-        app.repo.finish_file(file_id, "failed", seen=result.rows_seen, stored=result.stored, duplicate=result.duplicates,
-                             rejected=result.rejected, encoding=result.encoding, reason=result.reason)
-        result.moved_to = str(_fail(app, path, result.reason, rejects))
-        return result
     if rejects:
+        rejects_name = short_name(path.name)
         reason = f"{path.name}: {len(rejects)} of {result.rows_seen} rows rejected (see the rejects CSV for line numbers and reasons); the other rows were ingested"
-        rejects_path = s.failed_dir / f"{path.name}.rejects.csv"
         s.failed_dir.mkdir(parents=True, exist_ok=True)
-        _write_rejects(rejects_path, rejects)
-        rejects_path.with_name(path.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
+        _write_rejects(s.failed_dir / f"{rejects_name}.rejects.csv", rejects)
+        atomic_write(s.failed_dir / f"{rejects_name}.reason.txt", reason + "\n")
         result.reason = reason
     app.repo.finish_file(file_id, "processed", seen=result.rows_seen, stored=result.stored, duplicate=result.duplicates,
-                         rejected=result.rejected, encoding=result.encoding, reason=result.reason)
+                         rejected=result.rejected, updated=result.updated, encoding=result.encoding, reason=result.reason)
     result.state = "processed"
     app.failpoints.reach("move")
     result.moved_to = str(_move(path, s.processed_dir))
-    return result
 
 
-def _store_headlines(app, headlines: list[Headline], file_id: int, t: dict[str, float], should_stop=lambda: False) -> tuple[int, int, int]:
+def _finish_failed(app, path: Path, result: IngestResult, file_id: int | None, rejects: list[Rejected]) -> None:
+    """Moved first, recorded second: if the move fails, the ledger row is still open and the retry continues it."""
+    result.moved_to = str(_fail(app, path, result.reason or "failed", rejects))
+    result.state = "failed"
+    if file_id is not None:
+        app.repo.finish_file(file_id, "failed", seen=result.rows_seen, stored=result.stored, duplicate=result.duplicates,
+                             rejected=result.rejected, updated=result.updated, encoding=result.encoding, reason=result.reason)
+
+
+@dataclass
+class Stored:
+    stored: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    predicted: int = 0
+
+
+def _store_headlines(app, headlines: list[Headline], file_id: int, t: dict[str, float], should_stop=lambda: False) -> Stored:
+    """New headlines are stored; a known guid or url with other text is a correction (newest text wins, the old
+    one goes to document_revisions, the vector is re-embedded and the document placed again); identical text is a no-op."""
+    out = Stored()
     if not headlines:
-        return 0, 0, 0
+        return out
     t0 = time.perf_counter()
-    known = app.repo.existing_ids([h.id for h in headlines])
-    new = [h for h in headlines if h.id not in known]
+    known = app.repo.stored_texts([h.id for h in headlines])
     t["sqlite"] += time.perf_counter() - t0
-    if not new:
-        return 0, len(headlines), 0
-    predicted = 0
+    new = [h for h in headlines if h.id not in known]
+    corrected = [h for h in headlines if h.id in known and known[h.id] != (h.title, h.description)]
+    out.duplicates = len(headlines) - len(new) - len(corrected)
     bs = 256  # small enough that a shutdown between batches comes within seconds
-    for s in range(0, len(new), bs):
-        if should_stop():
-            raise Interrupted
-        batch = new[s : s + bs]
-        t0 = time.perf_counter()
-        vectors = app.embedder.embed([h.text for h in batch])
-        app.failpoints.reach("embed")
-        t["embed"] += time.perf_counter() - t0
-        now = utcnow()
-        ids = np.array([h.id for h in batch], np.int64)
-        t0 = time.perf_counter()
-        app.store.upsert(ids, vectors, np.array([_ts(h.published_at) for h in batch], np.int64), np.full(len(batch), _ts(now), np.int64))
-        app.failpoints.reach("milvus")
-        t["milvus"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        app.repo.add_documents(batch, file_id, now)
-        app.failpoints.reach("sqlite")
-        t["sqlite"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        predicted += assign_arrivals(app, ids, vectors)
-        t["predict"] += time.perf_counter() - t0
-    return len(new), len(headlines) - len(new), predicted
+    for kind, todo in (("new", new), ("corrected", corrected)):
+        for start in range(0, len(todo), bs):
+            if should_stop():
+                raise Interrupted
+            batch = todo[start : start + bs]
+            t0 = time.perf_counter()
+            vectors = app.embedder.embed([h.text for h in batch])
+            app.failpoints.reach("embed")
+            t["embed"] += time.perf_counter() - t0
+            now = utcnow()
+            ids = np.array([h.id for h in batch], np.int64)
+            t0 = time.perf_counter()
+            published = np.array([_ts(h.published_at) for h in batch], np.int64)
+            app.store.upsert(ids, vectors, published, np.full(len(batch), _ts(now), np.int64))
+            app.failpoints.reach("milvus")
+            t["milvus"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            if kind == "new":
+                app.repo.add_documents(batch, file_id, now)
+                out.stored += len(batch)
+            else:
+                app.repo.revise_documents(batch, file_id, now)
+                out.updated += len(batch)
+            app.failpoints.reach("sqlite")
+            t["sqlite"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            out.predicted += assign_arrivals(app, ids, vectors)
+            t["predict"] += time.perf_counter() - t0
+    return out
 
 
 def _ts(dt) -> int:
@@ -265,6 +355,7 @@ class RebuildResult:
     events: dict[str, int]
     seconds: dict[str, float]
     report: str | None = None
+    report_error: str | None = None
 
 
 def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progress) -> RebuildResult:
@@ -284,6 +375,7 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
         else:
             doc_ids, vectors = app.store.all_vectors(since_ts=_window_start(app), by=s.window_by)
             neigh = knn(vectors, s.knn_k)
+        doc_ids, vectors, neigh = _documented_only(app, doc_ids, vectors, neigh)
         t["graph"] = time.perf_counter() - t0
         progress("vectors", len(doc_ids))
 
@@ -337,14 +429,59 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
     result = RebuildResult(run_id=run_id, documents=len(doc_ids), clusters=fit.n_clusters, noise=int((labels == NOISE).sum()),
                            min_cluster_size=fit.min_cluster_size, events=events, seconds={k: round(v, 3) for k, v in t.items()})
     if write_report_after:
-        t0 = time.perf_counter()
-        xy = layout_2d(vectors, seed=s.seed, init=_previous_layout(app, prev, doc_ids, neigh), neigh=neigh)
-        run_state.save_layout(s.state_dir, run_id, doc_ids, xy)
-        result.seconds["layout"] = round(time.perf_counter() - t0, 3)
-        t0 = time.perf_counter()
-        result.report = str(write_report(app, run_id))
-        result.seconds["report"] = round(time.perf_counter() - t0, 3)
+        # the run is committed: a failing map or page (a report folder not writable, a full disk) is reported, not a failed rebuild
+        try:
+            t0 = time.perf_counter()
+            xy = layout_2d(vectors, seed=s.seed, init=_previous_layout(app, prev, doc_ids, neigh), neigh=neigh)
+            run_state.save_layout(s.state_dir, run_id, doc_ids, xy)
+            result.seconds["layout"] = round(time.perf_counter() - t0, 3)
+            t0 = time.perf_counter()
+            result.report = str(write_report(app, run_id))
+            result.seconds["report"] = round(time.perf_counter() - t0, 3)
+        except Exception as exc:  # noqa: BLE001
+            result.report_error = f"{type(exc).__name__}: {exc}"
+            log.warning("run %d is committed but its report was not written: %s", run_id, result.report_error)
     return result
+
+
+def _documented_only(app, doc_ids: np.ndarray, vectors, neigh):
+    """Milvus and SQLite agree on what a rebuild sees: a vector whose document row was never written (a file
+    interrupted between the two writes, retried later) is left out, never clustered as a phantom headline."""
+    known = app.repo.all_document_ids()
+    keep = np.isin(doc_ids, known, assume_unique=True)
+    if keep.all():
+        return doc_ids, vectors, neigh
+    rows = np.flatnonzero(keep)
+    log.warning("%d vector(s) in the store have no document row yet (their file is being retried): left out of this rebuild",
+                len(doc_ids) - len(rows))
+    window = np.asarray(vectors[rows], dtype=np.float32)
+    return doc_ids[rows], window, complete_lists(subgraph(neigh, rows, len(doc_ids)), window)
+
+
+def restore_missing_vectors(app, limit: int = 20_000) -> int:
+    """Documents whose vector the store lost (a vector store reset, a restored backup) are embedded again,
+    up to `limit` per call so a start or a rebuild stays bounded; the rest follow at the next call."""
+    known = app.repo.all_document_ids()
+    if len(known) == 0:
+        return 0
+    stored, _ = app.store.all_vectors()
+    missing = np.setdiff1d(known, stored, assume_unique=True)[:limit]
+    if len(missing) == 0:
+        return 0
+    log.warning("%d document(s) have no vector in the store: embedding them again", len(missing))
+    texts = app.repo.document_texts(missing)
+    times = app.repo.document_times(missing)
+    for start in range(0, len(missing), 256):
+        ids = missing[start : start + 256]
+        vectors = app.embedder.embed([_text(*texts[int(i)]) for i in ids])
+        published = np.array([_ts(times[int(i)][0]) for i in ids], np.int64)
+        ingested = np.array([_ts(times[int(i)][1]) for i in ids], np.int64)
+        app.store.upsert(ids, vectors, published, ingested)
+    return len(missing)
+
+
+def _text(title: str, description: str) -> str:
+    return Headline(key="", title=title, description=description, url=None, published_at=None).text
 
 
 def _previous_layout(app, prev_run, doc_ids: np.ndarray, neigh) -> np.ndarray | None:
@@ -387,15 +524,15 @@ def write_report(app, run_id: int | None = None, out: Path | None = None) -> Pat
     s.reports_dir.mkdir(parents=True, exist_ok=True)
     if out:
         _write_plotly_js(out.parent)
-        _atomic_write(out, html)
+        atomic_write(out, html)
         return out
     _write_plotly_js(s.reports_dir)
     page = s.reports_dir / f"run-{run.id}.html"
-    _atomic_write(page, html)
+    atomic_write(page, html)
     latest = app.repo.latest_run()
     if latest is not None and latest.id == run.id:
-        _atomic_write(s.reports_dir / "latest.html", html)
-    _atomic_write(s.reports_dir / "index.html", render_index(app.repo.done_runs()))
+        atomic_write(s.reports_dir / "latest.html", html)
+    atomic_write(s.reports_dir / "index.html", render_index(app.repo.done_runs()))
     return page
 
 
@@ -405,13 +542,7 @@ def _write_plotly_js(folder: Path) -> None:
 
     target = folder / "plotly.min.js"
     if not target.exists():
-        _atomic_write(target, get_plotlyjs())
-
-
-def _atomic_write(target: Path, text: str) -> None:
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
+        atomic_write(target, get_plotlyjs())
 
 
 EXPORT_COLUMNS = ["guid", "cluster_id", "probability", "outlier_score", "assigned_by", "run_id"]
@@ -419,7 +550,7 @@ EXPORT_COLUMNS = ["guid", "cluster_id", "probability", "outlier_score", "assigne
 
 def export_csv(app, out) -> int:
     """One row per document; noise is cluster_id -1; a document no rebuild or prediction has placed yet has empty fields."""
-    w = csv.writer(out)
+    w = SafeCsvWriter(out)
     w.writerow(EXPORT_COLUMNS)
     n = 0
     for r in app.repo.export_rows():
@@ -430,9 +561,50 @@ def export_csv(app, out) -> int:
     return n
 
 
-def status(app) -> dict:
+def status(app, serving_pid: int | None = None) -> dict:
+    """The history's counts, plus what the serving process alone knows (files it is retrying, a rebuild's backoff)."""
     st = app.repo.status()
     inbox = app.settings.inbox
     st["inbox_backlog"] = sum(1 for p in inbox.iterdir() if p.is_file() and not p.name.startswith(".")) if inbox.exists() else 0
+    st["serving_pid"] = serving_pid
+    live = _serving_status(app.settings.state_dir / "service.json") if serving_pid else None
+    if live:
+        st["rebuild_running_since"] = live.get("rebuild_running_since") or st["rebuild_running_since"]
+        st["rebuild_backoff_until"] = live.get("rebuild_backoff_until")
+        if live.get("last_error") and (st["last_error"] is None or (live["last_error"]["at"] or "") >= (st["last_error"]["at"] or "")):
+            st["last_error"] = live["last_error"]
+        waiting = {w["file"]: w for w in st["files_waiting"]}
+        for name, entry in live.get("files_waiting", {}).items():
+            waiting[name] = {"file": name, "state": entry.get("state"), "attempts": entry.get("attempts"), "reason": entry.get("reason"),
+                             "next_try_at": entry.get("next_try_at")}
+        st["files_waiting"] = list(waiting.values())
     return st
 
+
+def _serving_status(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def format_status(st: dict) -> str:
+    """`newsclust status` for people: a few lines, the problems last."""
+    files = st["files"]
+    lines = [
+        f"serving          {'pid ' + str(st['serving_pid']) if st['serving_pid'] else 'no (serve is not running)'}",
+        f"documents        {st['documents']:,}",
+        f"stories          {st['clusters']:,} (noise {st['noise']:,}) in run {st['last_rebuild_run'] or '-'} at {st['last_rebuild_at'] or 'never'}",
+        f"pending          {st['pending_arrivals']:,} arrivals since that rebuild; inbox backlog {st['inbox_backlog']} file(s)",
+        f"files            " + (", ".join(f"{n} {k}" for k, n in sorted(files.items())) or "none yet"),
+    ]
+    if st.get("rebuild_running_since"):
+        lines.append(f"rebuilding       since {st['rebuild_running_since']} UTC")
+    if st.get("rebuild_backoff_until"):
+        lines.append(f"rebuild backoff  next try at {st['rebuild_backoff_until']} UTC")
+    for w in st["files_waiting"]:
+        when = f", next try {w['next_try_at']} UTC" if w.get("next_try_at") else ""
+        lines.append(f"{w['state']:16} {w['file']} (tries {w['attempts']}{when}): {w['reason']}")
+    if st.get("last_error"):
+        lines.append(f"last error       {st['last_error']['at']} UTC: {st['last_error']['what']}")
+    return "\n".join(lines)

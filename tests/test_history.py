@@ -94,6 +94,6 @@ def test_time_window_clusters_only_recent_documents(make_app, demo_days):
     total = app.repo.count_documents()
     assert 0 < r.documents < total
     ids, _ = app.repo.run_labels(r.run_id)
-    times = app.repo.document_times()
+    times = app.repo.document_times(app.repo.all_document_ids())
     newest = max(p for p, _ in times.values())
     assert all((newest - times[int(i)][0]).total_seconds() <= 2 * 86400 + 1 for i in ids)

@@ -30,3 +30,28 @@ def test_unknown_failpoint_is_refused():
 
     with pytest.raises(ValueError, match="unknown failpoint"):
         Failpoints("nowhere")
+
+
+def test_typos_and_bad_values_are_refused_naming_the_setting_and_its_source(tmp_path):
+    from service.config import SettingsError
+
+    with pytest.raises(SettingsError, match="NEWSCLUST_STABILIZE.*flase"):
+        load_settings(home=tmp_path, env={"NEWSCLUST_STABILIZE": "flase"})
+    with pytest.raises(SettingsError, match="recipe.*one of auto, umap, graph"):
+        load_settings(home=tmp_path, env={"NEWSCLUST_RECIPE": "dbscan"})
+    with pytest.raises(SettingsError, match="window_by"):
+        load_settings(home=tmp_path, env={"NEWSCLUST_WINDOW_BY": "publish"})
+    (tmp_path / "newsclust.toml").write_text("knn = 20\n")
+    with pytest.raises(SettingsError, match=r"newsclust.toml: unknown setting 'knn' \(did you mean 'knn_k'\?\)"):
+        load_settings(home=tmp_path, env={})
+
+
+def test_the_cli_refuses_a_bad_setting_in_one_line(tmp_path):
+    import subprocess
+
+    from .test_cli_serve import CLI, env_for
+
+    out = subprocess.run([*CLI, "--home", str(tmp_path), "status"], env=env_for(NEWSCLUST_STABILIZE="flase"),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "NEWSCLUST_STABILIZE" in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1

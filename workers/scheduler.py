@@ -1,4 +1,8 @@
-"""APScheduler 3.x: the periodic rebuild, never overlapping (max_instances=1, coalesce), plus early rebuilds on demand."""
+"""APScheduler 3.x: the periodic rebuild, never overlapping (max_instances=1, coalesce), plus rebuilds on demand.
+
+A request while the job runs is not handed to APScheduler (it would drop it as 'maximum number of
+running instances reached'): the service remembers it and the running job loops once more.
+"""
 
 from __future__ import annotations
 
@@ -22,9 +26,12 @@ class RebuildSchedule:
     def start(self) -> None:
         self._scheduler.start()
 
-    def run_soon(self) -> None:
-        """Pull the next rebuild forward to now (a new story in the noise pool, or a user's request)."""
-        self._scheduler.modify_job(JOB_ID, next_run_time=datetime.now(timezone.utc))
+    def run_at(self, unix_time: float) -> None:
+        """Pull the next rebuild to `unix_time` (now, or the end of a failure's backoff)."""
+        try:
+            self._scheduler.modify_job(JOB_ID, next_run_time=datetime.fromtimestamp(unix_time, timezone.utc))
+        except Exception:  # noqa: BLE001 — the scheduler is shutting down
+            log.debug("rebuild not rescheduled", exc_info=True)
 
     def stop(self, wait: bool = True) -> None:
         self._scheduler.shutdown(wait=wait)

@@ -1,20 +1,43 @@
-"""`newsclust serve`: the inbox watcher and the rebuild schedule in one process, until told to stop."""
+"""`newsclust serve`: the inbox watcher and the rebuild schedule in one process, until told to stop.
+
+What it promises an operator (README, Robustness):
+- a file our environment could not take (SQLite locked, the vector store unreachable, a full disk)
+  stays in the inbox and is taken again with exponential backoff; a file that keeps failing for a
+  reason that is not the file's (its move, say) is parked after a few tries, with the reason in status;
+- every rebuild asked is answered: one asked during a rebuild runs right after it, a failing rebuild
+  backs off instead of looping;
+- the watcher cannot die silently: if its worker stops it is restarted, and if that fails the process
+  exits non-zero so a supervisor restarts it.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import os
 import signal
 import threading
+import time
+from dataclasses import asdict
 from pathlib import Path
 
-from service import usecases
+from service import handoff, usecases
+from service.faults import Backoff, transient_cause
+from service.files import atomic_write
 
 from .scheduler import RebuildSchedule
 from .watcher import InboxWatcher
 
 log = logging.getLogger("newsclust.serve")
 
-REBUILD_REQUEST = "rebuild.request"
+# a file that keeps failing for a reason that is not the file's (its move, an internal error) is parked after this many tries
+PARK_AFTER = 4
+STATUS_FILE = "service.json"
+
+
+class WatcherDied(RuntimeError):
+    pass
 
 
 class Service:
@@ -22,57 +45,192 @@ class Service:
         self.app = app
         self.on_event = on_event or (lambda kind, payload: log.info("%s %s", kind, payload))
         s = app.settings
+        self.backoff = Backoff(s.retry_first_s, s.retry_max_s)
         self.watcher = InboxWatcher(s.inbox, self._ingest, stable_wait_s=s.stable_wait_s, poll=s.poll_inbox)
-        self.schedule = RebuildSchedule(self._scheduled_rebuild, s.rebuild_interval_s)
+        self.schedule = RebuildSchedule(self._rebuild_job, s.rebuild_interval_s)
         self._stopping = threading.Event()
         self.rebuilding = threading.Event()
+        self._lock = threading.Lock()
+        self._in_job = False
+        self._wanted = False  # a rebuild is owed (asked, a new story, a pool of noise, a lost prediction state)
+        self._rebuild_failures = 0
+        self._rebuild_not_before = 0.0
+        self._files: dict[str, dict] = {}  # name -> attempts, reason, state (retrying / parked)
+        self._status = {"pid": os.getpid(), "started_at": _now(), "rebuild_running_since": None, "last_error": None,
+                        "rebuild_backoff_until": None, "files_waiting": {}, "watcher_restarts": 0}
 
-    def _ingest(self, path: Path) -> None:
+    # -- files ---------------------------------------------------------------------------
+    def _ingest(self, path: Path) -> float | None:
+        """One file; the answer tells the watcher when to take it again (None: never)."""
+        progress = _RowProgress(path.name, self.on_event)
         with self.app.write_lock:
-            result = usecases.ingest_file(self.app, path, should_stop=self._stopping.is_set)
+            result = usecases.ingest_file(self.app, path, progress=progress, should_stop=self._stopping.is_set)
         self.on_event("ingest", result)
-        run = self.app.repo.latest_run()
-        if run is None or self.app.repo.noise_pool_size(run.id) >= self.app.settings.noise_pool_trigger:
-            self.schedule.run_soon()
-            return
-        with self.app.write_lock:
-            story = usecases.new_story_in_noise_pool(self.app)
-        if story:
-            self.on_event("new_story", {"run": run.id})
-            self.schedule.run_soon()
+        verdict = self._verdict(path, result)
+        if verdict is None and handoff.awaited(self.app.settings.home, handoff.INGEST, path.name):
+            handoff.answer(self.app.settings.home, handoff.INGEST, path.name, asdict(result))
+        if result.state in ("processed", "duplicate"):
+            self._after_arrivals()
+        return verdict
 
-    def _scheduled_rebuild(self) -> None:
-        request = self.app.settings.home / REBUILD_REQUEST
-        requested = request.exists()
-        st = self.app.repo.status()
-        if not requested and (st["documents"] == 0 or st["pending_arrivals"] < self.app.settings.rebuild_min_pending):
-            return
+    def _verdict(self, path: Path, result: usecases.IngestResult) -> float | None:
+        name = path.name
+        if result.state == "interrupted":
+            return None  # shutting down: the restart takes it
+        still_here = path.exists() or path.is_symlink()
+        if result.state != "retrying" and not still_here:
+            self._files.pop(name, None)
+            self._publish_files()
+            return None
+        entry = self._files.setdefault(name, {"attempts": 0})
+        entry["attempts"] += 1
+        reason = result.reason or f"{name}: could not be moved out of the inbox"
+        self._error(reason)
+        if not result.transient and entry["attempts"] >= PARK_AFTER:
+            entry.update(state="parked", reason=f"{reason} — parked after {entry['attempts']} tries; it is taken again when the file changes or at restart")
+            log.error("%s", entry["reason"])
+            self._publish_files()
+            if handoff.awaited(self.app.settings.home, handoff.INGEST, name):
+                handoff.answer(self.app.settings.home, handoff.INGEST, name, {**asdict(result), "state": "parked", "reason": entry["reason"]})
+            return math.inf
+        delay = self.backoff.delay(entry["attempts"])
+        entry.update(state="retrying", reason=reason, next_try_at=_now(delay))
+        log.warning("%s (try %d; next in %.0fs)", reason, entry["attempts"], delay)
+        self._publish_files()
+        return delay
+
+    def _after_arrivals(self) -> None:
+        """A new story in the noise pool, a big pool, or a prediction state that is gone: rebuild now, not at the hour."""
+        try:
+            run = self.app.repo.latest_run()
+            if run is None or self.app.prediction_state(run.id) is None:
+                self.request_rebuild("no clustering to place arrivals in yet" if run is None else "the saved prediction state is missing")
+                return
+            if self.app.repo.noise_pool_size(run.id) >= self.app.settings.noise_pool_trigger:
+                self.request_rebuild("the noise pool is full")
+                return
+            with self.app.write_lock:
+                story = usecases.new_story_in_noise_pool(self.app)
+            if story:
+                self.request_rebuild("a new story in the noise pool")
+                self.on_event("new_story", {"run": run.id})
+        except Exception as exc:  # noqa: BLE001 — a check that can wait for the scheduled rebuild
+            log.warning("after-ingest check skipped (%s): %s", transient_cause(exc) or type(exc).__name__, exc)
+
+    # -- rebuilds -------------------------------------------------------------------------
+    def request_rebuild(self, why: str) -> None:
+        """Owed rebuilds are never dropped: one asked while a rebuild runs is run right after it."""
+        with self._lock:
+            already, self._wanted = self._wanted, True
+            if already or self._in_job:
+                return  # a run is scheduled already, or the running job loops once more
+            when = max(time.time(), self._rebuild_not_before)
+        log.info("rebuild asked: %s", why)
+        self.schedule.run_at(when)
+
+    def _rebuild_job(self) -> None:
+        with self._lock:
+            self._in_job = True
+        try:
+            while not self._stopping.is_set():
+                tokens = handoff.rebuild_requests(self.app.settings.home)
+                with self._lock:
+                    owed, self._wanted = self._wanted or bool(tokens), False
+                    if time.time() < self._rebuild_not_before:  # backing off after a failure: keep what is owed
+                        self._wanted = owed
+                        return
+                if not owed and not self._schedule_due():
+                    return
+                self._run_rebuild(tokens, "asked" if owed else "scheduled")
+        finally:
+            with self._lock:
+                self._in_job = False
+                again = self._wanted
+                when = max(time.time() + 1.0, self._rebuild_not_before)  # +1 s: this instance must have returned
+            if again and not self._stopping.is_set():
+                self.schedule.run_at(when)
+
+    def _schedule_due(self) -> bool:
+        try:
+            st = self.app.repo.status()
+        except Exception as exc:  # noqa: BLE001 — the database is busy: the next tick asks again
+            log.warning("scheduled rebuild skipped: %s", transient_cause(exc) or exc)
+            return False
+        return st["documents"] > 0 and st["pending_arrivals"] >= self.app.settings.rebuild_min_pending
+
+    def _run_rebuild(self, tokens: list[str], why: str) -> None:
         self.rebuilding.set()
+        self._status["rebuild_running_since"] = _now()
+        self._write_status()
+        self.on_event("rebuild_started", {"why": why})
+        outcome: dict
         try:
             with self.app.write_lock:
+                usecases.restore_missing_vectors(self.app)
                 result = usecases.rebuild(self.app)
+        except Exception as exc:  # noqa: BLE001 — a failing rebuild backs off; the service goes on
+            self._rebuild_failures += 1
+            delay = self.backoff.delay(self._rebuild_failures)
+            self._rebuild_not_before = time.time() + delay
+            cause = transient_cause(exc) or f"{type(exc).__name__}: {exc}"
+            reason = f"rebuild failed ({cause}); next try in {delay:.0f}s"
+            log.error("%s", reason, exc_info=transient_cause(exc) is None)
+            self._error(reason)
+            self._status["rebuild_backoff_until"] = _now(delay)
+            with self._lock:
+                self._wanted = True  # the job's end schedules the retry at the end of the backoff
+            outcome = {"ok": False, "error": reason}
+        else:
+            self._rebuild_failures, self._rebuild_not_before = 0, 0.0
+            self._status["rebuild_backoff_until"] = None
+            self.on_event("rebuild", result)
+            if result.report_error:
+                self._error(f"run {result.run_id}: report not written: {result.report_error}")
+            outcome = {"ok": True, **asdict(result)}
         finally:
             self.rebuilding.clear()
-        request.unlink(missing_ok=True)
-        self.on_event("rebuild", result)
+            self._status["rebuild_running_since"] = None
+            self._write_status()
+        for token in tokens:
+            handoff.answer(self.app.settings.home, handoff.REBUILD, token, outcome)
 
+    # -- status ---------------------------------------------------------------------------
+    def _error(self, what: str) -> None:
+        self._status["last_error"] = {"at": _now(), "what": what}
+
+    def _publish_files(self) -> None:
+        self._status["files_waiting"] = {k: dict(v) for k, v in self._files.items()}
+        self._write_status()
+
+    def _write_status(self) -> None:
+        """What only this process knows (retrying files, backoff, a rebuild in progress) for `newsclust status`."""
+        try:
+            atomic_write(self.app.settings.state_dir / STATUS_FILE, json.dumps(self._status, default=str))
+        except OSError as exc:
+            log.warning("status file not written: %s", exc)
+
+    # -- life -----------------------------------------------------------------------------
     def _watch_requests(self, stop: threading.Event) -> None:
-        request = self.app.settings.home / REBUILD_REQUEST
         while not stop.wait(1.0):
-            if request.exists():
-                self.schedule.run_soon()
+            try:
+                if handoff.rebuild_requests(self.app.settings.home) and not self.rebuilding.is_set():
+                    self.request_rebuild("asked by `newsclust rebuild`")
+            except Exception:  # noqa: BLE001
+                log.exception("request poller: going on")
 
     def open(self) -> None:
         """Load the model and open Milvus before taking files, so the first file is not slow and failures show at start."""
         self.app.store  # noqa: B018 — opening the store loads the embedder for its dimension
 
     def run(self, stop: threading.Event) -> None:
+        self._write_status()
         self.watcher.start()
         self.schedule.start()
         poller = threading.Thread(target=self._watch_requests, args=(stop,), daemon=True)
         poller.start()
         try:
-            stop.wait()
+            while not stop.wait(1.0):
+                self._supervise()
         finally:
             self._stopping.set()  # a file in progress stops at its next batch and stays in the inbox
             self.watcher.stop(timeout=5)  # the current batch ends within that; a worker waiting on a rebuild is let go
@@ -81,6 +239,36 @@ class Service:
             self.schedule.stop(wait=False)
             if self.rebuilding.is_set():
                 self.app.repo.abandon_running_runs("stopped during the rebuild")
+            (self.app.settings.state_dir / STATUS_FILE).unlink(missing_ok=True)
+
+    def _supervise(self) -> None:
+        if self.watcher.alive():
+            return
+        log.error("the inbox worker stopped; starting it again")
+        self.watcher.restart()
+        self._status["watcher_restarts"] = self.watcher.restarts
+        self._write_status()
+        time.sleep(0.5)
+        if not self.watcher.alive():
+            raise WatcherDied("the inbox worker cannot be restarted")
+
+
+class _RowProgress:
+    """A line every 50,000 rows of a big file, so an operator sees it move; nothing for small files."""
+
+    EVERY = 50_000
+
+    def __init__(self, name: str, on_event):
+        self.name, self.on_event, self.next = name, on_event, self.EVERY
+
+    def __call__(self, stage: str, n: int) -> None:
+        if n >= self.next:
+            self.next = (n // self.EVERY + 1) * self.EVERY
+            self.on_event("progress", {"file": self.name, "rows": n})
+
+
+def _now(after_s: float = 0.0) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + after_s))
 
 
 def install_signal_handlers(stop: threading.Event) -> None:

@@ -43,18 +43,26 @@ class _Enqueue(FileSystemEventHandler):
             self.push(Path(event.src_path))
 
 
+# `handle` answers None when done with a file, else the seconds until it is taken again (math.inf: parked
+# until the file changes). Retries never block the queue: other files flow while one waits.
+
+
 class InboxWatcher:
-    def __init__(self, inbox: Path, handle: Callable[[Path], None], stable_wait_s: float = 1.0, poll: bool = False, rescan_s: float = 5.0):
+    def __init__(self, inbox: Path, handle: Callable[[Path], float | None], stable_wait_s: float = 1.0, poll: bool = False,
+                 rescan_s: float = 5.0):
         self.inbox = inbox
         self.handle = handle
         self.stable_wait_s = stable_wait_s
         self.rescan_s = rescan_s
+        self.poll = poll
         self._queue: queue.Queue[Path] = queue.Queue()
         self._pending: set[Path] = set()
+        self._later: dict[Path, tuple[float, tuple[int, int] | None]] = {}  # path -> (when to retake, signature then)
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._observer = PollingObserver(timeout=1) if poll else Observer()
-        self._thread = threading.Thread(target=self._work, name="inbox-worker", daemon=True)
+        self._observer = None
+        self._thread: threading.Thread | None = None
+        self.restarts = 0
 
     def push(self, path: Path) -> None:
         if path.parent != self.inbox or not is_candidate(path):
@@ -62,62 +70,127 @@ class InboxWatcher:
         with self._lock:
             if path in self._pending:
                 return
+            later = self._later.get(path)
+            if later is not None:
+                when, sig = later
+                if time.monotonic() < when and _signature(path) == sig:
+                    return  # waiting out its backoff, or parked, and unchanged since
+                del self._later[path]
             self._pending.add(path)
         self._queue.put(path)
 
     def scan(self) -> None:
-        for path in sorted(self.inbox.iterdir(), key=lambda p: (p.stat().st_mtime if p.exists() else 0, p.name)):
+        self._ensure_inbox()
+        entries = []
+        for p in self.inbox.iterdir():
+            try:
+                entries.append((p.lstat().st_mtime, p.name, p))
+            except FileNotFoundError:
+                continue
+        for _, _, path in sorted(entries):
             self.push(path)
 
     def start(self) -> None:
-        self.inbox.mkdir(parents=True, exist_ok=True)
-        self._observer.schedule(_Enqueue(self.push), str(self.inbox), recursive=False)
-        self._observer.start()
+        self._ensure_inbox()
+        self._start_observer()
         self.scan()
-        self._thread.start()
+        self._start_worker()
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def restart(self) -> None:
+        """A worker that died (it should not: its loop catches everything) is started again by the service."""
+        self.restarts += 1
+        self._start_worker()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        self._observer.stop()
-        self._observer.join(timeout)
-        self._thread.join(timeout)
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
 
-    def idle(self) -> bool:
-        with self._lock:
-            return not self._pending
+    def _start_worker(self) -> None:
+        self._thread = threading.Thread(target=self._work, name="inbox-worker", daemon=True)
+        self._thread.start()
+
+    def _start_observer(self) -> None:
+        """File events are a shortcut; the periodic rescan is what guarantees that every file is seen."""
+        try:
+            if self._observer is not None:
+                self._observer.stop()
+            self._observer = PollingObserver(timeout=1) if self.poll else Observer()
+            self._observer.schedule(_Enqueue(self.push), str(self.inbox), recursive=False)
+            self._observer.start()
+        except Exception:  # noqa: BLE001 — without events the rescan still finds every file
+            log.warning("inbox file events unavailable; relying on the rescan every %.0fs", self.rescan_s, exc_info=True)
+
+    def _ensure_inbox(self) -> None:
+        if not self.inbox.is_dir():
+            log.warning("inbox %s is missing: created again", self.inbox)
+            self.inbox.mkdir(parents=True, exist_ok=True)
+            self._start_observer()  # events of the removed folder are gone with it
 
     def _work(self) -> None:
         last_scan = time.monotonic()
         while not self._stop.is_set():
             try:
-                path = self._queue.get(timeout=0.2)
-            except queue.Empty:
-                if time.monotonic() - last_scan > self.rescan_s:  # events can be missed (mounts, overflow)
-                    last_scan = time.monotonic()
-                    self.scan()
-                continue
-            try:
-                if self._wait_stable(path):
-                    self.handle(path)
-            except Exception:  # noqa: BLE001 — the watcher outlives any one file
-                log.exception("handling %s failed", path)
-            finally:
-                with self._lock:
-                    self._pending.discard(path)
+                last_scan = self._step(last_scan)
+            except Exception:  # noqa: BLE001 — the watcher outlives any one failure
+                log.exception("inbox watcher: unexpected error; going on")
+                time.sleep(1.0)
+
+    def _step(self, last_scan: float) -> float:
+        try:
+            path = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            now = time.monotonic()
+            self._push_due(now)
+            if now - last_scan > self.rescan_s:  # events can be missed (mounts, overflow)
+                self.scan()
+                return now
+            return last_scan
+        verdict = None
+        try:
+            if self._wait_stable(path):
+                verdict = self.handle(path)
+        except Exception:  # noqa: BLE001 — handle should answer, not raise; if it raises, try the file again later
+            log.exception("handling %s failed", path)
+            verdict = 30.0
+        finally:
+            with self._lock:
+                self._pending.discard(path)
+                if verdict is not None and not self._stop.is_set():
+                    self._later[path] = (time.monotonic() + verdict, _signature(path))
+        return last_scan
+
+    def _push_due(self, now: float) -> None:
+        with self._lock:
+            due = [p for p, (when, _) in self._later.items() if when <= now]
+        for path in due:
+            self.push(path)
 
     def _wait_stable(self, path: Path) -> bool:
         """True once size and mtime held still for stable_wait_s; False if the file went away or we are stopping."""
         last = None
         since = time.monotonic()
         while not self._stop.is_set():
-            try:
-                st = path.lstat()
-            except FileNotFoundError:
+            sig = _signature(path)
+            if sig is None:
                 return False
-            sig = (st.st_size, st.st_mtime_ns)
             if sig != last:
                 last, since = sig, time.monotonic()
             elif time.monotonic() - since >= self.stable_wait_s:
                 return True
             time.sleep(min(0.2, self.stable_wait_s / 2 or 0.05))
         return False
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)

@@ -21,6 +21,7 @@ mid-append is cut off on open; a graph shorter than the vectors is recomputed.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +31,8 @@ import numpy as np
 from ..clustering.graph import (EXACT_SEARCH_MAX_N, Neighbours, build_index, complete_lists, knn, merge_neighbours, nearest_others,
                                 search_index, subgraph)
 from ..ports import VectorStore
+
+log = logging.getLogger("newsclust.vector_cache")
 
 META_COLUMNS = 3  # id, published_ts, ingested_ts
 # An IVF index trained on n vectors is retrained once the collection doubles: its lists would grow long.
@@ -64,14 +67,66 @@ class CachedVectorStore:
     # --- the VectorStore port -------------------------------------------------------
     def upsert(self, ids: np.ndarray, vectors: np.ndarray, published_ts: np.ndarray, ingested_ts: np.ndarray) -> None:
         self.store.upsert(ids, vectors, published_ts, ingested_ts)
-        if not self._trusted:
+        if not self._trusted or not self._whole():
             return
-        fresh = _first_seen(ids, self._known_ids())  # a retry's rows are there already
+        known = self._known_ids()
+        seen_before = np.array([int(i) in known for i in ids], dtype=bool)
+        fresh = _first_seen(ids, known)  # a retry's rows are there already
+        if seen_before.any():
+            self._overwrite(ids[seen_before], vectors[seen_before])
         if fresh.any():
             rows_before = self._complete_rows()
             self._append(ids[fresh], vectors[fresh], published_ts[fresh], ingested_ts[fresh])
             if self._graph_rows() == rows_before:
                 self._extend_graph(np.ascontiguousarray(vectors[fresh], dtype=np.float32), rows_before)
+
+    def _whole(self) -> bool:
+        """The files still hold the rows this process wrote; if something cut them (a full disk, a hand), the
+        copy is no longer trusted and is refilled from Milvus at the next read instead of appended to."""
+        rows = self._complete_rows()
+        sizes_ok = (self._vec_path.stat().st_size if self._vec_path.exists() else 0) == rows * 4 * self.dim and \
+            (self._meta_path.stat().st_size if self._meta_path.exists() else 0) == rows * 8 * META_COLUMNS
+        if sizes_ok and (self._ids is None or len(self._ids) == rows):
+            return True
+        log.warning("vector cache %s was cut or changed under us: it is refilled from Milvus at the next rebuild", self.folder.name)
+        self._trusted, self._index, self._ids, self._known = False, None, None, None
+        self._info_path.unlink(missing_ok=True)
+        return False
+
+    def _overwrite(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Corrections (a known id with new text): the cached vector is replaced in place and its kNN list found
+        again; other documents' lists keep their old distance to it until the graph is next recomputed."""
+        row_ids = self._row_ids()
+        order = np.argsort(row_ids, kind="stable")
+        rows = order[np.searchsorted(row_ids[order], ids)]
+        new = np.ascontiguousarray(vectors, dtype=np.float32)
+        cached = np.memmap(self._vec_path, dtype=np.float32, mode="r+", shape=(len(row_ids), self.dim))
+        changed = np.any(cached[rows] != new, axis=1)
+        if not changed.any():
+            del cached
+            return
+        cached[rows[changed]] = new[changed]
+        cached.flush()
+        del cached
+        self._index = None  # faiss holds the old vectors: rebuilt from the cache on next use
+        total = len(row_ids)
+        if self._graph_rows() != total:
+            return
+        index = self._live_index(total)
+        found = search_index(index, new[changed], min(REVERSE_DEPTH * self.k + 1, total))
+        own = nearest_others(found, rows[changed], self.k)
+        gidx = np.memmap(self._gidx_path, dtype=np.int64, mode="r+", shape=(total, self.k))
+        gdist = np.memmap(self._gdist_path, dtype=np.float32, mode="r+", shape=(total, self.k))
+        gidx[rows[changed]] = own.indices
+        gdist[rows[changed]] = own.distances
+        others = found.indices >= 0
+        touched, idx, dist = merge_neighbours(gidx, gdist, found.indices[others],
+                                              np.broadcast_to(rows[changed][:, None], others.shape)[others], found.distances[others])
+        gidx[touched] = idx
+        gdist[touched] = dist
+        gidx.flush()
+        gdist.flush()
+        del gidx, gdist
 
     def count(self) -> int:
         return self.store.count()

@@ -14,7 +14,10 @@ from sqlalchemy import Engine, create_engine, event, func, insert, select, text,
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ...domain import NOISE, ClusterEvent, Headline
-from .tables import assignments, cluster_events, cluster_snapshots, clusters, documents, ingested_files, runs
+from .tables import assignments, cluster_events, cluster_snapshots, clusters, document_revisions, documents, ingested_files, runs
+
+# ledger states of a file that has not ended yet: a new attempt continues its row instead of adding one
+UNFINISHED_FILE_STATES = ("processing", "interrupted", "retrying", "parked")
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 CHUNK = 900  # SQLite's bound-parameter limit, with room to spare
@@ -24,15 +27,16 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def make_engine(path: Path) -> Engine:
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
+def make_engine(path: Path, busy_timeout_s: float = 30.0) -> Engine:
+    """Past busy_timeout_s of waiting for another writer, a write fails as 'database is locked': a transient fault."""
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": busy_timeout_s})
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record):  # noqa: ANN001
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         cur.close()
 
     return engine
@@ -57,21 +61,35 @@ class SqlRepository:
                 select(ingested_files).where(ingested_files.c.sha256 == sha256, ingested_files.c.state == "processed").limit(1)
             ).first()
 
-    def start_file(self, name: str, sha256: str, size: int) -> int:
+    def start_file(self, name: str, sha256: str, size: int) -> tuple[int, int]:
+        """(ledger row, attempt number): one row per file, however often it is retried."""
         with self.engine.begin() as c:
-            return c.execute(
-                insert(ingested_files).values(name=name, sha256=sha256, size_bytes=size, state="processing", received_at=utcnow(),
-                                             rows_seen=0, rows_stored=0, rows_duplicate=0, rows_rejected=0)
-            ).inserted_primary_key[0]
+            row = c.execute(
+                select(ingested_files.c.id, ingested_files.c.attempts).where(
+                    ingested_files.c.name == name, ingested_files.c.sha256 == sha256, ingested_files.c.state.in_(UNFINISHED_FILE_STATES)
+                ).order_by(ingested_files.c.id.desc()).limit(1)
+            ).first()
+            if row is not None:
+                c.execute(update(ingested_files).where(ingested_files.c.id == row.id).values(state="processing", attempts=row.attempts + 1))
+                return int(row.id), int(row.attempts) + 1
+            return int(c.execute(
+                insert(ingested_files).values(name=name, sha256=sha256, size_bytes=size, state="processing", received_at=utcnow(), attempts=1,
+                                             rows_seen=0, rows_stored=0, rows_duplicate=0, rows_rejected=0, rows_updated=0)
+            ).inserted_primary_key[0]), 1
 
-    def finish_file(self, file_id: int, state: str, *, seen=0, stored=0, duplicate=0, rejected=0, encoding=None, reason=None) -> None:
+    def finish_file(self, file_id: int, state: str, *, seen=0, stored=0, duplicate=0, rejected=0, updated=0, encoding=None, reason=None) -> None:
         with self.engine.begin() as c:
             c.execute(
                 update(ingested_files).where(ingested_files.c.id == file_id).values(
-                    state=state, rows_seen=seen, rows_stored=stored, rows_duplicate=duplicate, rows_rejected=rejected,
+                    state=state, rows_seen=seen, rows_stored=stored, rows_duplicate=duplicate, rows_rejected=rejected, rows_updated=updated,
                     encoding=encoding, reason=reason, finished_at=utcnow(),
                 )
             )
+
+    def note_file(self, file_id: int, state: str, reason: str) -> None:
+        """A file that will be taken again (retrying) or is left where it is (parked), with why."""
+        with self.engine.begin() as c:
+            c.execute(update(ingested_files).where(ingested_files.c.id == file_id).values(state=state, reason=reason, finished_at=utcnow()))
 
     def mark_interrupted(self) -> dict[str, int]:
         with self.engine.begin() as c:
@@ -93,6 +111,44 @@ class SqlRepository:
             for s in range(0, len(ids), CHUNK):
                 found.update(r[0] for r in c.execute(select(documents.c.id).where(documents.c.id.in_([int(i) for i in ids[s : s + CHUNK]]))))
         return found
+
+    def stored_texts(self, ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """(title, description) of the ids already stored: a known id with other text is a correction."""
+        out: dict[int, tuple[str, str]] = {}
+        with self.engine.connect() as c:
+            for s in range(0, len(ids), CHUNK):
+                chunk = [int(i) for i in ids[s : s + CHUNK]]
+                for r in c.execute(select(documents.c.id, documents.c.title, documents.c.description).where(documents.c.id.in_(chunk))):
+                    out[int(r.id)] = (r.title, r.description or "")
+        return out
+
+    def revise_documents(self, headlines: Sequence[Headline], file_id: int | None, at: datetime) -> None:
+        """Corrections: the old text goes to document_revisions, the document keeps the newest text."""
+        if not headlines:
+            return
+        ids = [h.id for h in headlines]
+        with self.engine.begin() as c:
+            old = {}
+            for s in range(0, len(ids), CHUNK):
+                for r in c.execute(select(documents).where(documents.c.id.in_(ids[s : s + CHUNK]))):
+                    old[int(r.id)] = r
+            c.execute(insert(document_revisions), [
+                {"document_id": h.id, "title": old[h.id].title, "description": old[h.id].description or "", "url": old[h.id].url,
+                 "published_at": old[h.id].published_at, "replaced_at": at, "replaced_by_file_id": file_id}
+                for h in headlines if h.id in old
+            ])
+            for h in headlines:
+                c.execute(update(documents).where(documents.c.id == h.id).values(
+                    title=h.title, description=h.description, url=h.url,
+                    published_at=h.published_at if h.published_at is not None else old[h.id].published_at,
+                    extra=json.dumps(h.extra, ensure_ascii=False) if h.extra else None))
+
+    def all_document_ids(self) -> np.ndarray:
+        """Every stored document id, sorted: what a rebuild may cluster (a vector without its row is not news)."""
+        with self.engine.connect() as c:
+            ids = np.fromiter((r[0] for r in c.execute(select(documents.c.id))), dtype=np.int64)
+        ids.sort()
+        return ids
 
     def add_documents(self, headlines: Sequence[Headline], file_id: int | None, ingested_at: datetime) -> int:
         """INSERT OR IGNORE: a row already stored (same identity) stays as it was."""
@@ -116,9 +172,14 @@ class SqlRepository:
                     out[r.id] = (r.title, r.description or "")
         return out
 
-    def document_times(self) -> dict[int, tuple[datetime | None, datetime]]:
+    def document_times(self, ids: np.ndarray) -> dict[int, tuple[datetime | None, datetime]]:
+        out: dict[int, tuple[datetime | None, datetime]] = {}
         with self.engine.connect() as c:
-            return {r.id: (r.published_at, r.ingested_at) for r in c.execute(select(documents.c.id, documents.c.published_at, documents.c.ingested_at))}
+            for s in range(0, len(ids), CHUNK):
+                chunk = [int(i) for i in ids[s : s + CHUNK]]
+                for r in c.execute(select(documents.c.id, documents.c.published_at, documents.c.ingested_at).where(documents.c.id.in_(chunk))):
+                    out[int(r.id)] = (r.published_at, r.ingested_at)
+        return out
 
     def newest_time(self, by: str) -> datetime | None:
         col = documents.c.ingested_at if by == "ingested" else func.coalesce(documents.c.published_at, documents.c.ingested_at)
@@ -273,14 +334,31 @@ class SqlRepository:
                 select(func.count()).select_from(documents).where(documents.c.ingested_at >= run.started_at)
             ).scalar_one()
             files = dict(c.execute(select(ingested_files.c.state, func.count()).group_by(ingested_files.c.state)).all())
+            running = c.execute(select(runs.c.id, runs.c.started_at).where(runs.c.status == "running").order_by(runs.c.id.desc()).limit(1)).first()
+            failed_run = c.execute(select(runs.c.id, runs.c.finished_at, runs.c.timings).where(runs.c.status == "failed")
+                                   .order_by(runs.c.id.desc()).limit(1)).first()
+            failed_file = c.execute(select(ingested_files.c.name, ingested_files.c.finished_at, ingested_files.c.reason)
+                                    .where(ingested_files.c.state.in_(("failed", "retrying", "parked")), ingested_files.c.finished_at.is_not(None))
+                                    .order_by(ingested_files.c.finished_at.desc()).limit(1)).first()
+            waiting = c.execute(select(ingested_files.c.name, ingested_files.c.state, ingested_files.c.attempts, ingested_files.c.reason)
+                                .where(ingested_files.c.state.in_(("retrying", "parked"))).order_by(ingested_files.c.id)).all()
+        errors = []
+        if failed_run is not None:
+            errors.append((failed_run.finished_at, f"rebuild run {failed_run.id} failed: {json.loads(failed_run.timings or '{}').get('error', '?')}"))
+        if failed_file is not None:
+            errors.append((failed_file.finished_at, failed_file.reason or f"{failed_file.name}: failed"))
+        last_error = max(errors, key=lambda e: e[0] or datetime.min) if errors else None
         return {
             "documents": n_docs,
             "clusters": run.n_clusters if run else 0,
             "noise": run.n_noise if run else 0,
             "pending_arrivals": pending,
             "last_rebuild_run": run.id if run else None,
-            "last_rebuild_at": run.finished_at.isoformat(sep=" ") if run else None,
+            "last_rebuild_at": run.finished_at.isoformat(sep=" ", timespec="seconds") if run else None,
+            "rebuild_running_since": running.started_at.isoformat(sep=" ", timespec="seconds") if running else None,
+            "last_error": {"at": last_error[0].isoformat(sep=" ", timespec="seconds") if last_error[0] else None, "what": last_error[1]} if last_error else None,
             "files": files,
+            "files_waiting": [{"file": w.name, "state": w.state, "attempts": w.attempts, "reason": w.reason} for w in waiting],
         }
 
     def cluster_table(self, run_id: int):

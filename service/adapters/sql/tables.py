@@ -16,15 +16,18 @@ ingested_files = Table(
     Column("name", Text, nullable=False),
     Column("sha256", String(64), nullable=False, index=True),
     Column("size_bytes", BigInteger, nullable=False),
-    Column("state", String(16), nullable=False),  # processing, processed, failed, duplicate
+    Column("state", String(16), nullable=False),  # processing, processed, failed, duplicate, interrupted, retrying, parked
+    Column("attempts", Integer, nullable=False, default=1, server_default="1"),
     Column("encoding", String(64)),
     Column("rows_seen", Integer, nullable=False, default=0),
     Column("rows_stored", Integer, nullable=False, default=0),
     Column("rows_duplicate", Integer, nullable=False, default=0),
     Column("rows_rejected", Integer, nullable=False, default=0),
+    Column("rows_updated", Integer, nullable=False, default=0, server_default="0"),  # corrections: same guid/url, new text
     Column("reason", Text),
     Column("received_at", DateTime, nullable=False),
     Column("finished_at", DateTime),
+    Index("ix_ingested_files_name_sha", "name", "sha256"),
 )
 
 documents = Table(
@@ -104,4 +107,17 @@ cluster_events = Table(
     Column("children", Text, nullable=False),  # JSON list of cluster ids
     Column("size_before", Integer, nullable=False),
     Column("size_after", Integer, nullable=False),
+)
+
+document_revisions = Table(
+    "document_revisions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("document_id", BigInteger, ForeignKey("documents.id"), nullable=False, index=True),
+    Column("title", Text, nullable=False),  # the text as it was before the correction
+    Column("description", Text, nullable=False, default=""),
+    Column("url", Text),
+    Column("published_at", DateTime),
+    Column("replaced_at", DateTime, nullable=False),
+    Column("replaced_by_file_id", Integer, ForeignKey("ingested_files.id")),
 )

@@ -1,0 +1,245 @@
+"""A service left alone for a week: our environment failing is retried, never the file's fault; nothing is stranded.
+
+Each test is one case of issue 12's list, on the real components (MiniLM, Milvus Lite, SQLite).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service import usecases
+from service.files import neutralise
+from service.ingest import read_headlines
+
+from .conftest import write_csv
+from .test_cli_serve import CLI, env_for, wait_for
+
+ROWS = [
+    {"guid": "r1", "title": "Wildfire forces thousands to evacuate in California", "description": "Crews fight the blaze"},
+    {"guid": "r2", "title": "Central bank raises interest rates again", "description": "Inflation stays high"},
+    {"guid": "r3", "title": "Wildfire smoke blankets the bay area", "description": "Air quality alerts"},
+]
+
+
+def drop(app, name: str, rows: list[dict]) -> Path:
+    return write_csv(app.settings.inbox / name, rows)
+
+
+def ledger(app) -> list[tuple]:
+    with sqlite3.connect(app.settings.sqlite_path) as c:
+        return c.execute("SELECT name, state, attempts, rows_stored, rows_updated FROM ingested_files ORDER BY id").fetchall()
+
+
+@pytest.fixture
+def locked(make_app):
+    """Another program holding SQLite's write lock past our busy timeout (a backup, a long transaction)."""
+    holders = []
+
+    def hold(app):
+        c = sqlite3.connect(app.settings.sqlite_path, timeout=5, isolation_level=None)
+        c.execute("BEGIN EXCLUSIVE")
+        holders.append(c)
+        return c
+
+    yield hold
+    for c in holders:
+        c.close()
+
+
+def test_a_locked_database_leaves_a_good_file_in_the_inbox_to_retry(make_app, locked):
+    app = make_app(db_busy_timeout_s=0.3)
+    path = drop(app, "good.csv", ROWS)
+    holder = locked(app)
+    r = usecases.ingest_file(app, path)
+    assert r.state == "retrying" and r.transient and "locked" in r.reason, r
+    assert path.exists() and not any(app.settings.failed_dir.iterdir())
+    holder.rollback()
+    holder.close()
+    r = usecases.ingest_file(app, path)
+    assert r.state == "processed" and r.stored == 3
+    assert ledger(app) == [("good.csv", "processed", 1, 3, 0)]  # one row per file, however often it was tried
+
+
+def test_an_unreachable_vector_store_is_retried_and_a_file_cut_halfway_leaves_no_phantom(make_app):
+    app = make_app(failpoint="outages")
+    switch = app.settings.home / "faults" / "vector-store-down"
+    switch.parent.mkdir()
+    switch.touch()
+    path = drop(app, "good.csv", ROWS)
+    r = usecases.ingest_file(app, path)
+    assert r.state == "retrying" and r.transient and "unreachable" in r.reason, r
+    switch.unlink()
+    assert usecases.ingest_file(app, path).state == "processed"
+
+    # a write cut between Milvus and SQLite: vectors with no document row must never be clustered
+    rng = np.random.default_rng(0)
+    phantom = rng.normal(size=(40, app.embedder.dim)).astype(np.float32)
+    phantom /= np.linalg.norm(phantom, axis=1, keepdims=True)
+    phantom_ids = np.arange(10**12, 10**12 + 40, dtype=np.int64)
+    app.store.upsert(phantom_ids, phantom, np.zeros(40, np.int64), np.zeros(40, np.int64))
+    more = [{"guid": f"m{i}", "title": f"Wildfire update number {i} from the fire lines", "description": ""} for i in range(30)]
+    usecases.ingest_file(app, drop(app, "more.csv", more))
+    r = usecases.rebuild(app, write_report_after=False)
+    assert r.documents == 33
+    with sqlite3.connect(app.settings.sqlite_path) as c:
+        orphans = c.execute("SELECT COUNT(*) FROM assignments a LEFT JOIN documents d ON d.id = a.document_id WHERE d.id IS NULL").fetchone()[0]
+    assert orphans == 0
+
+
+def test_a_document_whose_vector_was_lost_is_embedded_again(make_app):
+    app = make_app(vector_cache=False)
+    usecases.ingest_file(app, drop(app, "good.csv", ROWS))
+    from service.domain import document_id
+
+    app.store.client.delete(app.settings.collection, ids=[document_id("guid:" + ROWS[0]["guid"])])  # a store reset, in small
+    assert app.store.count() == 2
+    assert usecases.restore_missing_vectors(app) == 1
+    assert app.store.count() == 3
+
+
+def test_one_bad_cell_rejects_or_repairs_its_row_not_the_file(make_app, tmp_path):
+    app = make_app()
+    body = (
+        "guid,title,description,published_at\n"
+        "d1,Dam bursts after storm,,0001-01-01T00:00:00+05:00\n"
+        "d2,Storm hits the coast,,9999-12-31T23:00:00-05:00\n"
+        "d3,\u200b\u200b\u2060,invisible title,2026-11-01\n"
+        "d4,Coast guard rescues fishermen,a NUL\x00 inside,2026-11-01\n"
+        "d5,Ferry service resumes,,2026-11-02T08:00:00Z\n"
+    )
+    path = app.settings.inbox / "cells.csv"
+    path.write_bytes(body.encode("utf-8"))
+    r = usecases.ingest_file(app, path)
+    assert r.state == "processed" and r.stored == 4 and r.rejected == 1, r
+    rejects = list(csv.DictReader((app.settings.failed_dir / "cells.csv.rejects.csv").open()))
+    assert [(x["line"], x["guid"]) for x in rejects] == [("4", "d3")] and "invisible" in rejects[0]["reason"]
+    with sqlite3.connect(app.settings.sqlite_path) as c:
+        rows = dict(c.execute("SELECT key, published_at FROM documents").fetchall())
+        desc = c.execute("SELECT description FROM documents WHERE key='guid:d4'").fetchone()[0]
+    assert rows["guid:d1"] is None and rows["guid:d2"] is None and rows["guid:d5"].startswith("2026-11-02")
+    assert desc == "a NUL inside"
+
+
+def test_truncated_derived_state_is_rebuilt_not_fatal(make_app, demo_days):
+    files, _ = demo_days
+    app = make_app()
+    from .conftest import ingest_copies
+
+    ingest_copies(app, files[:2])
+    r = usecases.rebuild(app)
+    for f in app.settings.state_dir.glob(f"*-{r.run_id}.npz"):
+        f.write_bytes(f.read_bytes()[:100])
+    app.forget_prediction_state()
+    [later] = ingest_copies(app, files[2:3])
+    assert later.state == "processed" and later.predicted == 0  # nothing to place in until the next rebuild
+    page = usecases.write_report(app)  # no layout: the page says so instead of a traceback
+    assert "No map" in page.read_text()
+    assert not list(app.settings.state_dir.glob(f"run-{r.run_id}.npz"))  # the damaged file is gone
+    r2 = usecases.rebuild(app, write_report_after=False)
+    assert app.prediction_state(r2.run_id) is not None
+
+
+def test_a_correction_keeps_the_newest_text_and_the_old_one_in_revisions(make_app):
+    app = make_app()
+    usecases.ingest_file(app, drop(app, "first.csv", ROWS))
+    usecases.rebuild(app, write_report_after=False)
+    fixed = [dict(ROWS[0], title="Wildfire forces 20,000 to evacuate in Northern California"), ROWS[1]]
+    r = usecases.ingest_file(app, drop(app, "fix.csv", fixed))
+    assert (r.state, r.stored, r.updated, r.duplicates) == ("processed", 0, 1, 1), r
+    assert usecases.ingest_file(app, drop(app, "again.csv", fixed)).updated == 0  # the same text again: nothing
+    with sqlite3.connect(app.settings.sqlite_path) as c:
+        title = c.execute("SELECT title, id FROM documents WHERE key='guid:r1'").fetchone()
+        revisions = c.execute("SELECT title FROM document_revisions WHERE document_id=?", (title[1],)).fetchall()
+        placed = c.execute("SELECT COUNT(*) FROM assignments WHERE document_id=? AND assigned_by='predict'", (title[1],)).fetchone()[0]
+    assert title[0].startswith("Wildfire forces 20,000") and revisions == [(ROWS[0]["title"],)] and placed == 1
+    stored = app.store.vectors_of(np.array([title[1]]))[0]
+    expected = app.embedder.embed([fixed[0]["title"] + ". " + fixed[0]["description"]])[0]
+    assert float(stored @ expected) > 0.999
+    assert app.store.count() == 3
+
+
+def test_csv_cells_that_would_run_as_formulas_are_neutralised(make_app):
+    assert neutralise("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")" and neutralise("@SUM(A1)") == "'@SUM(A1)"
+    assert neutralise("-1") == "-1" and neutralise("+3.5") == "+3.5" and neutralise("plain") == "plain"
+    app = make_app()
+    path = app.settings.inbox / "evil.csv"
+    path.write_text('guid,title\n=cmd|calc,Markets rally\n+evil," "\n-2+3,Bonds slip\n')
+    usecases.ingest_file(app, path)
+    out = io.StringIO()
+    usecases.export_csv(app, out)
+    cells = [row[0] for row in csv.reader(io.StringIO(out.getvalue()))][1:]
+    assert sorted(cells) == sorted(["'-2+3", "'=cmd|calc"])
+    rejects = (app.settings.failed_dir / "evil.csv.rejects.csv").read_text()
+    assert "'+evil" in rejects
+
+
+def test_a_long_name_is_archived_under_a_short_one_and_repeated_failures_are_parked(make_app):
+    from workers.serve import PARK_AFTER, Service
+
+    app = make_app()
+    long_name = "x" * 240 + ".csv"
+    r = usecases.ingest_file(app, drop(app, long_name, ROWS[:1]))
+    assert r.state == "processed" and len(Path(r.moved_to).name) <= usecases.MAX_NAME_BYTES
+    # failed/ unusable (a file stands where the folder should be): the bad file is retried with backoff, then parked
+    app.settings.failed_dir.rmdir()
+    app.settings.failed_dir.write_text("not a folder")
+    service = Service(app)
+    bad = app.settings.inbox / "bad.csv"
+    bad.write_text("heading\nno title column\n")
+    verdicts = [service._ingest(bad) for _ in range(PARK_AFTER)]
+    assert verdicts[:-1] == [2.0, 4.0, 8.0] and verdicts[-1] == float("inf"), verdicts
+    assert bad.exists()
+    rows = [row for row in ledger(app) if row[0] == "bad.csv"]
+    assert len(rows) == 1, rows
+
+
+def test_the_watcher_recreates_a_removed_inbox_and_survives_its_handler(tmp_path):
+    import shutil
+
+    from workers.watcher import InboxWatcher
+
+    inbox = tmp_path / "inbox"
+    seen, lock = [], threading.Lock()
+
+    def handle(path: Path):
+        with lock:
+            seen.append(path.name)
+        if path.name.startswith("boom"):
+            raise RuntimeError("a bug in the handler")
+        path.unlink()
+        return None
+
+    w = InboxWatcher(inbox, handle, stable_wait_s=0.1, rescan_s=0.5)
+    w.start()
+    try:
+        (inbox / "boom.csv").write_text("title\nx\n")
+        wait_for(lambda: "boom.csv" in seen, timeout=10, what="the first file")
+        shutil.rmtree(inbox)
+        time.sleep(1.5)
+        wait_for(lambda: inbox.is_dir(), timeout=10, what="the inbox to be created again")
+        (inbox / "after.csv").write_text("title\ny\n")
+        wait_for(lambda: "after.csv" in seen, timeout=10, what="a file dropped in the new inbox")
+        assert w.alive()
+    finally:
+        w.stop()
+
+
+def test_cli_help_settings_home_anywhere_and_missing_files(tmp_path):
+    env = env_for()
+    out = subprocess.run([*CLI, "--help-settings"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "knn_k" in out.stdout, out.stderr
+    home = tmp_path / "home"
+    out = subprocess.run([*CLI, "status", "--home", str(home), "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and (home / "newsclust.sqlite").exists(), out.stderr
+    assert '"documents": 0' in out.stdout
+    out = subprocess.run([*CLI, "ingest", str(tmp_path / "nope.csv"), "--home", str(home)], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1 and "no such file" in out.stdout and "None" not in out.stdout, out.stdout
