@@ -1,51 +1,314 @@
-"""Members -> keywords (class-based TF-IDF, BERTopic's c-TF-IDF idea) + representative headlines."""
+"""Members -> a story's name: keywords (class-based TF-IDF, BERTopic's c-TF-IDF idea), a title (its most central
+headline) and distinct representative headlines.
+
+What every story shares is learned from the data and gets no weight:
+
+* affixes: word sequences at the same place in many headlines of many clusters -- right after a separator
+  (" - Reuters", " | AP News", ": CNBC", " - The New York Times"), before one ("Opinion | ", "LIVE: ") or closing the
+  text ("Continue reading...", "Read Full Article at RT.com") -- are cut out before counting, so they neither count
+  nor glue into bigrams ("article rt");
+* common terms: a term left in at least ``common_share`` of the clusters names none of them.
+
+Pure: numpy/scipy over arrays and strings. Rows are grouped once (one sort), so 1M documents cost a few passes.
+"""
 
 from __future__ import annotations
 
+import html
+import re
+from collections import Counter
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
+from scipy import sparse
 
 
 @dataclass(frozen=True)
 class Name:
     keywords: tuple[str, ...]
-    representatives: tuple[int, ...]  # row indices into the inputs, most central first
+    representatives: tuple[int, ...]  # row indices into the inputs, most central first; distinct headlines
+    title_row: int = -1  # row index of the story's title: its most central headline (representatives[0]); -1 if none
 
 
-def name_clusters(texts: list[str], labels: np.ndarray, vectors: np.ndarray, n_keywords: int = 6, n_representatives: int = 3) -> dict[int, Name]:
-    """Keywords weigh a term by its frequency in the cluster against its spread over all clusters,
-    so words every story shares ("says", "new") sink and each story's own words rise."""
-    from sklearn.feature_extraction.text import CountVectorizer
+_SEP = "|"  # stands for a separator (" - ", " | ", ": ", " • ") and for a cut, so no bigram spans it
+_CUT = "\x00"  # stands for a cut outlet suffix: where a headline ends and its description begins
+_TOKEN = re.compile(r"\s[-|\u2013\u2014\u2022\u00b7]+\s|:\s|•|\b[^\W\d_][\w\-]*\w")
+_MAX_AFFIX = 6  # words in a learned affix ("read full article at rt com")
+_MIN_AFFIX_DOCS = 10  # fewer cannot tell scattered from bunched
+_LEARN_SAMPLE = 20_000  # documents the affixes are learned from (spread evenly over the clusters)
 
-    cluster_labels = np.unique(labels[labels >= 0])
-    if len(cluster_labels) == 0:
+# Fallback only: names of HTML entities whose "&...;" an upstream feed already stripped ("Wednesday nbsp night").
+# Escaped entities ("&nbsp;") are decoded with html.unescape, and a bare name that is common across clusters is caught
+# by the learned rule; but in a small corpus a stray "nbsp" sits in too few clusters to be learned, and these names
+# are no word of any language, so dropping them costs nothing.
+_ENTITY_NAMES = frozenset({"nbsp", "amp", "quot", "apos", "hellip", "mdash", "ndash", "lsquo", "rsquo", "ldquo", "rdquo"})
+
+
+def _stop_words() -> frozenset[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset(ENGLISH_STOP_WORDS)
+
+
+def name_clusters(texts: list[str], labels: np.ndarray, vectors: np.ndarray, n_keywords: int = 6, n_representatives: int = 3,
+                  *, titles: list[str] | None = None, common_share: float = 0.5, duplicate_cosine: float = 0.95,
+                  max_keyword_docs: int = 100, min_clusters: int = 3) -> dict[int, Name]:
+    """Name every cluster (label >= 0) by keywords, a title row and up to ``n_representatives`` distinct headlines.
+
+    Keywords weigh a term by its document frequency in the cluster against its spread over all clusters (so "says"
+    sinks and each story's own words rise), after the learned boilerplate is removed (see the module docstring).
+    ``titles``, when given (the headline alone of each row), makes the duplicate check compare headlines rather than
+    "title description" texts. Two rows are the same headline when their words match once learned affixes (or a short
+    trailing " - Outlet") are cut, or their vectors' cosine exceeds ``duplicate_cosine``; each card shows one of them.
+    Only each cluster's ``max_keyword_docs`` most central rows are read for keywords and representatives.
+    Learning needs ``min_clusters`` clusters sharing a term or affix; below that nothing is treated as boilerplate.
+    """
+    labels = np.asarray(labels)
+    clustered = np.flatnonzero(labels >= 0)
+    if len(clustered) == 0:
         return {}
-    docs = [" ".join(texts[i] for i in np.flatnonzero(labels == c)) for c in cluster_labels]
-    try:
-        vectorizer = CountVectorizer(stop_words="english", ngram_range=(1, 2), min_df=1, token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z0-9\-]+\b")
-        counts = vectorizer.fit_transform(docs).astype(np.float64)
-    except ValueError:  # no usable words at all
-        counts, vectorizer = None, None
+    cluster_values, cl = np.unique(labels[clustered], return_inverse=True)
+    n_clusters = len(cluster_values)
+
+    # group once: by cluster, most central first
+    closeness = _closeness(np.asarray(vectors), clustered, cl, n_clusters)
+    order = np.lexsort((-closeness, cl))
+    rows_sorted, cl_sorted = clustered[order], cl[order]
+    starts = np.searchsorted(cl_sorted, np.arange(n_clusters + 1))
+    read = (np.arange(len(order)) - starts[cl_sorted]) < max_keyword_docs
+    doc_rows, doc_cl = rows_sorted[read], cl_sorted[read]
+    doc_starts = np.searchsorted(doc_cl, np.arange(n_clusters + 1))
+
+    tokens = [_tokenize(texts[r]) for r in doc_rows]
+    affixes = _learn_affixes(tokens, doc_cl, n_clusters, min_clusters)
+    firsts = _first_words(affixes)
+    stripped = [_strip(t, affixes, firsts) for t in tokens]
+
+    keywords = _keywords(stripped, doc_cl, n_clusters, n_keywords, common_share, min_clusters)
+
     names: dict[int, Name] = {}
-    if counts is not None:
-        terms = vectorizer.get_feature_names_out()
-        tf = counts.multiply(1.0 / np.maximum(counts.sum(axis=1), 1)).tocsr()
-        avg_words = counts.sum() / len(cluster_labels)
-        idf = np.log1p(avg_words / np.maximum(np.asarray(counts.sum(axis=0)).ravel(), 1))
-        weights = tf.multiply(idf[None, :]).tocsr()
-    for row, c in enumerate(cluster_labels):
-        keywords: tuple[str, ...] = ()
-        if counts is not None:
-            w = weights.getrow(row)
-            top = w.indices[np.argsort(-w.data, kind="stable")][: n_keywords * 4]
-            keywords = _drop_contained(tuple(terms[t] for t in top))[:n_keywords]
-        members = np.flatnonzero(labels == c)
-        centre = vectors[members].mean(axis=0)
-        closeness = vectors[members] @ centre
-        reps = tuple(int(members[i]) for i in np.argsort(-closeness, kind="stable")[:n_representatives])
-        names[int(c)] = Name(keywords=keywords, representatives=reps)
+    for c in range(n_clusters):
+        picked: list[int] = []
+        seen_keys: set[str] = set()
+        picked_vecs: list[np.ndarray] = []
+        for j in range(doc_starts[c], doc_starts[c + 1]):
+            if len(picked) >= n_representatives:
+                break
+            r = int(doc_rows[j])
+            if titles is not None:
+                keys = _headline_keys(_strip(_tokenize(titles[r]), affixes, firsts))
+            else:
+                keys = _headline_keys(stripped[j])
+            if keys & seen_keys:
+                continue
+            v = np.asarray(vectors[r], np.float64)
+            v = v / max(float(np.linalg.norm(v)), 1e-12)
+            if picked_vecs and float(np.max(np.stack(picked_vecs) @ v)) > duplicate_cosine:
+                continue
+            picked.append(r)
+            picked_vecs.append(v)
+            seen_keys |= keys
+        names[int(cluster_values[c])] = Name(keywords=keywords[c], representatives=tuple(picked), title_row=picked[0] if picked else -1)
     return names
+
+
+def _closeness(vectors: np.ndarray, rows: np.ndarray, cl: np.ndarray, n_clusters: int, chunk: int = 65_536) -> np.ndarray:
+    """Each row's dot product with its cluster's mean vector; one sparse product for all means, then chunked rows."""
+    indicator = sparse.csr_matrix((np.ones(len(rows), np.float32), (cl, rows)), shape=(n_clusters, len(vectors)))
+    sizes = np.bincount(cl, minlength=n_clusters).astype(np.float64)
+    dtype = vectors.dtype if vectors.dtype in (np.float32, np.float64) else np.float64
+    centres = (np.asarray(indicator @ vectors, dtype=np.float64) / sizes[:, None]).astype(dtype)
+    out = np.empty(len(rows), np.float64)
+    for s in range(0, len(rows), chunk):
+        e = min(len(rows), s + chunk)
+        out[s:e] = np.einsum("ij,ij->i", np.asarray(vectors[rows[s:e]], dtype), centres[cl[s:e]])
+    return out
+
+
+def _tokenize(text: str) -> list[str]:
+    """Lowercase words, with every separator as _SEP; HTML entities decoded ("&amp;nbsp;" too)."""
+    if "&" in text:
+        text = html.unescape(html.unescape(text))
+    return [t if t[0].isalpha() else _SEP for t in _TOKEN.findall(text.lower())]
+
+
+def _affix_candidates(toks: list[str]):
+    """Word sequences at a fixed place: ('^', head...) before the first separator, ('|', ...) after a separator,
+    (..., '$') closing the text."""
+    n = len(toks)
+    for i, t in enumerate(toks):
+        if t != _SEP:
+            continue
+        if 0 < i <= _MAX_AFFIX and _SEP not in toks[:i]:
+            yield ("^", *toks[:i])
+        for k in range(1, _MAX_AFFIX + 1):
+            if i + k >= n or toks[i + k] == _SEP:
+                break
+            yield (_SEP, *toks[i + 1:i + 1 + k])
+    for k in range(2, min(_MAX_AFFIX, n - 1) + 1):
+        if toks[-k] == _SEP:
+            break
+        yield (*toks[-k:], "$")
+
+
+def _learn_affixes(tokens: list[list[str]], doc_cl: np.ndarray, n_clusters: int, min_clusters: int) -> frozenset[tuple[str, ...]]:
+    """Affixes found in at least _MIN_AFFIX_DOCS documents of at least min_clusters clusters, and in at least 40% of
+    the clusters a random scatter of as many documents would reach: boilerplate lands wherever its outlet does, a
+    story's words bunch in its clusters. (Fewer documents cannot tell the two apart.)"""
+    if n_clusters < min_clusters:
+        return frozenset()
+    take = _distinct(np.linspace(0, len(tokens) - 1, min(len(tokens), _LEARN_SAMPLE)).astype(np.int64))
+    n_docs: Counter = Counter()  # documents with the affix
+    reach: Counter = Counter()  # clusters with the affix
+    in_cluster: set = set()
+    for j, i in enumerate(take):  # docs come grouped by cluster
+        found = set(_affix_candidates(tokens[i]))
+        n_docs.update(found)
+        in_cluster |= found
+        if j + 1 == len(take) or doc_cl[take[j + 1]] != doc_cl[i]:
+            reach.update(in_cluster)
+            in_cluster = set()
+    stop = _stop_words() | {"^", _SEP, "$"}
+    cands = [c for c, nn in n_docs.items() if nn >= _MIN_AFFIX_DOCS and reach[c] >= min_clusters
+             and not stop.issuperset(c)]  # "- the" is no outlet
+    if not cands:
+        return frozenset()
+    sizes = np.bincount(doc_cl[take], minlength=n_clusters).astype(np.float64)
+    sizes = sizes[sizes > 0]
+    n = np.array([n_docs[c] for c in cands], np.int64)
+    reached = np.array([reach[c] for c in cands], np.float64)
+    values, inverse = np.unique(n, return_inverse=True)
+    expected = (1.0 - (1.0 - values[:, None] / sizes.sum()) ** sizes[None, :]).sum(axis=1)[inverse.ravel()]
+    return frozenset(c for c, k, e in zip(cands, reached, expected) if k >= 0.4 * e)
+
+
+def _first_words(affixes: frozenset) -> tuple[frozenset, frozenset, frozenset]:
+    """The word each kind of affix starts (heads, after a separator) or ends (tails) with: a quick reject in _strip."""
+    return (frozenset(a[1] for a in affixes if a[0] == "^"), frozenset(a[1] for a in affixes if a[0] == _SEP),
+            frozenset(a[-2] for a in affixes if a[-1] == "$"))
+
+
+def _strip(toks: list[str], affixes: frozenset, firsts: tuple[frozenset, frozenset, frozenset]) -> list[str]:
+    """Cut learned affixes (longest first), leaving _SEP in their place (_CUT where an outlet suffix was); returns
+    the input itself when nothing matches."""
+    if not affixes or not toks:
+        return toks
+    heads, afters, tails = firsts
+    out = toks
+    n = len(toks)
+    if toks[-1] in tails:
+        for k in range(min(_MAX_AFFIX, n - 1), 1, -1):
+            if (*toks[-k:], "$") in affixes:
+                out = list(toks)
+                out[n - k:] = [_SEP] * k
+                break
+    if _SEP not in toks:
+        return out
+    if toks[0] in heads:
+        first = toks.index(_SEP)
+        if 0 < first <= _MAX_AFFIX and ("^", *toks[:first]) in affixes:
+            out = list(out) if out is toks else out
+            out[:first] = [_SEP] * first
+    i = -1
+    while True:
+        try:
+            i = toks.index(_SEP, i + 1)
+        except ValueError:
+            break
+        if i + 1 >= n or toks[i + 1] not in afters:
+            continue
+        for k in range(min(_MAX_AFFIX, n - 1 - i), 0, -1):
+            seg = toks[i + 1:i + 1 + k]
+            if _SEP not in seg and (_SEP, *seg) in affixes:
+                out = list(out) if out is toks else out
+                out[i + 1:i + 1 + k] = [_CUT] * k
+                break
+    return out
+
+
+def _distinct(x: np.ndarray) -> np.ndarray:
+    """np.unique by sorting (numpy's hashing path for plain np.unique is ~20x slower on millions of int64)."""
+    x = np.sort(x)
+    return x[np.r_[True, x[1:] != x[:-1]]] if len(x) else x
+
+
+def _headline_keys(toks: list[str]) -> set[str]:
+    """Keys under which a headline counts once: its words up to where a learned outlet affix was cut (the rest is
+    a description); and, when the text ends in a short segment after a separator (" - Reuters", " | AP News"), the
+    words before it."""
+    if _CUT in toks and sum(t != _SEP for t in toks[:toks.index(_CUT)]) >= 3:
+        toks = toks[:toks.index(_CUT)]
+    words = [t for t in toks if t not in (_SEP, _CUT)]
+    keys = {" ".join(words)}
+    if _SEP in toks:
+        last = len(toks) - 1 - toks[::-1].index(_SEP)
+        head = [t for t in toks[:last] if t not in (_SEP, _CUT)]
+        if len(toks) - 1 - last <= 4 and len(head) >= 3:
+            keys.add(" ".join(head))
+    return keys
+
+
+def _keywords(stripped: list[list[str]], doc_cl: np.ndarray, n_clusters: int, n_keywords: int, common_share: float,
+              min_clusters: int) -> list[tuple[str, ...]]:
+    """c-TF-IDF over unigrams and bigrams (adjacent non-stop words), each counted once per document."""
+    empty: list[tuple[str, ...]] = [()] * n_clusters
+    stop = _stop_words()
+    flat = list(chain.from_iterable(stripped))
+    words = [_SEP, _CUT, *sorted(set(flat) - {_SEP, _CUT})]
+    if len(words) <= 2:
+        return empty
+    vocab = {w: i for i, w in enumerate(words)}
+    ids = np.fromiter(map(vocab.__getitem__, flat), np.int64, len(flat))
+    del flat
+    v = len(words)
+    skip = np.array([w in stop or len(w) < 2 or w in (_SEP, _CUT) for w in words])
+    doc_of = np.repeat(np.arange(len(stripped), dtype=np.int64), [len(t) for t in stripped])
+    ok = ~skip[ids]
+    stop_id = np.array([w in stop for w in words])
+    keep = ~stop_id[ids]  # bigrams skip stop words ("house of cards" -> "house cards") but never span a cut
+    ids, doc_of, ok = ids[keep], doc_of[keep], ok[keep]
+
+    def per_cluster(doc: np.ndarray, term: np.ndarray, n_terms: int) -> sparse.csr_matrix:
+        pairs = _distinct(doc * n_terms + term)
+        d, t = pairs // n_terms, pairs % n_terms
+        return sparse.csr_matrix((np.ones(len(d)), (doc_cl[d], t)), shape=(n_clusters, n_terms))
+
+    uni = per_cluster(doc_of[ok], ids[ok], v)
+    both = ok[:-1] & ok[1:] & (doc_of[:-1] == doc_of[1:])
+    codes, inverse = np.unique(ids[:-1][both] * v + ids[1:][both], return_inverse=True)
+    bi = per_cluster(doc_of[:-1][both], inverse.ravel(), len(codes))
+    counts = sparse.hstack([uni, bi], format="csr")
+    cluster_df = np.bincount(counts.indices, minlength=counts.shape[1])
+
+    common = np.zeros(counts.shape[1], bool)
+    if n_clusters >= min_clusters:
+        common = (cluster_df >= min_clusters) & (cluster_df >= common_share * n_clusters)
+    common[:v] |= np.array([w in _ENTITY_NAMES for w in words])
+    common[v:] |= np.asarray(bi.sum(axis=0)).ravel() < 2  # a bigram seen once says nothing
+    common[:2] = True
+
+    total = np.asarray(counts.sum(axis=0)).ravel()
+    avg = total.sum() / n_clusters
+    idf = np.where(common, 0.0, np.log1p(avg / np.maximum(total, 1)))
+    row_sum = np.maximum(np.asarray(counts.sum(axis=1)).ravel(), 1)
+    weights = sparse.diags(1.0 / row_sum) @ counts @ sparse.diags(idf)
+    weights = weights.tocsr()
+    weights.eliminate_zeros()
+
+    def term(i: int) -> str:
+        if i < v:
+            return words[i]
+        a, b = divmod(int(codes[i - v]), v)
+        return f"{words[a]} {words[b]}"
+
+    out = []
+    for c in range(n_clusters):
+        lo, hi = weights.indptr[c], weights.indptr[c + 1]
+        idx, w = weights.indices[lo:hi], weights.data[lo:hi]
+        top = idx[np.lexsort((idx, idx < v, -w))][: n_keywords * 4]  # on a tie the bigram ("high school") first
+        out.append(_drop_contained(tuple(term(int(t)) for t in top))[:n_keywords])
+    return out
 
 
 def _drop_contained(terms: tuple[str, ...]) -> tuple[str, ...]:

@@ -1,0 +1,143 @@
+"""Cluster names: keywords free of learned boilerplate, distinct representatives, the most central headline as title."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from service.clustering.naming import Name, name_clusters
+
+OUTLETS = [" - Reuters", " | AP News", " - The New York Times", " - BBC News"]
+FEED_TAILS = [" Continue reading...", " Read more", " Read Full Article at RT.com", ""]
+
+STORIES = {
+    0: ("wildfire", ["Wildfire forces evacuations in the valley", "Firefighters battle wildfire near homes", "Wildfire smoke blankets the valley towns",
+                     "Evacuations widen as wildfire jumps the ridge", "Crews contain part of the valley wildfire", "Wildfire evacuees return to burned homes"]),
+    1: ("fed", ["Fed raises interest rates by a quarter point", "Central bank lifts interest rates again", "Fed chair signals more interest rate hikes",
+                "Bond markets slide after Fed rate decision", "Interest rates climb to highest level in decades", "Fed holds firm on interest rates outlook"]),
+    2: ("cup", ["Striker scores twice in cup final", "Cup final ends in penalty shootout", "Keeper saves two penalties in cup final",
+                "Fans celebrate cup final victory parade", "Cup final hero striker signs new contract", "Underdogs reach the cup final"]),
+    3: ("quake", ["Earthquake shakes coastal city overnight", "Rescuers search rubble after earthquake", "Earthquake aftershocks rattle coastal residents",
+                  "Magnitude seven earthquake hits the coast", "Earthquake survivors wait for aid", "Coastal earthquake damages harbour"]),
+    4: ("mars", ["Rover finds signs of ancient water on Mars", "Mars rover drills into ancient lake bed", "Scientists thrilled by Mars water discovery",
+                 "Mars rover sends panorama of crater", "Ancient Mars lake held organic molecules", "Rover climbs Mars crater rim"]),
+}
+OWN_WORDS = {0: {"wildfire", "valley", "evacuations"}, 1: {"interest", "rates", "fed"}, 2: {"cup", "final", "striker", "penalty"},
+             3: {"earthquake", "coastal", "rubble"}, 4: {"mars", "rover", "ancient"}}
+BOILERPLATE = {"reuters", "ap", "news", "york", "times", "bbc", "nbsp", "amp", "quot", "continue", "reading", "read", "rt", "com", "article", "full"}
+
+
+def corpus(copies_of_first: int = 0, seed: int = 0):
+    """Every story's headlines carry outlet suffixes and feed tails; vectors are the story's axis plus a random offset.
+    copies_of_first adds copies of story 1's first headline, each with another outlet suffix and description and a
+    vector apart from the others (cosine < 0.95), so only the wording can tell they are one headline."""
+    rng = np.random.default_rng(seed)
+    texts, labels, offsets = [], [], []
+    for s, (_, heads) in STORIES.items():
+        for j, h in enumerate(heads):
+            for k in range(2):  # each headline twice from different outlets: outlet and tail in every story
+                i = len(texts)
+                desc = f"Officials&nbsp;said more on {h.split()[0].lower()} &amp; &quot;details&quot; later.{FEED_TAILS[(i + s) % 4]}"
+                outlet = OUTLETS[0] if s == 0 else OUTLETS[(j + k + s) % 4]  # story 0: all Reuters, "reuters" in every row
+                texts.append(f"{h}{outlet} {desc}")
+                labels.append(s)
+    for c in range(copies_of_first):
+        texts.append(f"{STORIES[1][1][0]}{OUTLETS[c % 4]} Copy number {c} of the wire story {['alpha', 'beta', 'gamma', 'delta'][c % 4]}.")
+        labels.append(1)
+    labels = np.array(labels, np.int64)
+    axes = np.eye(8, 64)
+    offsets = rng.standard_normal((len(texts), 64))
+    offsets[:, :8] = 0
+    offsets *= 0.4 / np.linalg.norm(offsets, axis=1, keepdims=True)  # members at cosine ~0.86 to each other
+    vecs = (axes[labels] + offsets).astype(np.float32)
+    return texts, np.array(labels, np.int64), vecs
+
+
+def headline_key(text: str) -> str:
+    """The headline as a reader sees it: no outlet suffix, no case or punctuation."""
+    for o in OUTLETS:
+        if o in text:
+            text = text.split(o)[0]
+    return re.sub(r"[^a-z0-9 ]", "", text.lower()).strip()
+
+
+def test_learned_boilerplate_never_a_keyword_while_each_storys_own_words_are():
+    texts, labels, vecs = corpus()
+    names = name_clusters(texts, labels, vecs)
+    assert sorted(names) == [0, 1, 2, 3, 4]
+    for s, name in names.items():
+        words = {w for k in name.keywords for w in k.split()}
+        assert not words & BOILERPLATE, (s, name.keywords)
+        assert words & OWN_WORDS[s], (s, name.keywords)
+        assert len(set(name.keywords)) == len(name.keywords) == 6
+
+
+def test_representatives_are_distinct_headlines_even_among_many_copies():
+    texts, labels, vecs = corpus(copies_of_first=12)
+    names = name_clusters(texts, labels, vecs, n_representatives=4)
+    for s, name in names.items():
+        keys = [headline_key(texts[r]) for r in name.representatives]
+        assert len(keys) == 4 and len(set(keys)) == 4, (s, [texts[r] for r in name.representatives])
+        assert all(labels[r] == s for r in name.representatives)
+    # the copies were spread so that no vector rule could catch them: the wording did
+    copies = np.flatnonzero(np.char.startswith(np.array(texts), STORIES[1][1][0]))
+    unit = vecs[copies] / np.linalg.norm(vecs[copies], axis=1, keepdims=True)
+    cos = unit @ unit.T
+    assert (cos[~np.eye(len(copies), dtype=bool)] < 0.95).all()
+    assert len(set(names[1].representatives) & set(copies.tolist())) == 1
+
+
+def test_near_identical_vectors_count_once_whatever_the_words():
+    texts = ["Storm hits the coast", "Coast battered by storm", "Storm batters coastal towns", "Storm damage counted",
+             "Volcano erupts", "Lava flows from volcano", "Ash cloud grounds flights"]
+    labels = np.array([0, 0, 0, 0, 1, 1, 1])
+    vecs = np.array([[1, 0.10, 0, 0], [1, 0.101, 0, 0], [1, -0.3, 0.2, 0], [1, 0.5, -0.5, 0],
+                     [0, 0, 1, 0.1], [0, 0, 1, -0.2], [0, 0.3, 1, 0.4]], np.float32)
+    names = name_clusters(texts, labels, vecs)
+    assert len(names[0].representatives) == 3
+    assert not {0, 1} <= set(names[0].representatives)  # cosine > 0.99: one of the two
+
+
+def test_title_is_the_most_central_distinct_headline():
+    texts, labels, vecs = corpus(copies_of_first=6)
+    names = name_clusters(texts, labels, vecs)
+    for s, name in names.items():
+        rows = np.flatnonzero(labels == s)
+        closeness = vecs[rows] @ vecs[rows].mean(axis=0)
+        assert name.title_row == name.representatives[0] == rows[np.argmax(closeness)]
+        order = rows[np.argsort(-closeness, kind="stable")]
+        assert list(name.representatives) == sorted(name.representatives, key=lambda r: list(order).index(r))
+
+
+def test_titles_argument_dedups_short_unlearned_outlet_suffixes():
+    texts = ["Quake hits northern city - Foo Daily", "Quake hits northern city | Bar Herald", "Rescue teams reach quake zone",
+             "Aid convoy heads to quake zone", "Team wins league title", "League champions parade", "Title race ends early"]
+    labels = np.array([0, 0, 0, 0, 1, 1, 1])
+    vecs = np.array([[1, 0, 0], [1, 0.4, 0], [1, -0.5, 0.1], [1, 0.6, -0.6], [0, 1, 5], [0.3, -1, 5], [0.5, 1, 5]], np.float32)
+    names = name_clusters(texts, labels, vecs, titles=texts)
+    assert not {0, 1} <= set(names[0].representatives)
+    assert len(names[0].representatives) == 3
+
+
+def test_deterministic_and_independent_of_label_values():
+    texts, labels, vecs = corpus(copies_of_first=5)
+    a = name_clusters(texts, labels, vecs)
+    b = name_clusters(list(texts), labels.copy(), vecs.copy())
+    assert a == b
+    relabelled = np.where(labels >= 0, labels * 7 + 3, -1)
+    c = name_clusters(texts, relabelled, vecs)
+    assert {k * 7 + 3: v for k, v in a.items()} == c
+
+
+def test_noise_few_clusters_and_empty_inputs():
+    assert name_clusters([], np.zeros(0, np.int64), np.zeros((0, 4), np.float32)) == {}
+    assert name_clusters(["a b", "c d"], np.array([-1, -1]), np.eye(2, dtype=np.float32)) == {}
+    texts = ["Wildfire forces evacuations", "Wildfire spreads in valley", "noise row about nothing", "Fed raises rates", "Fed rate hike"]
+    labels = np.array([0, 0, -1, 1, 1])
+    vecs = np.array([[1, 0.1], [1, 0.2], [0.5, 0.5], [0.1, 1], [0.2, 1]], np.float32)
+    names = name_clusters(texts, labels, vecs)  # two clusters: too few to learn from, plain c-TF-IDF
+    assert "wildfire" in names[0].keywords and "fed" in names[1].keywords
+    assert 2 not in names[0].representatives + names[1].representatives
+    assert isinstance(names[0], Name) and names[0].title_row in (0, 1)
+    assert name_clusters(["!!", "??"], np.array([0, 0]), np.eye(2, dtype=np.float32))[0].keywords == ()
