@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -33,12 +34,9 @@ class Settings:
     max_text_chars: int = _setting(2000, "Text longer than this is cut before embedding (the full text is kept in SQLite).")
     vector_cache: bool = _setting(True, "Keep a copy of the vectors in HOME/state/ so a rebuild reads them at disk speed instead of through Milvus's query iterator; checked against Milvus's count and refilled from it when they differ.")
     knn_k: int = _setting(15, "Neighbours per document in the kNN graph.")
-    recipe: str = _setting("auto", "Clustering recipe: 'umap' (UMAP to a few dimensions from the kNN graph, then HDBSCAN; best on real news, minutes above ~50k), 'graph' (HDBSCAN on the raw kNN graph; seconds at 1M) or 'auto' (umap up to umap_max_documents, graph above).")
-    umap_max_documents: int = _setting(50000, "With recipe 'auto': the most documents the umap recipe clusters; more use the graph recipe.")
-    umap_dims: int = _setting(5, "Dimensions of the UMAP space the 'umap' recipe clusters in.")
-    min_cluster_size: int = _setting(0, "HDBSCAN min_cluster_size; 0 scales it with the number of documents (sqrt(n)/2).")
+    story_min_size: int = _setting(5, "Fewest headlines that make a story. Fixed, not scaled with the corpus: five headlines about one event are a story at 1k and at 1M documents.")
+    topic_min_size: int = _setting(0, "Fewest documents that make a topic (a group of stories); 0 scales it with the number of documents (sqrt(n)/2).")
     min_samples: int = _setting(5, "HDBSCAN min_samples (core distance neighbour rank).")
-    cluster_selection: str = _setting("eom", "HDBSCAN cluster selection: 'eom' or 'leaf' (finer, more noise).")
     stabilize: bool = _setting(True, "Hysteresis: undo splits and merges that only reshuffle documents the last run already clustered (new documents still split and merge stories).")
     hold_margin: float = _setting(0.35, "Hysteresis: a document the last run clustered leaves its story for another (in a flow under 30% of its story) only when it is closer to the other cluster's centre by this much cosine. Tuned on all-MiniLM-L6-v2; models with a narrower cosine range (BGE-M3) want less.")
     assign_neighbours: int = _setting(20, "Fitted neighbours consulted when placing an arrival between rebuilds.")
@@ -96,6 +94,9 @@ def describe_settings() -> list[tuple[str, str, str]]:
     return [(f.name, str(f.default), f.metadata["help"]) for f in fields(Settings)]
 
 
+_IGNORED = object()
+
+
 class SettingsError(ValueError):
     """A setting that cannot be used; the message names the setting and where it came from."""
 
@@ -104,17 +105,26 @@ class SettingsError(ValueError):
 CHOICES = {
     "embedder": ("minilm", "bge-m3"),
     "embed_precision": ("auto", "fp32", "bf16", "int8"),
-    "recipe": ("auto", "umap", "graph"),
-    "cluster_selection": ("eom", "leaf"),
     "window_by": ("published", "ingested"),
 }
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 # numbers that must be positive (the rest must not be negative)
-_POSITIVE = {"embed_batch_size", "max_tokens", "max_text_chars", "knn_k", "umap_dims", "min_samples", "assign_neighbours",
-             "rebuild_interval_s", "report_max_points", "db_busy_timeout_s", "retry_first_s", "retry_max_s", "umap_max_documents"}
+_POSITIVE = {"embed_batch_size", "max_tokens", "max_text_chars", "knn_k", "min_samples", "assign_neighbours",
+             "rebuild_interval_s", "report_max_points", "db_busy_timeout_s", "retry_first_s", "retry_max_s", "story_min_size"}
+# settings of earlier versions: accepted with a warning and ignored, so an old newsclust.toml still loads
+RETIRED = {
+    "recipe": "stories and topics now come from one recipe at every size",
+    "umap_max_documents": "the rebuild no longer uses UMAP",
+    "umap_dims": "the rebuild no longer uses UMAP",
+    "cluster_selection": "stories and topics are two fixed selections of one tree",
+    "min_cluster_size": "see story_min_size and topic_min_size",
+}
 
 
 def _coerce(name: str, raw: Any, source: str) -> Any:
+    if name in RETIRED:
+        logging.getLogger("newsclust.config").warning("%s: setting %r is ignored: %s", source, name, RETIRED[name])
+        return _IGNORED
     kinds = {f.name: f.type for f in fields(Settings)}
     if name not in kinds:
         close = difflib.get_close_matches(name, kinds, n=1)
@@ -168,4 +178,4 @@ def load_settings(home: Path | None = None, env: dict[str, str] | None = None, *
     for k, v in overrides.items():
         if v is not None:
             values[k] = _coerce(k, v, "argument") if k != "home" else Path(v)
-    return dataclasses.replace(Settings(), **values)
+    return dataclasses.replace(Settings(), **{k: v for k, v in values.items() if v is not _IGNORED})

@@ -51,9 +51,10 @@ class Rejected:
 
 @dataclass(frozen=True)
 class ClusterEvent:
-    kind: str  # born, grew, shrank, split, merged, died
-    cluster_id: int
+    kind: str  # born, grew, shrank, split, merged, died; moved (a story changed topic: parents=(old topic,), children=(new,))
+    cluster_id: int  # a story id, or a topic id when level is "topic"
     parents: tuple[int, ...] = ()
     children: tuple[int, ...] = ()
     size_before: int = 0
     size_after: int = 0
+    level: str = "story"

@@ -57,18 +57,21 @@ def save_prediction_state(state_dir: Path, run_id: int, s: PredictionState) -> N
         doc_ids=s.doc_ids, labels=s.labels, probabilities=s.probabilities, outlier_scores=s.outlier_scores,
         core_distances=s.core_distances, cluster_ids=s.cluster_ids, cluster_max_edge=s.cluster_max_edge,
         cluster_min_core=s.cluster_min_core, min_samples=np.array(s.min_samples),
+        topics=s.topics if s.topics is not None else np.full(len(s.doc_ids), -1, np.int64),
+        cluster_topics=s.cluster_topics if s.cluster_topics is not None else np.full(len(s.cluster_ids), -1, np.int64),
     )
 
 
 def load_prediction_state(state_dir: Path, run_id: int) -> PredictionState | None:
     z = _load_npz(state_path(state_dir, run_id), ("doc_ids", "labels", "probabilities", "outlier_scores", "core_distances",
-                                                  "cluster_ids", "cluster_max_edge", "cluster_min_core", "min_samples"))
+                                                  "cluster_ids", "cluster_max_edge", "cluster_min_core", "min_samples", "topics",
+                                                  "cluster_topics"))
     if z is None:
         return None
     return PredictionState(
         doc_ids=z["doc_ids"], labels=z["labels"], probabilities=z["probabilities"], outlier_scores=z["outlier_scores"],
         core_distances=z["core_distances"], cluster_ids=z["cluster_ids"], cluster_max_edge=z["cluster_max_edge"],
-        cluster_min_core=z["cluster_min_core"], min_samples=int(z["min_samples"]),
+        cluster_min_core=z["cluster_min_core"], min_samples=int(z["min_samples"]), topics=z["topics"], cluster_topics=z["cluster_topics"],
     )
 
 

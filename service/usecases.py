@@ -14,6 +14,7 @@ import shutil
 import time
 from datetime import timedelta, timezone
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -21,9 +22,11 @@ import numpy as np
 
 from . import state as run_state
 from .adapters.sql.repository import utcnow
-from .clustering.assign import PredictionState, dense_groups, place
+from .clustering.assign import PredictionState, dense_groups, place, place_topics
 from .clustering.graph import complete_lists, knn, subgraph
-from .clustering.hdbscan_fit import Anchor, HdbscanParams, fit_clusters, steady_min_cluster_size
+from .clustering.hdbscan_fit import Anchor
+from .clustering.levels import persistent, settle, story_moves
+from .clustering.two_level import TwoLevelParams, fit_two_levels
 from .clustering.identity import match_clusters
 from .clustering.layout import initial_positions, layout_2d
 from .clustering.naming import name_clusters
@@ -324,7 +327,8 @@ def assign_arrivals(app, ids: np.ndarray, vectors: np.ndarray) -> int:
     pos = pstate.positions(nb_ids.ravel()).reshape(nb_ids.shape)
     pos[nb_ids < 0] = -1
     placed = place(pstate, pos, nb_dist, app.settings.assign_min_vote)
-    app.repo.record_predictions(run.id, ids, placed.labels, placed.probabilities, placed.outlier_scores)
+    topics = place_topics(pstate, pos, placed.labels)
+    app.repo.record_predictions(run.id, ids, placed.labels, placed.probabilities, placed.outlier_scores, topics)
     return len(ids)
 
 
@@ -335,7 +339,7 @@ def new_story_in_noise_pool(app) -> bool:
     if run is None:
         return False
     s = app.settings
-    size = json.loads(run.params or "{}").get("min_cluster_size_used") or s.min_cluster_size or 5
+    size = json.loads(run.params or "{}").get("min_cluster_size_used") or s.story_min_size
     pool = app.repo.noise_pool_ids(run.id)
     pstate = app.prediction_state(run.id)
     if len(pool) < size or pstate is None or len(pstate.cluster_max_edge) == 0:
@@ -349,99 +353,137 @@ def new_story_in_noise_pool(app) -> bool:
 class RebuildResult:
     run_id: int
     documents: int
-    clusters: int
-    noise: int
-    min_cluster_size: int
+    clusters: int  # stories
+    noise: int  # documents in no story
+    min_cluster_size: int  # the story level's
     events: dict[str, int]
     seconds: dict[str, float]
+    topics: int = 0
+    topic_noise: int = 0
     report: str | None = None
     report_error: str | None = None
 
 
+class _Stages:
+    """Seconds per named stage of a rebuild: `with stages("graph"): ...`."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
+
+
 def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progress) -> RebuildResult:
-    """Full rebuild: kNN graph (kept by the store, else built from Milvus's vectors) -> HDBSCAN -> persistent ids
-    -> names -> one SQLite commit."""
+    """Full rebuild, one chain: kNN graph (kept by the store) -> stories and topics from one HDBSCAN tree ->
+    settled against the last run -> persistent ids at both levels -> names -> one SQLite commit -> map and page."""
     s = app.settings
     prev = app.repo.latest_run()
-    params = HdbscanParams(min_cluster_size=s.min_cluster_size, min_samples=s.min_samples, selection=s.cluster_selection,
-                           recipe=s.recipe, umap_max_documents=s.umap_max_documents, umap_dims=s.umap_dims, seed=s.seed)
+    params = TwoLevelParams(story_min_cluster_size=s.story_min_size, topic_min_cluster_size=s.topic_min_size, min_samples=s.min_samples)
     run_id = app.repo.start_run({**asdict(params), "knn_k": s.knn_k})
-    t: dict[str, float] = {}
+    stages = _Stages()
     try:
-        t0 = time.perf_counter()
-        if isinstance(app.store, KeepsGraph):
-            # the graph was kept up to date as documents arrived (adapters/vector_cache.py)
-            doc_ids, vectors, neigh = app.store.neighbour_graph(since_ts=_window_start(app), by=s.window_by)
-        else:
-            doc_ids, vectors = app.store.all_vectors(since_ts=_window_start(app), by=s.window_by)
-            neigh = knn(vectors, s.knn_k)
-        doc_ids, vectors, neigh = _documented_only(app, doc_ids, vectors, neigh)
-        t["graph"] = time.perf_counter() - t0
+        with stages("graph"):
+            doc_ids, vectors, neigh = _read_graph(app)
         progress("vectors", len(doc_ids))
-
-        if not s.min_cluster_size:
-            previous_size = json.loads(prev.params or "{}").get("min_cluster_size_used") if prev else None
-            params = replace(params, min_cluster_size=steady_min_cluster_size(len(doc_ids), previous_size))
-        prev_docs, prev_labels = app.repo.run_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
-        t0 = time.perf_counter()
-        anchor = None
-        if s.stabilize and len(prev_docs):
-            # hold what users have seen: the last run's members and the arrivals placed since
-            anchor = Anchor(prev_docs, prev_labels, doc_ids, s.hold_margin, app.repo.placed_labels(prev.id))
-        fit = fit_clusters(neigh, vectors, params, anchor)
-        t["cluster"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        matching = match_clusters(prev_docs, prev_labels, doc_ids, fit.labels, app.repo.next_cluster_id(), s.match_min_jaccard)
-        labels = np.where(fit.labels >= 0, matching.ids[np.maximum(fit.labels, 0)] if len(matching.ids) else NOISE, NOISE).astype(np.int64)
-        t["match"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        texts_by_id = app.repo.document_texts(doc_ids)
-        texts = [" ".join(texts_by_id.get(int(i), ("", ""))) for i in doc_ids]
-        names = {}
-        for label, name in name_clusters(texts, fit.labels, vectors).items():
-            cid = int(matching.ids[label])
-            names[cid] = (", ".join(name.keywords[:3]) or f"cluster {cid}", list(name.keywords), [int(doc_ids[r]) for r in name.representatives])
-        t["name"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        run_state.save_prediction_state(s.state_dir, run_id, PredictionState(
-            doc_ids=doc_ids, labels=labels, probabilities=fit.probabilities, outlier_scores=fit.outlier_scores,
-            core_distances=fit.core_distances, cluster_ids=matching.ids, cluster_max_edge=fit.cluster_max_edge,
-            cluster_min_core=fit.cluster_min_core, min_samples=s.min_samples,
-        ))
-        t["save_state"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        app.failpoints.reach("rebuild")
-        app.repo.commit_run(run_id, doc_ids=doc_ids, labels=labels, probabilities=fit.probabilities, outlier_scores=fit.outlier_scores,
-                            names=names, events=matching.events, timings={k: round(v, 3) for k, v in t.items()},
-                            params={**asdict(params), "knn_k": s.knn_k, "min_cluster_size_used": fit.min_cluster_size, "recipe_used": fit.recipe})
-        t["commit"] = time.perf_counter() - t0
+        with stages("cluster"):
+            fit = fit_two_levels(neigh, params)
+        with stages("settle"):
+            prev_docs, prev_stories = app.repo.run_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+            anchor = None
+            if s.stabilize and len(prev_docs):
+                # hold what users have seen: the last run's members and the arrivals placed since
+                anchor = Anchor(prev_docs, prev_stories, doc_ids, s.hold_margin, app.repo.placed_labels(prev.id))
+            levels = settle(fit, neigh, vectors, anchor)
+        with stages("match"):
+            story_match = match_clusters(prev_docs, prev_stories, doc_ids, levels.story_labels, app.repo.next_cluster_id(), s.match_min_jaccard)
+            prev_topic_docs, prev_topics = app.repo.run_topic_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+            topic_match = match_clusters(prev_topic_docs, prev_topics, doc_ids, levels.topic_labels, app.repo.next_topic_id(),
+                                         s.match_min_jaccard)
+            stories = persistent(levels.story_labels, story_match.ids)
+            topics = persistent(levels.topic_labels, topic_match.ids)
+            story_topic_ids = persistent(levels.story_topic, topic_match.ids)
+            moves = story_moves(app.repo.story_topics(prev.id) if prev else {}, story_match.ids, story_topic_ids)
+            events = story_match.events + moves + [replace(e, level="topic") for e in topic_match.events]
+        with stages("name"):
+            texts_by_id = app.repo.document_texts(doc_ids)
+            titles = [texts_by_id.get(int(i), ("", ""))[0] for i in doc_ids]
+            texts = [" ".join(texts_by_id.get(int(i), ("", ""))) for i in doc_ids]
+            story_names = {int(story_match.ids[label]): _story_name(name, titles, doc_ids)
+                           for label, name in name_clusters(texts, levels.story_labels, vectors, titles=titles).items()}
+            topic_names = {int(topic_match.ids[label]): _topic_name(name, doc_ids, int(topic_match.ids[label]))
+                           for label, name in name_clusters(texts, levels.topic_labels, vectors, titles=titles).items()}
+        with stages("save_state"):
+            run_state.save_prediction_state(s.state_dir, run_id, PredictionState(
+                doc_ids=doc_ids, labels=stories, probabilities=levels.story_probabilities, outlier_scores=levels.story_outlier_scores,
+                core_distances=fit.core_distances, cluster_ids=story_match.ids, cluster_max_edge=levels.story_max_edge,
+                cluster_min_core=levels.story_min_core, min_samples=s.min_samples, topics=topics, cluster_topics=story_topic_ids,
+            ))
+        with stages("commit"):
+            app.failpoints.reach("rebuild")
+            app.repo.commit_run(run_id, doc_ids=doc_ids, labels=stories, probabilities=levels.story_probabilities,
+                                outlier_scores=levels.story_outlier_scores, names=story_names, events=events, timings=stages.seconds,
+                                params={**asdict(params), "knn_k": s.knn_k, "min_cluster_size_used": fit.story_min_cluster_size,
+                                        "topic_min_cluster_size_used": fit.topic_min_cluster_size},
+                                topics=topics, story_topics=dict(zip(story_match.ids.tolist(), story_topic_ids.tolist())),
+                                topic_names=topic_names)
     except Exception as exc:
         app.repo.fail_run(run_id, f"{type(exc).__name__}: {exc}")
         raise
     app.forget_prediction_state()
-    events: dict[str, int] = {}
-    for e in matching.events:
-        events[e.kind] = events.get(e.kind, 0) + 1
-    result = RebuildResult(run_id=run_id, documents=len(doc_ids), clusters=fit.n_clusters, noise=int((labels == NOISE).sum()),
-                           min_cluster_size=fit.min_cluster_size, events=events, seconds={k: round(v, 3) for k, v in t.items()})
+    counts: dict[str, int] = {}
+    for e in events:
+        key = e.kind if e.level == "story" else f"topic {e.kind}"
+        counts[key] = counts.get(key, 0) + 1
+    result = RebuildResult(run_id=run_id, documents=len(doc_ids), clusters=levels.n_stories, noise=int((stories == NOISE).sum()),
+                           min_cluster_size=fit.story_min_cluster_size, events=counts, seconds=stages.seconds,
+                           topics=levels.n_topics, topic_noise=int((topics == NOISE).sum()))
     if write_report_after:
         # the run is committed: a failing map or page (a report folder not writable, a full disk) is reported, not a failed rebuild
         try:
-            t0 = time.perf_counter()
-            xy = layout_2d(vectors, seed=s.seed, init=_previous_layout(app, prev, doc_ids, neigh), neigh=neigh)
-            run_state.save_layout(s.state_dir, run_id, doc_ids, xy)
-            result.seconds["layout"] = round(time.perf_counter() - t0, 3)
-            t0 = time.perf_counter()
-            result.report = str(write_report(app, run_id))
-            result.seconds["report"] = round(time.perf_counter() - t0, 3)
+            with stages("layout"):
+                xy = layout_2d(vectors, seed=s.seed, init=_previous_layout(app, prev, doc_ids, neigh), neigh=neigh)
+                run_state.save_layout(s.state_dir, run_id, doc_ids, xy)
+            with stages("report"):
+                result.report = str(write_report(app, run_id))
         except Exception as exc:  # noqa: BLE001
             result.report_error = f"{type(exc).__name__}: {exc}"
             log.warning("run %d is committed but its report was not written: %s", run_id, result.report_error)
     return result
+
+
+def _read_graph(app):
+    """(document ids sorted, vectors, kNN lists) of the documents this rebuild clusters: the window's, and only
+    those with a document row."""
+    s = app.settings
+    if isinstance(app.store, KeepsGraph):
+        # the graph was kept up to date as documents arrived (adapters/vector_cache.py)
+        doc_ids, vectors, neigh = app.store.neighbour_graph(since_ts=_window_start(app), by=s.window_by)
+    else:
+        doc_ids, vectors = app.store.all_vectors(since_ts=_window_start(app), by=s.window_by)
+        neigh = knn(vectors, s.knn_k)
+    return _documented_only(app, doc_ids, vectors, neigh)
+
+
+def _story_name(name, titles: list[str], doc_ids: np.ndarray) -> tuple[str, list[str], list[int]]:
+    """A story is called by its most central headline (people recognise a headline, not a keyword list)."""
+    title = titles[name.title_row] if name.title_row >= 0 else ", ".join(name.keywords[:3])
+    return (_clip(title) or ", ".join(name.keywords[:3]) or "untitled story", list(name.keywords), [int(doc_ids[r]) for r in name.representatives])
+
+
+def _topic_name(name, doc_ids: np.ndarray, topic_id: int) -> tuple[str, list[str], list[int]]:
+    """A topic is broad: its top keywords say more than any one headline."""
+    return (", ".join(name.keywords[:3]) or f"topic {topic_id}", list(name.keywords), [int(doc_ids[r]) for r in name.representatives])
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _documented_only(app, doc_ids: np.ndarray, vectors, neigh):
@@ -545,18 +587,22 @@ def _write_plotly_js(folder: Path) -> None:
         atomic_write(target, get_plotlyjs())
 
 
-EXPORT_COLUMNS = ["guid", "cluster_id", "probability", "outlier_score", "assigned_by", "run_id"]
+EXPORT_COLUMNS = ["guid", "title", "story_id", "story_name", "topic_id", "topic_name", "probability", "outlier_score", "assigned_by",
+                  "run_id", "cluster_id"]
 
 
 def export_csv(app, out) -> int:
-    """One row per document; noise is cluster_id -1; a document no rebuild or prediction has placed yet has empty fields."""
+    """One row per document; noise is -1 at either level; a document no rebuild or prediction has placed yet has empty
+    fields. cluster_id repeats story_id for scripts written before topics existed."""
     w = SafeCsvWriter(out)
     w.writerow(EXPORT_COLUMNS)
     n = 0
+    blank = lambda v: "" if v is None else v  # noqa: E731
     for r in app.repo.export_rows():
         guid = r.key.split(":", 1)[1] if r.key.startswith(("guid:", "url:")) else r.key
-        w.writerow([guid, "" if r.cluster_id is None else r.cluster_id, "" if r.probability is None else f"{r.probability:.4f}",
-                    "" if r.outlier_score is None else f"{r.outlier_score:.4f}", r.assigned_by or "", r.run_id or ""])
+        w.writerow([guid, r.title, blank(r.cluster_id), blank(r.story_name), blank(r.topic_id), blank(r.topic_name),
+                    "" if r.probability is None else f"{r.probability:.4f}", "" if r.outlier_score is None else f"{r.outlier_score:.4f}",
+                    r.assigned_by or "", r.run_id or "", blank(r.cluster_id)])
         n += 1
     return n
 

@@ -94,4 +94,5 @@ def test_demo_command_ends_with_a_report(tmp_path):
     assert not re.search(r'src="https?://', page)  # works offline: no script from a CDN (base64 data can spell "cdn")
     export = subprocess.run([*CLI, "--home", str(home), "export"], env=env_for(), capture_output=True, text=True, timeout=120)
     lines = export.stdout.strip().splitlines()
-    assert lines[0] == "guid,cluster_id,probability,outlier_score,assigned_by,run_id" and len(lines) > 100
+    assert lines[0] == "guid,title,story_id,story_name,topic_id,topic_name,probability,outlier_score,assigned_by,run_id,cluster_id"
+    assert len(lines) > 100

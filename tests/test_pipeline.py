@@ -92,7 +92,10 @@ def test_rebuild_then_export_then_arrivals_are_predicted(make_app, demo_days):
     assert r.clusters >= 10
     rows = export_rows(app)
     assert len(rows) == r.documents and all(x["assigned_by"] == "rebuild" for x in rows)
-    assert set(rows[0]) == {"guid", "cluster_id", "probability", "outlier_score", "assigned_by", "run_id"}
+    assert list(rows[0]) == ["guid", "title", "story_id", "story_name", "topic_id", "topic_name", "probability", "outlier_score",
+                             "assigned_by", "run_id", "cluster_id"]
+    assert all(x["cluster_id"] == x["story_id"] for x in rows) and all(x["topic_id"] != "" for x in rows)
+    assert all(x["story_name"] for x in rows if x["story_id"] != "-1")
 
     (last,) = ingest_copies(app, files[-1:])
     rows = export_rows(app)

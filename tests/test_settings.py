@@ -15,9 +15,9 @@ def test_every_setting_has_help_and_is_listed():
 
 
 def test_sources_in_order(tmp_path):
-    (tmp_path / "newsclust.toml").write_text('knn_k = 20\nrecipe = "graph"\nstabilize = false\n')
+    (tmp_path / "newsclust.toml").write_text('knn_k = 20\nstory_min_size = 4\nstabilize = false\nrecipe = "graph"\n')
     s = load_settings(home=tmp_path, env={"NEWSCLUST_KNN_K": "25", "NEWSCLUST_WINDOW_DAYS": "2.5"}, min_samples=7)
-    assert (s.knn_k, s.recipe, s.stabilize, s.window_days, s.min_samples) == (25, "graph", False, 2.5, 7)
+    assert (s.knn_k, s.story_min_size, s.stabilize, s.window_days, s.min_samples) == (25, 4, False, 2.5, 7)  # retired 'recipe' ignored
     assert s.resolved_milvus_uri == str(tmp_path / "milvus.db")
 
 
@@ -37,8 +37,8 @@ def test_typos_and_bad_values_are_refused_naming_the_setting_and_its_source(tmp_
 
     with pytest.raises(SettingsError, match="NEWSCLUST_STABILIZE.*flase"):
         load_settings(home=tmp_path, env={"NEWSCLUST_STABILIZE": "flase"})
-    with pytest.raises(SettingsError, match="recipe.*one of auto, umap, graph"):
-        load_settings(home=tmp_path, env={"NEWSCLUST_RECIPE": "dbscan"})
+    with pytest.raises(SettingsError, match="embedder.*one of minilm, bge-m3"):
+        load_settings(home=tmp_path, env={"NEWSCLUST_EMBEDDER": "word2vec"})
     with pytest.raises(SettingsError, match="window_by"):
         load_settings(home=tmp_path, env={"NEWSCLUST_WINDOW_BY": "publish"})
     (tmp_path / "newsclust.toml").write_text("knn = 20\n")

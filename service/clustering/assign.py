@@ -34,6 +34,8 @@ class PredictionState:
     cluster_max_edge: np.ndarray  # (c,) float32
     cluster_min_core: np.ndarray  # (c,) float32
     min_samples: int
+    topics: np.ndarray | None = None  # (n,) int64 persistent topic id of each fitted document, NOISE for none
+    cluster_topics: np.ndarray | None = None  # (c,) int64 the topic each story sits in
 
     def positions(self, ids: np.ndarray) -> np.ndarray:
         """Row of each id in the fitted arrays, -1 for documents the rebuild did not see."""
@@ -109,6 +111,31 @@ def place(state: PredictionState, neighbour_pos: np.ndarray, neighbour_dist: np.
     probs[duplicate] = state.probabilities[twin[duplicate]]
     outlier[duplicate] = state.outlier_scores[twin[duplicate]]
     return Placement(labels, probs.astype(np.float32), outlier.astype(np.float32))
+
+
+def place_topics(state: PredictionState, neighbour_pos: np.ndarray, story_labels: np.ndarray, min_share: float = 0.5) -> np.ndarray:
+    """An arrival's topic: its story's, when it joined one; else the topic that at least min_share of its
+    fitted neighbours hold (the rebuild's own rule for spreading topics over the graph), else NOISE."""
+    m = len(story_labels)
+    topics = np.full(m, NOISE, np.int64)
+    if state.topics is None or state.cluster_topics is None or m == 0:
+        return topics
+    story_topic = dict(zip(state.cluster_ids.tolist(), state.cluster_topics.tolist()))
+    in_story = story_labels != NOISE
+    topics[in_story] = [story_topic.get(int(c), NOISE) for c in story_labels[in_story]]
+    valid = neighbour_pos >= 0
+    if valid.shape[1] == 0:
+        return topics
+    nb = np.where(valid, state.topics[np.maximum(neighbour_pos, 0)], NOISE)
+    n_valid = np.maximum(valid.sum(axis=1), 1)
+    for row in np.flatnonzero(~in_story):
+        votes = nb[row][nb[row] != NOISE]
+        if votes.size:
+            values, counts = np.unique(votes, return_counts=True)
+            best = int(np.argmax(counts))
+            if counts[best] >= min_share * n_valid[row]:
+                topics[row] = values[best]
+    return topics
 
 
 def _vote_share(mr: np.ndarray, nb_label: np.ndarray, chosen: np.ndarray) -> np.ndarray:

@@ -14,7 +14,8 @@ from sqlalchemy import Engine, create_engine, event, func, insert, select, text,
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ...domain import NOISE, ClusterEvent, Headline
-from .tables import assignments, cluster_events, cluster_snapshots, clusters, document_revisions, documents, ingested_files, runs
+from .tables import (assignments, cluster_events, cluster_snapshots, clusters, document_revisions, documents, ingested_files, runs,
+                     topic_snapshots, topics)
 
 # ledger states of a file that has not ended yet: a new attempt continues its row instead of adding one
 UNFINISHED_FILE_STATES = ("processing", "interrupted", "retrying", "parked")
@@ -216,6 +217,27 @@ class SqlRepository:
         with self.engine.connect() as c:
             return int(c.execute(select(func.coalesce(func.max(clusters.c.id), 0))).scalar_one()) + 1
 
+    def next_topic_id(self) -> int:
+        with self.engine.connect() as c:
+            return int(c.execute(select(func.coalesce(func.max(topics.c.id), 0))).scalar_one()) + 1
+
+    def run_topic_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(document ids, persistent topic ids) a rebuild gave, sorted by document id (empty for runs before topics)."""
+        with self.engine.connect() as c:
+            rows = c.execute(
+                select(assignments.c.document_id, assignments.c.topic_id)
+                .where(assignments.c.run_id == run_id, assignments.c.assigned_by == "rebuild", assignments.c.topic_id.is_not(None))
+                .order_by(assignments.c.document_id)
+            ).all()
+        return np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64)
+
+    def story_topics(self, run_id: int) -> dict[int, int]:
+        """Each story's topic in a run."""
+        with self.engine.connect() as c:
+            return {int(r[0]): int(r[1]) for r in c.execute(
+                select(cluster_snapshots.c.cluster_id, cluster_snapshots.c.topic_id)
+                .where(cluster_snapshots.c.run_id == run_id, cluster_snapshots.c.topic_id.is_not(None)))}
+
     def run_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(document ids, persistent cluster ids) a rebuild gave, sorted by document id."""
         return self._labels(run_id, "rebuild")
@@ -245,11 +267,18 @@ class SqlRepository:
         events: Iterable[ClusterEvent],
         timings: dict[str, float],
         params: dict,
+        topics: np.ndarray | None = None,
+        story_topics: dict[int, int] | None = None,
+        topic_names: dict[int, tuple[str, list[str], list[int]]] | None = None,
     ) -> None:
         """Everything a rebuild produced, in one transaction: readers see the old run or the whole new one."""
         now = utcnow()
         sizes = dict(zip(*np.unique(labels[labels != NOISE], return_counts=True)))
+        story_topics = story_topics or {}
+        topic_names = topic_names or {}
+        topic_of = topics if topics is not None else np.full(len(doc_ids), NOISE, np.int64)
         with self.engine.begin() as c:
+            self._commit_topics(c, run_id, now, topic_of, story_topics, topic_names, labels)
             alive = [int(k) for k in sizes]
             known = {r[0] for r in c.execute(select(clusters.c.id))}
             new = [cid for cid in alive if cid not in known]
@@ -261,18 +290,15 @@ class SqlRepository:
             if alive:
                 c.execute(insert(cluster_snapshots), [
                     {"run_id": run_id, "cluster_id": cid, "size": int(sizes[cid]), "name": names[cid][0],
-                     "keywords": json.dumps(names[cid][1], ensure_ascii=False), "representatives": json.dumps(names[cid][2])}
+                     "keywords": json.dumps(names[cid][1], ensure_ascii=False), "representatives": json.dumps(names[cid][2]),
+                     "topic_id": int(story_topics.get(cid, NOISE))}
                     for cid in alive
                 ])
-            rows = [
-                {"document_id": int(d), "run_id": run_id, "cluster_id": int(l), "probability": float(p), "outlier_score": float(o),
-                 "assigned_by": "rebuild", "assigned_at": now}
-                for d, l, p, o in zip(doc_ids, labels, probabilities, outlier_scores)
-            ]
+            rows = _assignment_rows(run_id, "rebuild", now, doc_ids, labels, probabilities, outlier_scores, topic_of)
             for s in range(0, len(rows), 20000):
                 c.execute(insert(assignments), rows[s : s + 20000])
             ev = [
-                {"run_id": run_id, "at": now, "kind": e.kind, "cluster_id": e.cluster_id, "parents": json.dumps(list(e.parents)),
+                {"run_id": run_id, "at": now, "level": e.level, "kind": e.kind, "cluster_id": e.cluster_id, "parents": json.dumps(list(e.parents)),
                  "children": json.dumps(list(e.children)), "size_before": e.size_before, "size_after": e.size_after}
                 for e in events
             ]
@@ -283,13 +309,37 @@ class SqlRepository:
                 n_noise=int((labels == NOISE).sum()), timings=json.dumps(timings), params=json.dumps(params),
             ))
 
-    def record_predictions(self, run_id: int, doc_ids: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, outlier_scores: np.ndarray) -> None:
-        now = utcnow()
-        rows = [
-            {"document_id": int(d), "run_id": run_id, "cluster_id": int(l), "probability": float(p), "outlier_score": float(o),
-             "assigned_by": "predict", "assigned_at": now}
-            for d, l, p, o in zip(doc_ids, labels, probabilities, outlier_scores)
-        ]
+    @staticmethod
+    def _commit_topics(c, run_id: int, now: datetime, topic_of: np.ndarray, story_topics: dict[int, int],
+                       topic_names: dict[int, tuple[str, list[str], list[int]]], story_labels: np.ndarray) -> None:
+        """The topic level of commit_run: ids kept alive or dead, one snapshot per live topic."""
+        sizes = dict(zip(*np.unique(topic_of[topic_of != NOISE], return_counts=True)))
+        alive = [int(k) for k in sizes]
+        known = {r[0] for r in c.execute(select(topics.c.id))}
+        fresh = [tid for tid in alive if tid not in known]
+        if fresh:
+            c.execute(insert(topics), [{"id": tid, "first_run": run_id, "last_run": run_id, "first_seen": now, "last_seen": now,
+                                        "status": "alive"} for tid in fresh])
+        for s in range(0, len(alive), CHUNK):
+            c.execute(update(topics).where(topics.c.id.in_(alive[s : s + CHUNK])).values(last_run=run_id, last_seen=now, status="alive"))
+        c.execute(update(topics).where(topics.c.status == "alive", topics.c.last_run != run_id).values(status="dead"))
+        n_stories: dict[int, int] = {}
+        live_stories = set(np.unique(story_labels[story_labels != NOISE]).tolist())
+        for sid, tid in story_topics.items():
+            if sid in live_stories and tid != NOISE:
+                n_stories[tid] = n_stories.get(tid, 0) + 1
+        if alive:
+            c.execute(insert(topic_snapshots), [
+                {"run_id": run_id, "topic_id": tid, "size": int(sizes[tid]), "n_stories": n_stories.get(tid, 0),
+                 "name": topic_names.get(tid, (f"topic {tid}", [], []))[0],
+                 "keywords": json.dumps(topic_names.get(tid, ("", [], []))[1], ensure_ascii=False),
+                 "representatives": json.dumps(topic_names.get(tid, ("", [], []))[2])}
+                for tid in alive
+            ])
+
+    def record_predictions(self, run_id: int, doc_ids: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, outlier_scores: np.ndarray,
+                           topic_ids: np.ndarray | None = None) -> None:
+        rows = _assignment_rows(run_id, "predict", utcnow(), doc_ids, labels, probabilities, outlier_scores, topic_ids)
         if rows:
             with self.engine.begin() as c:
                 c.execute(insert(assignments), rows)
@@ -314,12 +364,16 @@ class SqlRepository:
 
     # -- reading -----------------------------------------------------------------------
     def export_rows(self):
-        """One row per document: its latest assignment (rebuild or predict), or none yet."""
+        """One row per document: its latest assignment (rebuild or predict), or none yet, with the names of its
+        story and topic as of the latest rebuild."""
         q = text(
             """
-            SELECT d.key AS key, d.id AS id, a.cluster_id, a.probability, a.outlier_score, a.assigned_by, a.run_id
+            SELECT d.key AS key, d.id AS id, d.title AS title, a.cluster_id, a.topic_id, a.probability, a.outlier_score,
+                   a.assigned_by, a.run_id, s.name AS story_name, t.name AS topic_name
             FROM documents d
             LEFT JOIN assignments a ON a.id = (SELECT MAX(a2.id) FROM assignments a2 WHERE a2.document_id = d.id)
+            LEFT JOIN cluster_snapshots s ON s.cluster_id = a.cluster_id AND s.run_id = (SELECT MAX(id) FROM runs WHERE status = 'done')
+            LEFT JOIN topic_snapshots t ON t.topic_id = a.topic_id AND t.run_id = (SELECT MAX(id) FROM runs WHERE status = 'done')
             ORDER BY d.ingested_at, d.id
             """
         )
@@ -387,3 +441,13 @@ class SqlRepository:
         )
         with self.engine.connect() as c:
             return c.execute(q, {"run": run_id}).all()
+
+
+def _assignment_rows(run_id: int, assigned_by: str, at: datetime, doc_ids, labels, probabilities, outlier_scores, topic_ids) -> list[dict]:
+    """One assignments row per document, the same shape for a rebuild and for arrivals placed between rebuilds."""
+    topic_ids = topic_ids if topic_ids is not None else np.full(len(doc_ids), NOISE, np.int64)
+    return [
+        {"document_id": int(d), "run_id": run_id, "cluster_id": int(l), "topic_id": int(t), "probability": float(p),
+         "outlier_score": float(o), "assigned_by": assigned_by, "assigned_at": at}
+        for d, l, p, o, t in zip(doc_ids, labels, probabilities, outlier_scores, topic_ids)
+    ]

@@ -1,6 +1,7 @@
 """SQLAlchemy 2.0 table definitions: the one source the Alembic migrations are written against.
 
-Times are naive UTC. Cluster ids are persistent across runs; -1 means noise.
+Times are naive UTC. Stories are the `clusters` tables (cluster_id is a story id); topics group
+stories. Both ids are persistent across runs; -1 means noise.
 """
 
 from __future__ import annotations
@@ -78,6 +79,31 @@ cluster_snapshots = Table(
     Column("name", Text, nullable=False),
     Column("keywords", Text, nullable=False),  # JSON list
     Column("representatives", Text, nullable=False),  # JSON list of document ids
+    Column("topic_id", Integer),  # the topic the story sat in at that run (-1: none)
+)
+
+# the coarse level: topics group stories; ids persistent across runs like stories'
+topics = Table(
+    "topics",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("first_run", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("last_run", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("first_seen", DateTime, nullable=False),
+    Column("last_seen", DateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # alive, dead
+)
+
+topic_snapshots = Table(
+    "topic_snapshots",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("topic_id", Integer, ForeignKey("topics.id"), primary_key=True),
+    Column("size", Integer, nullable=False),  # documents
+    Column("n_stories", Integer, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("keywords", Text, nullable=False),  # JSON list
+    Column("representatives", Text, nullable=False),  # JSON list of document ids
 )
 
 assignments = Table(
@@ -90,6 +116,7 @@ assignments = Table(
     Column("probability", Float, nullable=False),
     Column("outlier_score", Float, nullable=False),
     Column("assigned_by", String(8), nullable=False),  # rebuild or predict
+    Column("topic_id", Integer),  # -1 = noise at topic level; NULL in runs before topics existed
     Column("assigned_at", DateTime, nullable=False),
     Index("ix_assignments_document", "document_id", "id"),
     Index("ix_assignments_run_cluster", "run_id", "cluster_id"),
@@ -101,7 +128,8 @@ cluster_events = Table(
     Column("id", Integer, primary_key=True),
     Column("run_id", Integer, ForeignKey("runs.id"), nullable=False, index=True),
     Column("at", DateTime, nullable=False),
-    Column("kind", String(16), nullable=False),  # born, grew, shrank, split, merged, died
+    Column("level", String(8), nullable=False, default="story", server_default="story"),  # story or topic
+    Column("kind", String(16), nullable=False),  # born, grew, shrank, split, merged, died; moved (a story changed topic)
     Column("cluster_id", Integer, nullable=False, index=True),
     Column("parents", Text, nullable=False),  # JSON list of cluster ids
     Column("children", Text, nullable=False),  # JSON list of cluster ids

@@ -1,0 +1,145 @@
+"""Two levels: topics (tables, snapshots, ids), each story's topic per run, topic per assignment, events per level; views for both
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-28
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+LATEST_RUN = "(SELECT MAX(id) FROM runs WHERE status = 'done')"
+
+VIEWS = {
+    # the latest placement of every document at both levels (rebuild or predict); never placed: NULLs
+    "document_current": """
+        SELECT d.id AS document_id, d.key, d.title, d.published_at, d.ingested_at,
+               a.cluster_id, a.cluster_id AS story_id, a.topic_id, a.probability, a.outlier_score, a.assigned_by, a.run_id
+        FROM documents d
+        LEFT JOIN assignments a ON a.id = (SELECT MAX(a2.id) FROM assignments a2 WHERE a2.document_id = d.id)
+    """,
+    # which story and topic a headline belonged to over time, with their names then
+    "document_history": """
+        SELECT a.document_id, d.title, a.run_id, r.finished_at AS run_at, a.assigned_at, a.assigned_by,
+               a.cluster_id, a.cluster_id AS story_id, s.name AS cluster_name, s.name AS story_name,
+               a.topic_id, t.name AS topic_name, a.probability, a.outlier_score
+        FROM assignments a
+        JOIN documents d ON d.id = a.document_id
+        JOIN runs r ON r.id = a.run_id AND r.status = 'done'
+        LEFT JOIN cluster_snapshots s ON s.run_id = a.run_id AND s.cluster_id = a.cluster_id
+        LEFT JOIN topic_snapshots t ON t.run_id = a.run_id AND t.topic_id = a.topic_id
+    """,
+    # the life of a story: one row per run it was seen in, its topic then, plus its lineage events
+    "cluster_life": """
+        SELECT s.cluster_id, s.cluster_id AS story_id, s.run_id, r.finished_at AS run_at, s.size, s.name, s.keywords, s.representatives,
+               s.topic_id,
+               (SELECT group_concat(e.kind || ':' || e.parents || '>' || e.children, '; ')
+                  FROM cluster_events e WHERE e.level = 'story' AND e.cluster_id = s.cluster_id AND e.run_id = s.run_id) AS events
+        FROM cluster_snapshots s JOIN runs r ON r.id = s.run_id
+    """,
+    # every parent -> child link of stories recorded by a split, merge or birth
+    "cluster_lineage": """
+        SELECT e.run_id, e.at, e.kind, CAST(p.value AS INTEGER) AS parent_id, e.cluster_id AS child_id
+        FROM cluster_events e, json_each(e.parents) p WHERE e.level = 'story' AND e.kind IN ('born', 'merged')
+        UNION ALL
+        SELECT e.run_id, e.at, e.kind, e.cluster_id AS parent_id, CAST(c.value AS INTEGER) AS child_id
+        FROM cluster_events e, json_each(e.children) c WHERE e.level = 'story' AND e.kind IN ('split', 'merged')
+    """,
+    # the stories of the latest rebuild, with their topic
+    "story_current": f"""
+        SELECT s.cluster_id AS story_id, s.name AS title, s.keywords, s.size, s.topic_id, t.name AS topic_name,
+               c.first_seen, c.status, s.run_id
+        FROM cluster_snapshots s
+        JOIN clusters c ON c.id = s.cluster_id
+        LEFT JOIN topic_snapshots t ON t.run_id = s.run_id AND t.topic_id = s.topic_id
+        WHERE s.run_id = {LATEST_RUN}
+    """,
+    # the topics of the latest rebuild
+    "topic_current": f"""
+        SELECT t.topic_id, t.name, t.keywords, t.size, t.n_stories, p.first_seen, p.status, t.run_id
+        FROM topic_snapshots t JOIN topics p ON p.id = t.topic_id
+        WHERE t.run_id = {LATEST_RUN}
+    """,
+    # the life of a topic: size, stories and name in each run, plus its events
+    "topic_life": """
+        SELECT t.topic_id, t.run_id, r.finished_at AS run_at, t.size, t.n_stories, t.name, t.keywords,
+               (SELECT group_concat(e.kind || ':' || e.parents || '>' || e.children, '; ')
+                  FROM cluster_events e WHERE e.level = 'topic' AND e.cluster_id = t.topic_id AND e.run_id = t.run_id) AS events
+        FROM topic_snapshots t JOIN runs r ON r.id = t.run_id
+    """,
+    # stories that changed topic: from which to which, in which run
+    "story_moves": """
+        SELECT e.run_id, e.at, e.cluster_id AS story_id, CAST(json_extract(e.parents, '$[0]') AS INTEGER) AS from_topic_id,
+               CAST(json_extract(e.children, '$[0]') AS INTEGER) AS to_topic_id
+        FROM cluster_events e WHERE e.level = 'story' AND e.kind = 'moved'
+    """,
+}
+REPLACED = ("document_current", "document_history", "cluster_life", "cluster_lineage")
+
+
+def upgrade() -> None:
+    for name in REPLACED:
+        op.execute(f"DROP VIEW IF EXISTS {name}")
+    op.create_table(
+        "topics",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("first_run", sa.Integer(), nullable=False),
+        sa.Column("last_run", sa.Integer(), nullable=False),
+        sa.Column("first_seen", sa.DateTime(), nullable=False),
+        sa.Column("last_seen", sa.DateTime(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.ForeignKeyConstraint(["first_run"], ["runs.id"]),
+        sa.ForeignKeyConstraint(["last_run"], ["runs.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "topic_snapshots",
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("topic_id", sa.Integer(), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("n_stories", sa.Integer(), nullable=False),
+        sa.Column("name", sa.Text(), nullable=False),
+        sa.Column("keywords", sa.Text(), nullable=False),
+        sa.Column("representatives", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(["run_id"], ["runs.id"]),
+        sa.ForeignKeyConstraint(["topic_id"], ["topics.id"]),
+        sa.PrimaryKeyConstraint("run_id", "topic_id"),
+    )
+    with op.batch_alter_table("cluster_snapshots", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("topic_id", sa.Integer(), nullable=True))
+    with op.batch_alter_table("assignments", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("topic_id", sa.Integer(), nullable=True))
+    with op.batch_alter_table("cluster_events", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("level", sa.String(length=8), nullable=False, server_default="story"))
+    for name, sql in VIEWS.items():
+        op.execute(f"CREATE VIEW {name} AS {sql}")
+
+
+def downgrade() -> None:
+    for name in VIEWS:
+        op.execute(f"DROP VIEW IF EXISTS {name}")
+    with op.batch_alter_table("cluster_events", schema=None) as batch_op:
+        batch_op.drop_column("level")
+    with op.batch_alter_table("assignments", schema=None) as batch_op:
+        batch_op.drop_column("topic_id")
+    with op.batch_alter_table("cluster_snapshots", schema=None) as batch_op:
+        batch_op.drop_column("topic_id")
+    op.drop_table("topic_snapshots")
+    op.drop_table("topics")
+    for name, sql in _views_of_0002().items():
+        if name in REPLACED:
+            op.execute(f"CREATE VIEW {name} AS {sql}")
+
+
+def _views_of_0002() -> dict[str, str]:
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("views_0002", Path(__file__).with_name("0002_history_views.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.VIEWS
