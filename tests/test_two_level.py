@@ -65,17 +65,33 @@ def test_finds_stories_on_clean_data():
     assert f.n_topics <= f.n_stories
 
 
-@pytest.mark.xfail(strict=True, reason="known limit: eom at min_cluster_size 5 may select a dense topic as one story "
-                                        "when its stories are small and many (seen on synthetic data, not on the real story set)")
-def test_finds_both_levels_when_topics_are_denser_than_their_stories():
+@pytest.mark.parametrize("stories_per_topic,story_size,seed", [(15, 8, 0), (15, 8, 1), (30, 6, 2)])
+def test_finds_both_levels_when_topics_are_denser_than_their_stories(stories_per_topic, story_size, seed):
+    """Stories never swallow their topic: many small stories inside one dense topic stay stories."""
     from sklearn.metrics import adjusted_rand_score
 
-    # stories of 8 under a topic min_cluster_size of sqrt(600)/2 = 12: only topics can hold the coarse level
-    v, story, topic = corpus(stories_per_topic=15, topics=5, story_size=8)
+    # stories of 6-8 under a topic min_cluster_size of sqrt(n)/2 >= 12: only topics can hold the coarse level
+    v, story, topic = corpus(stories_per_topic=stories_per_topic, topics=5 if story_size == 8 else 4, story_size=story_size, seed=seed)
     f = fit(v)
-    assert f.topic_min_cluster_size > 8
+    assert f.topic_min_cluster_size > story_size
     assert adjusted_rand_score(topic, f.topic_labels) > 0.8
     assert adjusted_rand_score(story, f.story_labels) > 0.9
+
+
+def test_either_guard_alone_keeps_stories_inside_a_topic(monkeypatch):
+    """The two rules against swallowing are independent: finite bridges alone, and the topic rule alone
+    (fast_hdbscan's +inf bridges kept), each recover the stories."""
+    from sklearn.metrics import adjusted_rand_score
+
+    import service.clustering.two_level as tl
+
+    v, story, _ = corpus(stories_per_topic=15, topics=5, story_size=8)
+    assert adjusted_rand_score(story, fit(v).story_labels) > 0.9
+    monkeypatch.setattr(tl, "UNLINKED_DISTANCE", float("inf"))
+    assert adjusted_rand_score(story, fit(v).story_labels) > 0.9
+    monkeypatch.undo()
+    monkeypatch.setattr(tl, "_topic_nodes", lambda *a, **k: [])
+    assert adjusted_rand_score(story, fit(v).story_labels) > 0.9
 
 
 def test_same_input_same_labels():
