@@ -1,4 +1,5 @@
-"""Clustering quality figures shared by the benchmarks: AMI/ARI, pairwise precision/recall/F1."""
+"""Clustering quality figures shared by the benchmarks: AMI/ARI (noise as one label), pairwise and BCubed
+precision/recall/F1 (noise documents as singletons)."""
 
 from __future__ import annotations
 
@@ -24,10 +25,35 @@ def pairwise_prf(truth: np.ndarray, labels: np.ndarray) -> tuple[float, float, f
     return p, r, f
 
 
+def singletons(labels: np.ndarray) -> np.ndarray:
+    """Each noise document its own cluster, every label renumbered 0..c-1."""
+    labels = np.asarray(labels).copy()
+    noise = labels < 0
+    labels[noise] = labels.max(initial=-1) + 1 + np.arange(int(noise.sum()))
+    return np.unique(labels, return_inverse=True)[1]
+
+
+def bcubed_prf(truth: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
+    """BCubed (Bagga & Baldwin): per document, the share of its cluster that shares its true label (precision)
+    and the share of its true group that shares its cluster (recall), averaged; noise documents are singletons
+    (precision 1, recall 1/|its true group|)."""
+    truth = np.unique(np.asarray(truth), return_inverse=True)[1]
+    lab = singletons(labels)
+    c = contingency_matrix(truth, lab, sparse=True).tocoo()
+    n = len(truth)
+    if not n:
+        return 0.0, 0.0, 0.0
+    both = c.data.astype(np.float64) ** 2  # each of the n_ij documents in cell (i, j) scores n_ij / size
+    p = float((both / np.bincount(lab)[c.col]).sum() / n)
+    r = float((both / np.bincount(truth)[c.row]).sum() / n)
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
 def scores(truth: np.ndarray, labels: np.ndarray) -> dict:
     labels = np.asarray(labels)
     clustered = labels >= 0
     p, r, f = pairwise_prf(truth, labels)
+    bp, br, bf = bcubed_prf(truth, labels)
     return {
         "ami_all": round(float(adjusted_mutual_info_score(truth, labels)), 4),
         "ari_all": round(float(adjusted_rand_score(truth, labels)), 4),
@@ -36,6 +62,9 @@ def scores(truth: np.ndarray, labels: np.ndarray) -> dict:
         "pair_precision": round(p, 4),
         "pair_recall": round(r, 4),
         "pair_f1": round(f, 4),
+        "bcubed_precision": round(bp, 4),
+        "bcubed_recall": round(br, 4),
+        "bcubed_f1": round(bf, 4),
         "noise_share": round(float(1 - clustered.mean()), 4),
         "clusters": int(len(np.unique(labels[clustered]))),
     }
