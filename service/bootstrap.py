@@ -10,7 +10,7 @@ import threading
 
 from . import state as run_state
 from .adapters.vector_cache import CachedVectorStore
-from .adapters.sql.repository import SqlRepository, make_engine, upgrade
+from .adapters.sql.repository import AlertStore, SqlRepository, StoryReader, make_engine, upgrade
 from .clustering.assign import PredictionState
 from .config import Settings
 from .failpoints import Failpoints, OutageSwitch
@@ -24,6 +24,9 @@ class App:
         engine = make_engine(settings.sqlite_path, settings.db_busy_timeout_s)
         upgrade(engine)
         self.repo = SqlRepository(engine)
+        self.alerts = AlertStore(engine)
+        self.reader = StoryReader(engine)
+        self._webhook = None
         self._embedder = embedder
         self._store = store
         self._pstate: tuple[int, PredictionState | None] | None = None
@@ -55,6 +58,15 @@ class App:
                                             source=f"{s.resolved_milvus_uri}#{s.collection}", knn_k=s.knn_k)
         return self._store
 
+    @property
+    def webhook(self):
+        """The webhook poster, started on the first alert (None when no webhook_url is set)."""
+        if self._webhook is None and self.settings.webhook_url:
+            from .adapters.notify import Webhook
+
+            self._webhook = Webhook(self.settings.webhook_url)
+        return self._webhook
+
     def prediction_state(self, run_id: int) -> PredictionState | None:
         if self._pstate is None or self._pstate[0] != run_id:
             self._pstate = (run_id, run_state.load_prediction_state(self.settings.state_dir, run_id))
@@ -64,6 +76,9 @@ class App:
         self._pstate = None
 
     def close(self) -> None:
+        if self._webhook is not None:
+            self._webhook.close()
+            self._webhook = None
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -155,6 +155,14 @@ def _print_rebuild(r: usecases.RebuildResult) -> None:
         _say(f"  report: {r.report}")
     if r.report_error:
         _say(f"  report NOT written: {r.report_error}")
+    for a in r.alerts:
+        _print_alert(a)
+
+
+def _print_alert(a: dict) -> None:
+    from .adapters.notify import describe
+
+    _say(f"  ALERT {describe(a)}")
 
 
 def _print_event(kind: str, payload) -> None:
@@ -164,6 +172,8 @@ def _print_event(kind: str, payload) -> None:
         _print_rebuild(payload)
     elif kind == "new_story":
         _say(f"a new story in the noise pool after run {payload['run']}: rebuilding now")
+    elif kind == "alert":
+        _print_alert(payload)
     elif kind == "rebuild_started":
         _say(f"rebuild started ({payload['why']})")
     elif kind == "progress":
@@ -270,11 +280,12 @@ def rebuild(no_wait: bool = typer.Option(False, "--no-wait", help="Beside a runn
 
 @app.command()
 def report(out: Optional[Path] = typer.Option(None, "--out", help="Write here instead of HOME/reports/."),
-           run: Optional[int] = typer.Option(None, "--run", help="Render a past run.")):
+           run: Optional[int] = typer.Option(None, "--run", help="Render a past run."),
+           standalone: bool = typer.Option(False, "--standalone", help="One self-contained file (plotly.js inline, about 4.6 MB more) to mail or share.")):
     """Write the HTML report of the latest (or a given) run."""
     a = _build()
     try:
-        path = usecases.write_report(a, run, out)
+        path = usecases.write_report(a, run, out, standalone=standalone)
     except LookupError as exc:
         _say(str(exc))
         raise typer.Exit(1)
@@ -312,6 +323,77 @@ def status(as_json: bool = typer.Option(False, "--json", help="One JSON object, 
         _say(json.dumps(st, default=str, indent=1))
         return
     _say(usecases.format_status(st))
+
+
+@app.command()
+def search(query: str = typer.Argument(..., help="Text to look for (a headline, a few words)."),
+           k: int = typer.Option(10, "--k", help="How many headlines."),
+           as_json: bool = typer.Option(False, "--json", help="JSON, for machines.")):
+    """The nearest headlines to a text, with similarity, time, story and topic. Works beside a running serve."""
+    a = _build()
+    try:
+        hits = usecases.search(a, query, k, serving=_serving_pid(a.settings.home) is not None)
+    except LookupError as exc:
+        _say(str(exc))
+        raise typer.Exit(1)
+    finally:
+        a.close()
+    if as_json:
+        _say(json.dumps(hits, default=str, indent=1))
+        return
+    for h in hits:
+        when = str(h["published_at"] or "")[:16] or "-"
+        story = f"story {h['story_id']}" if h["story_id"] not in (None, -1) else "no story"
+        topic = f"topic {h['topic_id']} ({h['topic_name']})" if h["topic_id"] not in (None, -1) else "no topic"
+        _say(f"{h['similarity']:.3f}  {when:16}  {h['title']}\n        {story}: {h['story_name'] or '-'}  |  {topic}")
+
+
+@app.command()
+def story(story_id: int = typer.Argument(...), as_json: bool = typer.Option(False, "--json", help="JSON, for machines.")):
+    """A story: its title, keywords, topic, size per run, lineage, and its headlines newest first."""
+    a = _build()
+    try:
+        detail = usecases.story_detail(a, story_id)
+    finally:
+        a.close()
+    if detail is None:
+        _say(f"no story {story_id}")
+        raise typer.Exit(1)
+    if as_json:
+        _say(json.dumps(detail, default=str, indent=1))
+        return
+    _say(f"story {detail['story_id']} ({detail['status']}): {detail['title']}")
+    _say(f"  topic      {detail['topic_id']} {detail['topic_name'] or ''}")
+    _say(f"  keywords   {', '.join(detail['keywords'])}")
+    _say("  size       " + ", ".join(f"run {r['run_id']}: {r['size']}" for r in detail["sizes"]))
+    for link in detail["lineage"]:
+        _say(f"  lineage    run {link['run_id']}: {link['kind']} {link['parent_id']} -> {link['child_id']}")
+    for move in detail["moves"]:
+        _say(f"  moved      run {move['run_id']}: topic {move['from_topic_id']} -> {move['to_topic_id']}")
+    _say(f"  headlines  {len(detail['headlines'])}, newest first:")
+    for h in detail["headlines"]:
+        _say(f"    {str(h['published_at'] or h['ingested_at'])[:16]}  {h['title']}")
+
+
+@app.command()
+def topic(topic_id: int = typer.Argument(...), as_json: bool = typer.Option(False, "--json", help="JSON, for machines.")):
+    """A topic: its name, keywords, size per run, and its stories."""
+    a = _build()
+    try:
+        detail = usecases.topic_detail(a, topic_id)
+    finally:
+        a.close()
+    if detail is None:
+        _say(f"no topic {topic_id}")
+        raise typer.Exit(1)
+    if as_json:
+        _say(json.dumps(detail, default=str, indent=1))
+        return
+    _say(f"topic {detail['topic_id']} ({detail['status']}): {detail['name']}  — {detail['size']} headlines in {detail['n_stories']} stories")
+    _say(f"  keywords   {', '.join(detail['keywords'])}")
+    _say("  size       " + ", ".join(f"run {r['run_id']}: {r['size']}" for r in detail["sizes"]))
+    for st in detail["stories"]:
+        _say(f"  story {st['story_id']:>6}  {st['size']:>5}  {st['title']}")
 
 
 @app.command()
@@ -367,6 +449,7 @@ def demo(
             _say(f"{'split ' + str(csv_file) if csv_file else 'generated a stream of'} {len(files)} day files in {time.perf_counter() - t0:.1f}s"
                  + ("" if csv_file else f" (true stories in {staging / 'truth'})"))
             result = None
+            alerts: list[dict] = []
             for i, f in enumerate(files, 1):
                 target = a.settings.inbox / f.name
                 shutil.copy2(f, target)
@@ -376,6 +459,10 @@ def demo(
                 if i % rebuild_every == 0 or i == len(files):
                     result = usecases.rebuild(a, write_report_after=(i == len(files)))
                     _print_rebuild(result)
+                    alerts += result.alerts
+            _say(f"alerts raised: {len(alerts)} (feed: {a.settings.reports_dir / 'alerts.xml'})" if alerts else "alerts raised: none")
+            for alert in alerts:
+                _print_alert(alert)
             if result and result.report:
                 _say(f"open {a.settings.reports_dir / 'latest.html'} in a browser")
     except _Busy as busy:

@@ -50,8 +50,14 @@ class Settings:
     db_busy_timeout_s: float = _setting(30.0, "Seconds a database write waits for another program's lock (a backup, a long query) before the file is retried later with backoff.")
     retry_first_s: float = _setting(2.0, "First wait before a file (or a rebuild) that our environment failed is tried again; doubles on each try, up to retry_max_s.")
     retry_max_s: float = _setting(300.0, "Longest wait between tries of a file or a rebuild that our environment keeps failing.")
+    alert_new_min_size: int = _setting(6, "A story born in a rebuild (not the first) with at least this many headlines raises a 'new story' alert.")
+    surge_window_h: float = _setting(6.0, "Surge alerts compare a story's headlines in the last this-many hours of news time with its usual pace.")
+    surge_factor: float = _setting(3.0, "A story surges when its last window holds this many times its own usual pace and the stream's typical story's.")
+    surge_min_headlines: int = _setting(5, "Fewest headlines in the last window for a surge alert.")
+    webhook_url: str = _setting("", "POST each alert as JSON here (timeout, retries with backoff, from a background thread). Empty: no webhook.")
     stable_wait_s: float = _setting(1.0, "A dropped file is taken once its size and mtime held still this long.")
     poll_inbox: bool = _setting(False, "Use a polling observer (network or container mounts where file events don't arrive).")
+    report_keep_runs: int = _setting(30, "Run pages kept in HOME/reports/ (run-N.html); older ones are deleted and drop out of index.html. 0 keeps all.")
     report_max_points: int = _setting(50000, "Most points drawn on the report map; the rest are sampled out, and the page says so.")
     failpoint: str = _setting("", "Tests only: PHASE[:N] makes the process SIGKILL itself the Nth time it reaches PHASE (parse, embed, milvus, sqlite, move, rebuild).")
     seed: int = _setting(42, "Random seed for layout and any sampling: same data, same seed, same output.")
@@ -110,7 +116,8 @@ CHOICES = {
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 # numbers that must be positive (the rest must not be negative)
 _POSITIVE = {"embed_batch_size", "max_tokens", "max_text_chars", "knn_k", "min_samples", "assign_neighbours",
-             "rebuild_interval_s", "report_max_points", "db_busy_timeout_s", "retry_first_s", "retry_max_s", "story_min_size"}
+             "rebuild_interval_s", "report_max_points", "db_busy_timeout_s", "retry_first_s", "retry_max_s", "story_min_size", "surge_window_h",
+             "surge_factor", "surge_min_headlines", "alert_new_min_size"}
 # settings of earlier versions: accepted with a warning and ignored, so an old newsclust.toml still loads
 RETIRED = {
     "recipe": "stories and topics now come from one recipe at every size",

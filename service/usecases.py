@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 import time
-from datetime import timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -22,6 +22,7 @@ import numpy as np
 
 from . import state as run_state
 from .adapters.sql.repository import utcnow
+from .clustering.alerts import SurgeRule, story_paces
 from .clustering.assign import PredictionState, dense_groups, place, place_topics
 from .clustering.graph import complete_lists, knn, subgraph
 from .clustering.hdbscan_fit import Anchor
@@ -362,6 +363,7 @@ class RebuildResult:
     topic_noise: int = 0
     report: str | None = None
     report_error: str | None = None
+    alerts: list[dict] = field(default_factory=list)
 
 
 class _Stages:
@@ -443,6 +445,8 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
     result = RebuildResult(run_id=run_id, documents=len(doc_ids), clusters=levels.n_stories, noise=int((stories == NOISE).sum()),
                            min_cluster_size=fit.story_min_cluster_size, events=counts, seconds=stages.seconds,
                            topics=levels.n_topics, topic_noise=int((topics == NOISE).sum()))
+    with stages("alerts"):
+        result.alerts = raise_alerts_safely(app, run_id)
     if write_report_after:
         # the run is committed: a failing map or page (a report folder not writable, a full disk) is reported, not a failed rebuild
         try:
@@ -455,6 +459,70 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
             result.report_error = f"{type(exc).__name__}: {exc}"
             log.warning("run %d is committed but its report was not written: %s", run_id, result.report_error)
     return result
+
+
+def raise_alerts(app, run_id: int | None = None) -> list[dict]:
+    """After a rebuild (run_id: new stories and surges) or after arrivals (surges only): decide, record once per
+    story and state change, then tell: the Atom feed, one log line each, the webhook."""
+    s = app.settings
+    run = app.repo.latest_run()
+    if run is None:
+        return []
+    rule = SurgeRule(window_s=s.surge_window_h * 3600.0, factor=s.surge_factor, min_recent=s.surge_min_headlines)
+    newest = app.alerts.newest_news_time()
+    since = newest - timedelta(seconds=rule.window_s * 30) if newest is not None else None  # a month of 6-h windows is plenty of past
+    story_ids, times = app.alerts.story_times(run.id, since)
+    paces = {p.story_id: p for p in story_paces(story_ids, times, rule)}
+    cards = app.alerts.story_cards(run.id)
+    states = app.alerts.states()
+    announce_new = run_id == run.id and app.alerts.first_done_run() != run.id  # the first rebuild sets the baseline
+    born = app.alerts.born_stories(run.id) if run_id == run.id else set()
+    stream_time = datetime.fromtimestamp(times.max(), timezone.utc).replace(tzinfo=None) if len(times) else None
+    raised, changed = [], {}
+    for sid, card in cards.items():
+        announced, surging = states.get(sid, (False, False))
+        pace = paces.get(sid)
+        now_new = sid in born and not announced
+        if now_new:
+            announced = True
+            if announce_new and card["size"] >= s.alert_new_min_size:
+                raised.append(_alert("new", sid, card, pace, run_id, stream_time))
+        now_surging = bool(pace and pace.surging) and not now_new
+        if now_surging and not surging:
+            raised.append(_alert("surging", sid, card, pace, run_id, stream_time))
+        if (announced, now_surging) != states.get(sid, (False, False)):
+            changed[sid] = (announced, now_surging)
+    recorded = app.alerts.record(raised, changed) if (raised or changed) else []
+    if recorded:
+        _tell(app, recorded)
+    return recorded
+
+
+def _alert(kind: str, sid: int, card: dict, pace, run_id: int | None, stream_time) -> dict:
+    details = {"usual_per_window": round(pace.usual, 2), "typical_per_window": round(pace.typical, 2)} if pace else {}
+    return {"kind": kind, "story_id": sid, "topic_id": card["topic_id"], "topic_name": card["topic_name"], "title": card["title"],
+            "size": card["size"], "recent": pace.recent if pace else 0, "run_id": run_id, "stream_time": stream_time, "details": details}
+
+
+def _tell(app, recorded: list[dict]) -> None:
+    from .adapters.notify import describe, write_atom_feed
+
+    for a in recorded:
+        log.warning("ALERT %s", describe(a))
+        if app.webhook is not None:
+            app.webhook.post({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in a.items()})
+    s = app.settings
+    s.reports_dir.mkdir(parents=True, exist_ok=True)
+    write_atom_feed(s.reports_dir / "alerts.xml", app.alerts.latest(100), feed_id=f"urn:newsclust:{hashlib.sha256(str(s.home.resolve()).encode()).hexdigest()[:16]}")
+
+
+def raise_alerts_safely(app, run_id: int | None = None) -> list[dict]:
+    """Alerts never fail what they follow: a rebuild stays committed, a file stays ingested."""
+    try:
+        return raise_alerts(app, run_id)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("alerts not raised (%s: %s)", type(exc).__name__, exc)
+        return []
 
 
 def _read_graph(app):
@@ -553,42 +621,60 @@ def _window_start(app) -> int | None:
     return _ts(newest - timedelta(days=s.window_days))
 
 
-def write_report(app, run_id: int | None = None, out: Path | None = None) -> Path:
+def write_report(app, run_id: int | None = None, out: Path | None = None, standalone: bool = False) -> Path:
     """Render a run's page from the SQLite history and its stored layout; refresh latest.html and index.html."""
-    from .report.page import render_index, render_report
+    from .report.page import render_report
+    from .report.publish import publish
 
     s = app.settings
     run = app.repo.run(run_id) if run_id else app.repo.latest_run()
     if run is None or run.status != "done":
         raise LookupError(f"no finished rebuild {'with id ' + str(run_id) if run_id else 'yet'}: run `newsclust rebuild` first")
     layout = run_state.load_layout(s.state_dir, run.id)
-    html = render_report(app.repo, run, layout, max_points=s.report_max_points, seed=s.seed)
-    s.reports_dir.mkdir(parents=True, exist_ok=True)
-    if out:
-        _write_plotly_js(out.parent)
-        atomic_write(out, html)
-        return out
-    _write_plotly_js(s.reports_dir)
-    page = s.reports_dir / f"run-{run.id}.html"
-    atomic_write(page, html)
+    html = render_report(app.repo, run, layout, max_points=s.report_max_points, seed=s.seed, standalone=standalone)
     latest = app.repo.latest_run()
-    if latest is not None and latest.id == run.id:
-        atomic_write(s.reports_dir / "latest.html", html)
-    atomic_write(s.reports_dir / "index.html", render_index(app.repo.done_runs()))
-    return page
-
-
-def _write_plotly_js(folder: Path) -> None:
-    """plotly.js beside the reports, once: pages reference it relatively and open offline."""
-    from plotly.offline import get_plotlyjs
-
-    target = folder / "plotly.min.js"
-    if not target.exists():
-        atomic_write(target, get_plotlyjs())
+    return publish(s.reports_dir, run.id, html, app.repo.done_runs(), is_latest=latest is not None and latest.id == run.id,
+                   keep_runs=s.report_keep_runs, out=out, standalone=standalone).page
 
 
 EXPORT_COLUMNS = ["guid", "title", "story_id", "story_name", "topic_id", "topic_name", "probability", "outlier_score", "assigned_by",
                   "run_id", "cluster_id"]
+
+
+def search(app, query: str, k: int = 10, serving: bool = False) -> list[dict]:
+    """The headlines nearest to `query`, with their story and topic. Beside a running serve (which holds a Milvus
+    Lite file) it reads the writer's vector copy under HOME/state/, never opening Milvus as a second writer."""
+    from .adapters.vector_cache import CacheReader
+
+    s = app.settings
+    vector = app.embedder.embed([query])
+    fetch = 2 * k + 8  # over-fetch: a vector whose document row is not written yet is dropped
+    reader = CacheReader(s.state_dir / f"vectors-{s.collection}", app.embedder.dim, source=f"{s.resolved_milvus_uri}#{s.collection}")
+    if reader.usable:
+        ids, sims = reader.search(vector, fetch)
+    elif not serving or s.resolved_milvus_uri.startswith(("http://", "https://", "tcp://")):
+        ids, dist = app.store.search(vector, fetch)
+        sims = 1.0 - dist.astype(np.float64) ** 2 / 2.0
+    else:
+        raise LookupError("search beside a running serve reads its vector copy under HOME/state/, and there is none "
+                          "(vector_cache = false): stop serve, or use a Milvus server")
+    found = [(int(i), float(sim)) for i, sim in zip(ids[0], sims[0]) if i >= 0]
+    docs = app.reader.documents([i for i, _ in found])
+    out = []
+    for doc_id, sim in found:
+        if doc_id in docs:
+            d = docs[doc_id]
+            out.append({"similarity": round(sim, 4), "document_id": doc_id, "title": d["title"], "published_at": d["published_at"],
+                        "story_id": d["story_id"], "story_name": d["story_name"], "topic_id": d["topic_id"], "topic_name": d["topic_name"]})
+    return out[:k]
+
+
+def story_detail(app, story_id: int) -> dict | None:
+    return app.reader.story(story_id)
+
+
+def topic_detail(app, topic_id: int) -> dict | None:
+    return app.reader.topic(topic_id)
 
 
 def export_csv(app, out) -> int:

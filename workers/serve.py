@@ -110,6 +110,8 @@ class Service:
                 self.request_rebuild("the noise pool is full")
                 return
             with self.app.write_lock:
+                for alert in usecases.raise_alerts_safely(self.app):  # growth between rebuilds: surges
+                    self.on_event("alert", alert)
                 story = usecases.new_story_in_noise_pool(self.app)
             if story:
                 self.request_rebuild("a new story in the noise pool")

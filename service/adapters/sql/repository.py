@@ -14,7 +14,7 @@ from sqlalchemy import Engine, create_engine, event, func, insert, select, text,
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ...domain import NOISE, ClusterEvent, Headline
-from .tables import (assignments, cluster_events, cluster_snapshots, clusters, document_revisions, documents, ingested_files, runs,
+from .tables import (alerts, assignments, cluster_events, story_alert_state, cluster_snapshots, clusters, document_revisions, documents, ingested_files, runs,
                      topic_snapshots, topics)
 
 # ledger states of a file that has not ended yet: a new attempt continues its row instead of adding one
@@ -451,3 +451,155 @@ def _assignment_rows(run_id: int, assigned_by: str, at: datetime, doc_ids, label
          "outlier_score": float(o), "assigned_by": assigned_by, "assigned_at": at}
         for d, l, p, o, t in zip(doc_ids, labels, probabilities, outlier_scores, topic_ids)
     ]
+
+
+class AlertStore:
+    """The alert tables: what each story has been announced as, and the alerts themselves."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def story_times(self, run_id: int, since: datetime | None) -> tuple[np.ndarray, np.ndarray]:
+        """(story id, news time in unix seconds) of every headline the run clustered or placed since it."""
+        when = func.coalesce(documents.c.published_at, documents.c.ingested_at)
+        q = (select(assignments.c.cluster_id, when).join(documents, documents.c.id == assignments.c.document_id)
+             .where(assignments.c.run_id == run_id, assignments.c.cluster_id >= 0))
+        if since is not None:
+            q = q.where(when >= since)
+        with self.engine.connect() as c:
+            rows = c.execute(q).all()
+        ids = np.fromiter((r[0] for r in rows), np.int64, count=len(rows))
+        times = np.fromiter((_unix(r[1]) for r in rows), np.float64, count=len(rows))
+        return ids, times
+
+    def newest_news_time(self) -> datetime | None:
+        with self.engine.connect() as c:
+            return c.execute(select(func.max(func.coalesce(documents.c.published_at, documents.c.ingested_at)))).scalar_one()
+
+    def born_stories(self, run_id: int) -> set[int]:
+        """Stories born in a run out of nothing: a part split off an older story is not news breaking."""
+        with self.engine.connect() as c:
+            return {int(r[0]) for r in c.execute(select(cluster_events.c.cluster_id).where(
+                cluster_events.c.run_id == run_id, cluster_events.c.level == "story", cluster_events.c.kind == "born",
+                cluster_events.c.parents == "[]"))}
+
+    def first_done_run(self) -> int | None:
+        with self.engine.connect() as c:
+            return c.execute(select(func.min(runs.c.id)).where(runs.c.status == "done")).scalar_one()
+
+    def story_cards(self, run_id: int) -> dict[int, dict]:
+        """Title, size and topic of each story of a run."""
+        q = (select(cluster_snapshots.c.cluster_id, cluster_snapshots.c.name, cluster_snapshots.c.size, cluster_snapshots.c.topic_id,
+                    topic_snapshots.c.name.label("topic_name"))
+             .select_from(cluster_snapshots.outerjoin(topic_snapshots, (topic_snapshots.c.run_id == cluster_snapshots.c.run_id)
+                                                      & (topic_snapshots.c.topic_id == cluster_snapshots.c.topic_id)))
+             .where(cluster_snapshots.c.run_id == run_id))
+        with self.engine.connect() as c:
+            return {int(r.cluster_id): {"title": r.name, "size": int(r.size), "topic_id": r.topic_id, "topic_name": r.topic_name}
+                    for r in c.execute(q)}
+
+    def states(self) -> dict[int, tuple[bool, bool]]:
+        """story id -> (announced as new, surging now)."""
+        with self.engine.connect() as c:
+            return {int(r.story_id): (bool(r.announced_new), bool(r.surging)) for r in c.execute(select(story_alert_state))}
+
+    def record(self, raised: list[dict], states: dict[int, tuple[bool, bool]]) -> list[dict]:
+        """The alerts raised and every changed state, in one transaction; returns the alerts with their ids."""
+        now = utcnow()
+        out = []
+        with self.engine.begin() as c:
+            for sid, (announced, surging) in states.items():
+                c.execute(sqlite_insert(story_alert_state).values(story_id=sid, announced_new=int(announced), surging=int(surging), changed_at=now)
+                          .on_conflict_do_update(index_elements=["story_id"],
+                                                 set_={"announced_new": int(announced), "surging": int(surging), "changed_at": now}))
+            for a in raised:
+                row = {**a, "at": now, "details": json.dumps(a.get("details", {}))}
+                alert_id = c.execute(insert(alerts).values(**{k: v for k, v in row.items() if k != "topic_name"})).inserted_primary_key[0]
+                out.append({**a, "id": int(alert_id), "at": now})
+        return out
+
+    def latest(self, limit: int = 100) -> list[dict]:
+        with self.engine.connect() as c:
+            rows = c.execute(text("SELECT * FROM alert_feed ORDER BY id DESC LIMIT :n"), {"n": limit}).mappings().all()
+        return [dict(r) for r in rows]
+
+
+def _unix(value) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc).timestamp()
+
+
+class StoryReader:
+    """What `newsclust search`, `story` and `topic` show: plain dicts, newest first where it matters."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def _latest(self, c) -> int | None:
+        return c.execute(select(func.max(runs.c.id)).where(runs.c.status == "done")).scalar_one()
+
+    def documents(self, ids: Sequence[int]) -> dict[int, dict]:
+        """Each document's title, time and its current story and topic (with their names as of the latest rebuild)."""
+        if not ids:
+            return {}
+        q = text(f"""
+            SELECT d.id, d.title, d.url, d.published_at, d.ingested_at, a.cluster_id AS story_id, a.topic_id,
+                   s.name AS story_name, t.name AS topic_name
+            FROM documents d
+            LEFT JOIN assignments a ON a.id = (SELECT MAX(a2.id) FROM assignments a2 WHERE a2.document_id = d.id)
+            LEFT JOIN cluster_snapshots s ON s.cluster_id = a.cluster_id AND s.run_id = (SELECT MAX(id) FROM runs WHERE status = 'done')
+            LEFT JOIN topic_snapshots t ON t.topic_id = a.topic_id AND t.run_id = (SELECT MAX(id) FROM runs WHERE status = 'done')
+            WHERE d.id IN ({",".join(str(int(i)) for i in ids)})
+        """)
+        with self.engine.connect() as c:
+            return {int(r.id): dict(r._mapping) for r in c.execute(q)}
+
+    def story(self, story_id: int) -> dict | None:
+        with self.engine.connect() as c:
+            snap = c.execute(text("""
+                SELECT s.cluster_id AS story_id, s.name AS title, s.keywords, s.size, s.topic_id, s.run_id, c.status, c.first_seen, c.last_seen,
+                       t.name AS topic_name
+                FROM cluster_snapshots s JOIN clusters c ON c.id = s.cluster_id
+                LEFT JOIN topic_snapshots t ON t.run_id = s.run_id AND t.topic_id = s.topic_id
+                WHERE s.cluster_id = :id ORDER BY s.run_id DESC LIMIT 1"""), {"id": story_id}).mappings().first()
+            if snap is None:
+                return None
+            sizes = c.execute(text("SELECT run_id, run_at, size, topic_id FROM cluster_life WHERE story_id = :id ORDER BY run_id"),
+                              {"id": story_id}).mappings().all()
+            lineage = c.execute(text("""SELECT run_id, kind, parent_id, child_id FROM cluster_lineage
+                                        WHERE (parent_id = :id OR child_id = :id) AND parent_id != child_id ORDER BY run_id"""),
+                                {"id": story_id}).mappings().all()
+            moves = c.execute(text("SELECT run_id, from_topic_id, to_topic_id FROM story_moves WHERE story_id = :id ORDER BY run_id"),
+                              {"id": story_id}).mappings().all()
+            headlines = self._headlines(c, "cluster_id", story_id)
+        return {**dict(snap), "keywords": json.loads(snap["keywords"]), "sizes": [dict(r) for r in sizes],
+                "lineage": [dict(r) for r in lineage], "moves": [dict(r) for r in moves], "headlines": headlines}
+
+    def topic(self, topic_id: int) -> dict | None:
+        with self.engine.connect() as c:
+            snap = c.execute(text("""
+                SELECT t.topic_id, t.name, t.keywords, t.size, t.n_stories, t.run_id, p.status, p.first_seen, p.last_seen
+                FROM topic_snapshots t JOIN topics p ON p.id = t.topic_id WHERE t.topic_id = :id ORDER BY t.run_id DESC LIMIT 1"""),
+                             {"id": topic_id}).mappings().first()
+            if snap is None:
+                return None
+            sizes = c.execute(text("SELECT run_id, run_at, size, n_stories FROM topic_life WHERE topic_id = :id ORDER BY run_id"),
+                              {"id": topic_id}).mappings().all()
+            stories = c.execute(text("""SELECT cluster_id AS story_id, name AS title, size FROM cluster_snapshots
+                                        WHERE run_id = :run AND topic_id = :id ORDER BY size DESC, cluster_id"""),
+                                {"run": snap["run_id"], "id": topic_id}).mappings().all()
+        return {**dict(snap), "keywords": json.loads(snap["keywords"]), "sizes": [dict(r) for r in sizes], "stories": [dict(r) for r in stories]}
+
+    def _headlines(self, c, column: str, value: int) -> list[dict]:
+        """The headlines the latest rebuild put there, plus arrivals placed there since, newest news first."""
+        latest = self._latest(c)
+        rows = c.execute(text(f"""
+            SELECT DISTINCT d.id, d.title, d.url, d.published_at, d.ingested_at, d.extra, a.assigned_by
+            FROM assignments a JOIN documents d ON d.id = a.document_id
+            WHERE a.run_id = :run AND a.{column} = :value
+              AND a.id = (SELECT MAX(a2.id) FROM assignments a2 WHERE a2.document_id = d.id)
+            ORDER BY COALESCE(d.published_at, d.ingested_at) DESC, d.id"""), {"run": latest, "value": value}).mappings().all()
+        return [dict(r) for r in rows]

@@ -149,3 +149,31 @@ document_revisions = Table(
     Column("replaced_at", DateTime, nullable=False),
     Column("replaced_by_file_id", Integer, ForeignKey("ingested_files.id")),
 )
+
+# alerts: a story born with enough headlines (new) or growing well above its own and the stream's rate (surging)
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime, nullable=False),  # wall clock, UTC
+    Column("run_id", Integer),  # the rebuild that raised it; NULL when raised after arrivals
+    Column("kind", String(16), nullable=False),  # new, surging
+    Column("story_id", Integer, nullable=False),
+    Column("topic_id", Integer),
+    Column("title", Text, nullable=False),
+    Column("size", Integer, nullable=False),  # headlines in the story
+    Column("recent", Integer, nullable=False),  # headlines in the last surge window of stream time
+    Column("details", Text, nullable=False),  # JSON: rates and thresholds behind the decision
+    Column("stream_time", DateTime),  # the news time the decision was made at
+    Index("ix_alerts_story_kind", "story_id", "kind"),
+)
+
+# each story's alert state, so an alert is raised once per story and state change
+story_alert_state = Table(
+    "story_alert_state",
+    metadata,
+    Column("story_id", Integer, primary_key=True, autoincrement=False),
+    Column("surging", Integer, nullable=False, default=0, server_default="0"),
+    Column("announced_new", Integer, nullable=False, default=0, server_default="0"),
+    Column("changed_at", DateTime, nullable=False),
+)

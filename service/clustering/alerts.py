@@ -1,0 +1,55 @@
+"""Which stories to tell people about: new ones, and ones growing well above their usual pace.
+
+Pure functions over arrays of news time (published, else ingested), never the wall clock, so a
+replayed stream alerts as the live one did. A story *surges* when the headlines of its last
+window (the newest `window_s` of stream time) are at least `factor` times what it usually gets
+in a window (its own past rate, measured since it began) and at least `factor` times the
+stream's typical story (the median of those rates), and at least `min_recent` headlines: a
+quiet story that doubles from one to two headlines is not news, a big story at its usual pace
+is not a surge, and a story that suddenly draws a crowd is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SurgeRule:
+    window_s: float = 6 * 3600.0
+    factor: float = 3.0
+    min_recent: int = 5
+
+
+@dataclass(frozen=True)
+class StoryPace:
+    story_id: int
+    size: int
+    recent: int  # headlines in the last window
+    usual: float  # its own past headlines per window
+    typical: float  # the stream's median story, headlines per window
+    surging: bool
+
+
+def story_paces(story_ids: np.ndarray, times: np.ndarray, rule: SurgeRule = SurgeRule()) -> list[StoryPace]:
+    """story_ids, times: one entry per clustered headline (unix seconds of news time). One pace per story."""
+    if len(story_ids) == 0:
+        return []
+    now = float(times.max())
+    cut = now - rule.window_s
+    stories, inverse = np.unique(story_ids, return_inverse=True)
+    size = np.bincount(inverse)
+    recent = np.bincount(inverse, weights=times > cut).astype(np.int64)
+    first = np.full(len(stories), np.inf)
+    np.minimum.at(first, inverse, times)
+    past = size - recent
+    # the story's life before the window, in windows (at least one: a story one hour old has had one window)
+    windows = np.maximum((cut - first) / rule.window_s, 1.0)
+    usual = np.where(past > 0, past / windows, 0.0)
+    typical = float(np.median(usual[past > 0])) if (past > 0).any() else 0.0
+    surging = (recent >= rule.min_recent) & (past > 0) & (recent >= rule.factor * np.maximum(usual, 1.0)) & \
+        (recent >= rule.factor * max(typical, 1.0))
+    return [StoryPace(int(s), int(n), int(r), float(u), typical, bool(g))
+            for s, n, r, u, g in zip(stories, size, recent, usual, surging)]
