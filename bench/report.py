@@ -3,7 +3,8 @@
     python bench/report.py [--n 100000]
 
 Builds a home with synthetic news-shaped vectors in Milvus Lite and synthetic headlines in SQLite,
-rebuilds (graph recipe), then times the 2-D layout and the page writing, and prints the page size;
+rebuilds, then times the 2-D layout and the page writing, and prints the page size (plotly.js beside it) and the
+size of the --standalone page (plotly.js inline);
 beside it, the tutorial's single Plotly scatter of the same points with the same hover text.
 """
 
@@ -57,6 +58,12 @@ def main() -> None:
     t0 = time.perf_counter()
     usecases.write_report(app, r.run_id, home / "again.html")
     report_s = time.perf_counter() - t0
+    from service.report.page import render_report
+    from service.state import load_layout as _load
+
+    t0 = time.perf_counter()
+    standalone = render_report(app.repo, app.repo.run(r.run_id), _load(settings.state_dir, r.run_id), standalone=True)
+    standalone_s = time.perf_counter() - t0
 
     import plotly.express as px
 
@@ -72,6 +79,7 @@ def main() -> None:
     result = {
         "n": args.n, "clusters": r.clusters, "rebuild_s": round(sum(v for k, v in r.seconds.items() if k not in ("layout", "report")), 1),
         "layout_s": r.seconds.get("layout"), "report_s": round(report_s, 2), "report_mb": round(page.stat().st_size / 2**20, 2),
+        "standalone_s": round(standalone_s, 2), "standalone_mb": round(len(standalone.encode()) / 2**20, 2),
         "plotly_js_mb_beside": round((settings.reports_dir / "plotly.min.js").stat().st_size / 2**20, 2),
         "tutorial_scatter_s": round(tutorial_s, 2), "tutorial_scatter_mb": round((home / "tutorial.html").stat().st_size / 2**20, 2),
     }

@@ -11,77 +11,100 @@ import html
 import numpy as np
 import plotly.graph_objects as go
 
-PALETTE = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#393b79",
-    "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363", "#9c9ede",
-]
+from .model import NOISE_COLOUR
+
+TEMPLATE = "plotly_white"
+LABEL_CHARS = 40
 
 
 def esc(text: str | None, limit: int = 160) -> str:
     text = text or ""
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    return html.escape(text, quote=True)
+    # numeric entities for quotes: plotly's SVG text decodes those, not &quot; / &#x27;
+    return html.escape(text, quote=True).replace("&quot;", "&#34;").replace("&#x27;", "&#39;")
 
 
-def cluster_colour(cluster_id: int) -> str:
-    return PALETTE[cluster_id % len(PALETTE)]
+def _iso(t) -> str:
+    return str(np.datetime64(t, "s")).replace("T", " ")
 
 
-def map_figure(xy: np.ndarray, cluster_ids: np.ndarray, hover: list[str], names: dict[int, str], probabilities: np.ndarray) -> go.Figure:
-    """One trace per cluster (legend toggles it), noise faint and grey, names at cluster centres."""
+def map_figure(xy: np.ndarray, colours: list[str], groups: list[tuple[str, np.ndarray]], hover: list[str] | None,
+               labels: list[tuple[str, float, float]], size: float, opacity: float) -> go.Figure:
+    """One trace per topic (legend toggles a topic; noise last, grey and faint), each point coloured by its story's
+    shade of the topic's hue. `groups`: (legend name, row indices). `hover`: per-row text, or None when the page fills
+    it in from its own headline table (so a headline is written once per page). `labels`: story titles placed at
+    their story's centre, already chosen not to overlap."""
     fig = go.Figure()
-    noise = cluster_ids < 0
-    if noise.any():
+    colours = np.asarray(colours)
+    for name, rows in groups:
+        noise = name == "noise"
         fig.add_trace(go.Scattergl(
-            x=xy[noise, 0], y=xy[noise, 1], mode="markers", name="noise", text=[hover[i] for i in np.flatnonzero(noise)],
-            hovertemplate="%{text}<extra>noise</extra>", marker=dict(size=4, color="#b0b0b0", opacity=0.35),
+            x=xy[rows, 0], y=xy[rows, 1], mode="markers", name=esc(name, 50),
+            text=None if hover is None else [hover[i] for i in rows], hovertemplate="%{text}<extra></extra>",
+            marker=dict(size=size * (0.8 if noise else 1.0), opacity=opacity * (0.5 if noise else 1.0), line=dict(width=0),
+                        **({"color": NOISE_COLOUR} if noise else _discrete_colours(colours[rows]))),
         ))
-    annotations = []
-    for cid in sorted(set(cluster_ids[~noise].tolist()), key=lambda c: -int((cluster_ids == c).sum())):
-        m = cluster_ids == cid
-        idx = np.flatnonzero(m)
-        label = esc(names.get(cid, f"cluster {cid}"), 60)
-        fig.add_trace(go.Scattergl(
-            x=xy[m, 0], y=xy[m, 1], mode="markers", name=f"{cid}: {label}", text=[hover[i] for i in idx],
-            hovertemplate="%{text}<extra>" + f"#{cid}" + "</extra>",
-            marker=dict(size=6, color=cluster_colour(cid), opacity=np.clip(0.35 + 0.65 * probabilities[m], 0.35, 1.0)),
-        ))
-        cx, cy = np.median(xy[m], axis=0)
-        annotations.append(dict(x=float(cx), y=float(cy), text=f"<b>{label}</b>", showarrow=False, font=dict(size=11),
-                                bgcolor="rgba(255,255,255,0.7)"))
+    annotations = [dict(x=float(x), y=float(y), text=f"<b>{esc(text, LABEL_CHARS)}</b>", showarrow=False, font=dict(size=11, color="#111"),
+                        bgcolor="rgba(255,255,255,0.78)", borderpad=2, yshift=14) for text, x, y in labels]
     fig.update_layout(
-        annotations=annotations[:40], height=720, margin=dict(l=10, r=10, t=30, b=10), legend=dict(itemsizing="constant"),
-        xaxis=dict(visible=False), yaxis=dict(visible=False), plot_bgcolor="white", title="Map of headlines (UMAP of embeddings)",
+        template=TEMPLATE, annotations=annotations, height=700, margin=dict(l=10, r=10, t=10, b=10),
+        legend=dict(itemsizing="constant", title=dict(text="topics"), font=dict(size=11)),
+        xaxis=dict(visible=False), yaxis=dict(visible=False), hovermode="closest", dragmode="pan",
     )
     return fig
 
 
-def timeline_figure(days: list[str], series: dict[int, list[int]], names: dict[int, str]) -> go.Figure:
-    """Documents per day (by published time, else ingest time) of the top clusters, stacked."""
+def _discrete_colours(colours: np.ndarray) -> dict:
+    """Per-point colours as small integers into a stepped colour scale: a number per point instead of a string
+    (a tenth of the bytes, and plotly validates numbers fast)."""
+    shades, idx = np.unique(colours, return_inverse=True)
+    if len(shades) == 1:
+        return {"color": str(shades[0])}
+    k = len(shades) - 1
+    scale = [[i / k, str(c)] for i, c in enumerate(shades)]
+    return {"color": idx.astype(np.uint8 if k < 256 else np.uint16), "colorscale": scale, "cmin": 0, "cmax": k, "showscale": False}
+
+
+def timeline_figure(edges: np.ndarray, step: np.timedelta64, total: np.ndarray, series: list[tuple[str, str, np.ndarray]],
+                    start: np.datetime64, end: np.datetime64, unit: str) -> go.Figure:
+    """Headlines per bin of news time: all headlines as a grey area, the busiest stories as lines. The x axis is
+    fixed to [start, end], the stream's own span (outliers are listed on the page, not drawn)."""
+    mids = np.clip(edges + step // 2, start, end)
+    x = [_iso(t) for t in mids]
     fig = go.Figure()
-    for cid, counts in series.items():
-        fig.add_trace(go.Scatter(x=days, y=counts, mode="lines", stackgroup="one", name=f"#{cid} {esc(names.get(cid, ''), 40)}",
-                                 line=dict(color=cluster_colour(cid), width=0.5),
-                                 hovertemplate="%{x}: %{y} headlines<extra>" + f"#{cid}" + "</extra>"))
-    fig.update_layout(height=380, margin=dict(l=40, r=10, t=30, b=40), title="Top clusters over time (headlines per day)",
-                      yaxis_title="headlines", legend=dict(font=dict(size=10)))
+    fig.add_trace(go.Scatter(x=x, y=total.tolist(), mode="lines", name="all headlines", fill="tozeroy",
+                             line=dict(color="#c9c9c9", width=1), fillcolor="rgba(200,200,200,0.35)",
+                             hovertemplate="%{x}: %{y} headlines<extra>all</extra>"))
+    for name, colour, counts in series:
+        fig.add_trace(go.Scatter(x=x, y=counts.tolist(), mode="lines", name=esc(name, 48), line=dict(color=colour, width=2),
+                                 hovertemplate="%{x}: %{y}<extra>" + esc(name, 40) + "</extra>"))
+    fig.update_layout(template=TEMPLATE, height=340, margin=dict(l=50, r=10, t=10, b=40), yaxis_title=f"headlines per {unit}",
+                      xaxis=dict(type="date", range=[_iso(start), _iso(end)]), legend=dict(font=dict(size=10)))
     return fig
 
 
-def lineage_figure(flows: list[tuple[int, int, int]], prev_run: int, run: int, names_prev: dict[int, str], names_now: dict[int, str]) -> go.Figure:
-    """Sankey of documents moving between the previous run's clusters and this run's: splits fan out, merges fan in."""
+def lineage_figure(flows: list[tuple[int, int, int]], left_labels: dict[int, str], right_labels: dict[int, str],
+                   colours: dict[int, str]) -> go.Figure:
+    """Sankey of the documents that changed hands: only the flows of stories that split, merged, were born, died or
+    moved between topics (the page picks them). -1 is noise."""
     left = sorted({a for a, _, _ in flows})
     right = sorted({b for _, b, _ in flows})
-    labels = [f"#{a} {esc(names_prev.get(a, 'noise' if a < 0 else ''), 30)}" for a in left] + \
-             [f"#{b} {esc(names_now.get(b, 'noise' if b < 0 else ''), 30)}" for b in right]
     li = {a: i for i, a in enumerate(left)}
     ri = {b: len(left) + i for i, b in enumerate(right)}
-    colours = [cluster_colour(a) if a >= 0 else "#bbbbbb" for a in left] + [cluster_colour(b) if b >= 0 else "#bbbbbb" for b in right]
+    node_colours = [colours.get(a, NOISE_COLOUR) for a in left] + [colours.get(b, NOISE_COLOUR) for b in right]
+
+    def faint(c: str) -> str:
+        c = c.lstrip("#")
+        return f"rgba({int(c[0:2], 16)},{int(c[2:4], 16)},{int(c[4:6], 16)},0.35)"
+
     fig = go.Figure(go.Sankey(
-        node=dict(label=labels, color=colours, pad=8, thickness=12),
-        link=dict(source=[li[a] for a, _, _ in flows], target=[ri[b] for _, b, _ in flows], value=[v for _, _, v in flows]),
+        arrangement="snap",
+        node=dict(label=[esc(left_labels.get(a, ""), 60) for a in left] + [esc(right_labels.get(b, ""), 60) for b in right],
+                  color=node_colours, pad=10, thickness=12),
+        link=dict(source=[li[a] for a, _, _ in flows], target=[ri[b] for _, b, _ in flows], value=[v for _, _, v in flows],
+                  color=[faint(colours.get(a, NOISE_COLOUR)) for a, _, _ in flows]),
     ))
-    fig.update_layout(height=max(360, 16 * max(len(left), len(right))), margin=dict(l=10, r=10, t=30, b=10),
-                      title=f"Lineage: run {prev_run} → run {run} (splits and merges)", font=dict(size=10))
+    fig.update_layout(template=TEMPLATE, height=max(140, 26 * max(len(left), len(right)) + 40), margin=dict(l=10, r=10, t=10, b=10),
+                      font=dict(size=11))
     return fig
