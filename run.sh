@@ -22,12 +22,20 @@ browser() {
   fi
 }
 
+postgres() {
+  # Debian's PostgreSQL for the database suite (the fixture starts a throw-away cluster); skipped where it cannot be installed
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) || echo "postgresql could not be installed: its tests will skip"
+  fi
+}
+
 export HF_HUB_OFFLINE=1
 cmd="${1:-}"
 shift || true
 case "$cmd" in
   demo) setup; exec .venv/bin/newsclust demo "$@" ;;
-  test) setup; browser; exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@" ;;
+  test) setup; browser; postgres; exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@" ;;
   setup) setup ;;
   *) echo "usage: ./run.sh demo|test|setup [args]" >&2; exit 2 ;;
 esac

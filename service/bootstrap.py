@@ -21,7 +21,7 @@ class App:
     def __init__(self, settings: Settings, embedder: Embedder | None = None, store: VectorStore | None = None):
         settings.ensure_dirs()
         self.settings = settings
-        engine = make_engine(settings.sqlite_path, settings.db_busy_timeout_s)
+        engine = make_engine(settings.resolved_database_url, settings.db_busy_timeout_s)
         upgrade(engine)
         self.repo = SqlRepository(engine)
         self.alerts = AlertStore(engine)

@@ -23,6 +23,7 @@ def _setting(default: Any, help: str) -> Any:
 @dataclass(frozen=True)
 class Settings:
     home: Path = _setting(Path("newsclust-home"), "Folder holding inbox/, processed/, failed/, reports/, the SQLite file and the Milvus Lite file.")
+    database_url: str = _setting("", "History database: empty is the SQLite file HOME/newsclust.sqlite; postgresql+psycopg://user:password@host/db for a PostgreSQL server (same schema, migrations and views).")
     milvus_uri: str = _setting("", "Milvus URI: a Lite file path, http://host:19530 or a Zilliz Cloud URI. Empty: HOME/milvus.db.")
     milvus_token: str = _setting("", "Token for a Milvus server or Zilliz Cloud (user:password or API key).")
     collection: str = _setting("headlines", "Milvus collection name. Its dimension follows the embedder: switching embedders needs a new collection.")
@@ -85,6 +86,10 @@ class Settings:
     @property
     def sqlite_path(self) -> Path:
         return self.home / "newsclust.sqlite"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.sqlite_path}"
 
     @property
     def resolved_milvus_uri(self) -> str:

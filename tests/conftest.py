@@ -78,3 +78,65 @@ def ingest_copies(app, files) -> list:
     from service import usecases
 
     return [usecases.ingest_file(app, Path(shutil.copy(f, app.settings.inbox / Path(f).name))) for f in files]
+
+
+def _postgres_bin(name: str) -> str | None:
+    import glob
+    import shutil
+
+    return shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A throw-away PostgreSQL cluster (Debian's postgresql package) on a free loopback port; yields a URL maker."""
+    import pwd
+    import shutil
+    import socket
+    import subprocess
+
+    initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip("PostgreSQL is not installed (Debian package postgresql); ./run.sh test installs it where it can")
+    import tempfile
+
+    # not under pytest's tmp folder: it is private to root, and the server may run as another user
+    folder = Path(tempfile.mkdtemp(prefix="newsclust-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root: run the server as the package's own user
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run the server as")
+        shutil.chown(folder, pw.pw_uid, pw.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data = folder / "data"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run([*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "newsclust", "--no-sync", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    opts = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-o", opts, "-l", str(folder / "log"), "-w", "start"], check=True,
+                   capture_output=True)
+    import psycopg
+
+    counter = iter(range(10**6))
+
+    def new_database() -> str:
+        name = f"t{next(counter)}"
+        with psycopg.connect(f"host=127.0.0.1 port={port} user=newsclust dbname=postgres", autocommit=True) as c:
+            c.execute(f"CREATE DATABASE {name}")
+        return f"postgresql+psycopg://newsclust@127.0.0.1:{port}/{name}"
+
+    yield new_database
+    subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """One suite, both databases: an empty SQLite file, or a fresh database on the throw-away PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'history.sqlite'}"
+    return request.getfixturevalue("postgres_server")()

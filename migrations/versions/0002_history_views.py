@@ -6,12 +6,21 @@ Create Date: 2026-11-25
 """
 from alembic import op
 
+from service.adapters.sql.dialect import concat_agg, json_elements
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-VIEWS = {
+def views(dialect: str = "sqlite") -> dict[str, str]:
+    """The views in this database's spelling (SQLite or PostgreSQL)."""
+    parts = {"agg": concat_agg(dialect, "e.kind || ':' || e.parents || '>' || e.children", "; "),
+             "parents": json_elements(dialect, "e.parents", "p"), "children": json_elements(dialect, "e.children", "c")}
+    return {k: v.format(**parts) for k, v in _VIEWS.items()}
+
+
+_VIEWS = {
     # the latest placement of every document (rebuild or predict); documents never placed have NULLs
     "document_current": """
         SELECT d.id AS document_id, d.key, d.title, d.published_at, d.ingested_at,
@@ -40,17 +49,17 @@ VIEWS = {
     # the life of a cluster: one row per run it was seen in, plus its lineage events
     "cluster_life": """
         SELECT s.cluster_id, s.run_id, r.finished_at AS run_at, s.size, s.name, s.keywords, s.representatives,
-               (SELECT group_concat(e.kind || ':' || e.parents || '>' || e.children, '; ')
+               (SELECT {agg}
                   FROM cluster_events e WHERE e.cluster_id = s.cluster_id AND e.run_id = s.run_id) AS events
         FROM cluster_snapshots s JOIN runs r ON r.id = s.run_id
     """,
     # every parent -> child link recorded by a split, merge or birth
     "cluster_lineage": """
         SELECT e.run_id, e.at, e.kind, CAST(p.value AS INTEGER) AS parent_id, e.cluster_id AS child_id
-        FROM cluster_events e, json_each(e.parents) p WHERE e.kind IN ('born', 'merged')
+        FROM cluster_events e, {parents} WHERE e.kind IN ('born', 'merged')
         UNION ALL
         SELECT e.run_id, e.at, e.kind, e.cluster_id AS parent_id, CAST(c.value AS INTEGER) AS child_id
-        FROM cluster_events e, json_each(e.children) c WHERE e.kind IN ('split', 'merged')
+        FROM cluster_events e, {children} WHERE e.kind IN ('split', 'merged')
     """,
     # stories by birth: when each cluster was first seen, its first and latest size and name
     "cluster_births": """
@@ -64,10 +73,10 @@ VIEWS = {
 
 
 def upgrade() -> None:
-    for name, sql in VIEWS.items():
+    for name, sql in views(op.get_bind().dialect.name).items():
         op.execute(f"CREATE VIEW {name} AS {sql}")
 
 
 def downgrade() -> None:
-    for name in VIEWS:
+    for name in _VIEWS:
         op.execute(f"DROP VIEW IF EXISTS {name}")

@@ -7,6 +7,8 @@ Create Date: 2026-11-28
 from alembic import op
 import sqlalchemy as sa
 
+from service.adapters.sql.dialect import concat_agg, json_elements, json_first
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
@@ -14,7 +16,15 @@ depends_on = None
 
 LATEST_RUN = "(SELECT MAX(id) FROM runs WHERE status = 'done')"
 
-VIEWS = {
+def views(dialect: str = "sqlite") -> dict[str, str]:
+    """The views in this database's spelling (SQLite or PostgreSQL)."""
+    parts = {"agg": concat_agg(dialect, "e.kind || ':' || e.parents || '>' || e.children", "; "),
+             "parents": json_elements(dialect, "e.parents", "p"), "children": json_elements(dialect, "e.children", "c"),
+             "first_parent": json_first(dialect, "e.parents"), "first_child": json_first(dialect, "e.children"), "latest_run": LATEST_RUN}
+    return {k: v.format(**parts) for k, v in _VIEWS.items()}
+
+
+_VIEWS = {
     # the latest placement of every document at both levels (rebuild or predict); never placed: NULLs
     "document_current": """
         SELECT d.id AS document_id, d.key, d.title, d.published_at, d.ingested_at,
@@ -37,44 +47,44 @@ VIEWS = {
     "cluster_life": """
         SELECT s.cluster_id, s.cluster_id AS story_id, s.run_id, r.finished_at AS run_at, s.size, s.name, s.keywords, s.representatives,
                s.topic_id,
-               (SELECT group_concat(e.kind || ':' || e.parents || '>' || e.children, '; ')
+               (SELECT {agg}
                   FROM cluster_events e WHERE e.level = 'story' AND e.cluster_id = s.cluster_id AND e.run_id = s.run_id) AS events
         FROM cluster_snapshots s JOIN runs r ON r.id = s.run_id
     """,
     # every parent -> child link of stories recorded by a split, merge or birth
     "cluster_lineage": """
         SELECT e.run_id, e.at, e.kind, CAST(p.value AS INTEGER) AS parent_id, e.cluster_id AS child_id
-        FROM cluster_events e, json_each(e.parents) p WHERE e.level = 'story' AND e.kind IN ('born', 'merged')
+        FROM cluster_events e, {parents} WHERE e.level = 'story' AND e.kind IN ('born', 'merged')
         UNION ALL
         SELECT e.run_id, e.at, e.kind, e.cluster_id AS parent_id, CAST(c.value AS INTEGER) AS child_id
-        FROM cluster_events e, json_each(e.children) c WHERE e.level = 'story' AND e.kind IN ('split', 'merged')
+        FROM cluster_events e, {children} WHERE e.level = 'story' AND e.kind IN ('split', 'merged')
     """,
     # the stories of the latest rebuild, with their topic
-    "story_current": f"""
+    "story_current": """
         SELECT s.cluster_id AS story_id, s.name AS title, s.keywords, s.size, s.topic_id, t.name AS topic_name,
                c.first_seen, c.status, s.run_id
         FROM cluster_snapshots s
         JOIN clusters c ON c.id = s.cluster_id
         LEFT JOIN topic_snapshots t ON t.run_id = s.run_id AND t.topic_id = s.topic_id
-        WHERE s.run_id = {LATEST_RUN}
+        WHERE s.run_id = {latest_run}
     """,
     # the topics of the latest rebuild
-    "topic_current": f"""
+    "topic_current": """
         SELECT t.topic_id, t.name, t.keywords, t.size, t.n_stories, p.first_seen, p.status, t.run_id
         FROM topic_snapshots t JOIN topics p ON p.id = t.topic_id
-        WHERE t.run_id = {LATEST_RUN}
+        WHERE t.run_id = {latest_run}
     """,
     # the life of a topic: size, stories and name in each run, plus its events
     "topic_life": """
         SELECT t.topic_id, t.run_id, r.finished_at AS run_at, t.size, t.n_stories, t.name, t.keywords,
-               (SELECT group_concat(e.kind || ':' || e.parents || '>' || e.children, '; ')
+               (SELECT {agg}
                   FROM cluster_events e WHERE e.level = 'topic' AND e.cluster_id = t.topic_id AND e.run_id = t.run_id) AS events
         FROM topic_snapshots t JOIN runs r ON r.id = t.run_id
     """,
     # stories that changed topic: from which to which, in which run
     "story_moves": """
-        SELECT e.run_id, e.at, e.cluster_id AS story_id, CAST(json_extract(e.parents, '$[0]') AS INTEGER) AS from_topic_id,
-               CAST(json_extract(e.children, '$[0]') AS INTEGER) AS to_topic_id
+        SELECT e.run_id, e.at, e.cluster_id AS story_id, CAST({first_parent} AS INTEGER) AS from_topic_id,
+               CAST({first_child} AS INTEGER) AS to_topic_id
         FROM cluster_events e WHERE e.level = 'story' AND e.kind = 'moved'
     """,
 }
@@ -115,12 +125,13 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("topic_id", sa.Integer(), nullable=True))
     with op.batch_alter_table("cluster_events", schema=None) as batch_op:
         batch_op.add_column(sa.Column("level", sa.String(length=8), nullable=False, server_default="story"))
-    for name, sql in VIEWS.items():
+    for name, sql in views(op.get_bind().dialect.name).items():
         op.execute(f"CREATE VIEW {name} AS {sql}")
 
 
 def downgrade() -> None:
-    for name in VIEWS:
+    earlier = _views_of_0002(op.get_bind().dialect.name)
+    for name in [*_VIEWS, *earlier]:  # SQLite checks every view when a batch operation renames a table back
         op.execute(f"DROP VIEW IF EXISTS {name}")
     with op.batch_alter_table("cluster_events", schema=None) as batch_op:
         batch_op.drop_column("level")
@@ -130,16 +141,15 @@ def downgrade() -> None:
         batch_op.drop_column("topic_id")
     op.drop_table("topic_snapshots")
     op.drop_table("topics")
-    for name, sql in _views_of_0002().items():
-        if name in REPLACED:
-            op.execute(f"CREATE VIEW {name} AS {sql}")
+    for name, sql in earlier.items():
+        op.execute(f"CREATE VIEW {name} AS {sql}")
 
 
-def _views_of_0002() -> dict[str, str]:
+def _views_of_0002(dialect: str) -> dict[str, str]:
     import importlib.util
     from pathlib import Path
 
     spec = importlib.util.spec_from_file_location("views_0002", Path(__file__).with_name("0002_history_views.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.VIEWS
+    return module.views(dialect)

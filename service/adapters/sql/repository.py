@@ -11,7 +11,8 @@ import numpy as np
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from .dialect import insert_for
 
 from ...domain import NOISE, ClusterEvent, Headline
 from .tables import (alerts, assignments, cluster_events, story_alert_state, cluster_snapshots, clusters, document_revisions, documents, ingested_files, runs,
@@ -28,9 +29,18 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def make_engine(path: Path, busy_timeout_s: float = 30.0) -> Engine:
-    """Past busy_timeout_s of waiting for another writer, a write fails as 'database is locked': a transient fault."""
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": busy_timeout_s})
+def make_engine(target: Path | str, busy_timeout_s: float = 30.0) -> Engine:
+    """A SQLite file (a path, or a sqlite:/// URL) or a PostgreSQL server (postgresql+psycopg://...).
+
+    SQLite: WAL, so readers never wait on the writer; past busy_timeout_s of waiting for another
+    writer a write fails as 'database is locked', which the service treats as a transient fault.
+    PostgreSQL: connections checked before use, so a restarted server is a retry, not a crash.
+    """
+    url = target if isinstance(target, str) and "://" in target else f"sqlite:///{target}"
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": int(max(1, busy_timeout_s))}
+                             if url.startswith("postgresql") else {})
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record):  # noqa: ANN001
@@ -161,7 +171,7 @@ class SqlRepository:
         if not rows:
             return 0
         with self.engine.begin() as c:
-            res = c.execute(sqlite_insert(documents).on_conflict_do_nothing(), rows)
+            res = c.execute(insert_for(c.dialect.name, documents).on_conflict_do_nothing(), rows)
             return res.rowcount
 
     def document_texts(self, ids: np.ndarray) -> dict[int, tuple[str, str]]:
@@ -509,7 +519,7 @@ class AlertStore:
         out = []
         with self.engine.begin() as c:
             for sid, (announced, surging) in states.items():
-                c.execute(sqlite_insert(story_alert_state).values(story_id=sid, announced_new=int(announced), surging=int(surging), changed_at=now)
+                c.execute(insert_for(c.dialect.name, story_alert_state).values(story_id=sid, announced_new=int(announced), surging=int(surging), changed_at=now)
                           .on_conflict_do_update(index_elements=["story_id"],
                                                  set_={"announced_new": int(announced), "surging": int(surging), "changed_at": now}))
             for a in raised:
@@ -597,7 +607,7 @@ class StoryReader:
         """The headlines the latest rebuild put there, plus arrivals placed there since, newest news first."""
         latest = self._latest(c)
         rows = c.execute(text(f"""
-            SELECT DISTINCT d.id, d.title, d.url, d.published_at, d.ingested_at, d.extra, a.assigned_by
+            SELECT d.id, d.title, d.url, d.published_at, d.ingested_at, d.extra, a.assigned_by
             FROM assignments a JOIN documents d ON d.id = a.document_id
             WHERE a.run_id = :run AND a.{column} = :value
               AND a.id = (SELECT MAX(a2.id) FROM assignments a2 WHERE a2.document_id = d.id)
