@@ -83,6 +83,14 @@ def run() -> None:
     except SettingsError as exc:
         typer.echo(f"newsclust: {exc}", err=True)
         sys.exit(2)
+    except Exception as exc:  # noqa: BLE001 — our environment failing is a message and a retry, not a traceback
+        from .faults import transient_cause
+
+        cause = transient_cause(exc)
+        if cause is None:
+            raise
+        typer.echo(f"newsclust: {cause}; nothing was changed, try again shortly", err=True)
+        sys.exit(75)  # EX_TEMPFAIL
 
 
 def _settings(**overrides):
@@ -96,10 +104,16 @@ def _build(**overrides):
 
 
 @contextmanager
-def _writer(app_):
-    """Take the home's writer lock, or say who holds it and stop."""
+def _writer(app_, worker: bool = False):
+    """Take the home's writer lock, or say who holds it and stop. A shared home (PostgreSQL + a Milvus server)
+    has no lock: its serve workers arbitrate through the database, and one-off commands hand their work to them."""
     from workers.lock import HomeLock
 
+    if app_.settings.shared:
+        if not worker:
+            raise _Busy("the workers of this shared home")
+        yield
+        return
     lock = HomeLock(app_.settings.home)
     if not lock.acquire():
         raise _Busy(lock.holder())
@@ -114,6 +128,11 @@ def _writer(app_):
 
 class _Busy(Exception):
     pass
+
+
+def _who(busy: _Busy) -> str:
+    holder = str(busy)
+    return f"pid {holder}" if holder.isdigit() or holder == "?" else holder
 
 
 @contextmanager
@@ -184,7 +203,11 @@ def _print_event(kind: str, payload) -> None:
 
 
 def _serving_pid(home: Path) -> int | None:
+    """The pid of the process serving this home, if one is alive (a shared home's workers are not tracked: -1)."""
     from workers.lock import HomeLock
+
+    if _settings().shared:
+        return -1
 
     holder = HomeLock(home).holder()
     try:
@@ -219,7 +242,7 @@ def ingest(files: list[Path] = typer.Argument(..., help="CSV files to ingest (th
                 failed += 1
                 continue
             handed.append((f, handoff.hand_over(home, a.settings.inbox, f, wait=not no_wait)))
-        _say(f"another newsclust process (pid {busy}) owns this home: handed {len(handed)} file(s) to its inbox"
+        _say(f"another newsclust process ({_who(busy)}) owns this home: handed {len(handed)} file(s) to its inbox"
              + ("" if no_wait else "; waiting for the outcome (--no-wait returns at once)"))
         if not no_wait:
             for f, name in handed:
@@ -263,7 +286,7 @@ def rebuild(no_wait: bool = typer.Option(False, "--no-wait", help="Beside a runn
     except _Busy as busy:
         home = a.settings.home
         token = handoff.ask_rebuild(home, wait=not no_wait)
-        _say(f"another newsclust process (pid {busy}) owns this home: asked it to rebuild" + ("" if no_wait else "; waiting for it"))
+        _say(f"another newsclust process ({_who(busy)}) owns this home: asked it to rebuild" + ("" if no_wait else "; waiting for it"))
         if no_wait:
             return
         outcome = handoff.await_answer(home, handoff.REBUILD, token, lambda: _serving_pid(home) is not None)
@@ -397,19 +420,30 @@ def topic(topic_id: int = typer.Argument(...), as_json: bool = typer.Option(Fals
 
 
 @app.command()
-def serve():
+def serve(role: str = typer.Option("all", "--role", help="all (default), ingest (take inbox files only) or rebuild (the schedule "
+                                                         "only). Several workers need PostgreSQL and a Milvus server.")):
     """Watch the inbox and rebuild on schedule until SIGINT/SIGTERM."""
     from workers.serve import Service, WatcherDied, install_signal_handlers
 
-    a = _build()
+    if role not in ("all", "ingest", "rebuild"):
+        _say(f"--role {role!r}: one of all, ingest, rebuild")
+        raise typer.Exit(2)
+    settings = _settings()
+    # an ingest-only worker of a shared home searches the Milvus server for placing arrivals; no local copy to keep
+    a = _build(vector_cache=False) if settings.shared and role == "ingest" else _build()
+    if role != "all" and not a.settings.shared:
+        a.close()
+        _say("--role ingest/rebuild needs a home several processes can write: database_url = postgresql+psycopg://... and a Milvus server")
+        raise typer.Exit(2)
     try:
-        with _writer(a):
+        with _writer(a, worker=True):
             stop = threading.Event()
             install_signal_handlers(stop)
 
-            service = Service(a, _print_event)
+            service = Service(a, _print_event, role=role)
             service.open()
-            _say(f"serving {a.settings.home}: inbox {a.settings.inbox}, rebuild every {a.settings.rebuild_interval_s}s")
+            who = f" as worker {a.settings.resolved_worker_name} ({role})" if a.settings.shared else ""
+            _say(f"serving {a.settings.home}{who}: inbox {a.settings.inbox}, rebuild every {a.settings.rebuild_interval_s}s")
             sys.stdout.flush()
             try:
                 service.run(stop)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import threading
 from pathlib import Path
 from typing import IO, Any, Iterable
 
@@ -15,7 +16,7 @@ _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 def atomic_write(target: Path, data: str | bytes) -> None:
     """Readers see the old file or the new one, never half of it; a crash leaves at most a stray .tmp."""
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # two writers never share a temporary
     with tmp.open("wb") as fh:
         fh.write(data.encode("utf-8") if isinstance(data, str) else data)
         fh.flush()

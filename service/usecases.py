@@ -385,6 +385,8 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
     """Full rebuild, one chain: kNN graph (kept by the store) -> stories and topics from one HDBSCAN tree ->
     settled against the last run -> persistent ids at both levels -> names -> one SQLite commit -> map and page."""
     s = app.settings
+    if not s.shared:  # one writer, one rebuild at a time: a run still 'running' is one whose failure could not be recorded
+        app.repo.abandon_running_runs("a previous rebuild failed before its failure could be recorded")
     prev = app.repo.latest_run()
     params = TwoLevelParams(story_min_cluster_size=s.story_min_size, topic_min_cluster_size=s.topic_min_size, min_samples=s.min_samples)
     run_id = app.repo.start_run({**asdict(params), "knn_k": s.knn_k})
@@ -435,7 +437,8 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
                                 topics=topics, story_topics=dict(zip(story_match.ids.tolist(), story_topic_ids.tolist())),
                                 topic_names=topic_names)
     except Exception as exc:
-        app.repo.fail_run(run_id, f"{type(exc).__name__}: {exc}")
+        # best effort: the database may be what failed; a run left 'running' is closed before the next rebuild starts
+        _best_effort(app.repo.fail_run, run_id, f"{type(exc).__name__}: {exc}")
         raise
     app.forget_prediction_state()
     counts: dict[str, int] = {}
