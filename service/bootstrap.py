@@ -10,7 +10,7 @@ import threading
 
 from . import state as run_state
 from .adapters.vector_cache import CachedVectorStore
-from .adapters.sql.repository import AlertStore, SqlRepository, StoryReader, make_engine, upgrade
+from .adapters.sql.repository import AlertStore, Coordination, SqlRepository, StoryReader, make_engine, upgrade
 from .clustering.assign import PredictionState
 from .config import Settings
 from .failpoints import Failpoints, OutageSwitch
@@ -26,6 +26,7 @@ class App:
         self.repo = SqlRepository(engine)
         self.alerts = AlertStore(engine)
         self.reader = StoryReader(engine)
+        self.coordination = Coordination(engine)
         self._webhook = None
         self._embedder = embedder
         self._store = store
@@ -54,7 +55,9 @@ class App:
                 self._store = OutageSwitch(self._store, s.home / "faults" / "vector-store-down")
         if self.settings.vector_cache and not isinstance(self._store, CachedVectorStore):
             s = self.settings
-            self._store = CachedVectorStore(self._store, s.state_dir / f"vectors-{s.collection}", self.embedder.dim,
+            # several workers: each keeps its own copy (they would tear one shared file), refilled when Milvus holds more
+            folder = s.state_dir / (f"vectors-{s.collection}-{s.resolved_worker_name}" if s.shared else f"vectors-{s.collection}")
+            self._store = CachedVectorStore(self._store, folder, self.embedder.dim,
                                             source=f"{s.resolved_milvus_uri}#{s.collection}", knn_k=s.knn_k)
         return self._store
 

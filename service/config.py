@@ -24,6 +24,8 @@ def _setting(default: Any, help: str) -> Any:
 class Settings:
     home: Path = _setting(Path("newsclust-home"), "Folder holding inbox/, processed/, failed/, reports/, the SQLite file and the Milvus Lite file.")
     database_url: str = _setting("", "History database: empty is the SQLite file HOME/newsclust.sqlite; postgresql+psycopg://user:password@host/db for a PostgreSQL server (same schema, migrations and views).")
+    worker_name: str = _setting("", "This process's name among several workers on one home (claims and leases); empty: the host name. Two workers on one host need different names.")
+    claim_lease_s: float = _setting(60.0, "Several workers: a claim on an inbox file (or the rebuild lease) whose holder stopped renewing it for this long is taken over.")
     milvus_uri: str = _setting("", "Milvus URI: a Lite file path, http://host:19530 or a Zilliz Cloud URI. Empty: HOME/milvus.db.")
     milvus_token: str = _setting("", "Token for a Milvus server or Zilliz Cloud (user:password or API key).")
     collection: str = _setting("headlines", "Milvus collection name. Its dimension follows the embedder: switching embedders needs a new collection.")
@@ -88,6 +90,18 @@ class Settings:
         return self.home / "newsclust.sqlite"
 
     @property
+    def shared(self) -> bool:
+        """Several processes may write this home: PostgreSQL for history and a Milvus server for vectors (neither
+        allows only one writer). With SQLite or a Milvus Lite file, one process owns the home (HOME/writer.lock)."""
+        return self.database_url.startswith("postgresql") and self.resolved_milvus_uri.startswith(("http://", "https://", "tcp://"))
+
+    @property
+    def resolved_worker_name(self) -> str:
+        import socket
+
+        return self.worker_name or socket.gethostname()
+
+    @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.sqlite_path}"
 
@@ -122,7 +136,7 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 # numbers that must be positive (the rest must not be negative)
 _POSITIVE = {"embed_batch_size", "max_tokens", "max_text_chars", "knn_k", "min_samples", "assign_neighbours",
              "rebuild_interval_s", "report_max_points", "db_busy_timeout_s", "retry_first_s", "retry_max_s", "story_min_size", "surge_window_h",
-             "surge_factor", "surge_min_headlines", "alert_new_min_size"}
+             "surge_factor", "surge_min_headlines", "alert_new_min_size", "claim_lease_s"}
 # settings of earlier versions: accepted with a warning and ignored, so an old newsclust.toml still loads
 RETIRED = {
     "recipe": "stories and topics now come from one recipe at every size",

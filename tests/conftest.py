@@ -140,3 +140,75 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'history.sqlite'}"
     return request.getfixturevalue("postgres_server")()
+
+
+# -- a real Milvus server: the PyPI `milvus` embedded server (opt-in, NEWSCLUST_TEST_MILVUS_SERVER) ----------------
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _clear_stale_pid_file(pid_file) -> None:
+    """The embedded server keeps a pid file; after a SIGKILL the next start trips over it."""
+    try:
+        pid = int(pid_file.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        pid_file.unlink(missing_ok=True)
+
+
+def _start_server(exe: str):
+    """One try: (process, data dir) once healthy, else None. Its embedded etcd sometimes loses a leader
+    election at start and the server never becomes healthy: a fresh start fixes it."""
+    import tempfile
+
+    _clear_stale_pid_file(Path("/run/milvus/standalone.pid"))
+    data = Path(tempfile.mkdtemp(prefix="mv"))  # short: the embedded etcd fails to start under pytest's long tmp paths
+    log = (data / "server.log").open("w")
+    proc = subprocess.Popen([exe, "--data", str(data / "d")], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    end = time.monotonic() + 40
+    while time.monotonic() < end:
+        try:
+            if urllib.request.urlopen("http://127.0.0.1:9091/healthz", timeout=2).read().strip() == b"OK" and not _free(19530):
+                return proc, data
+        except OSError:
+            pass
+        time.sleep(1)
+    _stop_server(proc, data)
+    return None
+
+
+def _stop_server(proc, data) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)  # its graceful stop hangs (design.md)
+    proc.wait(timeout=30)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def milvus_server():
+    exe = os.environ.get("NEWSCLUST_TEST_MILVUS_SERVER")
+    if not exe or not os.path.exists(exe):
+        pytest.skip("no milvus-server executable (set NEWSCLUST_TEST_MILVUS_SERVER)")
+    if not _free(19530):
+        pytest.skip("port 19530 is taken")
+    for _ in range(4):
+        started = _start_server(exe)
+        if started:
+            break
+    else:
+        pytest.fail("milvus server did not become healthy in 4 starts")
+    yield "http://127.0.0.1:19530"
+    _stop_server(*started)
+
+

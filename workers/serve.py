@@ -41,10 +41,14 @@ class WatcherDied(RuntimeError):
 
 
 class Service:
-    def __init__(self, app, on_event=None):
+    def __init__(self, app, on_event=None, role: str = "all"):
         self.app = app
         self.on_event = on_event or (lambda kind, payload: log.info("%s %s", kind, payload))
         s = app.settings
+        self.role = role  # all, ingest (take files only) or rebuild (the schedule only)
+        self.worker = s.resolved_worker_name
+        self._claimed: set[str] = set()  # files this worker holds a claim on (several workers on one home)
+        self._leader = False
         self.backoff = Backoff(s.retry_first_s, s.retry_max_s)
         self.watcher = InboxWatcher(s.inbox, self._ingest, stable_wait_s=s.stable_wait_s, poll=s.poll_inbox)
         self.schedule = RebuildSchedule(self._rebuild_job, s.rebuild_interval_s)
@@ -62,6 +66,27 @@ class Service:
     # -- files ---------------------------------------------------------------------------
     def _ingest(self, path: Path) -> float | None:
         """One file; the answer tells the watcher when to take it again (None: never)."""
+        s = self.app.settings
+        if s.shared:
+            try:
+                mine = self.app.coordination.claim_file(path.name, self.worker, s.claim_lease_s)
+            except Exception as exc:  # noqa: BLE001 — the database is away: look again later
+                log.warning("%s: cannot claim it now (%s)", path.name, transient_cause(exc) or exc)
+                return self.backoff.delay(2)
+            if not mine:
+                return s.claim_lease_s  # another worker has it; if that worker dies, its claim expires and we take it
+            self._claimed.add(path.name)
+        try:
+            return self._ingest_claimed(path)
+        finally:
+            if s.shared and not (path.exists() or path.is_symlink()):
+                self._claimed.discard(path.name)
+                try:
+                    self.app.coordination.finish_claim(path.name, self.worker)
+                except Exception as exc:  # noqa: BLE001 — an unfinished claim only expires
+                    log.warning("%s: claim not closed (%s)", path.name, exc)
+
+    def _ingest_claimed(self, path: Path) -> float | None:
         progress = _RowProgress(path.name, self.on_event)
         with self.app.write_lock:
             result = usecases.ingest_file(self.app, path, progress=progress, should_stop=self._stopping.is_set)
@@ -131,6 +156,8 @@ class Service:
         self.schedule.run_at(when)
 
     def _rebuild_job(self) -> None:
+        if not self._lead():
+            return
         with self._lock:
             self._in_job = True
         try:
@@ -151,6 +178,33 @@ class Service:
                 when = max(time.time() + 1.0, self._rebuild_not_before)  # +1 s: this instance must have returned
             if again and not self._stopping.is_set():
                 self.schedule.run_at(when)
+
+    def _lead(self) -> bool:
+        """With several workers, one process rebuilds at a time: the holder of the 'rebuild' lease."""
+        s = self.app.settings
+        if not s.shared:
+            return True
+        try:
+            leader = self.app.coordination.take_lease("rebuild", self.worker, s.claim_lease_s)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("rebuild lease not checked (%s): skipping this tick", transient_cause(exc) or exc)
+            return False
+        if leader and not self._leader:
+            log.info("%s leads the rebuilds now", self.worker)
+            self.app.repo.abandon_running_runs("its leader stopped")  # the lease says no other process is rebuilding
+        self._leader = leader
+        return leader
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        """Claims and the leader's lease stay ours while this process lives; a killed worker's lapse after claim_lease_s."""
+        s = self.app.settings
+        while not stop.wait(max(1.0, s.claim_lease_s / 3)):
+            try:
+                self.app.coordination.heartbeat(sorted(self._claimed), self.worker)
+                if self._leader:
+                    self._leader = self.app.coordination.take_lease("rebuild", self.worker, s.claim_lease_s)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("heartbeat missed (%s)", transient_cause(exc) or exc)
 
     def _schedule_due(self) -> bool:
         try:
@@ -207,9 +261,13 @@ class Service:
     def _write_status(self) -> None:
         """What only this process knows (retrying files, backoff, a rebuild in progress) for `newsclust status`."""
         try:
-            atomic_write(self.app.settings.state_dir / STATUS_FILE, json.dumps(self._status, default=str))
+            atomic_write(self._status_path(), json.dumps(self._status, default=str))
         except OSError as exc:
             log.warning("status file not written: %s", exc)
+
+    def _status_path(self) -> Path:
+        s = self.app.settings
+        return s.state_dir / (f"service-{self.worker}.json" if s.shared else STATUS_FILE)
 
     # -- life -----------------------------------------------------------------------------
     def _watch_requests(self, stop: threading.Event) -> None:
@@ -226,25 +284,33 @@ class Service:
 
     def run(self, stop: threading.Event) -> None:
         self._write_status()
-        self.watcher.start()
-        self.schedule.start()
-        poller = threading.Thread(target=self._watch_requests, args=(stop,), daemon=True)
-        poller.start()
+        if self.role in ("all", "ingest"):
+            self.watcher.start()
+        if self.role in ("all", "rebuild"):
+            self.schedule.start()
+            poller = threading.Thread(target=self._watch_requests, args=(stop,), daemon=True)
+            poller.start()
+        if self.app.settings.shared:
+            threading.Thread(target=self._heartbeat, args=(stop,), name="heartbeat", daemon=True).start()
         try:
             while not stop.wait(1.0):
                 self._supervise()
         finally:
             self._stopping.set()  # a file in progress stops at its next batch and stays in the inbox
-            self.watcher.stop(timeout=5)  # the current batch ends within that; a worker waiting on a rebuild is let go
+            if self.role in ("all", "ingest"):
+                self.watcher.stop(timeout=5)  # the current batch ends within that; a worker waiting on a rebuild is let go
             # a rebuild in progress is abandoned, not awaited (minutes at scale): it commits in one
             # transaction, so the previous clustering stays whole; its run is marked failed now, not at the next start
-            self.schedule.stop(wait=False)
+            if self.role in ("all", "rebuild"):
+                self.schedule.stop(wait=False)
+            if self._leader:
+                self.app.coordination.release_lease("rebuild", self.worker)
             if self.rebuilding.is_set():
                 self.app.repo.abandon_running_runs("stopped during the rebuild")
-            (self.app.settings.state_dir / STATUS_FILE).unlink(missing_ok=True)
+            self._status_path().unlink(missing_ok=True)
 
     def _supervise(self) -> None:
-        if self.watcher.alive():
+        if self.role == "rebuild" or self.watcher.alive():
             return
         log.error("the inbox worker stopped; starting it again")
         self.watcher.restart()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, event, func, insert, select, text,
 from .dialect import insert_for
 
 from ...domain import NOISE, ClusterEvent, Headline
-from .tables import (alerts, assignments, cluster_events, story_alert_state, cluster_snapshots, clusters, document_revisions, documents, ingested_files, runs,
+from .tables import (alerts, assignments, cluster_events, file_claims, leases, story_alert_state, cluster_snapshots, clusters, document_revisions, documents, ingested_files, runs,
                      topic_snapshots, topics)
 
 # ledger states of a file that has not ended yet: a new attempt continues its row instead of adding one
@@ -613,3 +613,50 @@ class StoryReader:
               AND a.id = (SELECT MAX(a2.id) FROM assignments a2 WHERE a2.document_id = d.id)
             ORDER BY COALESCE(d.published_at, d.ingested_at) DESC, d.id"""), {"run": latest, "value": value}).mappings().all()
         return [dict(r) for r in rows]
+
+
+class Coordination:
+    """Claims on inbox files and leases on roles, through the database every worker shares.
+
+    Both are one conditional upsert: the row is taken when absent, expired, or (claims) finished; the
+    database decides the race, so two workers never both believe they hold the same file or lease.
+    """
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def claim_file(self, name: str, worker: str, lease_s: float) -> bool:
+        now = utcnow()
+        stale = now - timedelta(seconds=lease_s)
+        with self.engine.begin() as c:
+            stmt = insert_for(c.dialect.name, file_claims).values(name=name, worker=worker, claimed_at=now, heartbeat_at=now, done=0)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["name"], set_={"worker": worker, "claimed_at": now, "heartbeat_at": now, "done": 0},
+                where=(file_claims.c.heartbeat_at < stale) | (file_claims.c.done == 1) | (file_claims.c.worker == worker))
+            c.execute(stmt)
+            holder = c.execute(select(file_claims.c.worker).where(file_claims.c.name == name)).scalar_one()
+        return holder == worker
+
+    def heartbeat(self, names: Sequence[str], worker: str) -> None:
+        if names:
+            with self.engine.begin() as c:
+                c.execute(update(file_claims).where(file_claims.c.name.in_(list(names)), file_claims.c.worker == worker)
+                          .values(heartbeat_at=utcnow()))
+
+    def finish_claim(self, name: str, worker: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(file_claims).where(file_claims.c.name == name, file_claims.c.worker == worker).values(done=1))
+
+    def take_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        now = utcnow()
+        until = now + timedelta(seconds=ttl_s)
+        with self.engine.begin() as c:
+            stmt = insert_for(c.dialect.name, leases).values(name=name, holder=holder, expires_at=until)
+            stmt = stmt.on_conflict_do_update(index_elements=["name"], set_={"holder": holder, "expires_at": until},
+                                              where=(leases.c.expires_at < now) | (leases.c.holder == holder))
+            c.execute(stmt)
+            return c.execute(select(leases.c.holder).where(leases.c.name == name)).scalar_one() == holder
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(leases).where(leases.c.name == name, leases.c.holder == holder).values(expires_at=datetime(1970, 1, 1)))

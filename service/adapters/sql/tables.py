@@ -177,3 +177,24 @@ story_alert_state = Table(
     Column("announced_new", Integer, nullable=False, default=0, server_default="0"),
     Column("changed_at", DateTime, nullable=False),
 )
+
+# several ingest workers on one inbox (PostgreSQL + a Milvus server): a file is processed by the worker that
+# holds its claim; a claim whose heartbeat stops (the worker was killed) expires and another worker takes it
+file_claims = Table(
+    "file_claims",
+    metadata,
+    Column("name", String(512), primary_key=True),
+    Column("worker", String(128), nullable=False),
+    Column("claimed_at", DateTime, nullable=False),
+    Column("heartbeat_at", DateTime, nullable=False),
+    Column("done", Integer, nullable=False, default=0, server_default="0"),
+)
+
+# leases: one holder at a time for a named role (the rebuild leader), held while renewed
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+)
