@@ -444,7 +444,7 @@ def main() -> None:
         ap.error("--csv needs --level story or --level topic")
     from service.config import _coerce
 
-    overrides = {k: _coerce(k, v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    overrides = {k: _coerce(k, v, "--set") for k, v in (kv.split("=", 1) for kv in args.set)}
     levels = ("story", "topic") if args.level == "both" else (args.level,)
     results = []
     for level in levels:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -371,3 +373,42 @@ def test_twins_are_at_distance_zero_whatever_rounding_the_search_did():
 
     got = cosine_to_distance(np.array([1.0, 1.0 - 7e-7, 1.0000001, 0.9], np.float32))
     assert (got[:3] <= DUPLICATE_DISTANCE).all() and got[3] > 0.4
+
+
+def test_stabilize_lets_a_merge_of_a_small_old_block_stand_but_undoes_a_large_one():
+    from service.clustering.identity import stabilize
+
+    # 20 old stories of 50 documents; the new cut joins story 1 (20 documents, 2% of what was clustered) into story 0
+    # and, in the second case, story 3 (50 documents, 5%) into story 2: within the budget the fit's merge stands
+    # (an early wrong split is not kept forever), beyond it the block gets its own label back (ids stay put)
+    sizes = [50, 20] + [50] * 18
+    prev = np.repeat(np.arange(len(sizes)), sizes).astype(np.int64)
+    docs = np.arange(len(prev), dtype=np.int64)
+    new = prev.copy()
+    new[prev == 1] = 0
+    got = stabilize(docs, prev, docs, new)
+    assert got[prev == 1][0] == got[prev == 0][0]
+    new[prev == 3] = 2
+    got = stabilize(docs, prev, docs, new)
+    assert got[prev == 1][0] == got[prev == 0][0] and got[prev == 3][0] != got[prev == 2][0]
+    held = stabilize(docs, prev, docs, new, merge_budget=0.0)
+    assert held[prev == 1][0] != held[prev == 0][0]
+
+
+def test_an_arrival_sparser_than_nearly_all_of_a_story_waits_for_the_rebuild():
+    from service.clustering.levels import _placing_threshold
+
+    # one story: 10 members with core distances 0.30..0.48 and one loose member that stretched its MST to 1.2
+    core = np.array([0.30, 0.32, 0.34, 0.36, 0.38, 0.40, 0.42, 0.44, 0.46, 0.48, 1.2, 0.9], np.float32)
+    labels = np.array([0] * 11 + [NOISE], np.int64)
+    threshold = _placing_threshold(np.array([1.2], np.float32), core, labels)
+    assert 0.46 <= threshold[0] <= 0.48  # 9 in 10 of its members are at least this dense
+    state = PredictionState(doc_ids=np.arange(12, dtype=np.int64), labels=labels, probabilities=np.ones(12, np.float32),
+                            outlier_scores=np.zeros(12, np.float32), core_distances=core, cluster_ids=np.array([0]),
+                            cluster_max_edge=threshold, cluster_min_core=np.array([0.3], np.float32), min_samples=2)
+    pos = np.array([[0, 1, 2], [0, 1, 2]])
+    dist = np.array([[0.35, 0.40, 0.45], [1.0, 1.05, 1.1]], np.float32)  # a close arrival; one out where new stories grow
+    got = place(state, pos, dist).labels
+    assert got[0] == 0 and got[1] == NOISE
+    loose = place(replace(state, cluster_max_edge=np.array([1.2], np.float32)), pos, dist).labels
+    assert loose[1] == 0  # the loosest MST edge alone let it in

@@ -143,7 +143,7 @@ def _max_weight_matching(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray
 def stabilize(prev_doc_ids: np.ndarray, prev_labels: np.ndarray, new_doc_ids: np.ndarray, new_labels: np.ndarray,
               min_old_share: float = 0.5, purity: float = 0.8, hold_share: float = 0.3,
               vectors: np.ndarray | None = None, hold_margin: float = 0.35,
-              placed: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+              placed: tuple[np.ndarray, np.ndarray] | None = None, merge_budget: float = 0.03) -> np.ndarray:
     """Hysteresis against re-partitioning: undo splits and merges that only reshuffle documents already seen.
 
     HDBSCAN's flat cut can jump a level in the hierarchy from one run to the next as the
@@ -162,6 +162,11 @@ def stabilize(prev_doc_ids: np.ndarray, prev_labels: np.ndarray, new_doc_ids: np
       never folded: folding them back froze new stories into the clusters they were first put in.
     New documents decide real splits and merges: a split-off part that is at least half new
     documents stands, and takes along the old documents that are a real block of their story.
+    - merge_budget: the fit's merges of old blocks stand, smallest first, while they move at most
+      this share of the old clustered documents to another id. Unmerging every block froze the
+      first rebuild's wrong splits for good (story file, 10 chunks: a 165-headline story kept in
+      two parts of 40 and 125 from the 203-document run on; streamed pairwise F1 0.899 against 0.950
+      for a batch fit of the same graph); with 0.03 it joins once it is 3% of what users saw.
     Folding whole clusters harder (min_old_share 0.2) lifted the AG News harness but froze the
     demo stream's first coarse clusters (10 clusters for its 31 stories instead of 24).
     Returns new labels (0..c'-1, NOISE) with the same meaning as fit labels.
@@ -173,7 +178,7 @@ def stabilize(prev_doc_ids: np.ndarray, prev_labels: np.ndarray, new_doc_ids: np
     old_of = _old_index(prev_doc_ids, prev_labels, prev_ids, new_doc_ids)  # -1: new or noise last run
     for _ in range(2):  # a second pass settles chains (a fold can make another cluster pure)
         labels = _fold_splits(labels, old_of, min_old_share, purity)
-        labels = _unmerge_blocks(labels, old_of, prev_size, purity)
+        labels = _unmerge_blocks(labels, old_of, prev_size, purity, merge_budget)
     if placed is not None:  # arrivals placed since the last run are held like its members, folded like new documents
         placed_of = _old_index(*placed, prev_ids, new_doc_ids)
         old_of = np.where(placed_of >= 0, placed_of, old_of)
@@ -221,7 +226,7 @@ def _fold_splits(labels, old_of, min_old_share, purity) -> np.ndarray:
     return np.where(labels >= 0, remap[np.maximum(labels, 0)], NOISE)
 
 
-def _unmerge_blocks(labels, old_of, prev_size, purity) -> np.ndarray:
+def _unmerge_blocks(labels, old_of, prev_size, purity, merge_budget=0.0) -> np.ndarray:
     fl = _flows(labels, old_of)
     if fl.old.size == 0:
         return labels
@@ -231,6 +236,14 @@ def _unmerge_blocks(labels, old_of, prev_size, purity) -> np.ndarray:
     block = (fl.old != main_of_new[fl.new]) & (fl.count >= purity * prev_size[fl.old]) & (fl.count >= 2)
     if not block.any():
         return labels
+    if merge_budget > 0:
+        # the fit's merges stand, smallest first, while the documents changing id stay within the budget
+        cand = np.flatnonzero(block)
+        cand = cand[np.argsort(fl.count[cand], kind="stable")]
+        allowed = cand[np.cumsum(fl.count[cand]) <= merge_budget * fl.count.sum()]
+        block[allowed] = False
+        if not block.any():
+            return labels
     labels = labels.copy()
     fresh = int(labels.max()) + 1
     for old, new in zip(fl.old[block].tolist(), fl.new[block].tolist()):
