@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
+
 NOISE = -1
 
 
@@ -58,3 +60,15 @@ class ClusterEvent:
     size_before: int = 0
     size_after: int = 0
     level: str = "story"
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """Row i: the k nearest other documents of document i, closest first; -1 / inf where fewer exist."""
+
+    indices: np.ndarray  # (n, k) int64
+    distances: np.ndarray  # (n, k) float32
+
+    @property
+    def k(self) -> int:
+        return self.indices.shape[1]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .clustering.graph import Neighbours
+from .domain import Neighbours
 
 
 class Embedder(Protocol):
@@ -45,5 +44,5 @@ class VectorStore(Protocol):
 class KeepsGraph(Protocol):
     """A store that keeps each document's kNN list up to date as vectors arrive, so a rebuild need not search."""
 
-    def neighbour_graph(self, since_ts: int | None = None, by: str = "published") -> tuple[np.ndarray, np.ndarray, "Neighbours"]:
+    def neighbour_graph(self, since_ts: int | None = None, by: str = "published") -> tuple[np.ndarray, np.ndarray, Neighbours]:
         """(ids sorted, vectors, their kNN lists re-indexed to that order)."""

@@ -7,10 +7,11 @@ ranking and ours agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+
+from ..domain import Neighbours  # noqa: F401 — plain data, defined with the rest of the domain; imported from here by the core
 
 # scipy drops explicit zeros when it sums or compares sparse matrices, which would cut
 # duplicate headlines (distance 0) out of the graph: floor every edge at this.
@@ -20,18 +21,6 @@ EXACT_SEARCH_MAX_N = 50_000
 IVF_PROBES = 16
 TRAIN_PER_LIST = 40
 TRAIN_ITERATIONS = 10
-
-
-@dataclass(frozen=True)
-class Neighbours:
-    """Row i: the k nearest other documents of document i, closest first; -1 / inf where fewer exist."""
-
-    indices: np.ndarray  # (n, k) int64
-    distances: np.ndarray  # (n, k) float32
-
-    @property
-    def k(self) -> int:
-        return self.indices.shape[1]
 
 
 # A float32 cosine of two identical unit vectors comes back as 1 minus a few 1e-7 (Milvus gave
