@@ -371,19 +371,27 @@ def search(query: str = typer.Argument(..., help="Text to look for (a headline, 
         _say(f"{h['similarity']:.3f}  {when:16}  {h['title']}\n        {story}: {h['story_name'] or '-'}  |  {topic}")
 
 
-@app.command()
-def story(story_id: int = typer.Argument(...), as_json: bool = typer.Option(False, "--json", help="JSON, for machines.")):
-    """A story: its title, keywords, topic, size per run, lineage, and its headlines newest first."""
+def _detail(kind: str, key: int, fetch, as_json: bool) -> dict | None:
+    """Shared by `story` and `topic`: read, say when it does not exist, or print it as JSON; None once handled."""
     a = _build()
     try:
-        detail = usecases.story_detail(a, story_id)
+        detail = fetch(a, key)
     finally:
         a.close()
     if detail is None:
-        _say(f"no story {story_id}")
+        _say(f"no {kind} {key}")
         raise typer.Exit(1)
     if as_json:
         _say(json.dumps(detail, default=str, indent=1))
+        return None
+    return detail
+
+
+@app.command()
+def story(story_id: int = typer.Argument(...), as_json: bool = typer.Option(False, "--json", help="JSON, for machines.")):
+    """A story: its title, keywords, topic, size per run, lineage, and its headlines newest first."""
+    detail = _detail("story", story_id, usecases.story_detail, as_json)
+    if detail is None:
         return
     _say(f"story {detail['story_id']} ({detail['status']}): {detail['title']}")
     _say(f"  topic      {detail['topic_id']} {detail['topic_name'] or ''}")
@@ -401,16 +409,8 @@ def story(story_id: int = typer.Argument(...), as_json: bool = typer.Option(Fals
 @app.command()
 def topic(topic_id: int = typer.Argument(...), as_json: bool = typer.Option(False, "--json", help="JSON, for machines.")):
     """A topic: its name, keywords, size per run, and its stories."""
-    a = _build()
-    try:
-        detail = usecases.topic_detail(a, topic_id)
-    finally:
-        a.close()
+    detail = _detail("topic", topic_id, usecases.topic_detail, as_json)
     if detail is None:
-        _say(f"no topic {topic_id}")
-        raise typer.Exit(1)
-    if as_json:
-        _say(json.dumps(detail, default=str, indent=1))
         return
     _say(f"topic {detail['topic_id']} ({detail['status']}): {detail['name']}  — {detail['size']} headlines in {detail['n_stories']} stories")
     _say(f"  keywords   {', '.join(detail['keywords'])}")

@@ -113,7 +113,7 @@ def fit_clusters(neigh: Neighbours, vectors: np.ndarray, params: HdbscanParams, 
         outlier_scores=glosh_scores(condensed, n),
         core_distances=core,
         cluster_max_edge=cluster_max_edges(neigh, core, labels, c),
-        cluster_min_core=_cluster_min_core(core, labels, c),
+        cluster_min_core=cluster_min_core(core, labels, c),
         min_cluster_size=int(mcs),
         recipe=recipe,
     )
@@ -196,7 +196,8 @@ def cluster_max_edges(neigh: Neighbours, core: np.ndarray, labels: np.ndarray, c
     return out
 
 
-def _cluster_min_core(core: np.ndarray, labels: np.ndarray, c: int) -> np.ndarray:
+def cluster_min_core(core: np.ndarray, labels: np.ndarray, c: int) -> np.ndarray:
+    """The densest core distance inside each cluster (a placed arrival's strength is measured against it)."""
     out = np.full(c, np.inf, np.float32)
     member = labels >= 0
     np.minimum.at(out, labels[member], core[member])

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..domain import NOISE, ClusterEvent
 from .graph import Neighbours
-from .hdbscan_fit import Anchor, cluster_max_edges
+from .hdbscan_fit import Anchor, cluster_max_edges, cluster_min_core
 from .identity import stabilize
 from .two_level import TwoLevelFit, _one_topic_per_story
 
@@ -52,7 +52,7 @@ def settle(fit: TwoLevelFit, neigh: Neighbours, vectors: np.ndarray, anchor: Anc
     s = len(story_topic)
     return Levels(stories, fit.story_probabilities, fit.story_outlier_scores, topics, topic_prob, story_topic,
                   _placing_threshold(cluster_max_edges(neigh, fit.core_distances, stories, s), fit.core_distances, stories),
-                  _min_core(fit.core_distances, stories, s))
+                  cluster_min_core(fit.core_distances, stories, s))
 
 
 def persistent(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -71,12 +71,6 @@ def story_moves(before: dict[int, int], story_ids: np.ndarray, story_topic_ids: 
             events.append(ClusterEvent("moved", int(sid), parents=(int(old),), children=(int(tid),)))
     return events
 
-
-def _min_core(core: np.ndarray, labels: np.ndarray, c: int) -> np.ndarray:
-    out = np.full(c, np.inf, np.float32)
-    member = labels >= 0
-    np.minimum.at(out, labels[member], core[member])
-    return out
 
 
 PLACE_CORE_QUANTILE = 0.9

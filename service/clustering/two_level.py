@@ -58,7 +58,7 @@ import numpy as np
 
 from ..domain import NOISE
 from .graph import Neighbours, core_distances, directed_graph
-from .hdbscan_fit import cluster_max_edges, glosh_scores, scaled_min_cluster_size
+from .hdbscan_fit import cluster_max_edges, cluster_min_core, glosh_scores, scaled_min_cluster_size
 
 STORY_MIN_CLUSTER_SIZE = 5
 UNLINKED_DISTANCE = float(np.sqrt(2.0))  # unit vectors at cosine 0: unrelated headlines
@@ -128,7 +128,7 @@ def fit_two_levels(neigh: Neighbours, params: TwoLevelParams = TwoLevelParams())
         story_topic=story_topic,
         core_distances=core,
         story_max_edge=cluster_max_edges(neigh, core, story, s),
-        story_min_core=_min_core(core, story, s),
+        story_min_core=cluster_min_core(core, story, s),
         topic_max_edge=cluster_max_edges(neigh, core, topic, t),
         story_min_cluster_size=s_mcs,
         topic_min_cluster_size=t_mcs,
@@ -387,12 +387,6 @@ def _one_topic_per_story(story: np.ndarray, topic: np.ndarray, topic_prob: np.nd
         story_topic = np.where(story_topic >= 0, new[np.maximum(story_topic, 0)], NOISE)
     return story_topic, topic, topic_prob
 
-
-def _min_core(core: np.ndarray, labels: np.ndarray, c: int) -> np.ndarray:
-    out = np.full(c, np.inf, np.float32)
-    member = labels >= 0
-    np.minimum.at(out, labels[member], core[member])
-    return out
 
 
 def _all_noise(n: int, core: np.ndarray, s_mcs: int, t_mcs: int) -> TwoLevelFit:

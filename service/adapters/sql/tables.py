@@ -59,16 +59,21 @@ runs = Table(
     Column("timings", Text),  # JSON: seconds per stage
 )
 
-clusters = Table(
-    "clusters",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("first_run", Integer, ForeignKey("runs.id"), nullable=False),
-    Column("last_run", Integer, ForeignKey("runs.id"), nullable=False),
-    Column("first_seen", DateTime, nullable=False),
-    Column("last_seen", DateTime, nullable=False),
-    Column("status", String(16), nullable=False),  # alive, dead
-)
+def _lifetimes(name: str) -> Table:
+    """Persistent ids of one level (stories, topics): when each was first and last seen, alive or dead."""
+    return Table(
+        name,
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("first_run", Integer, ForeignKey("runs.id"), nullable=False),
+        Column("last_run", Integer, ForeignKey("runs.id"), nullable=False),
+        Column("first_seen", DateTime, nullable=False),
+        Column("last_seen", DateTime, nullable=False),
+        Column("status", String(16), nullable=False),  # alive, dead
+    )
+
+
+clusters = _lifetimes("clusters")  # stories
 
 cluster_snapshots = Table(
     "cluster_snapshots",
@@ -83,16 +88,7 @@ cluster_snapshots = Table(
 )
 
 # the coarse level: topics group stories; ids persistent across runs like stories'
-topics = Table(
-    "topics",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("first_run", Integer, ForeignKey("runs.id"), nullable=False),
-    Column("last_run", Integer, ForeignKey("runs.id"), nullable=False),
-    Column("first_seen", DateTime, nullable=False),
-    Column("last_seen", DateTime, nullable=False),
-    Column("status", String(16), nullable=False),  # alive, dead
-)
+topics = _lifetimes("topics")
 
 topic_snapshots = Table(
     "topic_snapshots",
