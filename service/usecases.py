@@ -213,7 +213,7 @@ def _ingest(app, path: Path, result: IngestResult, progress: Progress, should_st
             result.rows_seen += len(chunk.headlines) + len(chunk.rejects)
             fresh = [h for h in chunk.headlines if not (h.key in seen_keys or seen_keys.add(h.key))]
             result.duplicates += len(chunk.headlines) - len(fresh)
-            stored = _store_headlines(app, fresh, file_id, t, should_stop)
+            stored = _store_headlines(app, fresh, file_id, t, should_stop, retry=result.attempt > 1)
             result.stored += stored.stored
             result.updated += stored.updated
             result.duplicates += stored.duplicates
@@ -264,7 +264,8 @@ class Stored:
     predicted: int = 0
 
 
-def _store_headlines(app, headlines: list[Headline], file_id: int, t: dict[str, float], should_stop=lambda: False) -> Stored:
+def _store_headlines(app, headlines: list[Headline], file_id: int, t: dict[str, float], should_stop=lambda: False,
+                     retry: bool = False) -> Stored:
     """New headlines are stored; a known guid or url with other text is a correction (newest text wins, the old
     one goes to document_revisions, the vector is re-embedded and the document placed again); identical text is a no-op."""
     out = Stored()
@@ -276,6 +277,13 @@ def _store_headlines(app, headlines: list[Headline], file_id: int, t: dict[str, 
     new = [h for h in headlines if h.id not in known]
     corrected = [h for h in headlines if h.id in known and known[h.id] != (h.title, h.description)]
     out.duplicates = len(headlines) - len(new) - len(corrected)
+    if retry and out.duplicates:
+        # an earlier attempt of this file stored these rows, then failed before placing them: place them now
+        unplaced = app.repo.unplaced_ids([h.id for h in headlines if h.id in known and known[h.id] == (h.title, h.description)])
+        if len(unplaced):
+            t0 = time.perf_counter()
+            out.predicted += assign_arrivals(app, unplaced, app.store.vectors_of(unplaced))
+            t["predict"] += time.perf_counter() - t0
     bs = 256  # small enough that a shutdown between batches comes within seconds
     for kind, todo in (("new", new), ("corrected", corrected)):
         for start in range(0, len(todo), bs):

@@ -154,6 +154,15 @@ class SqlRepository:
                     published_at=h.published_at if h.published_at is not None else old[h.id].published_at,
                     extra=json.dumps(h.extra, ensure_ascii=False) if h.extra else None))
 
+    def unplaced_ids(self, ids: Sequence[int]) -> np.ndarray:
+        """The ids no rebuild or prediction has placed yet."""
+        placed: set[int] = set()
+        with self.engine.connect() as c:
+            for s in range(0, len(ids), CHUNK):
+                chunk = [int(i) for i in ids[s : s + CHUNK]]
+                placed.update(int(r[0]) for r in c.execute(select(assignments.c.document_id).where(assignments.c.document_id.in_(chunk)).distinct()))
+        return np.array(sorted(set(int(i) for i in ids) - placed), np.int64)
+
     def all_document_ids(self) -> np.ndarray:
         """Every stored document id, sorted: what a rebuild may cluster (a vector without its row is not news)."""
         with self.engine.connect() as c:
