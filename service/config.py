@@ -48,6 +48,7 @@ class Settings:
     window_days: float = _setting(0.0, "Cluster only documents of the last N days (0: all). Older ones keep their final assignment in history.")
     window_by: str = _setting("published", "Which time the window uses: 'published' (falls back to ingested where unknown) or 'ingested'.")
     rebuild_interval_s: int = _setting(600, "Seconds between scheduled rebuilds in `serve`.")
+    rebuild_min_gap_s: float = _setting(60.0, "Rebuilds pulled forward by arrivals (a new story in the noise pool, a full pool) wait at least this long after the last rebuild; a user's `newsclust rebuild` does not wait.")
     rebuild_min_pending: int = _setting(1, "A scheduled rebuild is skipped when fewer arrivals than this came since the last one.")
     noise_pool_trigger: int = _setting(200, "Arrivals left as noise since the last rebuild that trigger an early rebuild.")
     db_busy_timeout_s: float = _setting(30.0, "Seconds a database write waits for another program's lock (a backup, a long query) before the file is retried later with backoff.")

@@ -569,6 +569,9 @@ def _documented_only(app, doc_ids: np.ndarray, vectors, neigh):
     """Milvus and SQLite agree on what a rebuild sees: a vector whose document row was never written (a file
     interrupted between the two writes, retried later) is left out, never clustered as a phantom headline."""
     known = app.repo.all_document_ids()
+    if _window_start(app) is None and len(known) > len(doc_ids):
+        # the reverse: rows whose vector the store lost are embedded again now and join the next rebuild
+        restore_missing_vectors(app, np.setdiff1d(known, doc_ids, assume_unique=True))
     keep = np.isin(doc_ids, known, assume_unique=True)
     if keep.all():
         return doc_ids, vectors, neigh
@@ -579,14 +582,16 @@ def _documented_only(app, doc_ids: np.ndarray, vectors, neigh):
     return doc_ids[rows], window, complete_lists(subgraph(neigh, rows, len(doc_ids)), window)
 
 
-def restore_missing_vectors(app, limit: int = 20_000) -> int:
-    """Documents whose vector the store lost (a vector store reset, a restored backup) are embedded again,
-    up to `limit` per call so a start or a rebuild stays bounded; the rest follow at the next call."""
-    known = app.repo.all_document_ids()
-    if len(known) == 0:
-        return 0
-    stored, _ = app.store.all_vectors()
-    missing = np.setdiff1d(known, stored, assume_unique=True)[:limit]
+def restore_missing_vectors(app, missing: np.ndarray | None = None, limit: int = 20_000) -> int:
+    """Documents whose vector the store lost (a vector store reset, a restored backup) are embedded again, up to
+    `limit` per call so a rebuild stays bounded; the rest follow at the next. The rebuild passes the ids it found
+    missing while reading the graph; called alone, it compares the history with the store's ids."""
+    if missing is None:
+        known = app.repo.all_document_ids()
+        if len(known) == 0:
+            return 0
+        missing = np.setdiff1d(known, app.store.all_vectors()[0], assume_unique=True)
+    missing = missing[:limit]
     if len(missing) == 0:
         return 0
     log.warning("%d document(s) have no vector in the store: embedding them again", len(missing))

@@ -59,6 +59,7 @@ class Service:
         self._wanted = False  # a rebuild is owed (asked, a new story, a pool of noise, a lost prediction state)
         self._rebuild_failures = 0
         self._rebuild_not_before = 0.0
+        self._last_rebuild_end = 0.0
         self._files: dict[str, dict] = {}  # name -> attempts, reason, state (retrying / parked)
         self._status = {"pid": os.getpid(), "started_at": _now(), "rebuild_running_since": None, "last_error": None,
                         "rebuild_backoff_until": None, "files_waiting": {}, "watcher_restarts": 0}
@@ -170,6 +171,12 @@ class Service:
                         return
                 if not owed and not self._schedule_due():
                     return
+                gap_left = self._last_rebuild_end + self.app.settings.rebuild_min_gap_s - time.time()
+                if owed and not tokens and gap_left > 0:  # early rebuilds (noise pool, new story) keep a minimum gap
+                    with self._lock:
+                        self._wanted = True
+                        self._rebuild_not_before = max(self._rebuild_not_before, time.time() + gap_left)
+                    return
                 self._run_rebuild(tokens, "asked" if owed else "scheduled")
         finally:
             with self._lock:
@@ -222,7 +229,6 @@ class Service:
         outcome: dict
         try:
             with self.app.write_lock:
-                usecases.restore_missing_vectors(self.app)
                 result = usecases.rebuild(self.app)
         except Exception as exc:  # noqa: BLE001 — a failing rebuild backs off; the service goes on
             self._rebuild_failures += 1
@@ -244,6 +250,7 @@ class Service:
                 self._error(f"run {result.run_id}: report not written: {result.report_error}")
             outcome = {"ok": True, **asdict(result)}
         finally:
+            self._last_rebuild_end = time.time()
             self.rebuilding.clear()
             self._status["rebuild_running_since"] = None
             self._write_status()

@@ -105,7 +105,8 @@ topic_snapshots = Table(
 assignments = Table(
     "assignments",
     metadata,
-    Column("id", Integer, primary_key=True),
+    # 64-bit: one row per document per rebuild outgrows 32 bits within weeks at scale (INTEGER is already 64-bit in SQLite)
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
     Column("document_id", BigInteger, ForeignKey("documents.id"), nullable=False),
     Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
     Column("cluster_id", Integer, nullable=False),  # -1 = noise

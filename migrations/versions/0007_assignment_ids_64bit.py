@@ -1,0 +1,46 @@
+"""assignments.id as a 64-bit integer on PostgreSQL (SQLite's INTEGER primary key is 64-bit already)
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-28
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+# PostgreSQL will not change a column's type under a view: these read assignments.id and are made again
+DEPENDENT_VIEWS = ("document_current", "document_history")
+
+
+def upgrade() -> None:
+    _retype(sa.Integer(), sa.BigInteger())
+
+
+def downgrade() -> None:
+    _retype(sa.BigInteger(), sa.Integer())
+
+
+def _retype(old, new) -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    for name in DEPENDENT_VIEWS:
+        op.execute(f"DROP VIEW IF EXISTS {name}")
+    op.alter_column("assignments", "id", type_=new, existing_type=old)
+    views = _views_of_0004("postgresql")
+    for name in DEPENDENT_VIEWS:
+        op.execute(f"CREATE VIEW {name} AS {views[name]}")
+
+
+def _views_of_0004(dialect: str) -> dict[str, str]:
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("views_0004", Path(__file__).with_name("0004_stories_and_topics.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.views(dialect)
