@@ -206,8 +206,9 @@ def _serving_pid(home: Path) -> int | None:
     """The pid of the process serving this home, if one is alive (a shared home's workers are not tracked: -1)."""
     from workers.lock import HomeLock
 
-    if _settings().shared:
-        return -1
+    settings = _settings()
+    if settings.shared:  # workers are not tracked by a lock: any live worker status file counts
+        return -1 if any(settings.state_dir.glob("service-*.json")) else None
 
     holder = HomeLock(home).holder()
     try:
@@ -268,6 +269,8 @@ def _ingest_copy(a, f: Path, progress) -> usecases.IngestResult:
     if f.is_dir():
         return usecases.IngestResult(file=f.name, state="failed", reason=f"{f}: a directory, not a CSV file")
     staged = a.settings.inbox / f.name
+    if staged.exists() or staged.is_symlink():  # a file of that name already waits in the inbox: never overwrite it
+        staged = a.settings.inbox / f"{f.stem}.{os.getpid()}-{time.monotonic_ns() % 10**9}{f.suffix or '.csv'}"
     shutil.copy2(f, staged)
     return usecases.ingest_file(a, staged, progress)
 
@@ -353,7 +356,8 @@ def search(query: str = typer.Argument(..., help="Text to look for (a headline, 
            k: int = typer.Option(10, "--k", help="How many headlines."),
            as_json: bool = typer.Option(False, "--json", help="JSON, for machines.")):
     """The nearest headlines to a text, with similarity, time, story and topic. Works beside a running serve."""
-    a = _build()
+    # a shared home's workers each own a vector copy: search must not open (and trim) one of theirs
+    a = _build(vector_cache=False) if _settings().shared else _build()
     try:
         hits = usecases.search(a, query, k, serving=_serving_pid(a.settings.home) is not None)
     except LookupError as exc:

@@ -40,7 +40,9 @@ def ask_rebuild(home: Path, wait: bool) -> str:
 
 def hand_over(home: Path, inbox: Path, source: Path, wait: bool) -> str:
     """Copy `source` into the inbox under a name of its own (two files called x.csv both arrive); returns that name."""
-    stem, suffix = source.stem, source.suffix
+    stem, suffix = source.stem.lstrip(".~") or "handed", source.suffix
+    if suffix.lower() in ("", ".part", ".tmp", ".crdownload", ".swp", ".partial"):
+        suffix = ".csv"  # a name the watcher takes (it skips temporary and hidden names)
     name = f"{stem}.{_token()}{suffix}"
     if wait:
         atomic_write(requests_dir(home) / f"{INGEST}-{name}.ask", json.dumps({"wait": True, "pid": os.getpid()}))

@@ -235,6 +235,8 @@ def _ingest(app, path: Path, result: IngestResult, progress: Progress, should_st
     result.seconds = {k: round(v, 3) for k, v in t.items()}
     if rejects:
         rejects_name = short_name(path.name)
+        if (s.failed_dir / f"{rejects_name}.rejects.csv").exists():  # an earlier file of that name keeps its report
+            rejects_name = short_name(f"{Path(rejects_name).stem}.{time.strftime('%Y%m%dT%H%M%S')}.{os.getpid()}{Path(rejects_name).suffix}")
         reason = f"{path.name}: {len(rejects)} of {result.rows_seen} rows rejected (see the rejects CSV for line numbers and reasons); the other rows were ingested"
         s.failed_dir.mkdir(parents=True, exist_ok=True)
         _write_rejects(s.failed_dir / f"{rejects_name}.rejects.csv", rejects)

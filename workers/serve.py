@@ -60,6 +60,7 @@ class Service:
         self._rebuild_failures = 0
         self._rebuild_not_before = 0.0
         self._last_rebuild_end = 0.0
+        self._gap_until = 0.0  # early rebuilds wait until then (rebuild_min_gap_s); a user's request does not
         self._files: dict[str, dict] = {}  # name -> attempts, reason, state (retrying / parked)
         self._status = {"pid": os.getpid(), "started_at": _now(), "rebuild_running_since": None, "last_error": None,
                         "rebuild_backoff_until": None, "files_waiting": {}, "watcher_restarts": 0}
@@ -158,10 +159,13 @@ class Service:
 
     def _rebuild_job(self) -> None:
         if not self._lead():
+            with self._lock:
+                self._wanted = False  # the leader rebuilds; a request seen here must not stay pending for ever
             return
         with self._lock:
             self._in_job = True
         try:
+            first_pass = True
             while not self._stopping.is_set():
                 tokens = handoff.rebuild_requests(self.app.settings.home)
                 with self._lock:
@@ -169,20 +173,24 @@ class Service:
                     if time.time() < self._rebuild_not_before:  # backing off after a failure: keep what is owed
                         self._wanted = owed
                         return
-                if not owed and not self._schedule_due():
+                # the schedule is asked once per tick: new documents that arrived during this rebuild (other
+                # workers keep ingesting) wait for the next tick instead of starting rebuild after rebuild
+                if not owed and not (first_pass and self._schedule_due()):
                     return
+                first_pass = False
                 gap_left = self._last_rebuild_end + self.app.settings.rebuild_min_gap_s - time.time()
                 if owed and not tokens and gap_left > 0:  # early rebuilds (noise pool, new story) keep a minimum gap
                     with self._lock:
                         self._wanted = True
-                        self._rebuild_not_before = max(self._rebuild_not_before, time.time() + gap_left)
+                        self._gap_until = time.time() + gap_left
                     return
                 self._run_rebuild(tokens, "asked" if owed else "scheduled")
         finally:
             with self._lock:
                 self._in_job = False
                 again = self._wanted
-                when = max(time.time() + 1.0, self._rebuild_not_before)  # +1 s: this instance must have returned
+                # +1 s: this instance must have returned; a user's request skips the gap (see _watch_requests)
+                when = max(time.time() + 1.0, self._rebuild_not_before, self._gap_until)
             if again and not self._stopping.is_set():
                 self.schedule.run_at(when)
 
@@ -282,6 +290,10 @@ class Service:
             try:
                 if handoff.rebuild_requests(self.app.settings.home) and not self.rebuilding.is_set():
                     self.request_rebuild("asked by `newsclust rebuild`")
+                    with self._lock:
+                        idle, when = not self._in_job, max(time.time(), self._rebuild_not_before)
+                    if idle:  # a user's request does not wait for the gap kept between early rebuilds
+                        self.schedule.run_at(when)
             except Exception:  # noqa: BLE001
                 log.exception("request poller: going on")
 
@@ -310,11 +322,13 @@ class Service:
             # transaction, so the previous clustering stays whole; its run is marked failed now, not at the next start
             if self.role in ("all", "rebuild"):
                 self.schedule.stop(wait=False)
-            if self._leader:
-                self.app.coordination.release_lease("rebuild", self.worker)
-            if self.rebuilding.is_set():
-                self.app.repo.abandon_running_runs("stopped during the rebuild")
-            self._status_path().unlink(missing_ok=True)
+            for step in (lambda: self._leader and self.app.coordination.release_lease("rebuild", self.worker),
+                         lambda: self.rebuilding.is_set() and self.app.repo.abandon_running_runs("stopped during the rebuild"),
+                         lambda: self._status_path().unlink(missing_ok=True)):
+                try:  # each step alone: the database being away at shutdown must not skip the others or hang the exit
+                    step()
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("at shutdown: %s", transient_cause(exc) or exc)
 
     def _supervise(self) -> None:
         if self.role == "rebuild" or self.watcher.alive():

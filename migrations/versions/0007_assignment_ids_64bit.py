@@ -31,6 +31,8 @@ def _retype(old, new) -> None:
     for name in DEPENDENT_VIEWS:
         op.execute(f"DROP VIEW IF EXISTS {name}")
     op.alter_column("assignments", "id", type_=new, existing_type=old)
+    # the id's sequence has a type of its own: left as integer, it would still stop at 2^31
+    op.execute(f"ALTER SEQUENCE IF EXISTS assignments_id_seq AS {'bigint' if isinstance(new, sa.BigInteger) else 'integer'}")
     views = _views_of_0004("postgresql")
     for name in DEPENDENT_VIEWS:
         op.execute(f"CREATE VIEW {name} AS {views[name]}")

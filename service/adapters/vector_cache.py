@@ -76,7 +76,11 @@ class CachedVectorStore:
             self._overwrite(ids[seen_before], vectors[seen_before])
         if fresh.any():
             rows_before = self._complete_rows()
-            self._append(ids[fresh], vectors[fresh], published_ts[fresh], ingested_ts[fresh])
+            try:
+                self._append(ids[fresh], vectors[fresh], published_ts[fresh], ingested_ts[fresh])
+            except BaseException:
+                self._known, self._ids = None, None  # _first_seen counted them as cached: read what the files really hold
+                raise
             if self._graph_rows() == rows_before:
                 self._extend_graph(np.ascontiguousarray(vectors[fresh], dtype=np.float32), rows_before)
 
@@ -98,7 +102,11 @@ class CachedVectorStore:
         again; other documents' lists keep their old distance to it until the graph is next recomputed."""
         row_ids = self._row_ids()
         order = np.argsort(row_ids, kind="stable")
-        rows = order[np.searchsorted(row_ids[order], ids)]
+        rows = order[np.clip(np.searchsorted(row_ids[order], ids), 0, max(len(row_ids) - 1, 0))]
+        if len(row_ids) == 0 or not np.array_equal(row_ids[rows], ids):  # not all cached after all: refill, never guess a row
+            self._trusted, self._index, self._ids, self._known = False, None, None, None
+            self._info_path.unlink(missing_ok=True)
+            return
         new = np.ascontiguousarray(vectors, dtype=np.float32)
         cached = np.memmap(self._vec_path, dtype=np.float32, mode="r+", shape=(len(row_ids), self.dim))
         changed = np.any(cached[rows] != new, axis=1)
@@ -359,7 +367,14 @@ class CacheReader:
         self.usable = info.get("source") == source and info.get("dim") == dim
 
     def search(self, queries: np.ndarray, k: int, chunk: int = 262_144) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, cosine similarities) of each query's k nearest cached vectors, best first."""
+        """(ids, cosine similarities) of each query's k nearest cached vectors, best first. The writer may refill
+        or trim the files meanwhile: a read that comes out short is tried again once."""
+        try:
+            return self._search(queries, k, chunk)
+        except (ValueError, OSError):
+            return self._search(queries, k, chunk)
+
+    def _search(self, queries: np.ndarray, k: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
         vec_path, meta_path = self.folder / "vectors.f32", self.folder / "rows.i64"
         rows = min(vec_path.stat().st_size // (4 * self.dim), meta_path.stat().st_size // (8 * META_COLUMNS))
         q = np.ascontiguousarray(queries, dtype=np.float32)

@@ -209,9 +209,11 @@ class SqlRepository:
         return out
 
     def newest_time(self, by: str) -> datetime | None:
-        col = documents.c.ingested_at if by == "ingested" else func.coalesce(documents.c.published_at, documents.c.ingested_at)
+        """The stream's 'now': its newest published time (an undated row's ingest time is the wall clock, later than
+        every row of a replayed stream), the newest ingest time only when no row has a published time."""
         with self.engine.connect() as c:
-            return c.execute(select(func.max(col))).scalar_one()
+            newest = None if by == "ingested" else c.execute(select(func.max(documents.c.published_at))).scalar_one()
+            return newest if newest is not None else c.execute(select(func.max(documents.c.ingested_at))).scalar_one()
 
     def count_documents(self) -> int:
         with self.engine.connect() as c:
@@ -499,8 +501,10 @@ class AlertStore:
         return ids, times
 
     def newest_news_time(self) -> datetime | None:
+        """As SqlRepository.newest_time('published'): undated rows do not move the stream's 'now'."""
         with self.engine.connect() as c:
-            return c.execute(select(func.max(func.coalesce(documents.c.published_at, documents.c.ingested_at)))).scalar_one()
+            newest = c.execute(select(func.max(documents.c.published_at))).scalar_one()
+            return newest if newest is not None else c.execute(select(func.max(documents.c.ingested_at))).scalar_one()
 
     def born_stories(self, run_id: int) -> set[int]:
         """Stories born in a run out of nothing: a part split off an older story is not news breaking."""
