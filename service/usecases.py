@@ -482,7 +482,7 @@ def raise_alerts(app, run_id: int | None = None) -> list[dict]:
     if run is None:
         return []
     rule = SurgeRule(window_s=s.surge_window_h * 3600.0, factor=s.surge_factor, min_recent=s.surge_min_headlines)
-    newest = app.alerts.newest_news_time()
+    newest = app.repo.newest_time("published")
     since = newest - timedelta(seconds=rule.window_s * 30) if newest is not None else None  # a month of 6-h windows is plenty of past
     story_ids, times = app.alerts.story_times(run.id, since)
     paces = {p.story_id: p for p in story_paces(story_ids, times, rule)}

@@ -6,8 +6,9 @@ Create Date: 2026-11-28
 """
 from alembic import op
 import sqlalchemy as sa
+from pathlib import Path
 
-from service.adapters.sql.dialect import concat_agg, json_elements, json_first
+from service.adapters.sql.dialect import concat_agg, json_elements, json_first, views_of
 
 revision = "0004"
 down_revision = "0003"
@@ -130,7 +131,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    earlier = _views_of_0002(op.get_bind().dialect.name)
+    earlier = views_of(Path(__file__).with_name("0002_history_views.py"), op.get_bind().dialect.name)
     for name in [*_VIEWS, *earlier]:  # SQLite checks every view when a batch operation renames a table back
         op.execute(f"DROP VIEW IF EXISTS {name}")
     with op.batch_alter_table("cluster_events", schema=None) as batch_op:
@@ -144,12 +145,3 @@ def downgrade() -> None:
     for name, sql in earlier.items():
         op.execute(f"CREATE VIEW {name} AS {sql}")
 
-
-def _views_of_0002(dialect: str) -> dict[str, str]:
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("views_0002", Path(__file__).with_name("0002_history_views.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.views(dialect)

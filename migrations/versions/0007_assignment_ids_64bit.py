@@ -6,6 +6,9 @@ Create Date: 2026-11-28
 """
 from alembic import op
 import sqlalchemy as sa
+from pathlib import Path
+
+from service.adapters.sql.dialect import views_of
 
 revision = "0007"
 down_revision = "0006"
@@ -33,16 +36,7 @@ def _retype(old, new) -> None:
     op.alter_column("assignments", "id", type_=new, existing_type=old)
     # the id's sequence has a type of its own: left as integer, it would still stop at 2^31
     op.execute(f"ALTER SEQUENCE IF EXISTS assignments_id_seq AS {'bigint' if isinstance(new, sa.BigInteger) else 'integer'}")
-    views = _views_of_0004("postgresql")
+    views = views_of(Path(__file__).with_name("0004_stories_and_topics.py"), "postgresql")
     for name in DEPENDENT_VIEWS:
         op.execute(f"CREATE VIEW {name} AS {views[name]}")
 
-
-def _views_of_0004(dialect: str) -> dict[str, str]:
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("views_0004", Path(__file__).with_name("0004_stories_and_topics.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.views(dialect)

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..clustering.graph import (EXACT_SEARCH_MAX_N, Neighbours, build_index, complete_lists, knn, merge_neighbours, nearest_others,
                                 search_index, subgraph)
+from ..files import atomic_write
 from ..ports import VectorStore
 
 log = logging.getLogger("newsclust.vector_cache")
@@ -236,8 +237,8 @@ class CachedVectorStore:
         idx = np.full((rows, self.k), -1, np.int64)
         dist = np.full((rows, self.k), np.inf, np.float32)
         idx[:, : neigh.k], dist[:, : neigh.k] = neigh.indices, neigh.distances
-        _atomic_bytes(self._gidx_path, idx.tobytes())
-        _atomic_bytes(self._gdist_path, dist.tobytes())
+        atomic_write(self._gidx_path, idx.tobytes())
+        atomic_write(self._gdist_path, dist.tobytes())
 
     def _graph_rows(self) -> int:
         if not (self._gidx_path.exists() and self._gdist_path.exists()):
@@ -347,11 +348,6 @@ def _window_rows(meta: np.ndarray, since_ts: int | None, by: str) -> np.ndarray:
     inside = ingested >= since_ts if by == "ingested" else (published >= since_ts) | ((published == 0) & (ingested >= since_ts))
     return order[inside]
 
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 class CacheReader:

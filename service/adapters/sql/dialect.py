@@ -5,6 +5,8 @@ One schema, one set of views: the differences are spelled here, not forked into 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -32,3 +34,14 @@ def concat_agg(dialect: str, expr: str, separator: str) -> str:
 def insert_for(dialect: str, table: Table):
     """An INSERT that knows ON CONFLICT (both dialects have it, each in its own SQLAlchemy module)."""
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def views_of(migration: Path, dialect: str) -> dict[str, str]:
+    """An earlier migration's views in this dialect, for a later one that must drop and make them again
+    (migration files start with a digit, so they cannot be imported by name)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"views_{migration.stem}", migration)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.views(dialect)

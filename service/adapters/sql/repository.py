@@ -500,12 +500,6 @@ class AlertStore:
         times = np.fromiter((_unix(r[1]) for r in rows), np.float64, count=len(rows))
         return ids, times
 
-    def newest_news_time(self) -> datetime | None:
-        """As SqlRepository.newest_time('published'): undated rows do not move the stream's 'now'."""
-        with self.engine.connect() as c:
-            newest = c.execute(select(func.max(documents.c.published_at))).scalar_one()
-            return newest if newest is not None else c.execute(select(func.max(documents.c.ingested_at))).scalar_one()
-
     def born_stories(self, run_id: int) -> set[int]:
         """Stories born in a run out of nothing: a part split off an older story is not news breaking."""
         with self.engine.connect() as c:
