@@ -112,6 +112,7 @@ def test_report_in_headless_chromium(report, tmp_path):
         # a story card: every headline, a filter box that filters
         card = page.locator("details.card").first
         card.locator("summary").click()
+        card.locator("li").first.wait_for(timeout=10000)  # the card fills its list when opened (a toggle event, async)
         n_items = card.locator("li").count()
         card.locator("input").fill("zzzz-no-such-headline")
         hidden_after = card.locator("li:visible").count()
