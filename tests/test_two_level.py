@@ -131,3 +131,47 @@ def test_tiny_input_is_all_noise():
     v, _, _ = corpus(stories_per_topic=1, topics=1, story_size=3)
     f = fit(v)
     assert (f.story_labels == -1).all() and (f.topic_labels == -1).all() and f.n_stories == 0
+
+
+def test_the_spanning_tree_equals_fast_hdbscans_public_path_edge_for_edge():
+    """_precomputed_mst runs fast_hdbscan's own steps after its symmetrisation: a release that moves them must fail here."""
+    from fast_hdbscan.hdbscan import compute_minimum_spanning_tree
+
+    from service.clustering.graph import directed_graph, symmetric_graph
+    from service.clustering.two_level import _precomputed_mst
+    from service.domain import Neighbours
+
+    v, _, _ = corpus(4, 3, 10, seed=3)
+    v = np.vstack([v, v[:7]])  # exact duplicates: ties at the floor distance
+    neigh = knn(v, 8)
+    idx, dist = neigh.indices.copy(), neigh.distances.copy()
+    idx[::5, -2:], dist[::5, -2:] = -1, np.inf  # short lists
+    far = np.arange(len(v)) >= len(v) - 3  # three documents listing only each other: a disconnected part
+    idx[far], dist[far] = -1, np.inf
+    idx[far, 0] = np.flatnonzero(far)[[1, 2, 0]]
+    dist[far, 0] = 0.3
+    idx[~far] = np.where(np.isin(idx[~far], np.flatnonzero(far)), -1, idx[~far])
+    neigh = Neighbours(idx, dist)
+    theirs = np.array(compute_minimum_spanning_tree(directed_graph(neigh), min_samples=4, metric="precomputed")[0], np.float64)
+    ours = _precomputed_mst(symmetric_graph(neigh), 4)
+    assert np.array_equal(theirs, ours)
+
+
+def test_the_symmetric_graph_keeps_the_smaller_direction_whichever_path_builds_it():
+    from service.clustering.graph import _listed_edges, _symmetric_by_sort, symmetric_graph
+    from service.domain import Neighbours
+
+    rng = np.random.default_rng(5)
+    n, k = 300, 6
+    idx = np.stack([rng.choice(np.delete(np.arange(n), i), k, replace=False) for i in range(n)]).astype(np.int64)
+    dist = rng.random((n, k)).astype(np.float32)
+    dist[:, 0] = 0.0  # floored, not dropped
+    idx[::7, -1], dist[::7, -1] = -1, np.inf
+    neigh = Neighbours(idx, np.sort(dist, axis=1))
+    fast = symmetric_graph(neigh)
+    slow = _symmetric_by_sort(n, *_listed_edges(neigh, None))
+    fast.sort_indices()
+    assert np.array_equal(fast.indptr, slow.indptr) and np.array_equal(fast.indices, slow.indices)
+    assert np.array_equal(fast.data, slow.data) and fast.data.dtype == np.float32
+    twice = Neighbours(np.where(np.arange(k) == 1, idx[:, :1], idx), neigh.distances)  # a row listing one neighbour twice
+    assert (symmetric_graph(twice) != _symmetric_by_sort(n, *_listed_edges(twice, None))).nnz == 0

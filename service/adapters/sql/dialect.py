@@ -36,6 +36,36 @@ def insert_for(dialect: str, table: Table):
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
+def bulk_insert(conn, table: Table, columns: dict[str, list], same: dict | None = None, batch: int = 50_000) -> None:
+    """Many rows as the driver's own executemany of positional tuples: `columns` one list per column,
+    `same` the columns that hold one value in every row.
+
+    SQLAlchemy's insert() with a list of dicts builds and processes one parameter dict per row,
+    which was most of a 100k-document rebuild's commit; here each column's bind processor (the
+    dialect's own conversion, e.g. SQLite's datetime text) runs once per value, once for a `same` one.
+    """
+    same = same or {}
+    names = [*columns, *same]
+    n = len(next(iter(columns.values()))) if columns else 0
+    if n == 0:
+        return
+    dialect = conn.dialect
+    quote = dialect.identifier_preparer.quote
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+    if mark is None:
+        raise NotImplementedError(f"bulk_insert: paramstyle {dialect.paramstyle}")
+    sql = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in names)}) VALUES ({', '.join([mark] * len(names))})"
+
+    def processed(name: str, values: list) -> list:
+        f = table.c[name].type._cached_bind_processor(dialect)
+        return values if f is None else [None if v is None else f(v) for v in values]
+
+    data = [processed(c, v) for c, v in columns.items()] + [processed(c, [v])[0:1] * n for c, v in same.items()]
+    rows = list(zip(*data))
+    for s in range(0, n, batch):
+        conn.exec_driver_sql(sql, rows[s : s + batch])
+
+
 def views_of(migration: Path, dialect: str) -> dict[str, str]:
     """An earlier migration's views in this dialect, for a later one that must drop and make them again
     (migration files start with a digit, so they cannot be imported by name)."""

@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
 
-from .dialect import insert_for
+from .dialect import bulk_insert, insert_for
 
 from ...domain import NOISE, ClusterEvent, Headline
 from .tables import (alerts, assignments, cluster_events, file_claims, leases, story_alert_state, cluster_snapshots, clusters, document_revisions, documents, ingested_files, runs,
@@ -189,9 +189,8 @@ class SqlRepository:
         with self.engine.connect() as c:
             if len(ids) > SCAN_ABOVE:  # a rebuild's worth: one pass over the table beats a thousand IN (...) lookups
                 wanted = set(np.asarray(ids, np.int64).tolist())
-                for r in c.execute(select(documents.c.id, documents.c.title, documents.c.description)).yield_per(50_000):
-                    if r.id in wanted:
-                        out[r.id] = (r.title, r.description or "")
+                for rows in _driver_rows(c, "SELECT id, title, description FROM documents"):
+                    out.update((i, (t, d or "")) for i, t, d in rows if i in wanted)
                 return out
             for s in range(0, len(ids), CHUNK):
                 chunk = [int(i) for i in ids[s : s + CHUNK]]
@@ -322,9 +321,7 @@ class SqlRepository:
                      "topic_id": int(story_topics.get(cid, NOISE))}
                     for cid in alive
                 ])
-            rows = _assignment_rows(run_id, "rebuild", now, doc_ids, labels, probabilities, outlier_scores, topic_of)
-            for s in range(0, len(rows), 20000):
-                c.execute(insert(assignments), rows[s : s + 20000])
+            _insert_assignments(c, run_id, "rebuild", now, doc_ids, labels, probabilities, outlier_scores, topic_of)
             ev = [
                 {"run_id": run_id, "at": now, "level": e.level, "kind": e.kind, "cluster_id": e.cluster_id, "parents": json.dumps(list(e.parents)),
                  "children": json.dumps(list(e.children)), "size_before": e.size_before, "size_after": e.size_after}
@@ -367,10 +364,9 @@ class SqlRepository:
 
     def record_predictions(self, run_id: int, doc_ids: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, outlier_scores: np.ndarray,
                            topic_ids: np.ndarray | None = None) -> None:
-        rows = _assignment_rows(run_id, "predict", utcnow(), doc_ids, labels, probabilities, outlier_scores, topic_ids)
-        if rows:
+        if len(doc_ids):
             with self.engine.begin() as c:
-                c.execute(insert(assignments), rows)
+                _insert_assignments(c, run_id, "predict", utcnow(), doc_ids, labels, probabilities, outlier_scores, topic_ids)
 
     def noise_pool_ids(self, run_id: int) -> np.ndarray:
         """Arrivals since run_id that prediction left as noise: candidates for a story the run could not know."""
@@ -471,14 +467,26 @@ class SqlRepository:
             return c.execute(q, {"run": run_id}).all()
 
 
-def _assignment_rows(run_id: int, assigned_by: str, at: datetime, doc_ids, labels, probabilities, outlier_scores, topic_ids) -> list[dict]:
+def _driver_rows(c, sql: str, batch: int = 50_000):
+    """Plain tuples in batches straight from the driver's cursor, for scans of a whole table where building
+    SQLAlchemy rows cost more than the query (text and integer columns only: no type conversion is applied)."""
+    cur = c.connection.cursor()
+    try:
+        cur.execute(sql)
+        while rows := cur.fetchmany(batch):
+            yield rows
+    finally:
+        cur.close()
+
+
+def _insert_assignments(c, run_id: int, assigned_by: str, at: datetime, doc_ids, labels, probabilities, outlier_scores, topic_ids) -> None:
     """One assignments row per document, the same shape for a rebuild and for arrivals placed between rebuilds."""
     topic_ids = topic_ids if topic_ids is not None else np.full(len(doc_ids), NOISE, np.int64)
-    return [
-        {"document_id": int(d), "run_id": run_id, "cluster_id": int(l), "topic_id": int(t), "probability": float(p),
-         "outlier_score": float(o), "assigned_by": assigned_by, "assigned_at": at}
-        for d, l, p, o, t in zip(doc_ids, labels, probabilities, outlier_scores, topic_ids)
-    ]
+    bulk_insert(c, assignments, {
+        "document_id": np.asarray(doc_ids, np.int64).tolist(), "cluster_id": np.asarray(labels, np.int64).tolist(),
+        "topic_id": np.asarray(topic_ids, np.int64).tolist(), "probability": np.asarray(probabilities, np.float64).tolist(),
+        "outlier_score": np.asarray(outlier_scores, np.float64).tolist(),
+    }, same={"run_id": int(run_id), "assigned_by": assigned_by, "assigned_at": at})
 
 
 class AlertStore:
