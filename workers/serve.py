@@ -300,6 +300,10 @@ class Service:
     def open(self) -> None:
         """Load the model and open Milvus before taking files, so the first file is not slow and failures show at start."""
         self.app.store  # noqa: B018 — opening the store loads the embedder for its dimension
+        if self.role in ("all", "rebuild"):
+            from service.clustering.warmup import warm_up
+
+            log.info("rebuild code warmed up in %.1f s", warm_up())
 
     def run(self, stop: threading.Event) -> None:
         self._write_status()

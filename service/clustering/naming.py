@@ -18,6 +18,7 @@ import html
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import chain
 
 import numpy as np
@@ -45,7 +46,9 @@ _LEARN_SAMPLE = 20_000  # documents the affixes are learned from (spread evenly 
 _ENTITY_NAMES = frozenset({"nbsp", "amp", "quot", "apos", "hellip", "mdash", "ndash", "lsquo", "rsquo", "ldquo", "rdquo"})
 
 
-def _stop_words() -> frozenset[str]:
+@lru_cache(maxsize=1)
+def stop_words() -> frozenset[str]:
+    """scikit-learn's English list (importing it costs ~0.7 s once per process: warmup.py pays it at start)."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     return frozenset(ENGLISH_STOP_WORDS)
@@ -169,7 +172,7 @@ def _learn_affixes(tokens: list[list[str]], doc_cl: np.ndarray, n_clusters: int,
         if j + 1 == len(take) or doc_cl[take[j + 1]] != doc_cl[i]:
             reach.update(in_cluster)
             in_cluster = set()
-    stop = _stop_words() | {"^", _SEP, "$"}
+    stop = stop_words() | {"^", _SEP, "$"}
     cands = [c for c, nn in n_docs.items() if nn >= _MIN_AFFIX_DOCS and reach[c] >= min_clusters
              and not stop.issuperset(c)]  # "- the" is no outlet
     if not cands:
@@ -253,7 +256,7 @@ def _keywords(stripped: list[list[str]], doc_cl: np.ndarray, n_clusters: int, n_
               min_clusters: int) -> list[tuple[str, ...]]:
     """c-TF-IDF over unigrams and bigrams (adjacent non-stop words), each counted once per document."""
     empty: list[tuple[str, ...]] = [()] * n_clusters
-    stop = _stop_words()
+    stop = stop_words()
     flat = list(chain.from_iterable(stripped))
     words = [_SEP, _CUT, *sorted(set(flat) - {_SEP, _CUT})]
     if len(words) <= 2:

@@ -135,26 +135,6 @@ def fit_two_levels(neigh: Neighbours, params: TwoLevelParams = TwoLevelParams())
     )
 
 
-def warm_up() -> float:
-    """Load fast_hdbscan's compiled functions now (seconds spent returned), so the first rebuild does not.
-
-    numba compiles or loads its cached machine code on a function's first call: ~1.6 s in every
-    new process, paid by the first rebuild after a restart unless a long-running process (serve)
-    calls this at start. A fit of a tiny fixed graph touches every compiled step of the real one.
-    """
-    import time
-
-    t0 = time.perf_counter()
-    rng = np.random.default_rng(0)
-    points = np.concatenate([rng.normal(c, 0.05, (20, 2)) for c in ((0, 0), (1, 0), (0, 1))])
-    d = np.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(axis=2))
-    np.fill_diagonal(d, np.inf)
-    order = np.argsort(d, axis=1)[:, :8]
-    fit_two_levels(Neighbours(order.astype(np.int64), np.take_along_axis(d, order, axis=1).astype(np.float32)),
-                   TwoLevelParams(story_min_cluster_size=5, topic_min_cluster_size=10))
-    return time.perf_counter() - t0
-
-
 def _spanning_tree(neigh: Neighbours, min_samples: int) -> np.ndarray:
     """fast_hdbscan's precomputed path on our symmetric graph; disconnected parts bridged at a finite weight.
 

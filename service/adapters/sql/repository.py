@@ -467,16 +467,34 @@ class SqlRepository:
             return c.execute(q, {"run": run_id}).all()
 
 
-def _driver_rows(c, sql: str, batch: int = 50_000):
-    """Plain tuples in batches straight from the driver's cursor, for scans of a whole table where building
-    SQLAlchemy rows cost more than the query (text and integer columns only: no type conversion is applied)."""
+def _driver_rows(c, sql: str, params: Sequence = (), batch: int = 50_000):
+    """Plain tuples in batches straight from the driver's cursor, for reads of many rows where building
+    SQLAlchemy rows cost more than the query. No type conversion is applied (a SQLite time comes back as
+    its text): bind values through _bound. `{p}` in sql marks a parameter, in the driver's own spelling."""
+    mark = "?" if c.dialect.paramstyle == "qmark" else "%s"
     cur = c.connection.cursor()
     try:
-        cur.execute(sql)
+        cur.execute(sql.replace("{p}", mark), tuple(params))
         while rows := cur.fetchmany(batch):
             yield rows
     finally:
         cur.close()
+
+
+def _bound(c, column, value):
+    """A value as SQLAlchemy would bind it for this column (SQLite keeps times as text in one fixed format)."""
+    process = column.type._cached_bind_processor(c.dialect)
+    return value if process is None or value is None else process(value)
+
+
+def _unix_all(values) -> np.ndarray:
+    """_unix over many values at once: SQLite's time texts parsed by numpy in one pass, datetimes one by one."""
+    if values and all(isinstance(v, str) for v in values):
+        try:
+            return np.array(values, dtype="datetime64[us]").astype(np.int64) / 1e6
+        except ValueError:
+            pass
+    return np.fromiter((_unix(v) for v in values), np.float64, count=len(values))
 
 
 def _insert_assignments(c, run_id: int, assigned_by: str, at: datetime, doc_ids, labels, probabilities, outlier_scores, topic_ids) -> None:
@@ -496,17 +514,25 @@ class AlertStore:
         self.engine = engine
 
     def story_times(self, run_id: int, since: datetime | None) -> tuple[np.ndarray, np.ndarray]:
-        """(story id, news time in unix seconds) of every headline the run clustered or placed since it."""
-        when = func.coalesce(documents.c.published_at, documents.c.ingested_at)
-        q = (select(assignments.c.cluster_id, when).join(documents, documents.c.id == assignments.c.document_id)
-             .where(assignments.c.run_id == run_id, assignments.c.cluster_id >= 0))
+        """(story id, news time in unix seconds) of every headline the run clustered or placed since it.
+
+        Read after every rebuild and every file, so read as plain driver rows with the times turned
+        into seconds in one numpy pass (SQLAlchemy rows with a datetime parsed per row cost 3x more)."""
+        when = "COALESCE(d.published_at, d.ingested_at)"
+        sql = (f"SELECT a.cluster_id, {when} FROM assignments a JOIN documents d ON d.id = a.document_id "
+               "WHERE a.run_id = {p} AND a.cluster_id >= 0")
+        params: list = [int(run_id)]
         if since is not None:
-            q = q.where(when >= since)
+            sql += f" AND {when} >= {{p}}"
+            params.append(since)
         with self.engine.connect() as c:
-            rows = c.execute(q).all()
-        ids = np.fromiter((r[0] for r in rows), np.int64, count=len(rows))
-        times = np.fromiter((_unix(r[1]) for r in rows), np.float64, count=len(rows))
-        return ids, times
+            if since is not None:
+                params[1] = _bound(c, documents.c.published_at, since)
+            rows = [r for batch in _driver_rows(c, sql, params) for r in batch]
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        ids, times = zip(*rows)
+        return np.asarray(ids, np.int64), _unix_all(times)
 
     def born_stories(self, run_id: int) -> set[int]:
         """Stories born in a run out of nothing: a part split off an older story is not news breaking."""

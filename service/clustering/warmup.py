@@ -1,0 +1,31 @@
+"""What a new process pays once before its first rebuild, paid at start instead.
+
+numba compiles (or loads from its cache) fast_hdbscan's machine code on each function's first
+call, and naming's stop words import scikit-learn: together ~2 s in every new process, which
+the first rebuild after a restart would otherwise carry. A long-running process (serve) calls
+warm_up() while it opens its stores; a one-shot command need not.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..domain import Neighbours
+from .naming import stop_words
+from .two_level import TwoLevelParams, fit_two_levels
+
+
+def warm_up() -> float:
+    """Seconds spent: a fit of a tiny fixed graph touches every compiled step of the real one."""
+    t0 = time.perf_counter()
+    stop_words()
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.normal(c, 0.05, (20, 2)) for c in ((0, 0), (1, 0), (0, 1))])
+    d = np.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(axis=2))
+    np.fill_diagonal(d, np.inf)
+    order = np.argsort(d, axis=1)[:, :8]
+    fit_two_levels(Neighbours(order.astype(np.int64), np.take_along_axis(d, order, axis=1).astype(np.float32)),
+                   TwoLevelParams(story_min_cluster_size=5, topic_min_cluster_size=10))
+    return time.perf_counter() - t0
