@@ -18,6 +18,8 @@ a restart, through the real use case (service.usecases.rebuild: graph -> fit_two
 Prints one JSON line: n, insert_s (vectors through the cache), docs_insert_s (SQLite rows), insert_peak_rss_mb,
 warm_up_s (what serve pays once at start: clustering/warmup.py, done before the clock starts; rebuild_s_cold adds it
 back, as a one-shot `newsclust rebuild` pays it),
+rebuild_again_s / rebuild_again_stages (a second rebuild on the same data, as serve's next one: it also settles against
+the first and matches its ids; rebuild_again_same_story_id is the share of clustered documents keeping their story id),
 rebuild_s (the use case end to end) = read_graph_s + fit_s (fit_two_levels) + rest_s (settle, match, names,
 prediction state, commit, alerts; each in stages), peak_rss_mb (the rebuild process; Milvus Lite open shown as
 milvus_open_rss_mb), stories, story_noise, topics, topic_noise, story_ami / topic_ami (noise = one label, the
@@ -271,6 +273,15 @@ def rebuild_phase(args, home: Path) -> dict:
         knn(vecs, args.k)
         result["scratch_graph_s"] = round(time.perf_counter() - t0, 2)
         result["rebuild_s_with_scratch_graph"] = round(result["scratch_graph_s"] + result["rebuild_s"], 2)
+    del doc_ids, vecs, neigh
+    # the steady state: serve's next rebuild, which also settles against the last run and matches its ids
+    t0 = time.perf_counter()
+    again = usecases.rebuild(app, write_report_after=False)
+    result["rebuild_again_s"] = round(time.perf_counter() - t0, 2)
+    result["rebuild_again_stages"] = {k: round(v, 2) for k, v in again.seconds.items()}
+    first, second = _labels_for(ids, app.repo.run_labels(r.run_id)), _labels_for(ids, app.repo.run_labels(again.run_id))
+    clustered = first >= 0
+    result["rebuild_again_same_story_id"] = round(float((second[clustered] == first[clustered]).mean()), 4) if clustered.any() else None
     app.close()
     return result
 

@@ -566,10 +566,12 @@ class AlertStore:
         now = utcnow()
         out = []
         with self.engine.begin() as c:
-            for sid, (announced, surging) in states.items():
-                c.execute(insert_for(c.dialect.name, story_alert_state).values(story_id=sid, announced_new=int(announced), surging=int(surging), changed_at=now)
-                          .on_conflict_do_update(index_elements=["story_id"],
-                                                 set_={"announced_new": int(announced), "surging": int(surging), "changed_at": now}))
+            if states:  # one statement for all of them: the first rebuild of a big home sets tens of thousands
+                upsert = insert_for(c.dialect.name, story_alert_state)
+                upsert = upsert.on_conflict_do_update(index_elements=["story_id"], set_={
+                    "announced_new": upsert.excluded.announced_new, "surging": upsert.excluded.surging, "changed_at": upsert.excluded.changed_at})
+                c.execute(upsert, [{"story_id": int(sid), "announced_new": int(announced), "surging": int(surging), "changed_at": now}
+                                   for sid, (announced, surging) in states.items()])
             for a in raised:
                 row = {**a, "at": now, "details": json.dumps(a.get("details", {}))}
                 alert_id = c.execute(insert(alerts).values(**{k: v for k, v in row.items() if k != "topic_name"})).inserted_primary_key[0]
