@@ -23,7 +23,7 @@ UNFINISHED_FILE_STATES = ("processing", "interrupted", "retrying", "parked")
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 CHUNK = 900  # SQLite's bound-parameter limit, with room to spare
-SCAN_ABOVE = 20_000  # more ids than this are read in one scan of the table
+SCAN_MIN, SCAN_SHARE = 2_000, 8  # more ids than SCAN_MIN and at least 1/SCAN_SHARE of the table: read in one scan
 
 
 def utcnow() -> datetime:
@@ -185,17 +185,21 @@ class SqlRepository:
             return res.rowcount
 
     def document_texts(self, ids: np.ndarray) -> dict[int, tuple[str, str]]:
+        """(title, description) by id. A rebuild asks for most of the table: one scan of it beats thousands of
+        IN (...) lookups (at 20k of 20k documents 0.47 s of lookups against 0.02 s of scan); a few ids are looked up."""
         out: dict[int, tuple[str, str]] = {}
+        ids = np.asarray(ids, np.int64)
         with self.engine.connect() as c:
-            if len(ids) > SCAN_ABOVE:  # a rebuild's worth: one pass over the table beats a thousand IN (...) lookups
-                wanted = set(np.asarray(ids, np.int64).tolist())
+            if len(ids) > SCAN_MIN and len(ids) * SCAN_SHARE >= c.execute(select(func.count()).select_from(documents)).scalar_one():
+                wanted = set(ids.tolist())
                 for rows in _driver_rows(c, "SELECT id, title, description FROM documents"):
                     out.update((i, (t, d or "")) for i, t, d in rows if i in wanted)
                 return out
             for s in range(0, len(ids), CHUNK):
-                chunk = [int(i) for i in ids[s : s + CHUNK]]
-                for r in c.execute(select(documents.c.id, documents.c.title, documents.c.description).where(documents.c.id.in_(chunk))):
-                    out[r.id] = (r.title, r.description or "")
+                chunk = ids[s : s + CHUNK].tolist()
+                sql = f"SELECT id, title, description FROM documents WHERE id IN ({', '.join(['{p}'] * len(chunk))})"
+                for rows in _driver_rows(c, sql, chunk):
+                    out.update((i, (t, d or "")) for i, t, d in rows)
         return out
 
     def document_times(self, ids: np.ndarray) -> dict[int, tuple[datetime | None, datetime]]:
