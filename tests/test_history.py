@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
-from pathlib import Path
 
 import pytest
 
 from service import usecases
 
-from .conftest import ingest_copies
-
-README = Path(__file__).resolve().parents[1] / "README.md"
+from .conftest import ingest_copies, readme_queries
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +26,6 @@ def history_db(tmp_path_factory, embedder, demo_days):
         runs.append(usecases.rebuild(app, write_report_after=False))
     yield app, runs
     app.close()
-
-
-def readme_queries() -> list[str]:
-    blocks = re.findall(r"```sql\n(.*?)```", README.read_text(), flags=re.S)
-    queries = []
-    for block in blocks:
-        queries += [q.strip() for q in block.split(";") if q.strip() and not all(l.strip().startswith("--") for l in q.strip().splitlines())]
-    return queries
 
 
 def test_readme_queries_run_and_answer(history_db):

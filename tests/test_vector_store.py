@@ -103,7 +103,7 @@ def test_a_torn_cache_row_is_cut_and_another_source_is_not_trusted(tmp_path):
     assert (tmp_path / "cache" / "vectors.f32").stat().st_size == 20 * 16 * 4
     assert np.array_equal(reopened.all_vectors()[0], ids)
     other = CachedVectorStore(milvus, tmp_path / "cache", 16, source="elsewhere#c")  # e.g. milvus_uri changed
-    assert not other._trusted and np.array_equal(other.all_vectors()[0], ids)
+    assert not other.trusted and np.array_equal(other.all_vectors()[0], ids)
     milvus.close()
 
 

@@ -50,7 +50,7 @@ class Service:
         self._claimed: set[str] = set()  # files this worker holds a claim on (several workers on one home)
         self._leader = False
         self.backoff = Backoff(s.retry_first_s, s.retry_max_s)
-        self.watcher = InboxWatcher(s.inbox, self._ingest, stable_wait_s=s.stable_wait_s, poll=s.poll_inbox)
+        self.watcher = InboxWatcher(s.inbox, self.take_file, stable_wait_s=s.stable_wait_s, poll=s.poll_inbox)
         self.schedule = RebuildSchedule(self._rebuild_job, s.rebuild_interval_s)
         self._stopping = threading.Event()
         self.rebuilding = threading.Event()
@@ -66,8 +66,8 @@ class Service:
                         "rebuild_backoff_until": None, "files_waiting": {}, "watcher_restarts": 0}
 
     # -- files ---------------------------------------------------------------------------
-    def _ingest(self, path: Path) -> float | None:
-        """One file; the answer tells the watcher when to take it again (None: never)."""
+    def take_file(self, path: Path) -> float | None:
+        """The watcher's handler, one file; the answer tells the watcher when to take it again (None: never)."""
         s = self.app.settings
         if s.shared:
             try:

@@ -65,6 +65,11 @@ class CachedVectorStore:
         elif store.count() == 0:
             self.refill()  # a new collection: start the cache with it, nothing to copy
 
+    @property
+    def trusted(self) -> bool:
+        """Whether the files hold a copy of this source's vectors; if not, the next read refills them from Milvus."""
+        return self._trusted
+
     # --- the VectorStore port -------------------------------------------------------
     def upsert(self, ids: np.ndarray, vectors: np.ndarray, published_ts: np.ndarray, ingested_ts: np.ndarray) -> None:
         self.store.upsert(ids, vectors, published_ts, ingested_ts)
