@@ -86,7 +86,3 @@ class App:
             self._store.close()
             self._store = None
         self.repo.engine.dispose()
-
-
-def build_app(settings: Settings, **adapters) -> App:
-    return App(settings, **adapters)

@@ -98,9 +98,9 @@ def _settings(**overrides):
 
 
 def _build(**overrides):
-    from .bootstrap import build_app
+    from .bootstrap import App
 
-    return build_app(_settings(**overrides))
+    return App(_settings(**overrides))
 
 
 @contextmanager

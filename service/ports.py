@@ -23,8 +23,6 @@ class VectorStore(Protocol):
 
     def count(self) -> int: ...
 
-    def existing_ids(self, ids: Sequence[int]) -> set[int]: ...
-
     def all_vectors(self, since_ts: int | None = None, by: str = "published") -> tuple[np.ndarray, np.ndarray]:
         """(ids sorted, vectors) of the whole collection, or of documents since since_ts (unix seconds)."""
 

@@ -96,14 +96,14 @@ def embedder():
 
 @pytest.fixture
 def make_app(tmp_path, embedder):
-    from service.bootstrap import build_app
+    from service.bootstrap import App
     from service.config import load_settings
 
     apps = []
 
     def make(home: Path | None = None, store=None, **overrides):
         settings = load_settings(home=home or tmp_path / "home", env={}, stable_wait_s=0.3, **overrides)
-        app = build_app(settings, embedder=embedder, store=store)
+        app = App(settings, embedder=embedder, store=store)
         apps.append(app)
         return app
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -144,9 +143,6 @@ class CachedVectorStore:
 
     def count(self) -> int:
         return self.store.count()
-
-    def existing_ids(self, ids: Sequence[int]) -> set[int]:
-        return self.store.existing_ids(ids)
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """From the live index where this process keeps one (the writer), else from Milvus."""

@@ -117,13 +117,6 @@ class SqlRepository:
                 status="failed", finished_at=utcnow(), timings=json.dumps({"error": reason}))).rowcount
 
     # -- documents ---------------------------------------------------------------------
-    def existing_ids(self, ids: Sequence[int]) -> set[int]:
-        found: set[int] = set()
-        with self.engine.connect() as c:
-            for s in range(0, len(ids), CHUNK):
-                found.update(r[0] for r in c.execute(select(documents.c.id).where(documents.c.id.in_([int(i) for i in ids[s : s + CHUNK]]))))
-        return found
-
     def stored_texts(self, ids: Sequence[int]) -> dict[int, tuple[str, str]]:
         """(title, description) of the ids already stored: a known id with other text is a correction."""
         out: dict[int, tuple[str, str]] = {}
@@ -214,10 +207,6 @@ class SqlRepository:
         with self.engine.connect() as c:
             newest = None if by == "ingested" else c.execute(select(func.max(documents.c.published_at))).scalar_one()
             return newest if newest is not None else c.execute(select(func.max(documents.c.ingested_at))).scalar_one()
-
-    def count_documents(self) -> int:
-        with self.engine.connect() as c:
-            return c.execute(select(func.count()).select_from(documents)).scalar_one()
 
     # -- runs --------------------------------------------------------------------------
     def start_run(self, params: dict) -> int:
