@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import numpy as np
 
@@ -38,9 +38,16 @@ class VectorStore(Protocol):
     def close(self) -> None: ...
 
 
-@runtime_checkable
-class KeepsGraph(Protocol):
-    """A store that keeps each document's kNN list up to date as vectors arrive, so a rebuild need not search."""
+class NeighbourIndex(Protocol):
+    """Each document's kNN list kept up to date as vectors arrive, so a rebuild reads a finished graph instead of
+    searching, and arrivals are placed from a live index instead of a vector-store search. It fronts the
+    vector store: writes go through it to the store."""
+
+    def upsert(self, ids: np.ndarray, vectors: np.ndarray, published_ts: np.ndarray, ingested_ts: np.ndarray) -> None:
+        """Add vectors (or correct known ones): written to the vector store, then to the index and the graph."""
 
     def neighbour_graph(self, since_ts: int | None = None, by: str = "published") -> tuple[np.ndarray, np.ndarray, Neighbours]:
-        """(ids sorted, vectors, their kNN lists re-indexed to that order)."""
+        """(ids sorted, vectors, their kNN lists re-indexed to that order) of the window since since_ts."""
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """As VectorStore.search, from the live index where this process keeps one."""

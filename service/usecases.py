@@ -35,7 +35,6 @@ from .domain import NOISE, Headline, Rejected
 from .faults import transient_cause
 from .files import SafeCsvWriter, atomic_write
 from .ingest import BadFile, read_headlines
-from .ports import KeepsGraph
 
 log = logging.getLogger("newsclust")
 
@@ -542,9 +541,8 @@ def _read_graph(app):
     """(document ids sorted, vectors, kNN lists) of the documents this rebuild clusters: the window's, and only
     those with a document row."""
     s = app.settings
-    if isinstance(app.store, KeepsGraph):
-        # the graph was kept up to date as documents arrived (adapters/vector_cache.py)
-        doc_ids, vectors, neigh = app.store.neighbour_graph(since_ts=_window_start(app), by=s.window_by)
+    if app.neighbours is not None:  # the graph was kept up to date as documents arrived
+        doc_ids, vectors, neigh = app.neighbours.neighbour_graph(since_ts=_window_start(app), by=s.window_by)
     else:
         doc_ids, vectors = app.store.all_vectors(since_ts=_window_start(app), by=s.window_by)
         neigh = knn(vectors, s.knn_k)

@@ -299,7 +299,7 @@ class Service:
 
     def open(self) -> None:
         """Load the model and open Milvus before taking files, so the first file is not slow and failures show at start."""
-        self.app.store  # noqa: B018 — opening the store loads the embedder for its dimension
+        self.app.open_store()
 
     def run(self, stop: threading.Event) -> None:
         self._write_status()
