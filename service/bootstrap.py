@@ -14,7 +14,7 @@ from .adapters.sql.repository import AlertStore, Coordination, SqlRepository, St
 from .clustering.assign import PredictionState
 from .config import Settings
 from .failpoints import Failpoints, OutageSwitch
-from .ports import Embedder, NeighbourIndex, VectorStore
+from .ports import Embedder, HistoryRepo, NeighbourIndex, VectorStore
 
 
 class App:
@@ -23,7 +23,8 @@ class App:
         self.settings = settings
         engine = make_engine(settings.resolved_database_url, settings.db_busy_timeout_s)
         upgrade(engine)
-        self.repo = SqlRepository(engine)
+        self._engine = engine
+        self.repo: HistoryRepo = SqlRepository(engine)
         self.alerts = AlertStore(engine)
         self.reader = StoryReader(engine)
         self.coordination = Coordination(engine)
@@ -97,4 +98,4 @@ class App:
         if self._neighbours is not None or self._store is not None:
             (self._neighbours or self._store).close()  # the index closes the store it fronts
             self._store = self._neighbours = None
-        self.repo.engine.dispose()
+        self._engine.dispose()

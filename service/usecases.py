@@ -17,11 +17,11 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import state as run_state
-from .adapters.sql.repository import utcnow
 from .clustering.alerts import SurgeRule, story_paces
 from .clustering.assign import PredictionState, dense_groups, place, place_topics
 from .clustering.graph import complete_lists, knn, subgraph
@@ -31,10 +31,13 @@ from .clustering.two_level import TwoLevelParams, fit_two_levels
 from .clustering.identity import match_clusters
 from .clustering.layout import initial_positions, layout_2d
 from .clustering.naming import name_clusters
-from .domain import NOISE, Headline, Rejected
+from .domain import NOISE, Headline, Rejected, unix_seconds, utcnow
 from .faults import transient_cause
 from .files import SafeCsvWriter, atomic_write
 from .ingest import BadFile, read_headlines
+
+if TYPE_CHECKING:
+    from .bootstrap import App
 
 log = logging.getLogger("newsclust")
 
@@ -103,7 +106,7 @@ def _move(path: Path, folder: Path) -> Path:
     return target
 
 
-def _fail(app, path: Path, reason: str, rejects: list[Rejected] | None = None) -> Path:
+def _fail(app: App, path: Path, reason: str, rejects: list[Rejected] | None = None) -> Path:
     failed_dir = app.settings.failed_dir
     moved = _move(path, failed_dir) if (path.exists() or path.is_symlink()) else failed_dir / short_name(path.name)
     atomic_write(moved.with_name(moved.name + ".reason.txt"), reason + "\n")
@@ -127,12 +130,12 @@ class Interrupted(Exception):
     """Shutdown asked mid-file: what is written stays (idempotent), the file stays in the inbox for the restart."""
 
 
-def recover(app) -> dict[str, int]:
+def recover(app: App) -> dict[str, int]:
     """At a writer's start: runs and files a killed process left half-done are marked so; their files are still in the inbox."""
     return app.repo.mark_interrupted()
 
 
-def ingest_file(app, path: Path, progress: Progress = _no_progress, should_stop: Callable[[], bool] = lambda: False) -> IngestResult:
+def ingest_file(app: App, path: Path, progress: Progress = _no_progress, should_stop: Callable[[], bool] = lambda: False) -> IngestResult:
     """One file through parse -> dedup -> embed -> Milvus -> SQLite -> placement -> processed/ or failed/.
 
     Milvus is written before SQLite and both writes are idempotent (primary keys come from
@@ -172,7 +175,7 @@ def _best_effort(fn, *args) -> None:
         log.warning("could not record it in the ledger (%s): %s", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
 
 
-def _ingest(app, path: Path, result: IngestResult, progress: Progress, should_stop: Callable[[], bool]) -> None:
+def _ingest(app: App, path: Path, result: IngestResult, progress: Progress, should_stop: Callable[[], bool]) -> None:
     s = app.settings
     if not (path.exists() or path.is_symlink()):
         result.state, result.reason = "gone", f"{path.name}: removed from the inbox before it was taken"
@@ -248,7 +251,7 @@ def _ingest(app, path: Path, result: IngestResult, progress: Progress, should_st
     result.moved_to = str(_move(path, s.processed_dir))
 
 
-def _finish_failed(app, path: Path, result: IngestResult, file_id: int | None, rejects: list[Rejected]) -> None:
+def _finish_failed(app: App, path: Path, result: IngestResult, file_id: int | None, rejects: list[Rejected]) -> None:
     """Moved first, recorded second: if the move fails, the ledger row is still open and the retry continues it."""
     result.moved_to = str(_fail(app, path, result.reason or "failed", rejects))
     result.state = "failed"
@@ -265,7 +268,7 @@ class Stored:
     predicted: int = 0
 
 
-def _store_headlines(app, headlines: list[Headline], file_id: int, t: dict[str, float], should_stop=lambda: False,
+def _store_headlines(app: App, headlines: list[Headline], file_id: int, t: dict[str, float], should_stop=lambda: False,
                      retry: bool = False) -> Stored:
     """New headlines are stored; a known guid or url with other text is a correction (newest text wins, the old
     one goes to document_revisions, the vector is re-embedded and the document placed again); identical text is a no-op."""
@@ -318,11 +321,11 @@ def _store_headlines(app, headlines: list[Headline], file_id: int, t: dict[str, 
 
 
 def _ts(dt) -> int:
-    """Unix seconds of a naive-UTC datetime (0 for unknown)."""
-    return int(dt.replace(tzinfo=timezone.utc).timestamp()) if dt is not None else 0
+    """Whole unix seconds, as the vector store keeps times."""
+    return int(unix_seconds(dt))
 
 
-def assign_arrivals(app, ids: np.ndarray, vectors: np.ndarray) -> int:
+def assign_arrivals(app: App, ids: np.ndarray, vectors: np.ndarray) -> int:
     """Place arrivals in the last rebuild's clusters from their Milvus neighbours; nothing to do before a first rebuild."""
     run = app.repo.latest_run()
     if run is None or len(ids) == 0:
@@ -342,14 +345,14 @@ def assign_arrivals(app, ids: np.ndarray, vectors: np.ndarray) -> int:
     return len(ids)
 
 
-def new_story_in_noise_pool(app) -> bool:
+def new_story_in_noise_pool(app: App) -> bool:
     """Arrivals prediction left as noise, grouped among themselves: a group as big as the last run's
     smallest allowed cluster and as tight as the stories it found is a new story, worth a rebuild now."""
     run = app.repo.latest_run()
     if run is None:
         return False
     s = app.settings
-    size = json.loads(run.params or "{}").get("min_cluster_size_used") or s.story_min_size
+    size = run.min_cluster_size_used or s.story_min_size
     pool = app.repo.noise_pool_ids(run.id)
     pstate = app.prediction_state(run.id)
     if len(pool) < size or pstate is None or len(pstate.cluster_max_edge) == 0:
@@ -390,7 +393,7 @@ class _Stages:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
 
 
-def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progress) -> RebuildResult:
+def rebuild(app: App, write_report_after: bool = True, progress: Progress = _no_progress) -> RebuildResult:
     """Full rebuild, one chain: kNN graph (kept by the store) -> stories and topics from one HDBSCAN tree ->
     settled against the last run -> persistent ids at both levels -> names -> one SQLite commit -> map and page."""
     s = app.settings
@@ -473,7 +476,7 @@ def rebuild(app, write_report_after: bool = True, progress: Progress = _no_progr
     return result
 
 
-def raise_alerts(app, run_id: int | None = None) -> list[dict]:
+def raise_alerts(app: App, run_id: int | None = None) -> list[dict]:
     """After a rebuild (run_id: new stories and surges) or after arrivals (surges only): decide, record once per
     story and state change, then tell: the Atom feed, one log line each, the webhook."""
     s = app.settings
@@ -516,7 +519,7 @@ def _alert(kind: str, sid: int, card: dict, pace, run_id: int | None, stream_tim
             "size": card["size"], "recent": pace.recent if pace else 0, "run_id": run_id, "stream_time": stream_time, "details": details}
 
 
-def _tell(app, recorded: list[dict]) -> None:
+def _tell(app: App, recorded: list[dict]) -> None:
     from .adapters.notify import describe, write_atom_feed
 
     for a in recorded:
@@ -528,7 +531,7 @@ def _tell(app, recorded: list[dict]) -> None:
     write_atom_feed(s.reports_dir / "alerts.xml", app.alerts.latest(100), feed_id=f"urn:newsclust:{hashlib.sha256(str(s.home.resolve()).encode()).hexdigest()[:16]}")
 
 
-def raise_alerts_safely(app, run_id: int | None = None) -> list[dict]:
+def raise_alerts_safely(app: App, run_id: int | None = None) -> list[dict]:
     """Alerts never fail what they follow: a rebuild stays committed, a file stays ingested."""
     try:
         return raise_alerts(app, run_id)
@@ -537,7 +540,7 @@ def raise_alerts_safely(app, run_id: int | None = None) -> list[dict]:
         return []
 
 
-def _read_graph(app):
+def _read_graph(app: App):
     """(document ids sorted, vectors, kNN lists) of the documents this rebuild clusters: the window's, and only
     those with a document row."""
     s = app.settings
@@ -565,7 +568,7 @@ def _clip(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _documented_only(app, doc_ids: np.ndarray, vectors, neigh):
+def _documented_only(app: App, doc_ids: np.ndarray, vectors, neigh):
     """Milvus and SQLite agree on what a rebuild sees: a vector whose document row was never written (a file
     interrupted between the two writes, retried later) is left out, never clustered as a phantom headline."""
     known = app.repo.all_document_ids()
@@ -582,7 +585,7 @@ def _documented_only(app, doc_ids: np.ndarray, vectors, neigh):
     return doc_ids[rows], window, complete_lists(subgraph(neigh, rows, len(doc_ids)), window)
 
 
-def restore_missing_vectors(app, missing: np.ndarray | None = None, limit: int = 20_000) -> int:
+def restore_missing_vectors(app: App, missing: np.ndarray | None = None, limit: int = 20_000) -> int:
     """Documents whose vector the store lost (a vector store reset, a restored backup) are embedded again, up to
     `limit` per call so a rebuild stays bounded; the rest follow at the next. The rebuild passes the ids it found
     missing while reading the graph; called alone, it compares the history with the store's ids."""
@@ -610,7 +613,7 @@ def _text(title: str, description: str) -> str:
     return Headline(key="", title=title, description=description, url=None, published_at=None).text
 
 
-def _previous_layout(app, prev_run, doc_ids: np.ndarray, neigh) -> np.ndarray | None:
+def _previous_layout(app: App, prev_run, doc_ids: np.ndarray, neigh) -> np.ndarray | None:
     """The last map's coordinates as a start, so clusters stay where readers saw them."""
     if prev_run is None:
         return None
@@ -626,7 +629,7 @@ def _previous_layout(app, prev_run, doc_ids: np.ndarray, neigh) -> np.ndarray | 
     return initial_positions(previous, neigh, np.random.default_rng(app.settings.seed))
 
 
-def _window_start(app) -> int | None:
+def _window_start(app: App) -> int | None:
     """The window ends at the newest document's time, not the wall clock, so a replayed stream behaves like a live one."""
     s = app.settings
     if s.window_days <= 0:
@@ -637,7 +640,7 @@ def _window_start(app) -> int | None:
     return _ts(newest - timedelta(days=s.window_days))
 
 
-def write_report(app, run_id: int | None = None, out: Path | None = None, standalone: bool = False) -> Path:
+def write_report(app: App, run_id: int | None = None, out: Path | None = None, standalone: bool = False) -> Path:
     """Render a run's page from the SQLite history and its stored layout; refresh latest.html and index.html."""
     from .report.page import render_report
     from .report.publish import publish
@@ -657,7 +660,7 @@ EXPORT_COLUMNS = ["guid", "title", "story_id", "story_name", "topic_id", "topic_
                   "run_id", "cluster_id"]
 
 
-def search(app, query: str, k: int = 10, serving: bool = False) -> list[dict]:
+def search(app: App, query: str, k: int = 10, serving: bool = False) -> list[dict]:
     """The headlines nearest to `query`, with their story and topic. Beside a running serve (which holds a Milvus
     Lite file) it reads the writer's vector copy under HOME/state/, never opening Milvus as a second writer."""
     from .adapters.vector_cache import CacheReader
@@ -685,15 +688,15 @@ def search(app, query: str, k: int = 10, serving: bool = False) -> list[dict]:
     return out[:k]
 
 
-def story_detail(app, story_id: int) -> dict | None:
+def story_detail(app: App, story_id: int) -> dict | None:
     return app.reader.story(story_id)
 
 
-def topic_detail(app, topic_id: int) -> dict | None:
+def topic_detail(app: App, topic_id: int) -> dict | None:
     return app.reader.topic(topic_id)
 
 
-def export_csv(app, out) -> int:
+def export_csv(app: App, out) -> int:
     """One row per document; noise is -1 at either level; a document no rebuild or prediction has placed yet has empty
     fields. cluster_id repeats story_id for scripts written before topics existed."""
     w = SafeCsvWriter(out)
@@ -709,7 +712,7 @@ def export_csv(app, out) -> int:
     return n
 
 
-def status(app, serving_pid: int | None = None) -> dict:
+def status(app: App, serving_pid: int | None = None) -> dict:
     """The history's counts, plus what the serving process alone knows (files it is retrying, a rebuild's backoff)."""
     st = app.repo.status()
     inbox = app.settings.inbox
