@@ -51,8 +51,9 @@ class App:
         neighbour index in front of it: the store the use cases write to and search."""
         s = self.settings
         if self._store is None:
-            from .adapters.milvus import MilvusStore
+            from .adapters.milvus import MilvusStore, quiet_library_logs
 
+            quiet_library_logs()
             self._store = MilvusStore(s.resolved_milvus_uri, s.collection, self.embedder.dim, s.milvus_token)
             if self.failpoints.outages:
                 self._store = OutageSwitch(self._store, s.home / "faults" / "vector-store-down")
@@ -71,6 +72,8 @@ class App:
     @property
     def neighbours(self) -> NeighbourIndex | None:
         """The kept kNN graph and live index (the vector cache), opened on first use; None when vector_cache = false."""
+        if not self.settings.vector_cache:
+            return None
         self.open_store()
         return self._neighbours
 

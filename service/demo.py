@@ -208,9 +208,10 @@ def generate(out_dir: Path, days: int = 10, seed: int = 1, start: datetime | Non
 
 def split_csv_by_day(source: Path, out_dir: Path, date_column_aliases=("published_at", "date", "published", "pubdate")) -> list[Path]:
     """A user's CSV streamed in time order: one file per calendar day of its date column (one file if it has none)."""
-    from .ingest import detect_encoding, parse_date
+    from .ingest import allow_long_fields, detect_encoding, parse_date
 
     enc = detect_encoding(source).split(" ", 1)[0]
+    allow_long_fields()
     with source.open(encoding=enc, newline="") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []

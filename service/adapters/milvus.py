@@ -21,15 +21,20 @@ MAX_TOPK = 16_384
 REQUEST_BYTES = 48 << 20  # under the server's 64 MB per request
 
 
+def quiet_library_logs() -> None:
+    """Mute what pymilvus and grpc log on every Milvus Lite read (process-wide loggers, so the caller decides:
+    bootstrap does, before it opens a store)."""
+    # the query iterator warns on every Lite read that it falls back to client-side timestamps: expected, not news
+    logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
+    # ...after Milvus Lite's in-process server has refused the timestamp call with a logged traceback
+    logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+
+
 class MilvusStore:
     def __init__(self, uri: str, collection: str, dim: int, token: str = ""):
         self.uri = uri
         self.collection = collection
         self.dim = dim
-        # the query iterator warns on every Lite read that it falls back to client-side timestamps: expected, not news
-        logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
-        # ...after Milvus Lite's in-process server has refused the timestamp call with a logged traceback
-        logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
         self.client = MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
         self._ensure_collection()
 
