@@ -223,11 +223,10 @@ class Service:
 
     def _schedule_due(self) -> bool:
         try:
-            st = self.app.repo.status()
+            return usecases.rebuild_due(self.app)
         except Exception as exc:  # noqa: BLE001 — the database is busy: the next tick asks again
             log.warning("scheduled rebuild skipped: %s", transient_cause(exc) or exc)
             return False
-        return st["documents"] > 0 and st["pending_arrivals"] >= self.app.settings.rebuild_min_pending
 
     def _run_rebuild(self, tokens: list[str], why: str) -> None:
         self.rebuilding.set()

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..domain import Headline, Rejected, unix_seconds, utcnow
 from ..faults import transient_cause
-from ..files import SafeCsvWriter, atomic_write
+from ..files import SafeCsvWriter, atomic_open, atomic_write
 from ..ingest import BadFile, read_headlines
 from .arrivals import assign_arrivals
 from .common import Progress, best_effort, no_progress
@@ -98,13 +98,11 @@ def _fail(app: App, path: Path, reason: str, rejects: list[Rejected] | None = No
 
 def _write_rejects(target: Path, rejects: list[Rejected]) -> None:
     columns = sorted({k for r in rejects for k in r.row})
-    tmp = target.with_name(target.name + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
+    with atomic_open(target) as fh:
         w = SafeCsvWriter(fh)
         w.writerow(["line", "reason", *columns])
         for r in rejects:
             w.writerow([r.line, r.reason, *(r.row.get(c, "") for c in columns)])
-    os.replace(tmp, target)
 
 
 class Interrupted(Exception):
@@ -146,6 +144,22 @@ def ingest_file(app: App, path: Path, progress: Progress = no_progress, should_s
         if result.ledger_id is not None:
             best_effort(app.repo.note_file, result.ledger_id, "retrying", result.reason)
     return result
+
+
+def ingest_copy(app: App, source: Path, progress: Progress = no_progress) -> IngestResult:
+    """`newsclust ingest FILE`: the user's file stays where it is; a copy goes through the inbox path (processed/ or
+    failed/), under a name of its own when a file of that name already waits in the inbox."""
+    if source.parent.resolve() == app.settings.inbox.resolve():
+        return ingest_file(app, source, progress)
+    if not source.exists():
+        return IngestResult(file=source.name, state="failed", reason=f"{source}: no such file")
+    if source.is_dir():
+        return IngestResult(file=source.name, state="failed", reason=f"{source}: a directory, not a CSV file")
+    staged = app.settings.inbox / source.name
+    if staged.exists() or staged.is_symlink():  # never overwrite a file waiting in the inbox
+        staged = app.settings.inbox / f"{source.stem}.{os.getpid()}-{time.monotonic_ns() % 10**9}{source.suffix or '.csv'}"
+    shutil.copy2(source, staged)
+    return ingest_file(app, staged, progress)
 
 
 def _ingest(app: App, path: Path, result: IngestResult, progress: Progress, should_stop: Callable[[], bool]) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..files import SafeCsvWriter
+from ..files import SafeCsvWriter, atomic_open
 
 if TYPE_CHECKING:
     from ..bootstrap import App
@@ -68,6 +68,12 @@ def export_csv(app: App, out) -> int:
                     r.assigned_by or "", r.run_id or "", blank(r.cluster_id)])
         n += 1
     return n
+
+
+def export_csv_file(app: App, out: Path) -> int:
+    """export_csv into a file, whole or not at all."""
+    with atomic_open(out) as fh:
+        return export_csv(app, fh)
 
 
 def status(app: App, serving_pid: int | None = None) -> dict:

@@ -62,6 +62,12 @@ class _Stages:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
 
 
+def rebuild_due(app: App) -> bool:
+    """The schedule's rule: there is something to cluster, and enough has arrived since the last rebuild."""
+    st = app.repo.status()
+    return st["documents"] > 0 and st["pending_arrivals"] >= app.settings.rebuild_min_pending
+
+
 def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_progress) -> RebuildResult:
     """Full rebuild, one chain: kNN graph (kept by the store) -> stories and topics from one HDBSCAN tree ->
     settled against the last run -> persistent ids at both levels -> names -> one SQLite commit -> map and page."""
