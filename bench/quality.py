@@ -249,7 +249,7 @@ def _compare(prev: dict[int, int], now: dict[int, int], predicted: dict[int, int
 def run(csv_path: Path, label_col: str, chunks: int, overrides: dict, level: str = "topic", umap_baselines: bool = True,
         tutorial: bool = True, echo: bool = True) -> dict:
     from service import usecases
-    from service.bootstrap import build_app
+    from service.bootstrap import App
     from service.config import load_settings
     from service.domain import Headline
 
@@ -260,7 +260,7 @@ def run(csv_path: Path, label_col: str, chunks: int, overrides: dict, level: str
     settings = load_settings(home=home, env={}, **overrides)
     texts = [Headline(key="", title=r["title"], description=r.get("description") or "", url=None, published_at=None).text for r in rows]
     embedder = CachedEmbedder(settings, texts)
-    app = build_app(settings, embedder=embedder)
+    app = App(settings, embedder=embedder)
     per_run, timings = [], {"ingest": 0.0, "rebuild": 0.0}
     prev = {"story": {}, "topic": {}}
     pooled = {"story": [], "topic": []}

@@ -33,7 +33,7 @@ def main() -> None:
     args = ap.parse_args()
     from service import usecases
     from service.adapters.milvus import MilvusStore
-    from service.bootstrap import build_app
+    from service.bootstrap import App
     from service.config import load_settings
     from service.domain import Headline, document_key
 
@@ -42,7 +42,7 @@ def main() -> None:
     settings.ensure_dirs()
     vectors, story = news_like_vectors(args.n, seed=1)
     store = MilvusStore(settings.resolved_milvus_uri, settings.collection, vectors.shape[1])
-    app = build_app(settings, store=store)
+    app = App(settings, store=store)
     start = datetime(2026, 1, 1)
     heads = [
         Headline(key=document_key(f"b{i}", None, "", ""), title=f"{WORDS[s % len(WORDS)].title()} story {s} headline {i} <b>with</b> text",

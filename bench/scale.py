@@ -126,10 +126,10 @@ class _Dim:
 
 
 def _app(home: Path, k: int):
-    from service.bootstrap import build_app
+    from service.bootstrap import App
     from service.config import load_settings
 
-    return build_app(load_settings(home=home, env={}, knn_k=k), embedder=_Dim())
+    return App(load_settings(home=home, env={}, knn_k=k), embedder=_Dim())
 
 
 def _titles(story: np.ndarray, topic: np.ndarray, rng) -> list[str]:

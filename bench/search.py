@@ -36,11 +36,11 @@ QUERIES = [
 
 
 def build_home(home: Path, n: int, embedder) -> object:
-    from service.bootstrap import build_app
+    from service.bootstrap import App
     from service.config import load_settings
     from service.domain import Headline
 
-    app = build_app(load_settings(home=home, env={}), embedder=embedder)
+    app = App(load_settings(home=home, env={}), embedder=embedder)
     vectors, _ = news_like_vectors(n, seed=1)
     step = 5000
     now = datetime(2026, 1, 1)

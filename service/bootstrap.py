@@ -14,7 +14,7 @@ from .adapters.sql.repository import AlertStore, Coordination, SqlRepository, St
 from .clustering.assign import PredictionState
 from .config import Settings
 from .failpoints import Failpoints, OutageSwitch
-from .ports import Embedder, VectorStore
+from .ports import Embedder, HistoryRepo, NeighbourIndex, VectorStore
 
 
 class App:
@@ -23,13 +23,15 @@ class App:
         self.settings = settings
         engine = make_engine(settings.resolved_database_url, settings.db_busy_timeout_s)
         upgrade(engine)
-        self.repo = SqlRepository(engine)
+        self._engine = engine
+        self.repo: HistoryRepo = SqlRepository(engine)
         self.alerts = AlertStore(engine)
         self.reader = StoryReader(engine)
         self.coordination = Coordination(engine)
         self._webhook = None
         self._embedder = embedder
         self._store = store
+        self._neighbours: CachedVectorStore | None = None
         self._pstate: tuple[int, PredictionState | None] | None = None
         # one writer at a time inside a process: the watcher and the scheduler share Milvus and SQLite
         self.write_lock = threading.RLock()
@@ -44,22 +46,36 @@ class App:
             self._embedder = make_embedder(s.embedder, s.embedder_path, s.embed_batch_size, s.max_text_chars, s.max_tokens, s.embed_precision)
         return self._embedder
 
-    @property
-    def store(self) -> VectorStore:
+    def open_store(self) -> VectorStore:
+        """Load the model (the store needs its dimension), open the vector store and, with vector_cache on, the
+        neighbour index in front of it: the store the use cases write to and search."""
+        s = self.settings
         if self._store is None:
-            from .adapters.milvus import MilvusStore
+            from .adapters.milvus import MilvusStore, quiet_library_logs
 
-            s = self.settings
+            quiet_library_logs()
             self._store = MilvusStore(s.resolved_milvus_uri, s.collection, self.embedder.dim, s.milvus_token)
             if self.failpoints.outages:
                 self._store = OutageSwitch(self._store, s.home / "faults" / "vector-store-down")
-        if self.settings.vector_cache and not isinstance(self._store, CachedVectorStore):
-            s = self.settings
+        if s.vector_cache and self._neighbours is None:
             # several workers: each keeps its own copy (they would tear one shared file), refilled when Milvus holds more
             folder = s.state_dir / (f"vectors-{s.collection}-{s.resolved_worker_name}" if s.shared else f"vectors-{s.collection}")
-            self._store = CachedVectorStore(self._store, folder, self.embedder.dim,
-                                            source=f"{s.resolved_milvus_uri}#{s.collection}", knn_k=s.knn_k)
-        return self._store
+            self._neighbours = CachedVectorStore(self._store, folder, self.embedder.dim,
+                                                 source=f"{s.resolved_milvus_uri}#{s.collection}", knn_k=s.knn_k)
+        return self._neighbours if self._neighbours is not None else self._store
+
+    @property
+    def store(self) -> VectorStore:
+        """The vector store, opened on first use (open_store)."""
+        return self.open_store()
+
+    @property
+    def neighbours(self) -> NeighbourIndex | None:
+        """The kept kNN graph and live index (the vector cache), opened on first use; None when vector_cache = false."""
+        if not self.settings.vector_cache:
+            return None
+        self.open_store()
+        return self._neighbours
 
     @property
     def webhook(self):
@@ -82,11 +98,7 @@ class App:
         if self._webhook is not None:
             self._webhook.close()
             self._webhook = None
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-        self.repo.engine.dispose()
-
-
-def build_app(settings: Settings, **adapters) -> App:
-    return App(settings, **adapters)
+        if self._neighbours is not None or self._store is not None:
+            (self._neighbours or self._store).close()  # the index closes the store it fronts
+            self._store = self._neighbours = None
+        self._engine.dispose()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import sys
 import threading
 import time
@@ -97,10 +96,16 @@ def _settings(**overrides):
     return load_settings(home=Ctx.home, **overrides)
 
 
-def _build(**overrides):
-    from .bootstrap import build_app
+@contextmanager
+def _opened(**overrides):
+    """The App of this home for one command, closed whatever happens."""
+    from .bootstrap import App
 
-    return build_app(_settings(**overrides))
+    a = App(_settings(**overrides))
+    try:
+        yield a
+    finally:
+        a.close()
 
 
 @contextmanager
@@ -225,54 +230,37 @@ def ingest(files: list[Path] = typer.Argument(..., help="CSV files to ingest (th
     """Ingest the given files once. While `serve` runs, they are handed to its inbox, and the outcome is awaited."""
     from . import handoff
 
-    a = _build()
     failed = 0
-    try:
-        with _writer(a):
+    with _opened() as a:
+        try:
+            with _writer(a):
+                for f in files:
+                    with _progress(f"ingesting {f.name}") as progress:
+                        r = usecases.ingest_copy(a, f, progress)
+                    _print_ingest(r)
+                    failed += r.state not in ("processed", "duplicate")
+        except _Busy as busy:
+            home = a.settings.home
+            handed = []
             for f in files:
-                with _progress(f"ingesting {f.name}") as progress:
-                    r = _ingest_copy(a, f, progress)
-                _print_ingest(r)
-                failed += r.state not in ("processed", "duplicate")
-    except _Busy as busy:
-        home = a.settings.home
-        handed = []
-        for f in files:
-            if not f.is_file():
-                _say(f"{f.name}: FAILED — {f}: {'a directory, not a CSV file' if f.is_dir() else 'no such file'}")
-                failed += 1
-                continue
-            handed.append((f, handoff.hand_over(home, a.settings.inbox, f, wait=not no_wait)))
-        _say(f"another newsclust process ({_who(busy)}) owns this home: handed {len(handed)} file(s) to its inbox"
-             + ("" if no_wait else "; waiting for the outcome (--no-wait returns at once)"))
-        if not no_wait:
-            for f, name in handed:
-                outcome = handoff.await_answer(home, handoff.INGEST, name, lambda: _serving_pid(home) is not None)
-                if outcome is None:
-                    _say(f"{name}: the serving process stopped before answering; the file is in its inbox")
+                if not f.is_file():
+                    _say(f"{f.name}: FAILED — {f}: {'a directory, not a CSV file' if f.is_dir() else 'no such file'}")
                     failed += 1
                     continue
-                r = usecases.IngestResult(**outcome)
-                _print_ingest(r)
-                failed += r.state not in ("processed", "duplicate")
-    finally:
-        a.close()
+                handed.append((f, handoff.hand_over(home, a.settings.inbox, f, wait=not no_wait)))
+            _say(f"another newsclust process ({_who(busy)}) owns this home: handed {len(handed)} file(s) to its inbox"
+                 + ("" if no_wait else "; waiting for the outcome (--no-wait returns at once)"))
+            if not no_wait:
+                for f, name in handed:
+                    outcome = handoff.await_answer(home, handoff.INGEST, name, lambda: _serving_pid(home) is not None)
+                    if outcome is None:
+                        _say(f"{name}: the serving process stopped before answering; the file is in its inbox")
+                        failed += 1
+                        continue
+                    r = usecases.IngestResult(**outcome)
+                    _print_ingest(r)
+                    failed += r.state not in ("processed", "duplicate")
     raise typer.Exit(1 if failed else 0)
-
-
-def _ingest_copy(a, f: Path, progress) -> usecases.IngestResult:
-    """The user's file stays where it is: a copy goes through the inbox path (processed/ or failed/)."""
-    if f.parent.resolve() == a.settings.inbox.resolve():
-        return usecases.ingest_file(a, f, progress)
-    if not f.exists():
-        return usecases.IngestResult(file=f.name, state="failed", reason=f"{f}: no such file")
-    if f.is_dir():
-        return usecases.IngestResult(file=f.name, state="failed", reason=f"{f}: a directory, not a CSV file")
-    staged = a.settings.inbox / f.name
-    if staged.exists() or staged.is_symlink():  # a file of that name already waits in the inbox: never overwrite it
-        staged = a.settings.inbox / f"{f.stem}.{os.getpid()}-{time.monotonic_ns() % 10**9}{f.suffix or '.csv'}"
-    shutil.copy2(f, staged)
-    return usecases.ingest_file(a, staged, progress)
 
 
 @app.command()
@@ -280,28 +268,26 @@ def rebuild(no_wait: bool = typer.Option(False, "--no-wait", help="Beside a runn
     """Rebuild the clustering now and write the report (beside a running serve: ask it, and wait for the outcome)."""
     from . import handoff
 
-    a = _build()
-    try:
-        with _writer(a):
-            with _progress("rebuilding") as progress:
-                r = usecases.rebuild(a, progress=progress)
-            _print_rebuild(r)
-    except _Busy as busy:
-        home = a.settings.home
-        token = handoff.ask_rebuild(home, wait=not no_wait)
-        _say(f"another newsclust process ({_who(busy)}) owns this home: asked it to rebuild" + ("" if no_wait else "; waiting for it"))
-        if no_wait:
-            return
-        outcome = handoff.await_answer(home, handoff.REBUILD, token, lambda: _serving_pid(home) is not None)
-        if outcome is None:
-            _say("the serving process stopped before answering")
-            raise typer.Exit(1)
-        if not outcome.pop("ok"):
-            _say(outcome["error"])
-            raise typer.Exit(1)
-        _print_rebuild(usecases.RebuildResult(**outcome))
-    finally:
-        a.close()
+    with _opened() as a:
+        try:
+            with _writer(a):
+                with _progress("rebuilding") as progress:
+                    r = usecases.rebuild(a, progress=progress)
+                _print_rebuild(r)
+        except _Busy as busy:
+            home = a.settings.home
+            token = handoff.ask_rebuild(home, wait=not no_wait)
+            _say(f"another newsclust process ({_who(busy)}) owns this home: asked it to rebuild" + ("" if no_wait else "; waiting for it"))
+            if no_wait:
+                return
+            outcome = handoff.await_answer(home, handoff.REBUILD, token, lambda: _serving_pid(home) is not None)
+            if outcome is None:
+                _say("the serving process stopped before answering")
+                raise typer.Exit(1)
+            if not outcome.pop("ok"):
+                _say(outcome["error"])
+                raise typer.Exit(1)
+            _print_rebuild(usecases.RebuildResult(**outcome))
 
 
 @app.command()
@@ -309,42 +295,30 @@ def report(out: Optional[Path] = typer.Option(None, "--out", help="Write here in
            run: Optional[int] = typer.Option(None, "--run", help="Render a past run."),
            standalone: bool = typer.Option(False, "--standalone", help="One self-contained file (plotly.js inline, about 4.6 MB more) to mail or share.")):
     """Write the HTML report of the latest (or a given) run."""
-    a = _build()
-    try:
-        path = usecases.write_report(a, run, out, standalone=standalone)
-    except LookupError as exc:
-        _say(str(exc))
-        raise typer.Exit(1)
-    finally:
-        a.close()
+    with _opened() as a:
+        try:
+            path = usecases.write_report(a, run, out, standalone=standalone)
+        except LookupError as exc:
+            _say(str(exc))
+            raise typer.Exit(1)
     _say(str(path))
 
 
 @app.command()
 def export(out: Optional[Path] = typer.Option(None, "--out", help="CSV file to write (default: standard output).")):
     """CSV, one row per document: guid,cluster_id,probability,outlier_score,assigned_by,run_id (noise: cluster_id -1)."""
-    a = _build()
-    try:
+    with _opened() as a:
         if out:
-            tmp = out.with_name(out.name + ".tmp")
-            with tmp.open("w", newline="", encoding="utf-8") as fh:
-                n = usecases.export_csv(a, fh)
-            os.replace(tmp, out)
-            _say(f"{n} documents -> {out}")
+            _say(f"{usecases.export_csv_file(a, out)} documents -> {out}")
         else:
             usecases.export_csv(a, sys.stdout)
-    finally:
-        a.close()
 
 
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="One JSON object, for machines.")):
     """Documents, stories, backlog, rebuild in progress, last error, files waiting to be retried and why."""
-    a = _build()
-    try:
+    with _opened() as a:
         st = usecases.status(a, serving_pid=_serving_pid(a.settings.home))
-    finally:
-        a.close()
     if as_json:
         _say(json.dumps(st, default=str, indent=1))
         return
@@ -357,14 +331,12 @@ def search(query: str = typer.Argument(..., help="Text to look for (a headline, 
            as_json: bool = typer.Option(False, "--json", help="JSON, for machines.")):
     """The nearest headlines to a text, with similarity, time, story and topic. Works beside a running serve."""
     # a shared home's workers each own a vector copy: search must not open (and trim) one of theirs
-    a = _build(vector_cache=False) if _settings().shared else _build()
-    try:
-        hits = usecases.search(a, query, k, serving=_serving_pid(a.settings.home) is not None)
-    except LookupError as exc:
-        _say(str(exc))
-        raise typer.Exit(1)
-    finally:
-        a.close()
+    with _opened(**({"vector_cache": False} if _settings().shared else {})) as a:
+        try:
+            hits = usecases.search(a, query, k, serving=_serving_pid(a.settings.home) is not None)
+        except LookupError as exc:
+            _say(str(exc))
+            raise typer.Exit(1)
     if as_json:
         _say(json.dumps(hits, default=str, indent=1))
         return
@@ -377,11 +349,8 @@ def search(query: str = typer.Argument(..., help="Text to look for (a headline, 
 
 def _detail(kind: str, key: int, fetch, as_json: bool) -> dict | None:
     """Shared by `story` and `topic`: read, say when it does not exist, or print it as JSON; None once handled."""
-    a = _build()
-    try:
+    with _opened() as a:
         detail = fetch(a, key)
-    finally:
-        a.close()
     if detail is None:
         _say(f"no {kind} {key}")
         raise typer.Exit(1)
@@ -434,37 +403,34 @@ def serve(role: str = typer.Option("all", "--role", help="all (default), ingest 
         raise typer.Exit(2)
     settings = _settings()
     # an ingest-only worker of a shared home searches the Milvus server for placing arrivals; no local copy to keep
-    a = _build(vector_cache=False) if settings.shared and role == "ingest" else _build()
-    if role != "all" and not a.settings.shared:
-        a.close()
-        _say("--role ingest/rebuild needs a home several processes can write: database_url = postgresql+psycopg://... and a Milvus server")
-        raise typer.Exit(2)
-    try:
-        with _writer(a, worker=True):
-            stop = threading.Event()
-            install_signal_handlers(stop)
+    with _opened(**({"vector_cache": False} if settings.shared and role == "ingest" else {})) as a:
+        if role != "all" and not a.settings.shared:
+            _say("--role ingest/rebuild needs a home several processes can write: database_url = postgresql+psycopg://... and a Milvus server")
+            raise typer.Exit(2)
+        try:
+            with _writer(a, worker=True):
+                stop = threading.Event()
+                install_signal_handlers(stop)
 
-            service = Service(a, _print_event, role=role)
-            service.open()
-            who = f" as worker {a.settings.resolved_worker_name} ({role})" if a.settings.shared else ""
-            _say(f"serving {a.settings.home}{who}: inbox {a.settings.inbox}, rebuild every {a.settings.rebuild_interval_s}s")
-            sys.stdout.flush()
-            try:
-                service.run(stop)
-            except WatcherDied as exc:
-                _say(f"stopping: {exc}; a supervisor should start serve again")
+                service = Service(a, _print_event, role=role)
+                service.open()
+                who = f" as worker {a.settings.resolved_worker_name} ({role})" if a.settings.shared else ""
+                _say(f"serving {a.settings.home}{who}: inbox {a.settings.inbox}, rebuild every {a.settings.rebuild_interval_s}s")
                 sys.stdout.flush()
-                os._exit(3)
-            if service.rebuilding.is_set():
-                _say("stopped; abandoned the rebuild in progress (the previous clustering stays; the next start marks it failed)")
-                sys.stdout.flush()
-                os._exit(0)  # the rebuild thread cannot be interrupted; the OS drops the writer lock
-            _say("stopped")
-    except _Busy as busy:
-        _say(f"another newsclust process (pid {busy}) already serves this home")
-        raise typer.Exit(1)
-    finally:
-        a.close()
+                try:
+                    service.run(stop)
+                except WatcherDied as exc:
+                    _say(f"stopping: {exc}; a supervisor should start serve again")
+                    sys.stdout.flush()
+                    os._exit(3)
+                if service.rebuilding.is_set():
+                    _say("stopped; abandoned the rebuild in progress (the previous clustering stays; the next start marks it failed)")
+                    sys.stdout.flush()
+                    os._exit(0)  # the rebuild thread cannot be interrupted; the OS drops the writer lock
+                _say("stopped")
+        except _Busy as busy:
+            _say(f"another newsclust process (pid {busy}) already serves this home")
+            raise typer.Exit(1)
 
 
 @app.command()
@@ -475,39 +441,24 @@ def demo(
     rebuild_every: int = typer.Option(1, help="Rebuild after every N days (arrivals in between are placed by prediction)."),
 ):
     """Feed a news stream through the inbox day by day, rebuilding as `serve` would, and end with a report."""
-    from .demo import generate, split_csv_by_day
+    from .demo import replay, stage
 
-    a = _build()
-    try:
-        with _writer(a):
-            staging = a.settings.home / "demo-stream"
-            shutil.rmtree(staging, ignore_errors=True)
-            t0 = time.perf_counter()
-            files = split_csv_by_day(csv_file, staging) if csv_file else generate(staging, days=days, seed=seed)
-            _say(f"{'split ' + str(csv_file) if csv_file else 'generated a stream of'} {len(files)} day files in {time.perf_counter() - t0:.1f}s"
-                 + ("" if csv_file else f" (true stories in {staging / 'truth'})"))
-            result = None
-            alerts: list[dict] = []
-            for i, f in enumerate(files, 1):
-                target = a.settings.inbox / f.name
-                shutil.copy2(f, target)
-                with _progress(f"day {i}/{len(files)}") as progress:
-                    r = usecases.ingest_file(a, target, progress)
-                _print_ingest(r)
-                if i % rebuild_every == 0 or i == len(files):
-                    result = usecases.rebuild(a, write_report_after=(i == len(files)))
-                    _print_rebuild(result)
-                    alerts += result.alerts
-            _say(f"alerts raised: {len(alerts)} (feed: {a.settings.reports_dir / 'alerts.xml'})" if alerts else "alerts raised: none")
-            for alert in alerts:
-                _print_alert(alert)
-            if result and result.report:
-                _say(f"open {a.settings.reports_dir / 'latest.html'} in a browser")
-    except _Busy as busy:
-        _say(f"another newsclust process (pid {busy}) owns this home; stop it or use another --home")
-        raise typer.Exit(1)
-    finally:
-        a.close()
+    with _opened() as a:
+        try:
+            with _writer(a):
+                t0 = time.perf_counter()
+                staging, files = stage(a.settings.home, csv_file, days, seed)
+                _say(f"{'split ' + str(csv_file) if csv_file else 'generated a stream of'} {len(files)} day files in {time.perf_counter() - t0:.1f}s"
+                     + ("" if csv_file else f" (true stories in {staging / 'truth'})"))
+                result, alerts = replay(a, files, rebuild_every, _progress, _print_ingest, _print_rebuild)
+                _say(f"alerts raised: {len(alerts)} (feed: {a.settings.reports_dir / 'alerts.xml'})" if alerts else "alerts raised: none")
+                for alert in alerts:
+                    _print_alert(alert)
+                if result and result.report:
+                    _say(f"open {a.settings.reports_dir / 'latest.html'} in a browser")
+        except _Busy as busy:
+            _say(f"another newsclust process (pid {busy}) owns this home; stop it or use another --home")
+            raise typer.Exit(1)
 
 
 if __name__ == "__main__":

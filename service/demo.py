@@ -208,9 +208,10 @@ def generate(out_dir: Path, days: int = 10, seed: int = 1, start: datetime | Non
 
 def split_csv_by_day(source: Path, out_dir: Path, date_column_aliases=("published_at", "date", "published", "pubdate")) -> list[Path]:
     """A user's CSV streamed in time order: one file per calendar day of its date column (one file if it has none)."""
-    from .ingest import detect_encoding, parse_date
+    from .ingest import allow_long_fields, detect_encoding, parse_date
 
     enc = detect_encoding(source).split(" ", 1)[0]
+    allow_long_fields()
     with source.open(encoding=enc, newline="") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
@@ -232,3 +233,36 @@ def split_csv_by_day(source: Path, out_dir: Path, date_column_aliases=("publishe
             w.writerows(group)
         files.append(path)
     return files
+
+
+def stage(home: Path, csv_file: Path | None, days: int, seed: int) -> tuple[Path, list[Path]]:
+    """(folder, day files) of a demo under HOME/demo-stream/, made afresh: a user's CSV split by day, or a generated
+    stream (its truth under folder/truth)."""
+    import shutil
+
+    staging = home / "demo-stream"
+    shutil.rmtree(staging, ignore_errors=True)
+    return staging, split_csv_by_day(csv_file, staging) if csv_file else generate(staging, days=days, seed=seed)
+
+
+def replay(app, files: list[Path], rebuild_every: int, progress_for, on_ingest, on_rebuild):
+    """Each day file through the inbox in turn, a rebuild every `rebuild_every` days and after the last (which
+    writes the report), as `serve` would. progress_for(label) gives a progress context; returns (last rebuild,
+    every alert raised)."""
+    import shutil
+
+    from . import usecases
+
+    result = None
+    alerts: list[dict] = []
+    for i, f in enumerate(files, 1):
+        target = app.settings.inbox / f.name
+        shutil.copy2(f, target)
+        with progress_for(f"day {i}/{len(files)}") as progress:
+            r = usecases.ingest_file(app, target, progress)
+        on_ingest(r)
+        if i % rebuild_every == 0 or i == len(files):
+            result = usecases.rebuild(app, write_report_after=(i == len(files)))
+            on_rebuild(result)
+            alerts += result.alerts
+    return result, alerts

@@ -4,11 +4,26 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
+from typing import NamedTuple
 
 import numpy as np
 
 NOISE = -1
+
+
+def utcnow() -> datetime:
+    """The history's clock: naive UTC, as every stored time is."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def unix_seconds(value: datetime | str | None) -> float:
+    """Unix seconds of a naive-UTC time (a datetime, or the ISO text SQLite returns); 0 for unknown."""
+    if value is None:
+        return 0.0
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=timezone.utc).timestamp()
 
 
 def document_key(guid: str | None, url: str | None, title: str, description: str) -> str:
@@ -72,3 +87,111 @@ class Neighbours:
     @property
     def k(self) -> int:
         return self.indices.shape[1]
+
+
+@dataclass(frozen=True)
+class Run:
+    """A rebuild as the history keeps it, its JSON columns read once. The `*_used` sizes are what the fit chose
+    (None until the run is done, and in runs older than them)."""
+
+    id: int
+    status: str  # running, done, failed
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    n_documents: int | None = None
+    n_clusters: int | None = None  # stories
+    n_noise: int | None = None
+    timings: dict[str, float | str] = field(default_factory=dict)  # seconds per stage; {"error": why} for a failed run
+    knn_k: int | None = None
+    min_samples: int | None = None
+    story_min_cluster_size: int | None = None
+    topic_min_cluster_size: int | None = None
+    min_cluster_size_used: int | None = None
+    topic_min_cluster_size_used: int | None = None
+
+
+class ExportRow(NamedTuple):
+    """One document with its latest placement (all None before any) and the names as of the latest rebuild."""
+
+    key: str
+    id: int
+    title: str
+    cluster_id: int | None
+    topic_id: int | None
+    probability: float | None
+    outlier_score: float | None
+    assigned_by: str | None
+    run_id: int | None
+    story_name: str | None
+    topic_name: str | None
+
+
+# -- what the report reads ---------------------------------------------------------------------------------------
+
+@dataclass
+class ReportDocs:
+    """The documents a run placed (its rebuild, then arrivals placed under it: the latest placement wins), columnar."""
+
+    ids: np.ndarray  # int64
+    story: np.ndarray  # int64, -1 noise
+    topic: np.ndarray  # int64, -1 none
+    probability: np.ndarray  # float32
+    predicted: np.ndarray  # bool: placed between rebuilds
+    published: np.ndarray  # datetime64[s], NaT where the row had no published time
+    ingested: np.ndarray  # datetime64[s]
+    titles: list[str]
+    urls: list[str | None]
+    sources: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class StoryRow:
+    story_id: int
+    topic_id: int
+    size: int
+    title: str
+    keywords: list[str]
+
+
+@dataclass
+class TopicRow:
+    topic_id: int
+    size: int
+    n_stories: int
+    name: str
+    keywords: list[str]
+
+
+@dataclass
+class ChangeEvent:
+    level: str  # story or topic
+    kind: str  # born, split, merged, died, moved
+    cluster_id: int
+    parents: list[int] = field(default_factory=list)
+    children: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Alert:
+    at: datetime | None
+    kind: str  # new or surging
+    story_id: int
+    topic_id: int | None
+    topic_name: str | None
+    title: str
+    size: int
+    recent: int
+    stream_time: np.datetime64  # NaT when unknown
+
+
+@dataclass
+class Lineage:
+    previous_run: int | None
+    flows: list[tuple[int, int, int]]  # (story in previous run, story now, documents); -1 = noise
+    events: list[ChangeEvent]
+    previous_names: dict[int, str]
+    previous_topics: dict[int, int]  # story -> topic in the previous run
+    previous_topic_names: dict[int, str] = field(default_factory=dict)

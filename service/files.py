@@ -6,9 +6,13 @@ import csv
 import os
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterable
 
+# names of files still being written: the inbox watcher skips them, and a hand-over never makes one
+TEMP_SUFFIXES = (".part", ".tmp", ".crdownload", ".swp", ".partial")
 # OWASP's CSV injection rule: a cell starting with one of these is read as a formula by spreadsheets
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -16,11 +20,23 @@ _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 def atomic_write(target: Path, data: str | bytes) -> None:
     """Readers see the old file or the new one, never half of it; a crash leaves at most a stray .tmp."""
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # two writers never share a temporary
-    with tmp.open("wb") as fh:
+    with atomic_open(target, binary=True) as fh:
         fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-        fh.flush()
-        os.fsync(fh.fileno())
+
+
+@contextmanager
+def atomic_open(target: Path, binary: bool = False) -> Iterator[IO]:
+    """atomic_write for a file written piece by piece (a CSV export): text is UTF-8 with newlines as written.
+    If the block fails, the temporary goes and the old file stays."""
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # two writers never share a temporary
+    try:
+        with (tmp.open("wb") if binary else tmp.open("w", encoding="utf-8", newline="")) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, target)
 
 

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from .files import atomic_write
+from .files import TEMP_SUFFIXES, atomic_write
 
 REBUILD = "rebuild"
 INGEST = "ingest"
@@ -41,7 +41,7 @@ def ask_rebuild(home: Path, wait: bool) -> str:
 def hand_over(home: Path, inbox: Path, source: Path, wait: bool) -> str:
     """Copy `source` into the inbox under a name of its own (two files called x.csv both arrive); returns that name."""
     stem, suffix = source.stem.lstrip(".~") or "handed", source.suffix
-    if suffix.lower() in ("", ".part", ".tmp", ".crdownload", ".swp", ".partial"):
+    if suffix.lower() in ("", *TEMP_SUFFIXES):
         suffix = ".csv"  # a name the watcher takes (it skips temporary and hidden names)
     name = f"{stem}.{_token()}{suffix}"
     if wait:

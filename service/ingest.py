@@ -29,7 +29,11 @@ BINARY_CONTROL_SHARE = 0.05
 MAX_FUTURE = timedelta(days=2)
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13))
 
-csv.field_size_limit(MAX_FIELD_CHARS)
+
+def allow_long_fields() -> None:
+    """Cells up to MAX_FIELD_CHARS (the csv module stops at 128 KiB). The limit is process-wide, so it is set by
+    each reader of user CSV rather than as a side effect of importing this module."""
+    csv.field_size_limit(MAX_FIELD_CHARS)
 
 
 class BadFile(Exception):
@@ -133,6 +137,7 @@ def read_headlines(path: Path, chunk_rows: int = 5000) -> tuple[CsvInfo, Iterato
     if path.stat().st_size == 0:
         raise BadFile(f"{path.name}: empty file")
     encoding = detect_encoding(path)
+    allow_long_fields()
     fh = path.open("r", encoding=_codec(encoding), newline="")
     reader = csv.reader(_without_nul(fh), strict=True)
     try:

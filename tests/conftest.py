@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import csv
 import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +18,73 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+README = Path(__file__).resolve().parents[1] / "README.md"
+CLI = [sys.executable, "-m", "service.cli"]
+
+# six headlines of three stories, two each
+STORY_ROWS = [
+    {"guid": f"g{i}", "title": t, "description": d}
+    for i, (t, d) in enumerate(
+        [("Wildfire forces evacuations in the valley", "Crews fight flames"), ("Firefighters battle wildfire near homes", "Smoke everywhere"),
+         ("Central bank raises interest rates", "Inflation stays high"), ("Interest rate hike rattles bond markets", "Yields climb"),
+         ("Striker scores twice in cup final", "Fans celebrate"), ("Cup final ends in penalty shootout", "Keeper saves two")]
+    )
+]
+
+
+def env_for(**extra):
+    """The environment of a console-script run: no NEWSCLUST_ setting of ours leaks in, the model stays offline."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSCLUST_")}
+    env.update({"HF_HUB_OFFLINE": "1", "CI": "1", **extra})
+    return env
+
+
+def wait_for(predicate, timeout=180.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def start_serve(home: Path, **env):
+    proc = subprocess.Popen([*CLI, "--home", str(home), "serve"], env=env_for(NEWSCLUST_STABLE_WAIT_S="0.3", **env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    for line in proc.stdout:  # the model and Milvus are open once this is printed
+        if line.startswith("serving"):
+            return proc
+    raise AssertionError("serve did not start: " + (proc.stdout.read() if proc.stdout else ""))
+
+
+def stop_serve(proc) -> str:
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    return out
+
+
+def unique_rows(n_files: int, per_file: int, seed: int) -> tuple[list[list[dict]], set[str]]:
+    rng = random.Random(seed)
+    topics = ["wildfire", "interest rates", "election", "earthquake", "chip merger", "cup final", "moon lander", "bird flu"]
+    files, keys = [], set()
+    for f in range(n_files):
+        rows = []
+        for i in range(per_file):
+            g = f"k{f:02d}-{i:04d}"
+            rows.append({"guid": g, "title": f"{rng.choice(topics).title()} update {g}", "description": f"Report {i} on {rng.choice(topics)}"})
+            keys.add(g)
+        if f:  # every file repeats a few rows of the one before: stored once all the same
+            rows += files[-1][:10]
+        files.append(rows)
+    return files, keys
+
+
+def readme_queries() -> list[str]:
+    blocks = re.findall(r"```sql\n(.*?)```", README.read_text(), flags=re.S)
+    queries = []
+    for block in blocks:
+        queries += [q.strip() for q in block.split(";") if q.strip() and not all(l.strip().startswith("--") for l in q.strip().splitlines())]
+    return queries
 
 
 @pytest.fixture(scope="session")
@@ -23,14 +96,14 @@ def embedder():
 
 @pytest.fixture
 def make_app(tmp_path, embedder):
-    from service.bootstrap import build_app
+    from service.bootstrap import App
     from service.config import load_settings
 
     apps = []
 
-    def make(home: Path | None = None, **overrides):
+    def make(home: Path | None = None, store=None, **overrides):
         settings = load_settings(home=home or tmp_path / "home", env={}, stable_wait_s=0.3, **overrides)
-        app = build_app(settings, embedder=embedder)
+        app = App(settings, embedder=embedder, store=store)
         apps.append(app)
         return app
 
@@ -144,10 +217,7 @@ def database_url(request, tmp_path):
 
 # -- a real Milvus server: the PyPI `milvus` embedded server (opt-in, NEWSCLUST_TEST_MILVUS_SERVER) ----------------
 import shutil  # noqa: E402
-import signal  # noqa: E402
 import socket  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
 import urllib.request  # noqa: E402
 
 
@@ -190,7 +260,7 @@ def _start_server(exe: str):
 
 
 def _stop_server(proc, data) -> None:
-    os.killpg(proc.pid, signal.SIGKILL)  # its graceful stop hangs (design.md)
+    os.killpg(proc.pid, signal.SIGKILL)  # its graceful stop hangs
     proc.wait(timeout=30)
     shutil.rmtree(data, ignore_errors=True)
 

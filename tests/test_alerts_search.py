@@ -155,8 +155,7 @@ def test_a_headline_finds_itself_first_and_story_and_topic_answer(make_app, demo
 
 @pytest.mark.slow
 def test_search_works_beside_a_running_serve(tmp_path, demo_days):
-    from .test_cli_serve import CLI, env_for
-    from .test_robustness import start_serve, stop_serve
+    from .conftest import CLI, env_for, start_serve, stop_serve
 
     files, _ = demo_days
     home = tmp_path / "home"

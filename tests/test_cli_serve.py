@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import write_csv
-from .test_pipeline import ROWS
-
-CLI = [sys.executable, "-m", "service.cli"]
-
-
-def env_for(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSCLUST_")}
-    env.update({"HF_HUB_OFFLINE": "1", "CI": "1", **extra})
-    return env
-
-
-def wait_for(predicate, timeout=180.0, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+from .conftest import CLI, STORY_ROWS as ROWS, env_for, wait_for, write_csv
 
 
 def done_runs(home: Path) -> int:

@@ -2,42 +2,30 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
-from pathlib import Path
 
 import pytest
 
 from service import usecases
 
-from .conftest import ingest_copies
-
-README = Path(__file__).resolve().parents[1] / "README.md"
+from .conftest import ingest_copies, readme_queries
 
 
 @pytest.fixture(scope="module")
 def history_db(tmp_path_factory, embedder, demo_days):
     """The demo stream, a rebuild after each day: a real history to query."""
-    from service.bootstrap import build_app
+    from service.bootstrap import App
     from service.config import load_settings
 
     files, truth = demo_days
     home = tmp_path_factory.mktemp("history")
-    app = build_app(load_settings(home=home, env={}), embedder=embedder)
+    app = App(load_settings(home=home, env={}), embedder=embedder)
     runs = []
     for f in files:
         ingest_copies(app, [f])
         runs.append(usecases.rebuild(app, write_report_after=False))
     yield app, runs
     app.close()
-
-
-def readme_queries() -> list[str]:
-    blocks = re.findall(r"```sql\n(.*?)```", README.read_text(), flags=re.S)
-    queries = []
-    for block in blocks:
-        queries += [q.strip() for q in block.split(";") if q.strip() and not all(l.strip().startswith("--") for l in q.strip().splitlines())]
-    return queries
 
 
 def test_readme_queries_run_and_answer(history_db):
@@ -92,7 +80,7 @@ def test_time_window_clusters_only_recent_documents(make_app, demo_days):
     app = make_app(window_days=2.0)
     ingest_copies(app, files)
     r = usecases.rebuild(app, write_report_after=False)
-    total = app.repo.count_documents()
+    total = app.repo.status()["documents"]
     assert 0 < r.documents < total
     ids, _ = app.repo.run_labels(r.run_id)
     times = app.repo.document_times(app.repo.all_document_ids())

@@ -12,16 +12,7 @@ from sqlalchemy import text
 
 from service import usecases
 
-from .conftest import write_csv, ingest_copies
-
-ROWS = [
-    {"guid": f"g{i}", "title": t, "description": d}
-    for i, (t, d) in enumerate(
-        [("Wildfire forces evacuations in the valley", "Crews fight flames"), ("Firefighters battle wildfire near homes", "Smoke everywhere"),
-         ("Central bank raises interest rates", "Inflation stays high"), ("Interest rate hike rattles bond markets", "Yields climb"),
-         ("Striker scores twice in cup final", "Fans celebrate"), ("Cup final ends in penalty shootout", "Keeper saves two")]
-    )
-]
+from .conftest import STORY_ROWS as ROWS, ingest_copies, write_csv
 
 
 def counts(app):
@@ -139,8 +130,8 @@ def test_arrival_placement_is_the_same_from_milvus_and_from_the_live_index(make_
     app.store.upsert(ids, vectors, np.zeros(len(ids), np.int64), np.zeros(len(ids), np.int64))
     assert app.repo.latest_run().id == run.run_id
     usecases.assign_arrivals(app, ids, vectors)  # the writer's live index over the vector cache
-    app._store = app.store.store
-    usecases.assign_arrivals(app, ids, vectors)  # a Milvus search
+    milvus_only = make_app(home=app.settings.home, vector_cache=False, store=app.store.store)  # the same Milvus client
+    usecases.assign_arrivals(milvus_only, ids, vectors)  # a Milvus search
     with app.repo.engine.connect() as c:
         rows = c.execute(text("SELECT document_id, cluster_id FROM assignments WHERE assigned_by='predict' ORDER BY id")).all()
     first, second = rows[: len(ids)], rows[len(ids):]

@@ -20,8 +20,7 @@ from service import usecases
 from service.files import neutralise
 from service.ingest import read_headlines
 
-from .conftest import write_csv
-from .test_cli_serve import CLI, env_for, wait_for
+from .conftest import CLI, env_for, ingest_copies, wait_for, write_csv
 
 ROWS = [
     {"guid": "r1", "title": "Wildfire forces thousands to evacuate in California", "description": "Crews fight the blaze"},
@@ -132,7 +131,6 @@ def test_one_bad_cell_rejects_or_repairs_its_row_not_the_file(make_app, tmp_path
 def test_truncated_derived_state_is_rebuilt_not_fatal(make_app, demo_days):
     files, _ = demo_days
     app = make_app()
-    from .conftest import ingest_copies
 
     ingest_copies(app, files[:2])
     r = usecases.rebuild(app)
@@ -195,7 +193,7 @@ def test_a_long_name_is_archived_under_a_short_one_and_repeated_failures_are_par
     service = Service(app)
     bad = app.settings.inbox / "bad.csv"
     bad.write_text("heading\nno title column\n")
-    verdicts = [service._ingest(bad) for _ in range(PARK_AFTER)]
+    verdicts = [service.take_file(bad) for _ in range(PARK_AFTER)]
     assert verdicts[:-1] == [2.0, 4.0, 8.0] and verdicts[-1] == float("inf"), verdicts
     assert bad.exists()
     rows = [row for row in ledger(app) if row[0] == "bad.csv"]

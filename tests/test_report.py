@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from service.adapters.sql import report_queries as rq
+from service.domain import Run
 from service.report import model
 from service.report.figures import lineage_figure, map_figure, timeline_figure
 from service.report.page import _lineage, _View, render_index, render_report
@@ -109,8 +110,8 @@ def test_lineage_figure_has_one_link_per_flow():
     assert list(fig.data[0].link.value) == [3, 2]
 
 
-def _run(run_id: int, n: int = 0):
-    return SimpleNamespace(id=run_id, finished_at=datetime(2026, 1, 1), n_documents=n, n_clusters=0, n_noise=0, timings="{}", status="done")
+def _run(run_id: int, n: int = 0) -> Run:
+    return Run(id=run_id, status="done", finished_at=datetime(2026, 1, 1), n_documents=n, n_clusters=0, n_noise=0)
 
 
 def test_an_empty_home_gets_a_page_that_says_so(make_app):

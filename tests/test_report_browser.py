@@ -28,11 +28,11 @@ needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, embedder, demo_days):
-    from service.bootstrap import build_app
+    from service.bootstrap import App
     from service.config import load_settings
 
     files, _ = demo_days
-    app = build_app(load_settings(home=tmp_path_factory.mktemp("report"), env={}), embedder=embedder)
+    app = App(load_settings(home=tmp_path_factory.mktemp("report"), env={}), embedder=embedder)
     ingest_copies(app, files[:3])
     usecases.rebuild(app, write_report_after=True)
     write_csv(app.settings.inbox / "evil.csv", [
@@ -124,7 +124,7 @@ def test_report_in_headless_chromium(report, tmp_path):
     assert not errors, errors
     assert all(u.startswith("file://") for u in requests), [u for u in requests if not u.startswith("file://")]
     assert pwned is None
-    assert points == app.repo.count_documents()
+    assert points == app.repo.status()["documents"]
     assert not fallback_shown
     # the timeline's x range lies within the stream's published range: the decade-old row does not stretch it
     lo, hi = _published_span(app)

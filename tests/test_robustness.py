@@ -16,25 +16,9 @@ import pytest
 
 from service.ingest import read_headlines
 
-from .conftest import write_csv
-from .test_cli_serve import CLI, env_for, wait_for
+from .conftest import CLI, env_for, start_serve, stop_serve, unique_rows, wait_for, write_csv
 
 pytestmark = pytest.mark.slow
-
-
-def start_serve(home: Path, **env):
-    proc = subprocess.Popen([*CLI, "--home", str(home), "serve"], env=env_for(NEWSCLUST_STABLE_WAIT_S="0.3", **env),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-    for line in proc.stdout:  # the model and Milvus are open once this is printed
-        if line.startswith("serving"):
-            return proc
-    raise AssertionError("serve did not start: " + (proc.stdout.read() if proc.stdout else ""))
-
-
-def stop_serve(proc) -> str:
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=60)
-    return out
 
 
 def drop(inbox: Path, name: str, data: bytes) -> Path:
@@ -108,22 +92,6 @@ def test_a_big_file_is_parsed_in_bounded_memory(tmp_path):
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert rows == 2000 * 61
     assert grown_mb < 60, f"parsing grew memory by {grown_mb:.0f} MB for a {path.stat().st_size >> 20} MB file"
-
-
-def unique_rows(n_files: int, per_file: int, seed: int) -> tuple[list[list[dict]], set[str]]:
-    rng = random.Random(seed)
-    topics = ["wildfire", "interest rates", "election", "earthquake", "chip merger", "cup final", "moon lander", "bird flu"]
-    files, keys = [], set()
-    for f in range(n_files):
-        rows = []
-        for i in range(per_file):
-            g = f"k{f:02d}-{i:04d}"
-            rows.append({"guid": g, "title": f"{rng.choice(topics).title()} update {g}", "description": f"Report {i} on {rng.choice(topics)}"})
-            keys.add(g)
-        if f:  # every file repeats a few rows of the one before: stored once all the same
-            rows += files[-1][:10]
-        files.append(rows)
-    return files, keys
 
 
 def test_sigkill_in_every_phase_and_at_random_loses_and_doubles_nothing(tmp_path):

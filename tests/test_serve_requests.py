@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import write_csv
-from .test_cli_serve import CLI, env_for, wait_for
-from .test_robustness import start_serve, stop_serve
+from .conftest import CLI, env_for, start_serve, stop_serve, wait_for, write_csv
 
 pytestmark = pytest.mark.slow
 

@@ -43,7 +43,6 @@ def test_upsert_is_idempotent_and_everything_reads_back(store):
     assert store.count() == 300
     got_ids, got = store.all_vectors()
     assert np.array_equal(got_ids, np.sort(ids)) and np.allclose(got, x[np.argsort(ids)], atol=1e-6)
-    assert store.existing_ids([5, 18, 7]) == {5, 18}
 
 
 def test_search_returns_cosine_distances_nearest_first(store):
@@ -103,7 +102,7 @@ def test_a_torn_cache_row_is_cut_and_another_source_is_not_trusted(tmp_path):
     assert (tmp_path / "cache" / "vectors.f32").stat().st_size == 20 * 16 * 4
     assert np.array_equal(reopened.all_vectors()[0], ids)
     other = CachedVectorStore(milvus, tmp_path / "cache", 16, source="elsewhere#c")  # e.g. milvus_uri changed
-    assert not other._trusted and np.array_equal(other.all_vectors()[0], ids)
+    assert not other.trusted and np.array_equal(other.all_vectors()[0], ids)
     milvus.close()
 
 

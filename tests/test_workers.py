@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from .conftest import write_csv
-from .test_cli_serve import CLI, env_for
-from .test_robustness import unique_rows
+from .conftest import CLI, env_for, unique_rows, write_csv
 
 pytestmark = pytest.mark.slow
 

@@ -50,7 +50,7 @@ class Service:
         self._claimed: set[str] = set()  # files this worker holds a claim on (several workers on one home)
         self._leader = False
         self.backoff = Backoff(s.retry_first_s, s.retry_max_s)
-        self.watcher = InboxWatcher(s.inbox, self._ingest, stable_wait_s=s.stable_wait_s, poll=s.poll_inbox)
+        self.watcher = InboxWatcher(s.inbox, self.take_file, stable_wait_s=s.stable_wait_s, poll=s.poll_inbox)
         self.schedule = RebuildSchedule(self._rebuild_job, s.rebuild_interval_s)
         self._stopping = threading.Event()
         self.rebuilding = threading.Event()
@@ -66,8 +66,8 @@ class Service:
                         "rebuild_backoff_until": None, "files_waiting": {}, "watcher_restarts": 0}
 
     # -- files ---------------------------------------------------------------------------
-    def _ingest(self, path: Path) -> float | None:
-        """One file; the answer tells the watcher when to take it again (None: never)."""
+    def take_file(self, path: Path) -> float | None:
+        """The watcher's handler, one file; the answer tells the watcher when to take it again (None: never)."""
         s = self.app.settings
         if s.shared:
             try:
@@ -223,11 +223,10 @@ class Service:
 
     def _schedule_due(self) -> bool:
         try:
-            st = self.app.repo.status()
+            return usecases.rebuild_due(self.app)
         except Exception as exc:  # noqa: BLE001 — the database is busy: the next tick asks again
             log.warning("scheduled rebuild skipped: %s", transient_cause(exc) or exc)
             return False
-        return st["documents"] > 0 and st["pending_arrivals"] >= self.app.settings.rebuild_min_pending
 
     def _run_rebuild(self, tokens: list[str], why: str) -> None:
         self.rebuilding.set()
@@ -299,7 +298,7 @@ class Service:
 
     def open(self) -> None:
         """Load the model and open Milvus before taking files, so the first file is not slow and failures show at start."""
-        self.app.store  # noqa: B018 — opening the store loads the embedder for its dimension
+        self.app.open_store()
         if self.role in ("all", "rebuild"):
             from service.clustering.warmup import warm_up
 

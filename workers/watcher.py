@@ -17,9 +17,10 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
+from service.files import TEMP_SUFFIXES
+
 log = logging.getLogger("newsclust.watcher")
 
-TEMP_SUFFIXES = (".part", ".tmp", ".crdownload", ".swp", ".partial")
 
 
 def is_candidate(path: Path) -> bool:

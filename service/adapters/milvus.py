@@ -1,6 +1,6 @@
 """VectorStore on pymilvus MilvusClient: one code path for a Lite file, a server and Zilliz Cloud.
 
-Traps handled here (design.md): COSINE returns a similarity, so it is turned into the
+Traps handled here: COSINE returns a similarity, so it is turned into the
 distance the clustering core uses; search always names output_fields so Lite does not
 ship every vector back; requests stay within a server's limits (nq, topK, 64 MB);
 collections are Strong-consistency so a read right after a write sees it.
@@ -9,7 +9,7 @@ collections are Strong-consistency so a read right after a write sees it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import numpy as np
 from pymilvus import DataType, MilvusClient
@@ -21,15 +21,20 @@ MAX_TOPK = 16_384
 REQUEST_BYTES = 48 << 20  # under the server's 64 MB per request
 
 
+def quiet_library_logs() -> None:
+    """Mute what pymilvus and grpc log on every Milvus Lite read (process-wide loggers, so the caller decides:
+    bootstrap does, before it opens a store)."""
+    # the query iterator warns on every Lite read that it falls back to client-side timestamps: expected, not news
+    logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
+    # ...after Milvus Lite's in-process server has refused the timestamp call with a logged traceback
+    logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+
+
 class MilvusStore:
     def __init__(self, uri: str, collection: str, dim: int, token: str = ""):
         self.uri = uri
         self.collection = collection
         self.dim = dim
-        # the query iterator warns on every Lite read that it falls back to client-side timestamps: expected, not news
-        logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
-        # ...after Milvus Lite's in-process server has refused the timestamp call with a logged traceback
-        logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
         self.client = MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
         self._ensure_collection()
 
@@ -76,15 +81,6 @@ class MilvusStore:
     def count(self) -> int:
         res = self.client.query(self.collection, filter="", output_fields=["count(*)"])
         return int(res[0]["count(*)"])
-
-    def existing_ids(self, ids: Sequence[int]) -> set[int]:
-        found: set[int] = set()
-        ids = [int(i) for i in ids]
-        for s in range(0, len(ids), 1000):
-            chunk = ids[s : s + 1000]
-            res = self.client.query(self.collection, filter=f"id in {chunk}", output_fields=["id"], limit=len(chunk))
-            found.update(int(r["id"]) for r in res)
-        return found
 
     def vectors_of(self, ids: np.ndarray) -> np.ndarray:
         """Vectors of the given ids, in their order (ids not stored come back as zero rows)."""

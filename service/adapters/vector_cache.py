@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +63,11 @@ class CachedVectorStore:
             self._cut_torn_rows()
         elif store.count() == 0:
             self.refill()  # a new collection: start the cache with it, nothing to copy
+
+    @property
+    def trusted(self) -> bool:
+        """Whether the files hold a copy of this source's vectors; if not, the next read refills them from Milvus."""
+        return self._trusted
 
     # --- the VectorStore port -------------------------------------------------------
     def upsert(self, ids: np.ndarray, vectors: np.ndarray, published_ts: np.ndarray, ingested_ts: np.ndarray) -> None:
@@ -139,9 +143,6 @@ class CachedVectorStore:
 
     def count(self) -> int:
         return self.store.count()
-
-    def existing_ids(self, ids: Sequence[int]) -> set[int]:
-        return self.store.existing_ids(ids)
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """From the live index where this process keeps one (the writer), else from Milvus."""

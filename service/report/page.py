@@ -20,7 +20,8 @@ from collections.abc import Collection
 import numpy as np
 import plotly.io as pio
 
-from ..adapters.sql import report_queries as rq
+from ..domain import Alert, Lineage, ReportDocs, Run, StoryRow, TopicRow
+from ..ports import HistoryRepo
 from . import model
 from .figures import esc, lineage_figure, map_figure, timeline_figure
 
@@ -33,13 +34,12 @@ MAX_OUTLIERS_LISTED = 10
 TITLE_LIMIT = 300
 
 
-def render_report(repo, run, layout, max_points: int = 50_000, seed: int = 42, *, standalone: bool = False) -> str:
+def render_report(repo: HistoryRepo, run: Run, layout, max_points: int = 50_000, seed: int = 42, *, standalone: bool = False) -> str:
     """The page of one run. `standalone`: plotly.js inline, one file that renders anywhere (about 4.5 MB more)."""
-    engine = repo.engine
-    docs = rq.report_documents(engine, run.id)
-    stories = {s.story_id: s for s in rq.run_stories(engine, run.id)}
-    topics = {t.topic_id: t for t in rq.run_topics(engine, run.id)}
-    alerts = rq.alerts(engine, until=rq.next_run_finished(engine, run.id))
+    docs = repo.report_documents(run.id)
+    stories = {s.story_id: s for s in repo.run_stories(run.id)}
+    topics = {t.topic_id: t for t in repo.run_topics(run.id)}
+    alerts = repo.run_alerts(run.id)
     st = model.stream_time(docs.published, docs.ingested)
     stats = model.story_stats(docs.story, st)
     view = _View(docs, stories, topics, st, stats)
@@ -49,7 +49,7 @@ def render_report(repo, run, layout, max_points: int = 50_000, seed: int = 42, *
     if not len(docs) or not view.story_order:
         parts.append(_too_small(len(docs)))
     else:
-        parts += [_topics(view), _timeline(view), _map(view, layout, max_points, seed), _lineage(rq.lineage(engine, run.id), view)]
+        parts += [_topics(view), _timeline(view), _map(view, layout, max_points, seed), _lineage(repo.lineage(run.id), view)]
     parts.append(_run_footer(run, docs))
     body = "\n".join(p for p in parts if p) + _data_script(view)
     return _page(title, body, nav=True, standalone=standalone, sections=bool(view.story_order))
@@ -58,7 +58,7 @@ def render_report(repo, run, layout, max_points: int = 50_000, seed: int = 42, *
 class _View:
     """Everything the sections share: orderings, colours, per-story numbers."""
 
-    def __init__(self, docs: rq.ReportDocs, stories: dict[int, rq.StoryRow], topics: dict[int, rq.TopicRow], st, stats):
+    def __init__(self, docs: ReportDocs, stories: dict[int, StoryRow], topics: dict[int, TopicRow], st, stats):
         self.docs, self.stories, self.topics, self.st, self.stats = docs, stories, topics, st, stats
         at = stats.index()
         self.row = {sid: at[sid] for sid in stories if sid in at}
@@ -124,7 +124,7 @@ def _lede(run, v: _View) -> str:
     return lede + "<div class=note>" + " ".join(f"<p>{x}</p>" for x in notes) + "</div>"
 
 
-def _alerts(alerts: list[rq.Alert], v: _View) -> str:
+def _alerts(alerts: list[Alert], v: _View) -> str:
     head = "<section id=alerts><h2>Alerts</h2>"
     if not alerts:
         return head + ("<p class=note>No alerts yet: a story shows here when it is born with enough headlines (new) "
@@ -271,7 +271,7 @@ def _map(v: _View, layout, max_points: int, seed: int) -> str:
             f"to hide it.{note}</p>" + _figure_box("map", fig, 700, idx) + "</section>")
 
 
-def _lineage(lin: rq.Lineage, v: _View) -> str:
+def _lineage(lin: Lineage, v: _View) -> str:
     head = "<section id=lineage-section><h2>What changed since the last rebuild</h2>"
     if lin.previous_run is None:
         return head + "<p class=note>First rebuild: nothing to compare with yet.</p></section>"
@@ -326,9 +326,8 @@ def _lineage(lin: rq.Lineage, v: _View) -> str:
         "a story split, merged, was born, ended or moved to another topic.</p>" + _figure_box("lineage", fig, 140) + "</section>"
 
 
-def _run_footer(run, docs: rq.ReportDocs) -> str:
-    timings = json.loads(run.timings or "{}")
-    stages = " · ".join(f"{esc(k)} {v:.2f}s" for k, v in timings.items() if isinstance(v, (int, float)))
+def _run_footer(run: Run, docs: ReportDocs) -> str:
+    stages = " · ".join(f"{esc(k)} {v:.2f}s" for k, v in run.timings.items() if isinstance(v, (int, float)))
     arrivals = int(docs.predicted.sum())
     return (f"<footer class=note><p>Run {run.id}, rebuilt {esc(str(run.finished_at))[:19]} UTC over {run.n_documents or 0:,} documents; "
             f"{arrivals:,} arrivals placed since. Stage times: {stages or '—'}.</p></footer>")
@@ -507,8 +506,8 @@ def _page(title: str, body: str, nav: bool = False, standalone: bool = False, se
 """
 
 
-def render_index(runs, existing: Collection[int] | None = None) -> str:
-    """runs: rows of (id, finished_at, n_documents, n_clusters, n_noise), newest first. `existing`: the run ids whose
+def render_index(runs: list[Run], existing: Collection[int] | None = None) -> str:
+    """runs: newest first. `existing`: the run ids whose
     page is on disk; only those are linked (None: all, as before retention existed)."""
     shown = [r for r in runs if existing is None or r.id in existing]
     rows = "".join(

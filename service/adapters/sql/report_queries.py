@@ -1,92 +1,25 @@
 """Every read the report needs, as functions over an Engine returning plain data (no SQLAlchemy rows leave here).
 
-The page code (`service/report/`) imports nothing of SQLAlchemy: it gets columnar numpy arrays for the
-documents (100k rows in a fraction of a second) and small dataclasses for stories, topics, events and
-alerts. Queries stay plain SQL-92 where that is easy; times come back as numpy datetime64[s], NaT where NULL,
-whether the driver returns strings (SQLite) or datetimes (others).
+The page code (`service/report/`) reads them through the repository (SqlRepository's report reads) and
+imports nothing of SQLAlchemy: it gets columnar numpy arrays for the documents (100k rows in a fraction of
+a second) and small dataclasses (service/domain.py) for stories, topics, events and alerts. Queries stay
+plain SQL-92 where that is easy; times come back as numpy datetime64[s], NaT where NULL, whether the driver
+returns strings (SQLite) or datetimes (others).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
 
 import numpy as np
 from sqlalchemy import Engine, inspect, text
 
+from ...domain import Alert, ChangeEvent, Lineage, ReportDocs, StoryRow, TopicRow
+
 # the columns of a CSV that name the outlet, in the order they are trusted (kept in documents.extra)
 SOURCE_KEYS = ("source", "publisher", "outlet", "site", "feed", "domain", "source_name", "author")
-
-
-@dataclass
-class ReportDocs:
-    """The documents a run placed (its rebuild, then arrivals placed under it: the latest placement wins), columnar."""
-
-    ids: np.ndarray  # int64
-    story: np.ndarray  # int64, -1 noise
-    topic: np.ndarray  # int64, -1 none
-    probability: np.ndarray  # float32
-    predicted: np.ndarray  # bool: placed between rebuilds
-    published: np.ndarray  # datetime64[s], NaT where the row had no published time
-    ingested: np.ndarray  # datetime64[s]
-    titles: list[str]
-    urls: list[str | None]
-    sources: list[str | None]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-@dataclass
-class StoryRow:
-    story_id: int
-    topic_id: int
-    size: int
-    title: str
-    keywords: list[str]
-
-
-@dataclass
-class TopicRow:
-    topic_id: int
-    size: int
-    n_stories: int
-    name: str
-    keywords: list[str]
-
-
-@dataclass
-class ChangeEvent:
-    level: str  # story or topic
-    kind: str  # born, split, merged, died, moved
-    cluster_id: int
-    parents: list[int] = field(default_factory=list)
-    children: list[int] = field(default_factory=list)
-
-
-@dataclass
-class Alert:
-    at: datetime | None
-    kind: str  # new or surging
-    story_id: int
-    topic_id: int | None
-    topic_name: str | None
-    title: str
-    size: int
-    recent: int
-    stream_time: np.datetime64  # NaT when unknown
-
-
-@dataclass
-class Lineage:
-    previous_run: int | None
-    flows: list[tuple[int, int, int]]  # (story in previous run, story now, documents); -1 = noise
-    events: list[ChangeEvent]
-    previous_names: dict[int, str]
-    previous_topics: dict[int, int]  # story -> topic in the previous run
-    previous_topic_names: dict[int, str] = field(default_factory=dict)
 
 
 def to_datetime64(values) -> np.ndarray:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +12,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
 
+from ...domain import (NOISE, Alert, ClusterEvent, ExportRow, Headline, Lineage, ReportDocs, Run, StoryRow, TopicRow, unix_seconds,
+                       utcnow)
+from . import report_queries as rq
 from .dialect import bulk_insert, insert_for
-
-from ...domain import NOISE, ClusterEvent, Headline
 from .tables import (alerts, assignments, cluster_events, file_claims, leases, story_alert_state, cluster_snapshots, clusters, document_revisions, documents, ingested_files, runs,
                      topic_snapshots, topics)
 
@@ -24,10 +25,6 @@ UNFINISHED_FILE_STATES = ("processing", "interrupted", "retrying", "parked")
 MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 CHUNK = 900  # SQLite's bound-parameter limit, with room to spare
 SCAN_MIN, SCAN_SHARE = 2_000, 8  # more ids than SCAN_MIN and at least 1/SCAN_SHARE of the table: read in one scan
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def make_engine(target: Path | str, busy_timeout_s: float = 30.0) -> Engine:
@@ -67,11 +64,12 @@ class SqlRepository:
         self.engine = engine
 
     # -- the file ledger ---------------------------------------------------------------
-    def processed_file(self, sha256: str):
+    def processed_file(self, sha256: str) -> int | None:
+        """The ledger row of a processed file with these bytes, if any."""
         with self.engine.connect() as c:
             return c.execute(
-                select(ingested_files).where(ingested_files.c.sha256 == sha256, ingested_files.c.state == "processed").limit(1)
-            ).first()
+                select(ingested_files.c.id).where(ingested_files.c.sha256 == sha256, ingested_files.c.state == "processed").limit(1)
+            ).scalar()
 
     def start_file(self, name: str, sha256: str, size: int) -> tuple[int, int]:
         """(ledger row, attempt number): one row per file, however often it is retried."""
@@ -117,13 +115,6 @@ class SqlRepository:
                 status="failed", finished_at=utcnow(), timings=json.dumps({"error": reason}))).rowcount
 
     # -- documents ---------------------------------------------------------------------
-    def existing_ids(self, ids: Sequence[int]) -> set[int]:
-        found: set[int] = set()
-        with self.engine.connect() as c:
-            for s in range(0, len(ids), CHUNK):
-                found.update(r[0] for r in c.execute(select(documents.c.id).where(documents.c.id.in_([int(i) for i in ids[s : s + CHUNK]]))))
-        return found
-
     def stored_texts(self, ids: Sequence[int]) -> dict[int, tuple[str, str]]:
         """(title, description) of the ids already stored: a known id with other text is a correction."""
         out: dict[int, tuple[str, str]] = {}
@@ -218,10 +209,6 @@ class SqlRepository:
             newest = None if by == "ingested" else c.execute(select(func.max(documents.c.published_at))).scalar_one()
             return newest if newest is not None else c.execute(select(func.max(documents.c.ingested_at))).scalar_one()
 
-    def count_documents(self) -> int:
-        with self.engine.connect() as c:
-            return c.execute(select(func.count()).select_from(documents)).scalar_one()
-
     # -- runs --------------------------------------------------------------------------
     def start_run(self, params: dict) -> int:
         with self.engine.begin() as c:
@@ -231,17 +218,20 @@ class SqlRepository:
         with self.engine.begin() as c:
             c.execute(update(runs).where(runs.c.id == run_id).values(status="failed", finished_at=utcnow(), timings=json.dumps({"error": reason})))
 
-    def latest_run(self):
+    def latest_run(self) -> Run | None:
         with self.engine.connect() as c:
-            return c.execute(select(runs).where(runs.c.status == "done").order_by(runs.c.id.desc()).limit(1)).first()
+            row = c.execute(select(runs).where(runs.c.status == "done").order_by(runs.c.id.desc()).limit(1)).first()
+        return _run(row) if row is not None else None
 
-    def done_runs(self):
+    def done_runs(self) -> list[Run]:
+        """Newest first."""
         with self.engine.connect() as c:
-            return c.execute(select(runs).where(runs.c.status == "done").order_by(runs.c.id.desc())).all()
+            return [_run(r) for r in c.execute(select(runs).where(runs.c.status == "done").order_by(runs.c.id.desc()))]
 
-    def run(self, run_id: int):
+    def run(self, run_id: int) -> Run | None:
         with self.engine.connect() as c:
-            return c.execute(select(runs).where(runs.c.id == run_id)).first()
+            row = c.execute(select(runs).where(runs.c.id == run_id)).first()
+        return _run(row) if row is not None else None
 
     def next_cluster_id(self) -> int:
         """Ids are never reused: the next one follows every id ever given, dead clusters included."""
@@ -252,16 +242,6 @@ class SqlRepository:
         with self.engine.connect() as c:
             return int(c.execute(select(func.coalesce(func.max(topics.c.id), 0))).scalar_one()) + 1
 
-    def run_topic_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
-        """(document ids, persistent topic ids) a rebuild gave, sorted by document id (empty for runs before topics)."""
-        with self.engine.connect() as c:
-            rows = c.execute(
-                select(assignments.c.document_id, assignments.c.topic_id)
-                .where(assignments.c.run_id == run_id, assignments.c.assigned_by == "rebuild", assignments.c.topic_id.is_not(None))
-                .order_by(assignments.c.document_id)
-            ).all()
-        return np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64)
-
     def story_topics(self, run_id: int) -> dict[int, int]:
         """Each story's topic in a run."""
         with self.engine.connect() as c:
@@ -271,17 +251,23 @@ class SqlRepository:
 
     def run_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(document ids, persistent cluster ids) a rebuild gave, sorted by document id."""
-        return self._labels(run_id, "rebuild")
+        return self._labels(run_id, "rebuild", assignments.c.cluster_id)
+
+    def run_topic_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(document ids, persistent topic ids) a rebuild gave, sorted by document id (empty for runs before topics)."""
+        return self._labels(run_id, "rebuild", assignments.c.topic_id)
 
     def placed_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(document ids, persistent cluster ids or NOISE) of the arrivals placed under a run, sorted by document id."""
-        return self._labels(run_id, "predict")
+        return self._labels(run_id, "predict", assignments.c.cluster_id)
 
-    def _labels(self, run_id: int, assigned_by: str) -> tuple[np.ndarray, np.ndarray]:
+    def _labels(self, run_id: int, assigned_by: str, label) -> tuple[np.ndarray, np.ndarray]:
+        """One level's labels; a nullable level (topics: NULL in runs before topics) leaves its NULLs out."""
+        unset = [label.is_not(None)] if label.nullable else []
         with self.engine.connect() as c:
             rows = c.execute(
-                select(assignments.c.document_id, assignments.c.cluster_id)
-                .where(assignments.c.run_id == run_id, assignments.c.assigned_by == assigned_by)
+                select(assignments.c.document_id, label)
+                .where(assignments.c.run_id == run_id, assignments.c.assigned_by == assigned_by, *unset)
                 .order_by(assignments.c.document_id)
             ).all()
         return np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64)
@@ -391,7 +377,7 @@ class SqlRepository:
             ).scalar_one()
 
     # -- reading -----------------------------------------------------------------------
-    def export_rows(self):
+    def export_rows(self) -> Iterator[ExportRow]:
         """One row per document: its latest assignment (rebuild or predict), or none yet, with the names of its
         story and topic as of the latest rebuild."""
         q = text(
@@ -406,7 +392,8 @@ class SqlRepository:
             """
         )
         with self.engine.connect() as c:
-            yield from c.execute(q)
+            for r in c.execute(q):
+                yield ExportRow(*r)
 
     def status(self) -> dict:
         with self.engine.connect() as c:
@@ -443,32 +430,36 @@ class SqlRepository:
             "files_waiting": [{"file": w.name, "state": w.state, "attempts": w.attempts, "reason": w.reason} for w in waiting],
         }
 
-    def cluster_table(self, run_id: int):
-        """Clusters of a run with size, growth since the previous run, first seen, name and representatives."""
-        q = text(
-            """
-            SELECT s.cluster_id, s.size, s.name, s.keywords, s.representatives, c.first_seen,
-                   s.size - COALESCE((SELECT p.size FROM cluster_snapshots p WHERE p.cluster_id = s.cluster_id
-                                      AND p.run_id = (SELECT MAX(run_id) FROM cluster_snapshots q
-                                                      WHERE q.cluster_id = s.cluster_id AND q.run_id < s.run_id)), 0) AS growth
-            FROM cluster_snapshots s JOIN clusters c ON c.id = s.cluster_id
-            WHERE s.run_id = :run ORDER BY growth DESC, s.size DESC
-            """
-        )
-        with self.engine.connect() as c:
-            return c.execute(q, {"run": run_id}).all()
+    # -- what the report reads (report_queries.py) ---------------------------------------
+    def report_documents(self, run_id: int) -> ReportDocs:
+        return rq.report_documents(self.engine, run_id)
 
-    def documents_with_assignment(self, run_id: int):
-        """Documents a run (or predictions after it) placed, with the text and times the report shows."""
-        q = text(
-            """
-            SELECT d.id, d.title, d.published_at, d.ingested_at, a.cluster_id, a.probability, a.assigned_by
-            FROM assignments a JOIN documents d ON d.id = a.document_id
-            WHERE a.run_id = :run ORDER BY d.id
-            """
-        )
-        with self.engine.connect() as c:
-            return c.execute(q, {"run": run_id}).all()
+    def run_stories(self, run_id: int) -> list[StoryRow]:
+        """A run's stories, by id."""
+        return rq.run_stories(self.engine, run_id)
+
+    def run_topics(self, run_id: int) -> list[TopicRow]:
+        """A run's topics, by id."""
+        return rq.run_topics(self.engine, run_id)
+
+    def lineage(self, run_id: int) -> Lineage:
+        return rq.lineage(self.engine, run_id)
+
+    def run_alerts(self, run_id: int, limit: int = 20) -> list[Alert]:
+        """The newest alerts raised up to the end of this run's time (the next finished rebuild), newest first."""
+        return rq.alerts(self.engine, until=rq.next_run_finished(self.engine, run_id), limit=limit)
+
+
+# the params a Run carries as fields; the JSON column may hold more (older runs' settings), read by no one
+RUN_PARAMS = ("knn_k", "min_samples", "story_min_cluster_size", "topic_min_cluster_size", "min_cluster_size_used",
+              "topic_min_cluster_size_used")
+
+
+def _run(row) -> Run:
+    params = json.loads(row.params or "{}")
+    return Run(id=int(row.id), status=row.status, started_at=row.started_at, finished_at=row.finished_at, n_documents=row.n_documents,
+               n_clusters=row.n_clusters, n_noise=row.n_noise, timings=json.loads(row.timings or "{}"),
+               **{f: params.get(f) for f in RUN_PARAMS})
 
 
 def _driver_rows(c, sql: str, params: Sequence = (), batch: int = 50_000):
@@ -492,13 +483,13 @@ def _bound(c, column, value):
 
 
 def _unix_all(values) -> np.ndarray:
-    """_unix over many values at once: SQLite's time texts parsed by numpy in one pass, datetimes one by one."""
+    """unix_seconds over many values at once: SQLite's time texts parsed by numpy in one pass, datetimes one by one."""
     if values and all(isinstance(v, str) for v in values):
         try:
             return np.array(values, dtype="datetime64[us]").astype(np.int64) / 1e6
         except ValueError:
             pass
-    return np.fromiter((_unix(v) for v in values), np.float64, count=len(values))
+    return np.fromiter((unix_seconds(v) for v in values), np.float64, count=len(values))
 
 
 def _insert_assignments(c, run_id: int, assigned_by: str, at: datetime, doc_ids, labels, probabilities, outlier_scores, topic_ids) -> None:
@@ -586,14 +577,6 @@ class AlertStore:
         with self.engine.connect() as c:
             rows = c.execute(text("SELECT * FROM alert_feed ORDER BY id DESC LIMIT :n"), {"n": limit}).mappings().all()
         return [dict(r) for r in rows]
-
-
-def _unix(value) -> float:
-    if value is None:
-        return 0.0
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=timezone.utc).timestamp()
 
 
 class StoryReader:

@@ -1,0 +1,251 @@
+"""A full rebuild: one chain of named steps over the window's kNN graph, committed in one transaction."""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import state as run_state
+from ..clustering.assign import PredictionState
+from ..clustering.graph import complete_lists, knn, subgraph
+from ..clustering.hdbscan_fit import Anchor
+from ..clustering.identity import match_clusters
+from ..clustering.layout import initial_positions, layout_2d
+from ..clustering.levels import persistent, settle, story_moves
+from ..clustering.naming import name_clusters
+from ..clustering.two_level import TwoLevelParams, fit_two_levels
+from ..domain import NOISE, Headline, unix_seconds
+from .alerts import raise_alerts_safely
+from .common import Progress, best_effort, no_progress
+from .report import write_report
+
+if TYPE_CHECKING:
+    from ..bootstrap import App
+
+log = logging.getLogger("newsclust")
+
+
+@dataclass
+class RebuildResult:
+    run_id: int
+    documents: int
+    clusters: int  # stories
+    noise: int  # documents in no story
+    min_cluster_size: int  # the story level's
+    events: dict[str, int]
+    seconds: dict[str, float]
+    topics: int = 0
+    topic_noise: int = 0
+    report: str | None = None
+    report_error: str | None = None
+    alerts: list[dict] = field(default_factory=list)
+
+
+class _Stages:
+    """Seconds per named stage of a rebuild: `with stages("graph"): ...`."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
+
+
+def rebuild_due(app: App) -> bool:
+    """The schedule's rule: there is something to cluster, and enough has arrived since the last rebuild."""
+    st = app.repo.status()
+    return st["documents"] > 0 and st["pending_arrivals"] >= app.settings.rebuild_min_pending
+
+
+def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_progress) -> RebuildResult:
+    """Full rebuild, one chain: kNN graph (kept by the store) -> stories and topics from one HDBSCAN tree ->
+    settled against the last run -> persistent ids at both levels -> names -> one SQLite commit -> map and page."""
+    s = app.settings
+    if not s.shared:  # one writer, one rebuild at a time: a run still 'running' is one whose failure could not be recorded
+        app.repo.abandon_running_runs("a previous rebuild failed before its failure could be recorded")
+    prev = app.repo.latest_run()
+    params = TwoLevelParams(story_min_cluster_size=s.story_min_size, topic_min_cluster_size=s.topic_min_size, min_samples=s.min_samples)
+    run_id = app.repo.start_run({**asdict(params), "knn_k": s.knn_k})
+    stages = _Stages()
+    try:
+        with stages("graph"):
+            doc_ids, vectors, neigh = _read_graph(app)
+        progress("vectors", len(doc_ids))
+        with stages("cluster"):
+            fit = fit_two_levels(neigh, params)
+        with stages("settle"):
+            prev_docs, prev_stories = app.repo.run_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+            anchor = None
+            if s.stabilize and len(prev_docs):
+                # hold what users have seen: the last run's members and the arrivals placed since
+                anchor = Anchor(prev_docs, prev_stories, doc_ids, s.hold_margin, app.repo.placed_labels(prev.id))
+            levels = settle(fit, neigh, vectors, anchor)
+        with stages("match"):
+            story_match = match_clusters(prev_docs, prev_stories, doc_ids, levels.story_labels, app.repo.next_cluster_id(), s.match_min_jaccard)
+            prev_topic_docs, prev_topics = app.repo.run_topic_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+            topic_match = match_clusters(prev_topic_docs, prev_topics, doc_ids, levels.topic_labels, app.repo.next_topic_id(),
+                                         s.match_min_jaccard)
+            stories = persistent(levels.story_labels, story_match.ids)
+            topics = persistent(levels.topic_labels, topic_match.ids)
+            story_topic_ids = persistent(levels.story_topic, topic_match.ids)
+            moves = story_moves(app.repo.story_topics(prev.id) if prev else {}, story_match.ids, story_topic_ids)
+            events = story_match.events + moves + [replace(e, level="topic") for e in topic_match.events]
+        with stages("name"):
+            texts_by_id = app.repo.document_texts(doc_ids)
+            titles = [texts_by_id.get(int(i), ("", ""))[0] for i in doc_ids]
+            texts = [" ".join(texts_by_id.get(int(i), ("", ""))) for i in doc_ids]
+            story_names = {int(story_match.ids[label]): _story_name(name, titles, doc_ids)
+                           for label, name in name_clusters(texts, levels.story_labels, vectors, titles=titles).items()}
+            topic_names = {int(topic_match.ids[label]): _topic_name(name, doc_ids, int(topic_match.ids[label]))
+                           for label, name in name_clusters(texts, levels.topic_labels, vectors, titles=titles).items()}
+        with stages("save_state"):
+            run_state.save_prediction_state(s.state_dir, run_id, PredictionState(
+                doc_ids=doc_ids, labels=stories, probabilities=levels.story_probabilities, outlier_scores=levels.story_outlier_scores,
+                core_distances=fit.core_distances, cluster_ids=story_match.ids, cluster_max_edge=levels.story_max_edge,
+                cluster_min_core=levels.story_min_core, min_samples=s.min_samples, topics=topics, cluster_topics=story_topic_ids,
+            ))
+        with stages("commit"):
+            app.failpoints.reach("rebuild")
+            app.repo.commit_run(run_id, doc_ids=doc_ids, labels=stories, probabilities=levels.story_probabilities,
+                                outlier_scores=levels.story_outlier_scores, names=story_names, events=events, timings=stages.seconds,
+                                params={**asdict(params), "knn_k": s.knn_k, "min_cluster_size_used": fit.story_min_cluster_size,
+                                        "topic_min_cluster_size_used": fit.topic_min_cluster_size},
+                                topics=topics, story_topics=dict(zip(story_match.ids.tolist(), story_topic_ids.tolist())),
+                                topic_names=topic_names)
+    except Exception as exc:
+        # best effort: the database may be what failed; a run left 'running' is closed before the next rebuild starts
+        best_effort(app.repo.fail_run, run_id, f"{type(exc).__name__}: {exc}")
+        raise
+    app.forget_prediction_state()
+    counts: dict[str, int] = {}
+    for e in events:
+        key = e.kind if e.level == "story" else f"topic {e.kind}"
+        counts[key] = counts.get(key, 0) + 1
+    result = RebuildResult(run_id=run_id, documents=len(doc_ids), clusters=levels.n_stories, noise=int((stories == NOISE).sum()),
+                           min_cluster_size=fit.story_min_cluster_size, events=counts, seconds=stages.seconds,
+                           topics=levels.n_topics, topic_noise=int((topics == NOISE).sum()))
+    with stages("alerts"):
+        result.alerts = raise_alerts_safely(app, run_id)
+    if write_report_after:
+        # the run is committed: a failing map or page (a report folder not writable, a full disk) is reported, not a failed rebuild
+        try:
+            with stages("layout"):
+                xy = layout_2d(vectors, seed=s.seed, init=_previous_layout(app, prev, doc_ids, neigh), neigh=neigh)
+                run_state.save_layout(s.state_dir, run_id, doc_ids, xy)
+            with stages("report"):
+                result.report = str(write_report(app, run_id))
+        except Exception as exc:  # noqa: BLE001
+            result.report_error = f"{type(exc).__name__}: {exc}"
+            log.warning("run %d is committed but its report was not written: %s", run_id, result.report_error)
+    return result
+
+
+def _read_graph(app: App):
+    """(document ids sorted, vectors, kNN lists) of the documents this rebuild clusters: the window's, and only
+    those with a document row."""
+    s = app.settings
+    if app.neighbours is not None:  # the graph was kept up to date as documents arrived
+        doc_ids, vectors, neigh = app.neighbours.neighbour_graph(since_ts=_window_start(app), by=s.window_by)
+    else:
+        doc_ids, vectors = app.store.all_vectors(since_ts=_window_start(app), by=s.window_by)
+        neigh = knn(vectors, s.knn_k)
+    return _documented_only(app, doc_ids, vectors, neigh)
+
+
+def _documented_only(app: App, doc_ids: np.ndarray, vectors, neigh):
+    """Milvus and SQLite agree on what a rebuild sees: a vector whose document row was never written (a file
+    interrupted between the two writes, retried later) is left out, never clustered as a phantom headline."""
+    known = app.repo.all_document_ids()
+    if _window_start(app) is None and len(known) > len(doc_ids):
+        # the reverse: rows whose vector the store lost are embedded again now and join the next rebuild
+        restore_missing_vectors(app, np.setdiff1d(known, doc_ids, assume_unique=True))
+    keep = np.isin(doc_ids, known, assume_unique=True)
+    if keep.all():
+        return doc_ids, vectors, neigh
+    rows = np.flatnonzero(keep)
+    log.warning("%d vector(s) in the store have no document row yet (their file is being retried): left out of this rebuild",
+                len(doc_ids) - len(rows))
+    window = np.asarray(vectors[rows], dtype=np.float32)
+    return doc_ids[rows], window, complete_lists(subgraph(neigh, rows, len(doc_ids)), window)
+
+
+def restore_missing_vectors(app: App, missing: np.ndarray | None = None, limit: int = 20_000) -> int:
+    """Documents whose vector the store lost (a vector store reset, a restored backup) are embedded again, up to
+    `limit` per call so a rebuild stays bounded; the rest follow at the next. The rebuild passes the ids it found
+    missing while reading the graph; called alone, it compares the history with the store's ids."""
+    if missing is None:
+        known = app.repo.all_document_ids()
+        if len(known) == 0:
+            return 0
+        missing = np.setdiff1d(known, app.store.all_vectors()[0], assume_unique=True)
+    missing = missing[:limit]
+    if len(missing) == 0:
+        return 0
+    log.warning("%d document(s) have no vector in the store: embedding them again", len(missing))
+    texts = app.repo.document_texts(missing)
+    times = app.repo.document_times(missing)
+    for start in range(0, len(missing), 256):
+        ids = missing[start : start + 256]
+        vectors = app.embedder.embed([_text(*texts[int(i)]) for i in ids])
+        published = np.array([int(unix_seconds(times[int(i)][0])) for i in ids], np.int64)
+        ingested = np.array([int(unix_seconds(times[int(i)][1])) for i in ids], np.int64)
+        app.store.upsert(ids, vectors, published, ingested)
+    return len(missing)
+
+
+def _text(title: str, description: str) -> str:
+    return Headline(key="", title=title, description=description, url=None, published_at=None).text
+
+
+def _story_name(name, titles: list[str], doc_ids: np.ndarray) -> tuple[str, list[str], list[int]]:
+    """A story is called by its most central headline (people recognise a headline, not a keyword list)."""
+    title = titles[name.title_row] if name.title_row >= 0 else ", ".join(name.keywords[:3])
+    return (_clip(title) or ", ".join(name.keywords[:3]) or "untitled story", list(name.keywords), [int(doc_ids[r]) for r in name.representatives])
+
+
+def _topic_name(name, doc_ids: np.ndarray, topic_id: int) -> tuple[str, list[str], list[int]]:
+    """A topic is broad: its top keywords say more than any one headline."""
+    return (", ".join(name.keywords[:3]) or f"topic {topic_id}", list(name.keywords), [int(doc_ids[r]) for r in name.representatives])
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _previous_layout(app: App, prev_run, doc_ids: np.ndarray, neigh) -> np.ndarray | None:
+    """The last map's coordinates as a start, so clusters stay where readers saw them."""
+    if prev_run is None:
+        return None
+    stored = run_state.load_layout(app.settings.state_dir, prev_run.id)
+    if stored is None:
+        return None
+    prev_ids, prev_xy = stored
+    order = np.argsort(prev_ids)
+    at = np.clip(np.searchsorted(prev_ids[order], doc_ids), 0, len(prev_ids) - 1)
+    found = prev_ids[order][at] == doc_ids
+    previous = np.full((len(doc_ids), 2), np.nan, np.float32)
+    previous[found] = prev_xy[order][at[found]]
+    return initial_positions(previous, neigh, np.random.default_rng(app.settings.seed))
+
+
+def _window_start(app: App) -> int | None:
+    """The window ends at the newest document's time, not the wall clock, so a replayed stream behaves like a live one."""
+    s = app.settings
+    if s.window_days <= 0:
+        return None
+    newest = app.repo.newest_time(s.window_by)
+    if newest is None:
+        return None
+    return int(unix_seconds(newest - timedelta(days=s.window_days)))
