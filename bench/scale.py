@@ -240,6 +240,7 @@ def rebuild_phase(args, home: Path) -> dict:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"scale-rebuild-{args.n}.json").write_text(json.dumps(result) + "\n")
 
+    store = app.store  # the rebuild let go of Milvus Lite's copy (App.set_store_aside): opened again, as serve's next write does
     doc_ids, vecs, neigh = store.neighbour_graph()
     result["graph_recall"] = round(graph_recall(vecs, neigh, args.k), 3)
     arrivals = np.load(home / "arrivals.npy")

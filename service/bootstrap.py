@@ -31,6 +31,7 @@ class App:
         self._webhook = None
         self._embedder = embedder
         self._store = store
+        self._store_handed_in = store is not None  # a store handed in is never closed early: it could not be opened again
         self._neighbours: CachedVectorStore | None = None
         self._pstate: tuple[int, PredictionState | None] | None = None
         # one writer at a time inside a process: the watcher and the scheduler share Milvus and SQLite
@@ -57,12 +58,32 @@ class App:
             self._store = MilvusStore(s.resolved_milvus_uri, s.collection, self.embedder.dim, s.milvus_token)
             if self.failpoints.outages:
                 self._store = OutageSwitch(self._store, s.home / "faults" / "vector-store-down")
+            if self._neighbours is not None:  # opened again after set_store_aside: the index fronts the new one
+                self._neighbours.store = self._store
         if s.vector_cache and self._neighbours is None:
             # several workers: each keeps its own copy (they would tear one shared file), refilled when Milvus holds more
             folder = s.state_dir / (f"vectors-{s.collection}-{s.resolved_worker_name}" if s.shared else f"vectors-{s.collection}")
             self._neighbours = CachedVectorStore(self._store, folder, self.embedder.dim,
                                                  source=f"{s.resolved_milvus_uri}#{s.collection}", knn_k=s.knn_k)
         return self._neighbours if self._neighbours is not None else self._store
+
+    def set_store_aside(self) -> bool:
+        """Close a Milvus Lite file for now, to be opened again on next use (open_store); True if it was open.
+
+        Milvus Lite runs inside this process and holds every vector of the collection (3.9 GB at 1M
+        documents, more than the rest of a rebuild). A rebuild from the kept graph needs it only to check
+        the copy's count, so it lets go after that check and the next write opens it again (about 3 s at
+        1M). A Milvus server, or a store handed in by the caller, stays open."""
+        s = self.settings
+        if self._store is None or self._store_handed_in or self._neighbours is None or \
+                s.resolved_milvus_uri.startswith(("http://", "https://", "tcp://")):
+            return False
+        from .adapters.milvus import release_local
+
+        store, self._store = self._store, None
+        store.close()
+        release_local(s.resolved_milvus_uri)
+        return True
 
     @property
     def store(self) -> VectorStore:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -49,8 +49,10 @@ class NeighbourIndex(Protocol):
     def upsert(self, ids: np.ndarray, vectors: np.ndarray, published_ts: np.ndarray, ingested_ts: np.ndarray) -> None:
         """Add vectors (or correct known ones): written to the vector store, then to the index and the graph."""
 
-    def neighbour_graph(self, since_ts: int | None = None, by: str = "published") -> tuple[np.ndarray, np.ndarray, Neighbours]:
-        """(ids sorted, vectors, their kNN lists re-indexed to that order) of the window since since_ts."""
+    def neighbour_graph(self, since_ts: int | None = None, by: str = "published",
+                        checked: Callable[[], object] | None = None) -> tuple[np.ndarray, np.ndarray, Neighbours]:
+        """(ids sorted, vectors, their kNN lists re-indexed to that order) of the window since since_ts;
+        `checked` is called once the copy has been checked against the vector store, which is not used after it."""
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """As VectorStore.search, from the live index where this process keeps one."""

@@ -161,3 +161,19 @@ def test_a_new_story_among_the_arrivals_left_as_noise_is_noticed(make_app, demo_
         if first_id == 10**15:
             assert not usecases.new_story_in_noise_pool(app)  # 40 unrelated arrivals: no story
     assert usecases.new_story_in_noise_pool(app)
+
+
+def test_a_rebuild_lets_go_of_milvus_lite_and_the_next_write_opens_it_again(make_app, demo_days):
+    """Milvus Lite holds every vector in this process; a rebuild from the kept graph closes it after checking the
+    copy's count (App.set_store_aside), and whatever comes next opens it again with nothing lost."""
+    files, _ = demo_days
+    app = make_app()
+    ingest_copies(app, files[:2])
+    cache = app.neighbours
+    first = usecases.rebuild(app, write_report_after=False)
+    assert app._store is None  # let go: Lite's server for the file is stopped
+    (later,) = ingest_copies(app, files[2:3])  # the write opens it again, behind the same neighbour index
+    assert later.stored > 0 and app.neighbours is cache and cache.store is app._store
+    assert counts(app) == (first.documents + later.stored,) * 2
+    again = usecases.rebuild(app, write_report_after=False)
+    assert again.documents == first.documents + later.stored

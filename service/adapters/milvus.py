@@ -148,6 +148,22 @@ class MilvusStore:
         self.client.close()
 
 
+def release_local(uri: str) -> None:
+    """Stop this process's Milvus Lite server for a file and hand its memory back: closing the client alone keeps
+    the server, and with it every loaded segment, alive."""
+    import ctypes
+    import gc
+
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_server(uri)
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # freed heap back to the system (glibc); elsewhere it stays for reuse
+    except (OSError, AttributeError):
+        pass
+
+
 def _window_filter(since_ts: int | None, by: str) -> str:
     if since_ts is None:
         return ""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -169,9 +170,13 @@ class CachedVectorStore:
         keep = _window_rows(meta, since_ts, by)
         return meta[keep, 0].copy(), _read_rows(self._vec_path, len(meta), self.dim, keep)
 
-    def neighbour_graph(self, since_ts: int | None = None, by: str = "published") -> tuple[np.ndarray, np.ndarray, Neighbours]:
-        """all_vectors plus each document's k nearest others among them, from the kept graph."""
+    def neighbour_graph(self, since_ts: int | None = None, by: str = "published",
+                        checked: Callable[[], object] | None = None) -> tuple[np.ndarray, np.ndarray, Neighbours]:
+        """all_vectors plus each document's k nearest others among them, from the kept graph; `checked` runs once the
+        copy is checked against the store (the caller may close the store then: nothing below uses it)."""
         meta, vecs = self._checked_load()
+        if checked is not None:
+            checked()
         rows = len(meta)
         if self._graph_rows() != rows:
             self._recompute_graph(vecs)

@@ -156,7 +156,10 @@ def _read_graph(app: App):
     those with a document row."""
     s = app.settings
     if app.neighbours is not None:  # the graph was kept up to date as documents arrived
-        doc_ids, vectors, neigh = app.neighbours.neighbour_graph(since_ts=_window_start(app), by=s.window_by)
+        # once the copy is checked against Milvus, a Lite file's in-process copy of every vector is let go for the
+        # rest of the rebuild (bootstrap.App.set_store_aside): the next write opens it again
+        doc_ids, vectors, neigh = app.neighbours.neighbour_graph(since_ts=_window_start(app), by=s.window_by,
+                                                                 checked=app.set_store_aside)
     else:
         doc_ids, vectors = app.store.all_vectors(since_ts=_window_start(app), by=s.window_by)
         neigh = knn(vectors, s.knn_k)
