@@ -263,14 +263,15 @@ class SqlRepository:
 
     def _labels(self, run_id: int, assigned_by: str, label) -> tuple[np.ndarray, np.ndarray]:
         """One level's labels; a nullable level (topics: NULL in runs before topics) leaves its NULLs out."""
-        unset = [label.is_not(None)] if label.nullable else []
-        with self.engine.connect() as c:
-            rows = c.execute(
-                select(assignments.c.document_id, label)
-                .where(assignments.c.run_id == run_id, assignments.c.assigned_by == assigned_by, *unset)
-                .order_by(assignments.c.document_id)
-            ).all()
-        return np.array([r[0] for r in rows], np.int64), np.array([r[1] for r in rows], np.int64)
+        unset = f" AND {label.name} IS NOT NULL" if label.nullable else ""
+        sql = (f"SELECT document_id, {label.name} FROM assignments WHERE run_id = {{p}} AND assigned_by = {{p}}{unset} "
+               "ORDER BY document_id")
+        with self.engine.connect() as c:  # every document of a run, twice per rebuild: plain driver rows
+            rows = [r for batch in _driver_rows(c, sql, (int(run_id), assigned_by)) for r in batch]
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        docs, labels = zip(*rows)
+        return np.asarray(docs, np.int64), np.asarray(labels, np.int64)
 
     def commit_run(
         self,
