@@ -105,7 +105,7 @@ class CachedEmbedder:
 def tutorial_recipe(vectors: np.ndarray) -> np.ndarray:
     """The tutorial: each row's 50 nearest distances in a dense n×n matrix -> hdbscan precomputed.
 
-    Symmetrised (np.minimum(D, D.T)): without it hdbscan aborts or segfaults at this size (design.md).
+    Symmetrised (np.minimum(D, D.T)): without it hdbscan aborts or segfaults at this size (a known hdbscan failure on asymmetric precomputed input).
     """
     import hdbscan
 

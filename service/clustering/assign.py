@@ -1,7 +1,7 @@
 """Place arrivals between rebuilds, in the spirit of hdbscan's approximate_predict.
 
 An approximation, said plainly: it can only put a document into a cluster the last
-rebuild found, never create one. The rule (measured in design.md at 96-97% agreement
+rebuild found, never create one. The rule (measured at 96-97% agreement
 with a full refit): among the arrival's nearest fitted documents, take the closest in
 mutual reachability, max(d, own core distance, neighbour's core distance), that sits in a
 cluster; accept it when that distance is no looser than the loosest link the cluster

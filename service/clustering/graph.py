@@ -59,7 +59,7 @@ def knn(vectors: np.ndarray, k: int, *, threads: int | None = None, index=None) 
 def build_index(vectors: np.ndarray, k: int = 15, seed: int = 42):
     """A faiss inner-product index: exact up to EXACT_SEARCH_MAX_N rows, IVF-Flat above.
 
-    IVF over HNSW: at 100k rows HNSW took ~94 s to build (design.md) and exact search 67 s,
+    IVF over HNSW: at 100k rows HNSW took ~94 s to build (measured here) and exact search 67 s,
     while IVF trains in seconds and a query scans IVF_PROBES of 4·sqrt(n) lists, ~4·sqrt(n)
     vectors (bench/scale.py prints the graph's recall against exact search). Training is
     kept cheap (TRAIN_PER_LIST points a list, TRAIN_ITERATIONS rounds): it is redone as
