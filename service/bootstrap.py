@@ -74,11 +74,11 @@ class App:
         documents, more than the rest of a rebuild). A rebuild from the kept graph needs it only to check
         the copy's count, so it lets go after that check and the next write opens it again (about 3 s at
         1M). A Milvus server, or a store handed in by the caller, stays open."""
+        from .adapters.milvus import is_lite, release_local
+
         s = self.settings
-        if self._store is None or self._store_handed_in or self._neighbours is None or \
-                s.resolved_milvus_uri.startswith(("http://", "https://", "tcp://")):
+        if self._store is None or self._store_handed_in or self._neighbours is None or not is_lite(s.resolved_milvus_uri):
             return False
-        from .adapters.milvus import release_local
 
         store, self._store = self._store, None
         store.close()

@@ -35,7 +35,10 @@ class MilvusStore:
         self.uri = uri
         self.collection = collection
         self.dim = dim
-        self.client = MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
+        # a Lite file's client is its own connection, closed for good by close(): a shared one stays registered in
+        # pymilvus after close, and a rebuild closes and reopens Lite (App.set_store_aside) many times a week
+        extra = {"dedicated": True} if is_lite(uri) else {}
+        self.client = MilvusClient(uri=uri, token=token, **extra) if token else MilvusClient(uri=uri, **extra)
         self._ensure_collection()
 
     def _ensure_collection(self) -> None:
@@ -148,15 +151,26 @@ class MilvusStore:
         self.client.close()
 
 
+def is_lite(uri: str) -> bool:
+    """pymilvus's own rule: a local file path ending in .db is Milvus Lite, run inside this process."""
+    return "://" not in uri and uri.endswith(".db")
+
+
 def release_local(uri: str) -> None:
     """Stop this process's Milvus Lite server for a file and hand its memory back: closing the client alone keeps
-    the server, and with it every loaded segment, alive."""
+    the server, and with it every loaded segment, alive. It serves every client of that file in this process,
+    so one App per Lite file per process (serve has one). Best effort: if milvus-lite's server manager is not
+    as expected, the memory stays and the rebuild goes on."""
     import ctypes
     import gc
 
-    from milvus_lite.server_manager import server_manager_instance
+    try:
+        from milvus_lite.server_manager import server_manager_instance
 
-    server_manager_instance.release_server(uri)
+        server_manager_instance.release_server(uri)
+    except Exception as exc:  # noqa: BLE001
+        logging.getLogger("newsclust").warning("Milvus Lite could not be let go during the rebuild (%s: %s)", type(exc).__name__, exc)
+        return
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)  # freed heap back to the system (glibc); elsewhere it stays for reuse

@@ -11,6 +11,7 @@ import numpy as np
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from ...domain import (NOISE, Alert, ClusterEvent, ExportRow, Headline, Lineage, ReportDocs, Run, StoryRow, TopicRow, unix_seconds,
                        utcnow)
@@ -468,11 +469,14 @@ def _driver_rows(c, sql: str, params: Sequence = (), batch: int = 50_000):
     SQLAlchemy rows cost more than the query. No type conversion is applied (a SQLite time comes back as
     its text): bind values through _bound. `{p}` in sql marks a parameter, in the driver's own spelling."""
     mark = "?" if c.dialect.paramstyle == "qmark" else "%s"
+    sql, params = sql.replace("{p}", mark), tuple(params)
     cur = c.connection.cursor()
     try:
-        cur.execute(sql.replace("{p}", mark), tuple(params))
+        cur.execute(sql, params)
         while rows := cur.fetchmany(batch):
             yield rows
+    except c.dialect.loaded_dbapi.Error as exc:  # as SQLAlchemy would raise it: faults.py tells a locked or lost database by it
+        raise DBAPIError.instance(sql, params, exc, c.dialect.loaded_dbapi.Error, dialect=c.dialect) from exc
     finally:
         cur.close()
 
