@@ -6,6 +6,7 @@ only SQLite: they stay fast and work while `serve` owns the Milvus Lite file.
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from . import state as run_state
@@ -15,6 +16,9 @@ from .clustering.assign import PredictionState
 from .config import Settings
 from .failpoints import Failpoints, OutageSwitch
 from .ports import Embedder, HistoryRepo, NeighbourIndex, VectorStore
+
+
+log = logging.getLogger("newsclust")
 
 
 class App:
@@ -81,7 +85,10 @@ class App:
             return False
 
         store, self._store = self._store, None
-        store.close()
+        try:
+            store.close()
+        except Exception as exc:  # noqa: BLE001 — the rebuild goes on; the next use opens a new client anyway
+            log.warning("closing Milvus Lite for the rebuild failed (%s: %s)", type(exc).__name__, exc)
         release_local(s.resolved_milvus_uri)
         return True
 
