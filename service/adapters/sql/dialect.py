@@ -36,6 +36,19 @@ def insert_for(dialect: str, table: Table):
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
+def param_mark(dialect) -> str:
+    """A positional parameter in the driver's own spelling, for SQL sent past SQLAlchemy (exec_driver_sql, a raw cursor)."""
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+    if mark is None:
+        raise NotImplementedError(f"driver-level SQL: paramstyle {dialect.paramstyle}")
+    return mark
+
+
+def bind_processor(dialect, column):
+    """The conversion SQLAlchemy applies to a value bound to `column` (SQLite keeps times as text in one fixed format), or None."""
+    return column.type._cached_bind_processor(dialect)
+
+
 def bulk_insert(conn, table: Table, columns: dict[str, list], same: dict | None = None, batch: int = 50_000) -> None:
     """Many rows as the driver's own executemany of positional tuples: `columns` one list per column,
     `same` the columns that hold one value in every row.
@@ -51,13 +64,11 @@ def bulk_insert(conn, table: Table, columns: dict[str, list], same: dict | None 
         return
     dialect = conn.dialect
     quote = dialect.identifier_preparer.quote
-    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
-    if mark is None:
-        raise NotImplementedError(f"bulk_insert: paramstyle {dialect.paramstyle}")
+    mark = param_mark(dialect)
     sql = f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in names)}) VALUES ({', '.join([mark] * len(names))})"
 
     def processed(name: str, values: list) -> list:
-        f = table.c[name].type._cached_bind_processor(dialect)
+        f = bind_processor(dialect, table.c[name])
         return values if f is None else [None if v is None else f(v) for v in values]
 
     data = [processed(c, v) for c, v in columns.items()] + [processed(c, [v])[0:1] * n for c, v in same.items()]

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from ...domain import (NOISE, Alert, ClusterEvent, ExportRow, Headline, Lineage, ReportDocs, Run, StoryRow, TopicRow, unix_seconds,
                        utcnow)
 from . import report_queries as rq
-from .dialect import bulk_insert, insert_for
+from .dialect import bind_processor, bulk_insert, insert_for, param_mark
 from .tables import (alerts, assignments, cluster_events, file_claims, leases, story_alert_state, cluster_snapshots, clusters, document_revisions, documents, ingested_files, runs,
                      topic_snapshots, topics)
 
@@ -468,8 +468,7 @@ def _driver_rows(c, sql: str, params: Sequence = (), batch: int = 50_000):
     """Plain tuples in batches straight from the driver's cursor, for reads of many rows where building
     SQLAlchemy rows cost more than the query. No type conversion is applied (a SQLite time comes back as
     its text): bind values through _bound. `{p}` in sql marks a parameter, in the driver's own spelling."""
-    mark = "?" if c.dialect.paramstyle == "qmark" else "%s"
-    sql, params = sql.replace("{p}", mark), tuple(params)
+    sql, params = sql.replace("{p}", param_mark(c.dialect)), tuple(params)
     cur = c.connection.cursor()
     try:
         cur.execute(sql, params)
@@ -483,7 +482,7 @@ def _driver_rows(c, sql: str, params: Sequence = (), batch: int = 50_000):
 
 def _bound(c, column, value):
     """A value as SQLAlchemy would bind it for this column (SQLite keeps times as text in one fixed format)."""
-    process = column.type._cached_bind_processor(c.dialect)
+    process = bind_processor(c.dialect, column)
     return value if process is None or value is None else process(value)
 
 
