@@ -175,3 +175,27 @@ def test_the_symmetric_graph_keeps_the_smaller_direction_whichever_path_builds_i
     assert np.array_equal(fast.data, slow.data) and fast.data.dtype == np.float32
     twice = Neighbours(np.where(np.arange(k) == 1, idx[:, :1], idx), neigh.distances)  # a row listing one neighbour twice
     assert (symmetric_graph(twice) != _symmetric_by_sort(n, *_listed_edges(twice, None))).nnz == 0
+
+
+@pytest.fixture(scope="module")
+def crowded():
+    """10k story-shaped documents (bench/synthetic.py: stories of 5-300 inside topics, 10% one-off headlines)."""
+    from bench.synthetic import story_shaped_vectors
+
+    v, story, _ = story_shaped_vectors(10_000, seed=1)
+    return knn(v, 15), story
+
+
+def test_small_stories_in_a_crowd_are_found_among_the_leftovers(crowded):
+    """Stories of 5-9 headlines whose core distances reach strangers are found by the second tree."""
+    from bench.metrics import ami
+
+    neigh, story = crowded
+    sizes = np.bincount(story[story >= 0])
+    small = (story >= 0) & (sizes[np.maximum(story, 0)] <= 9)
+    with_pass = fit_two_levels(neigh, TwoLevelParams()).story_labels
+    without = fit_two_levels(neigh, TwoLevelParams(leftover_min_samples=0)).story_labels
+    assert (without[small] < 0).mean() > 0.3  # the precondition: the first tree misses them
+    assert (with_pass[small] < 0).mean() < 0.2
+    assert ami(story, with_pass) > ami(story, without) + 0.03
+
