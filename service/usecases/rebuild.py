@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("newsclust")
 
+# A story is one event: its most central 30 headlines name it as well as its first 100 (the topics' reading), and at
+# 1M documents, where nearly every clustered headline sits in a story under 100, naming read 850k texts: 15 -> 9 s.
+STORY_NAME_DOCS = 30
+
 
 @dataclass
 class RebuildResult:
@@ -106,7 +110,8 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
             titles = [texts_by_id.get(int(i), ("", ""))[0] for i in doc_ids]
             texts = [" ".join(texts_by_id.get(int(i), ("", ""))) for i in doc_ids]
             story_names = {int(story_match.ids[label]): _story_name(name, titles, doc_ids)
-                           for label, name in name_clusters(texts, levels.story_labels, vectors, titles=titles).items()}
+                           for label, name in name_clusters(texts, levels.story_labels, vectors, titles=titles,
+                                                            max_keyword_docs=STORY_NAME_DOCS).items()}
             topic_names = {int(topic_match.ids[label]): _topic_name(name, doc_ids, int(topic_match.ids[label]))
                            for label, name in name_clusters(texts, levels.topic_labels, vectors, titles=titles).items()}
         with stages("save_state"):
