@@ -199,3 +199,16 @@ def test_small_stories_in_a_crowd_are_found_among_the_leftovers(crowded):
     assert (with_pass[small] < 0).mean() < 0.2
     assert ami(story, with_pass) > ami(story, without) + 0.03
 
+
+
+def test_the_leftover_pass_keeps_labels_when_it_finds_nothing():
+    """No leaf of story size among the leftovers: nothing changes (a label vector of all noise never becomes one story)."""
+    from service.clustering.two_level import leftover_stories
+
+    v, _, _ = corpus(stories_per_topic=2, topics=2, story_size=12, seed=4)
+    neigh = knn(v, 15)
+    labels = np.full(len(v), -1, np.int64)
+    got, _ = leftover_stories(neigh, labels, np.zeros(len(v), np.float32), 5, 2, max_size=3)  # every leaf is larger
+    assert (got == -1).all()
+    got, prob = leftover_stories(neigh, labels, np.zeros(len(v), np.float32), 5, 2, max_size=19)
+    assert (got >= 0).any() and np.bincount(got[got >= 0]).max() <= 19 and ((prob >= 0) & (prob <= 1)).all()
