@@ -182,7 +182,13 @@ def stabilize(prev_doc_ids: np.ndarray, prev_labels: np.ndarray, new_doc_ids: np
     if placed is not None:  # arrivals placed since the last run are held like its members, folded like new documents
         placed_of = _old_index(*placed, prev_ids, new_doc_ids)
         old_of = np.where(placed_of >= 0, placed_of, old_of)
-    labels = _hold_members(labels, old_of, hold_share, vectors, hold_margin)
+    return compact_labels(_hold_members(labels, old_of, hold_share, vectors, hold_margin))
+
+
+def compact_labels(labels: np.ndarray) -> np.ndarray:
+    """Labels renumbered 0..c-1 in their order, empty ones dropped (NOISE stays NOISE)."""
+    if not (labels >= 0).any():
+        return labels.copy()
     uniq = np.unique(labels[labels >= 0])
     remap = np.full(int(labels.max()) + 1, NOISE, np.int64)
     remap[uniq] = np.arange(len(uniq))

@@ -13,8 +13,8 @@ import numpy as np
 from ..domain import NOISE, ClusterEvent
 from .graph import Neighbours
 from .hdbscan_fit import Anchor, cluster_max_edges, cluster_min_core
-from .identity import stabilize
-from .two_level import TwoLevelFit, _one_topic_per_story
+from .identity import compact_labels, stabilize
+from .two_level import TwoLevelFit, _one_topic_per_story, majority_topics
 
 
 @dataclass(frozen=True)
@@ -65,22 +65,15 @@ def _held_within_topics(held: np.ndarray, fit_stories: np.ndarray, fit_topics: n
     10 chunks (bench/quality.py): topic AMI 0.480 without stories from the leftover tree, 0.398 with
     them, 0.484 with them and this rule; the story file kept pairwise F1 0.953, BCubed 0.946.
     """
-    s = int(held.max()) + 1 if (held >= 0).any() else 0
-    both = (held >= 0) & (fit_topics >= 0)
-    if s == 0 or not both.any():
+    majority, _ = majority_topics(held, fit_topics)
+    if len(majority) == 0:
         return held
-    counts = np.zeros((s, int(fit_topics.max()) + 1), np.int64)  # stories x topics: small
-    np.add.at(counts, (held[both], fit_topics[both]), 1)
-    majority = np.where(counts.sum(axis=1) > 0, counts.argmax(axis=1), NOISE)
-    crossing = both & (majority[np.maximum(held, 0)] != fit_topics)
+    crossing = (held >= 0) & (fit_topics >= 0) & (majority[np.maximum(held, 0)] != fit_topics)
     if not crossing.any():
         return held
     out = held.copy()
-    out[crossing] = np.where(fit_stories[crossing] >= 0, s + fit_stories[crossing], NOISE)  # fit stories numbered after the held
-    kept = np.unique(out[out >= 0])
-    renumber = np.full(int(out.max()) + 1, NOISE, np.int64)
-    renumber[kept] = np.arange(len(kept))
-    return np.where(out >= 0, renumber[np.maximum(out, 0)], NOISE)
+    out[crossing] = np.where(fit_stories[crossing] >= 0, len(majority) + fit_stories[crossing], NOISE)  # fit stories numbered after the held
+    return compact_labels(out)
 
 
 def persistent(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:

@@ -452,6 +452,20 @@ def _agreement_counts(voters: np.ndarray, chunk: int = 65_536) -> np.ndarray:
     return counts
 
 
+def majority_topics(story: np.ndarray, topic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the topic most of each story's members hold, NOISE where none holds one; that topic's share of them)."""
+    s = int(story.max()) + 1 if (story >= 0).any() else 0
+    story_topic, share = np.full(s, NOISE, np.int64), np.zeros(s)
+    both = (story >= 0) & (topic >= 0)
+    if s and both.any():
+        counts = np.zeros((s, int(topic.max()) + 1), np.int64)  # s x t is small (stories x topics), never n x n
+        np.add.at(counts, (story[both], topic[both]), 1)
+        has = counts.sum(axis=1) > 0
+        story_topic[has] = counts[has].argmax(axis=1)
+        share = np.where(has, counts.max(axis=1) / np.maximum(counts.sum(axis=1), 1), 0.0)
+    return story_topic, share
+
+
 def _one_topic_per_story(story: np.ndarray, topic: np.ndarray, topic_prob: np.ndarray):
     """Each story takes the topic most of its members hold; its members all move there.
 
@@ -459,17 +473,9 @@ def _one_topic_per_story(story: np.ndarray, topic: np.ndarray, topic_prob: np.nd
     straddle a border; the story, the finer and tighter unit, decides. Topics left empty are
     dropped and the rest renumbered in order.
     """
-    s = int(story.max()) + 1 if (story >= 0).any() else 0
-    story_topic = np.full(s, NOISE, np.int64)
-    both = (story >= 0) & (topic >= 0)
+    story_topic, share = majority_topics(story, topic)
     topic, topic_prob = topic.copy(), topic_prob.copy()
-    if s and both.any():
-        t = int(topic.max()) + 1
-        counts = np.zeros((s, t), np.int64)  # s x t is small (stories x topics), never n x n
-        np.add.at(counts, (story[both], topic[both]), 1)
-        has = counts.sum(axis=1) > 0
-        story_topic[has] = counts[has].argmax(axis=1)
-        share = np.where(has, counts.max(axis=1) / np.maximum(counts.sum(axis=1), 1), 0.0)
+    if (story_topic >= 0).any():
         member = story >= 0
         target = story_topic[np.maximum(story, 0)]
         moved = member & (target >= 0) & (topic != target)

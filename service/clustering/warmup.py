@@ -27,7 +27,9 @@ def warm_up() -> float:
     np.fill_diagonal(d, np.inf)
     order = np.argsort(d, axis=1)[:, :8]
     neigh = Neighbours(order.astype(np.int64), np.take_along_axis(d, order, axis=1).astype(np.float32))
-    fit_two_levels(neigh, TwoLevelParams(story_min_cluster_size=5, topic_min_cluster_size=10))
+    params = TwoLevelParams(story_min_cluster_size=5, topic_min_cluster_size=10)
+    fit_two_levels(neigh, params)
     # the leftover pass runs only where a fit leaves noise, which this tidy graph may not: run it on all of it
-    leftover_stories(neigh, np.full(len(points), -1, np.int64), np.zeros(len(points), np.float32), 5, 2, 19)
+    leftover_stories(neigh, np.full(len(points), -1, np.int64), np.zeros(len(points), np.float32), params.story_min_cluster_size,
+                     params.leftover_min_samples, params.leftover_max_size)
     return time.perf_counter() - t0
