@@ -246,12 +246,70 @@ def _compare(prev: dict[int, int], now: dict[int, int], predicted: dict[int, int
     return out
 
 
+class Follower:
+    """What a follower of one level's ids sees, over the whole stream (issue 22): ids that changed event, arrivals
+    placed at once among those the rebuild put into a cluster that already existed, placed ones kept, new alerts."""
+
+    def __init__(self):
+        self.born_event: dict[int, object] = {}  # id -> its members' majority label in the first run it appeared in
+        self.into_existing = self.into_existing_placed = self.placed = self.placed_kept = 0
+        self.new_alert_events: list[object] = []
+        self.new_without_recent = 0
+
+    def after_rebuild(self, prev: dict[int, int], now: dict[int, int], predicted: dict[int, int], truth_of: dict[int, object],
+                      alerts: list[dict] = ()) -> None:
+        majority = _majorities(now, truth_of)
+        for cid, event in majority.items():
+            self.born_event.setdefault(cid, event)
+        existing = {l for l in prev.values() if l >= 0}
+        for d, p in predicted.items():
+            r = now.get(d, -1)
+            if r >= 0 and r in existing:
+                self.into_existing += 1
+                self.into_existing_placed += p >= 0
+            if p >= 0:
+                self.placed += 1
+                self.placed_kept += p == r
+        for a in alerts:
+            if a.get("kind") == "new":
+                self.new_alert_events.append(majority.get(int(a["story_id"])))
+                self.new_without_recent += int(a.get("recent") or 0) == 0
+        self.last = (now, majority)
+
+    def summary(self) -> dict:
+        now, majority = getattr(self, "last", ({}, {}))
+        clustered = [l for l in now.values() if l >= 0]
+        changed = {cid for cid, event in majority.items() if self.born_event.get(cid) != event}
+        held = sum(1 for l in clustered if l in changed)
+        out = {"ids_changed_event": len(changed), "ids": len(majority),
+               "changed_event_doc_share": round(held / len(clustered), 4) if clustered else None,
+               "into_existing": self.into_existing,
+               "placed_at_once_of_existing": round(self.into_existing_placed / self.into_existing, 4) if self.into_existing else None,
+               "placed": self.placed, "placed_kept": round(self.placed_kept / self.placed, 4) if self.placed else None}
+        if self.new_alert_events:
+            out.update(new_alerts=len(self.new_alert_events),
+                       new_alert_precision=round(len(set(self.new_alert_events)) / len(self.new_alert_events), 4),
+                       new_alerts_without_recent=self.new_without_recent)
+        return out
+
+
+def _majorities(labels: dict[int, int], truth_of: dict[int, object]) -> dict[int, object]:
+    """Each cluster id's most common true label among its members."""
+    counts: dict[int, dict] = {}
+    for d, l in labels.items():
+        if l >= 0:
+            bucket = counts.setdefault(l, {})
+            t = truth_of.get(d)
+            bucket[t] = bucket.get(t, 0) + 1
+    return {cid: max(c.items(), key=lambda kv: kv[1])[0] for cid, c in counts.items()}
+
+
 def run(csv_path: Path, label_col: str, chunks: int, overrides: dict, level: str = "topic", umap_baselines: bool = True,
         tutorial: bool = True, echo: bool = True) -> dict:
     from service import usecases
     from service.bootstrap import App
     from service.config import load_settings
-    from service.domain import Headline
+    from service.domain import Headline, document_id
 
     rows, fields = _read_rows(csv_path, label_col)
     truth_by_guid = {r["guid"]: r[label_col] for r in rows}
@@ -264,6 +322,8 @@ def run(csv_path: Path, label_col: str, chunks: int, overrides: dict, level: str
     per_run, timings = [], {"ingest": 0.0, "rebuild": 0.0}
     prev = {"story": {}, "topic": {}}
     pooled = {"story": [], "topic": []}
+    followers = {"story": Follower(), "topic": Follower()}
+    truth_of = {document_id("guid:" + g.strip()): t for g, t in truth_by_guid.items()}
     size = (len(rows) + chunks - 1) // chunks
     for i in range(chunks):
         part = rows[i * size : (i + 1) * size]
@@ -288,6 +348,8 @@ def run(csv_path: Path, label_col: str, chunks: int, overrides: dict, level: str
                            **_compare(prev["story"], now["story"], {d: p[0] for d, p in predicted.items()}, pooled["story"])},
                  "topic": {"clusters": r.topics, "noise": r.topic_noise,
                            **_compare(prev["topic"], now["topic"], {d: p[1] for d, p in predicted.items()}, pooled["topic"])}}
+        followers["story"].after_rebuild(prev["story"], now["story"], {d: p[0] for d, p in predicted.items()}, truth_of, r.alerts)
+        followers["topic"].after_rebuild(prev["topic"], now["topic"], {d: p[1] for d, p in predicted.items()}, truth_of)
         per_run.append(entry)
         if echo:
             print(json.dumps(entry), file=sys.stderr, flush=True)
@@ -355,7 +417,8 @@ def run(csv_path: Path, label_col: str, chunks: int, overrides: dict, level: str
                       "arrival_ari_mean": round(float(np.mean(agree)), 4) if agree else None,
                       "arrival_ari_weighted": round(float(np.average(agree, weights=weights)), 4) if agree else None,
                       "arrival_same_id_min": min(same) if same else None,
-                      "placed_mean": round(float(np.mean(placed)), 4) if placed else None}
+                      "placed_mean": round(float(np.mean(placed)), 4) if placed else None,
+                      "follower": followers[lv].summary()}
     result["targets"] = _targets(result)
     app.close()
     return result
@@ -419,6 +482,14 @@ def render(result: dict) -> str:
         lines.append(f"{lv}: kept-id min {s['kept_id_min']} mean {s['kept_id_mean']}; arrival-vs-rebuild ARI pooled {s['arrival_ari_pooled']} "
                      f"(per rebuild min {s['arrival_ari_min']}, mean {s['arrival_ari_mean']}), same id pooled {s['arrival_same_id_pooled']} "
                      f"(min {s['arrival_same_id_min']}) over {s['arrival_pairs']} arrivals; arrivals placed at once {s['placed_mean']}")
+    lines.append("what a follower sees (issue 22): level | ids changed event (docs held) | placed at once of arrivals the rebuild "
+                 "put into an existing cluster | placed kept | new alerts: precision, without recent headlines")
+    for lv in ("story", "topic"):
+        f = result[lv]["follower"]
+        alerts = (f"{f['new_alerts']} new, precision {_fmt(f['new_alert_precision'])}, {f['new_alerts_without_recent']} without recent"
+                  if "new_alerts" in f else "-")
+        lines.append(f"  {lv:6} | {f['ids_changed_event']}/{f['ids']} ({_fmt(f['changed_event_doc_share'])}) | "
+                     f"{_fmt(f['placed_at_once_of_existing'])} of {f['into_existing']} | {_fmt(f['placed_kept'])} of {f['placed']} | {alerts}")
     lines.append(f"targets ({level} level, issue 13):")
     for what, measured, met in result["targets"]:
         lines.append(f"  [{'MET' if met else 'MISSED'}] {what}: {measured}")

@@ -241,3 +241,71 @@ def print_profiles(real: dict, synth: dict, file=None) -> None:
         for name, prof in (("real", real), ("synth", synth)):
             vals = prof.get(key, [])
             print(f"{key:<24} {name:<6} " + " ".join(f"{v:5.0f}" if key == "story_size" else f"{v:5.3f}" for v in vals), file=file)
+
+
+# --- a "same franchise" stream: a second event about one entity arrives in bulk while the first runs --------------------
+#
+# Real headlines showed an id turn into another event when one did (a season trailer, then a video game's TV show of the
+# same franchise, 313 headlines in one rebuild). This stream reproduces the shape with our own text, embedded by the real
+# model: the trailer story runs from day 0, the game show arrives in bulk on day `bulk_day`, other stories run beside.
+
+FRANCHISE_EVENTS: dict[str, tuple[list[str], list[str], list[str]]] = {
+    "trailer": (["New Dragonfall season 4 trailer", "The Dragonfall season 4 teaser", "HBO's new Dragonfall trailer"],
+                ["shows the queen's army marching north", "teases a bloody battle at the wall", "breaks the network's trailer record",
+                 "reveals the return of a fan favourite", "lands ahead of the April premiere", "gives a first look at the new season"],
+                ["Fans dissect every frame of the two-minute clip.", "The fourth season premieres in April.",
+                 "The trailer was watched 20 million times in a day."]),
+    "gameshow": (["Dragonfall video game", "Telltale's Dragonfall game", "Dragonfall game adaptation"],
+                 ["gets its own live-action TV show", "to be turned into a streaming series", "TV series casts its lead hero",
+                  "show hires a veteran showrunner", "series adaptation greenlit for ten episodes"],
+                 ["The studio behind the hit game will produce the series.", "Players of the role-playing game will see its story on screen.",
+                  "Filming of the game's adaptation starts next year."]),
+}
+FRANCHISE_SUBJECTS = ["Dragonfall", "HBO's Dragonfall", "Dragonfall TV", "Dragonfall fans say"]  # both events name the franchise so
+
+
+def franchise_stream(seed: int = 0, days: int = 6, bulk_day: int = 4, trailer_per_day: int = 25, bulk: int = 200,
+                     others_per_day: int = 12) -> list[dict]:
+    """Rows (guid, title, description, published_at, story) in time order: `trailer` every day, `gameshow` `bulk`
+    headlines on bulk_day and a tail after, five unrelated stories from the demo's themes, a few one-off headlines."""
+    import random
+    from datetime import datetime, timedelta
+
+    from service.demo import NOISE_ITEMS, THEMES
+
+    rng = random.Random(seed)
+    themes = {**FRANCHISE_EVENTS, **{k: THEMES[k] for k in ("wildfire", "rates", "quake", "climate", "pensions")}}
+    start = datetime(2026, 3, 2, 6, 0)
+    rows: list[tuple[datetime, str, str, str]] = []
+
+    def add(story: str, day: int, count: int) -> None:
+        subjects, actions, details = themes[story]
+        for _ in range(count):
+            when = start + timedelta(days=day, minutes=rng.randrange(0, 16 * 60))
+            shared = story in FRANCHISE_EVENTS and rng.random() < 0.6
+            rows.append((when, f"{rng.choice(FRANCHISE_SUBJECTS if shared else subjects)} {rng.choice(actions)}", rng.choice(details), story))
+
+    for day in range(days):
+        add("trailer", day, trailer_per_day)
+        for story in ("wildfire", "rates", "quake", "climate", "pensions"):
+            add(story, day, others_per_day)
+        for _ in range(2):
+            when = start + timedelta(days=day, minutes=rng.randrange(0, 16 * 60))
+            rows.append((when, f"{rng.choice(NOISE_ITEMS)} in {rng.choice(['Ashby', 'Brell', 'Corwin'])}", "A local story.", "noise"))
+        if day == bulk_day:
+            add("gameshow", day, bulk)
+        elif day > bulk_day:
+            add("gameshow", day, bulk // 10)
+    rows.sort(key=lambda r: r[0])
+    return [{"guid": f"franchise-{seed}-{i:05d}", "title": t, "description": d, "published_at": w.isoformat(timespec="minutes"), "story": s}
+            for i, (w, t, d, s) in enumerate(rows)]
+
+
+def write_rows(path, rows: list[dict]) -> None:
+    """rows (dicts with one set of keys) as a CSV with a header."""
+    import csv
+
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)

@@ -13,7 +13,7 @@ import numpy as np
 from ..domain import NOISE, ClusterEvent
 from .graph import Neighbours
 from .hdbscan_fit import Anchor, cluster_max_edges, cluster_min_core
-from .identity import compact_labels, stabilize
+from .identity import DriftCheck, compact_labels, previous_clusters, split_drifted, stabilize
 from .two_level import TwoLevelFit, _one_topic_per_story, majority_topics
 
 
@@ -29,6 +29,7 @@ class Levels:
     story_topic: np.ndarray  # (s,) the one topic of each story
     story_max_edge: np.ndarray  # (s,) for placing arrivals
     story_min_core: np.ndarray  # (s,)
+    drift_checks: tuple[DriftCheck, ...] = ()  # content checks of stories that were mostly new documents (labels as here)
 
     @property
     def n_stories(self) -> int:
@@ -48,12 +49,36 @@ def settle(fit: TwoLevelFit, neigh: Neighbours, vectors: np.ndarray, anchor: Anc
                       fit.story_topic, _placing_threshold(fit.story_max_edge, fit.core_distances, stories), fit.story_min_core)
     stories = stabilize(anchor.doc_ids, anchor.labels, anchor.new_doc_ids, stories, vectors=vectors, hold_margin=anchor.hold_margin,
                         placed=anchor.placed)
-    stories = _held_within_topics(stories, fit.story_labels, fit.topic_labels)
+    prev_ids, old_of = previous_clusters(anchor.doc_ids, anchor.labels, anchor.new_doc_ids)
+    stories, checks = split_drifted(stories, old_of, prev_ids, vectors, fit.story_min_cluster_size)
+    held = _held_within_topics(stories, fit.story_labels, fit.topic_labels)
+    checks = _relabelled(checks, stories, held)
+    stories = held
     story_topic, topics, topic_prob = _one_topic_per_story(stories, fit.topic_labels, fit.topic_probabilities)
     s = len(story_topic)
     return Levels(stories, fit.story_probabilities, fit.story_outlier_scores, topics, topic_prob, story_topic,
                   _placing_threshold(cluster_max_edges(neigh, fit.core_distances, stories, s), fit.core_distances, stories),
-                  cluster_min_core(fit.core_distances, stories, s))
+                  cluster_min_core(fit.core_distances, stories, s), tuple(checks))
+
+
+def _relabelled(checks: list[DriftCheck], before: np.ndarray, after: np.ndarray) -> list[DriftCheck]:
+    """Drift checks with their labels as `after` numbers them (each label's most common new label; NOISE if gone)."""
+    if not checks:
+        return checks
+    from dataclasses import replace
+
+    def new_label(lab: int) -> int:
+        now = after[before == lab]
+        now = now[now >= 0]
+        return int(np.bincount(now).argmax()) if now.size else NOISE
+
+    out = []
+    for ch in checks:
+        kept = new_label(ch.label)
+        if kept == NOISE:
+            continue
+        out.append(replace(ch, label=kept, split_label=new_label(ch.split_label) if ch.split_label != NOISE else NOISE))
+    return out
 
 
 def _held_within_topics(held: np.ndarray, fit_stories: np.ndarray, fit_topics: np.ndarray) -> np.ndarray:

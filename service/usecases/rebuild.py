@@ -15,7 +15,7 @@ from .. import state as run_state
 from ..clustering.assign import PredictionState
 from ..clustering.graph import complete_lists, knn, subgraph
 from ..clustering.hdbscan_fit import Anchor
-from ..clustering.identity import match_clusters
+from ..clustering.identity import DRIFT_MIN_COSINE, match_clusters
 from ..clustering.layout import initial_positions, layout_2d
 from ..clustering.levels import persistent, settle, story_moves
 from ..clustering.naming import name_clusters
@@ -96,7 +96,13 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
                 anchor = Anchor(prev_docs, prev_stories, doc_ids, s.hold_margin, app.repo.placed_labels(prev.id))
             levels = settle(fit, neigh, vectors, anchor)
         with stages("match"):
-            story_match = match_clusters(prev_docs, prev_stories, doc_ids, levels.story_labels, app.repo.next_cluster_id(), s.match_min_jaccard)
+            drifted_from = {ch.split_label: ch.old_id for ch in levels.drift_checks if ch.split_label != NOISE}
+            story_match = match_clusters(prev_docs, prev_stories, doc_ids, levels.story_labels, app.repo.next_cluster_id(), s.match_min_jaccard,
+                                         drifted_from)
+            drift_rows = [{"story_id": int(story_match.ids[ch.label]), "old_members": ch.old_members, "new_members": ch.new_members,
+                           "cosine": ch.cosine, "min_cosine": DRIFT_MIN_COSINE,
+                           "split_story_id": int(story_match.ids[ch.split_label]) if ch.split_label != NOISE else None}
+                          for ch in levels.drift_checks]
             prev_topic_docs, prev_topics = app.repo.run_topic_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
             topic_match = match_clusters(prev_topic_docs, prev_topics, doc_ids, levels.topic_labels, app.repo.next_topic_id(),
                                          s.match_min_jaccard)
@@ -127,7 +133,7 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
                                 params={**asdict(params), "knn_k": s.knn_k, "min_cluster_size_used": fit.story_min_cluster_size,
                                         "topic_min_cluster_size_used": fit.topic_min_cluster_size},
                                 topics=topics, story_topics=dict(zip(story_match.ids.tolist(), story_topic_ids.tolist())),
-                                topic_names=topic_names)
+                                topic_names=topic_names, drift_checks=drift_rows)
     except Exception as exc:
         # best effort: the database may be what failed; a run left 'running' is closed before the next rebuild starts
         best_effort(app.repo.fail_run, run_id, f"{type(exc).__name__}: {exc}")

@@ -18,7 +18,7 @@ from ...domain import (NOISE, Alert, ClusterEvent, ExportRow, Headline, Lineage,
 from . import report_queries as rq
 from .dialect import bind_processor, bulk_insert, insert_for, param_mark
 from .tables import (alerts, assignments, cluster_events, file_claims, leases, story_alert_state, cluster_snapshots, clusters, document_revisions, documents, ingested_files, runs,
-                     topic_snapshots, topics)
+                     story_drift_checks, topic_snapshots, topics)
 
 # ledger states of a file that has not ended yet: a new attempt continues its row instead of adding one
 UNFINISHED_FILE_STATES = ("processing", "interrupted", "retrying", "parked")
@@ -289,6 +289,7 @@ class SqlRepository:
         topics: np.ndarray | None = None,
         story_topics: dict[int, int] | None = None,
         topic_names: dict[int, tuple[str, list[str], list[int]]] | None = None,
+        drift_checks: list[dict] | None = None,
     ) -> None:
         """Everything a rebuild produced, in one transaction: readers see the old run or the whole new one."""
         now = utcnow()
@@ -321,6 +322,8 @@ class SqlRepository:
             ]
             if ev:
                 c.execute(insert(cluster_events), ev)
+            if drift_checks:
+                c.execute(insert(story_drift_checks), [{"run_id": run_id, **row} for row in drift_checks])
             c.execute(update(runs).where(runs.c.id == run_id).values(
                 status="done", finished_at=utcnow(), n_documents=len(doc_ids), n_clusters=len(alive),
                 n_noise=int((labels == NOISE).sum()), timings=json.dumps(timings), params=json.dumps(params),

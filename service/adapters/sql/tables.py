@@ -195,3 +195,18 @@ leases = Table(
     Column("holder", String(128), nullable=False),
     Column("expires_at", DateTime, nullable=False),
 )
+
+
+# identity.split_drifted's content checks, one row per story that was mostly new documents in a rebuild: the figures
+# that kept an id on its event (or split off a new one), for auditing a drift in SQL
+story_drift_checks = Table(
+    "story_drift_checks",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("story_id", Integer, primary_key=True, autoincrement=False),  # the id kept (the old members' story)
+    Column("old_members", Integer, nullable=False),
+    Column("new_members", Integer, nullable=False),
+    Column("cosine", Float, nullable=False),  # unit centroid of old members . unit centroid of new members
+    Column("min_cosine", Float, nullable=False),  # the threshold in force
+    Column("split_story_id", Integer),  # the new story the drifted part became, NULL when kept whole
+)
