@@ -56,3 +56,49 @@ def test_a_story_that_grows_within_its_event_keeps_one_cluster():
     labels, checks = split_drifted(np.zeros(len(vectors), np.int64), old_of, prev_ids, vectors, min_size=5)
     assert (labels == 0).all()
     assert len(checks) == 1 and checks[0].split_label == NOISE and checks[0].cosine > 0.9
+
+
+def test_arrivals_in_a_group_beside_a_running_story_are_placed_by_their_density_among_all_stored():
+    from service.clustering.assign import PredictionState, place
+
+    # one story of 5 fitted documents, each 0.2 from its 5th neighbour; threshold 0.45
+    state = PredictionState(doc_ids=np.arange(5), labels=np.full(5, 7), probabilities=np.ones(5, np.float32),
+                            outlier_scores=np.zeros(5, np.float32), core_distances=np.full(5, 0.2, np.float32),
+                            cluster_ids=np.array([7]), cluster_max_edge=np.array([0.45], np.float32),
+                            cluster_min_core=np.array([0.2], np.float32), min_samples=5)
+    # an arrival 0.3-0.6 from the fitted members, with four fellow arrivals at 0.1: among the fitted alone it looks sparse
+    pos = np.array([[0, 1, 2, 3, 4]])
+    dist = np.array([[0.30, 0.40, 0.45, 0.55, 0.60]], np.float32)
+    assert place(state, pos, dist, 0.5).labels.tolist() == [NOISE]
+    around = np.array([[0.1, 0.1, 0.1, 0.1, 0.30, 0.40]], np.float32)
+    assert place(state, pos, dist, 0.5, density_dist=around).labels.tolist() == [7]
+    # alone, far from every stored document, it still waits for the rebuild
+    assert place(state, pos, dist + 0.5, 0.5, density_dist=around + 0.5).labels.tolist() == [NOISE]
+
+
+def test_an_arrival_next_to_a_running_story_is_placed_at_once(make_app, tmp_path):
+    import random
+
+    from service import usecases
+    from service.demo import THEMES, Story, _headline
+    from sqlalchemy import text
+
+    from .conftest import write_csv
+
+    rng = random.Random(4)
+    rows = [{"guid": f"g{t}{i}", "title": " — ".join(_headline(rng, Story(t, 0, 1, 1.0))), "published_at": f"2026-03-0{1 + i % 3}T10:00"}
+            for t in ("wildfire", "rates", "quake", "climate") for i in range(14)]
+    app = make_app()
+    (app.settings.inbox).mkdir(parents=True, exist_ok=True)
+    usecases.ingest_file(app, write_csv(app.settings.inbox / "a.csv", rows))
+    usecases.rebuild(app, write_report_after=False)
+    ids, labels = app.repo.run_labels(app.repo.latest_run().id)
+    arrivals = [{"guid": f"late{i}", "title": " — ".join(_headline(rng, Story("quake", 0, 1, 1.0))), "published_at": "2026-03-04T10:00"}
+                for i in range(6)]
+    usecases.ingest_file(app, write_csv(app.settings.inbox / "b.csv", arrivals))
+    with app.repo.engine.connect() as c:
+        placed = [r[0] for r in c.execute(text("SELECT cluster_id FROM assignments WHERE assigned_by='predict'"))]
+    quake_story = {int(l) for i, l in zip(ids.tolist(), labels.tolist()) if l >= 0 and app.repo.document_texts([i])[i][0] in
+                   {r["title"] for r in rows if r["guid"].startswith("gquake")}}
+    assert len(quake_story) == 1
+    assert sum(p in quake_story for p in placed) >= 5, placed

@@ -54,8 +54,17 @@ class Placement:
     outlier_scores: np.ndarray  # (m,) float32
 
 
-def place(state: PredictionState, neighbour_pos: np.ndarray, neighbour_dist: np.ndarray, min_vote: float = 0.0) -> Placement:
+def place(state: PredictionState, neighbour_pos: np.ndarray, neighbour_dist: np.ndarray, min_vote: float = 0.0,
+          density_dist: np.ndarray | None = None) -> Placement:
     """neighbour_pos: (m, k) rows into the state's fitted arrays (-1 = none), closest first.
+
+    density_dist (m, k'): the arrival's distances to every stored neighbour, fitted or not (the other arrivals
+    too; itself left out, inf for none). Its own core distance is then measured among them, as the next rebuild
+    will measure it, instead of among the fitted documents alone. Why: arrivals of a running story come in
+    groups; among fitted documents only, an arrival whose nearest neighbours are its fellow arrivals looked sparse,
+    and its mutual reachability failed the story's threshold though its nearest fitted neighbours sat in the story.
+    Story file streamed in 10 chunks: of the arrivals the rebuild put into an existing story, 61% -> 83% placed at
+    once, 99.7% -> 98.9% of placed ones kept (bench/quality.py; AG News in the README).
 
     min_vote > 0 also asks the neighbourhood: the chosen cluster must hold at least that share
     of the fitted neighbours' weight (1 / mutual reachability; noise neighbours vote too), so an
@@ -77,6 +86,9 @@ def place(state: PredictionState, neighbour_pos: np.ndarray, neighbour_dist: np.
 
     col = min(state.min_samples, dist.shape[1]) - 1
     own_core = dist[:, col]
+    if density_dist is not None and density_dist.shape[1]:
+        around = np.sort(np.where(np.isfinite(density_dist), density_dist, np.inf).astype(np.float32), axis=1)
+        own_core = np.minimum(own_core, around[:, min(state.min_samples, around.shape[1]) - 1])
     mr = np.maximum(np.maximum(dist, own_core[:, None]), state.core_distances[pos])
     mr[~valid] = np.inf
     nb_label = np.where(valid, state.labels[pos], NOISE)

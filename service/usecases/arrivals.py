@@ -27,7 +27,8 @@ def assign_arrivals(app: App, ids: np.ndarray, vectors: np.ndarray) -> int:
     nb_ids, nb_dist = app.store.search(vectors, k + min(len(ids), 32))
     pos = pstate.positions(nb_ids.ravel()).reshape(nb_ids.shape)
     pos[nb_ids < 0] = -1
-    placed = place(pstate, pos, nb_dist, app.settings.assign_min_vote)
+    around = np.where((nb_ids >= 0) & (nb_ids != np.asarray(ids)[:, None]), nb_dist, np.inf)  # every stored neighbour but itself
+    placed = place(pstate, pos, nb_dist, app.settings.assign_min_vote, density_dist=around)
     topics = place_topics(pstate, pos, placed.labels)
     app.repo.record_predictions(run.id, ids, placed.labels, placed.probabilities, placed.outlier_scores, topics)
     return len(ids)
