@@ -362,7 +362,7 @@ def _detail(kind: str, key: int, fetch, as_json: bool) -> dict | None:
 
 @app.command()
 def story(story_id: int = typer.Argument(...), as_json: bool = typer.Option(False, "--json", help="JSON, for machines.")):
-    """A story: its title, keywords, topic, size per run, lineage, and its headlines newest first."""
+    """A story: its title, keywords, topic, size per run, lineage, and its headlines core first (the newest beside)."""
     detail = _detail("story", story_id, usecases.story_detail, as_json)
     if detail is None:
         return
@@ -374,7 +374,10 @@ def story(story_id: int = typer.Argument(...), as_json: bool = typer.Option(Fals
         _say(f"  lineage    run {link['run_id']}: {link['kind']} {link['parent_id']} -> {link['child_id']}")
     for move in detail["moves"]:
         _say(f"  moved      run {move['run_id']}: topic {move['from_topic_id']} -> {move['to_topic_id']}")
-    _say(f"  headlines  {len(detail['headlines'])}, newest first:")
+    _say(f"  newest     {len(detail['newest'])} headlines, the last 5:")
+    for h in detail["newest"][:5]:
+        _say(f"    {str(h['published_at'] or h['ingested_at'])[:16]}  {h['title']}")
+    _say(f"  headlines  {len(detail['headlines'])}, core first:")
     for h in detail["headlines"]:
         _say(f"    {str(h['published_at'] or h['ingested_at'])[:16]}  {h['title']}")
 

@@ -55,6 +55,7 @@ class Settings:
     retry_first_s: float = _setting(2.0, "First wait before a file (or a rebuild) that our environment failed is tried again; doubles on each try, up to retry_max_s.")
     retry_max_s: float = _setting(300.0, "Longest wait between tries of a file or a rebuild that our environment keeps failing.")
     alert_new_min_size: int = _setting(6, "A story born in a rebuild (not the first) with at least this many headlines raises a 'new story' alert.")
+    alert_max_per_rebuild: int = _setting(10, "Most alerts one rebuild raises: the largest stories are told, the rest held back (counted in the alerts' details and the log).")
     surge_window_h: float = _setting(6.0, "Surge alerts compare a story's headlines in the last this-many hours of news time with its usual pace.")
     surge_factor: float = _setting(3.0, "A story surges when its last window holds this many times its own usual pace and the stream's typical story's.")
     surge_min_headlines: int = _setting(5, "Fewest headlines in the last window for a surge alert.")
@@ -137,7 +138,7 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 # numbers that must be positive (the rest must not be negative)
 _POSITIVE = {"embed_batch_size", "max_tokens", "max_text_chars", "knn_k", "min_samples", "assign_neighbours",
              "rebuild_interval_s", "report_max_points", "db_busy_timeout_s", "retry_first_s", "retry_max_s", "story_min_size", "surge_window_h",
-             "surge_factor", "surge_min_headlines", "alert_new_min_size", "claim_lease_s"}
+             "surge_factor", "surge_min_headlines", "alert_new_min_size", "alert_max_per_rebuild", "claim_lease_s"}
 # settings of earlier versions: accepted with a warning and ignored, so an old newsclust.toml still loads
 RETIRED = {
     "recipe": "stories and topics now come from one recipe at every size",

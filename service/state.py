@@ -82,3 +82,16 @@ def save_layout(state_dir: Path, run_id: int, doc_ids: np.ndarray, xy: np.ndarra
 def load_layout(state_dir: Path, run_id: int) -> tuple[np.ndarray, np.ndarray] | None:
     z = _load_npz(layout_path(state_dir, run_id), ("doc_ids", "xy"))
     return None if z is None else (z["doc_ids"], z["xy"])
+
+
+def save_story_cohesion(state_dir: Path, run_id: int, story_ids: np.ndarray, cohesion: np.ndarray) -> None:
+    """Each story's cohesion (mean cosine to its centre) for the surge check between rebuilds; tiny, one per run."""
+    _atomic_savez(state_dir / f"cohesion-{run_id}.npz", story_ids=story_ids, cohesion=cohesion)
+    for old in state_dir.glob("cohesion-*.npz"):
+        if old.name != f"cohesion-{run_id}.npz":
+            old.unlink(missing_ok=True)
+
+
+def load_story_cohesion(state_dir: Path, run_id: int) -> tuple[np.ndarray, np.ndarray] | None:
+    z = _load_npz(state_dir / f"cohesion-{run_id}.npz", ("story_ids", "cohesion"))
+    return None if z is None else (z["story_ids"], z["cohesion"])

@@ -147,8 +147,10 @@ def test_a_headline_finds_itself_first_and_story_and_topic_answer(make_app, demo
     assert [h["similarity"] for h in hits] == sorted((h["similarity"] for h in hits), reverse=True)
     story = usecases.story_detail(app, story_id)
     assert story["title"] and story["topic_id"] == topic_id and len(story["headlines"]) == story["size"]
-    times = [h["published_at"] for h in story["headlines"]]
+    times = [h["published_at"] for h in story["newest"]]
     assert times == sorted(times, reverse=True)
+    core = [h["probability"] for h in story["headlines"]]  # core first: by membership
+    assert core == sorted(core, reverse=True) and len(story["newest"]) == len(story["headlines"])
     topic = usecases.topic_detail(app, topic_id)
     assert story_id in {s["story_id"] for s in topic["stories"]} and topic["sizes"][-1]["run_id"] == run.run_id
 

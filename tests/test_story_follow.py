@@ -102,3 +102,76 @@ def test_an_arrival_next_to_a_running_story_is_placed_at_once(make_app, tmp_path
                    {r["title"] for r in rows if r["guid"].startswith("gquake")}}
     assert len(quake_story) == 1
     assert sum(p in quake_story for p in placed) >= 5, placed
+
+
+def _commit(app, doc_ids, labels, born):
+    from service.domain import ClusterEvent
+
+    run_id = app.repo.start_run({})
+    names = {int(c): (f"story {c}", [], []) for c in np.unique(labels[labels >= 0])}
+    app.repo.commit_run(run_id, doc_ids=doc_ids, labels=labels, probabilities=np.ones(len(doc_ids), np.float32),
+                        outlier_scores=np.zeros(len(doc_ids), np.float32), names=names,
+                        events=[ClusterEvent("born", c, size_after=int((labels == c).sum())) for c in born], timings={}, params={})
+    return run_id
+
+
+def test_a_fragment_of_an_announced_story_does_not_alert_again_and_a_loose_bag_does_not_alert(make_app, tmp_path):
+    from service import usecases
+    from service.clustering.alerts import StoryProfiles
+
+    from .conftest import write_csv
+
+    app = make_app()
+    app.settings.inbox.mkdir(parents=True, exist_ok=True)
+    rows = [{"guid": f"g{i}", "title": f"headline number {i}", "published_at": f"2026-03-01T10:{i:02d}"} for i in range(40)]
+    usecases.ingest_file(app, write_csv(app.settings.inbox / "a.csv", rows))
+    doc_ids = np.sort(app.repo.all_document_ids())
+    labels = np.full(len(doc_ids), NOISE, np.int64)
+    labels[:10] = 1
+    first = _commit(app, doc_ids, labels, born=[1])
+    assert usecases.raise_alerts(app, first) == []  # the first rebuild sets the baseline: story 1 counts as told
+
+    labels[10:20], labels[20:30], labels[30:40] = 2, 3, 4
+    second = _commit(app, doc_ids, labels, born=[2, 3, 4])
+    rng = np.random.default_rng(0)
+    a, b, c = (v / np.linalg.norm(v) for v in rng.normal(size=(3, 16)))
+    near_a = 0.95 * a + np.sqrt(1 - 0.95**2) * b  # story 2: the same event as announced story 1 (cosine 0.95)
+    profiles = StoryProfiles(np.array([1, 2, 3, 4]), np.stack([a, near_a, b, c]).astype(np.float32),
+                             np.array([0.8, 0.8, 0.8, 0.4], np.float32))  # story 4: a loose bag of one-offs
+    alerts = usecases.raise_alerts(app, second, profiles)
+    assert [(x["kind"], x["story_id"]) for x in alerts] == [("new", 3)]
+
+
+def test_alerts_per_rebuild_are_bounded_keeping_the_largest():
+    from service.usecases.alerts import _bounded
+
+    raised = [{"kind": "new", "story_id": i, "size": s, "details": {}} for i, s in enumerate([5, 50, 7, 30])]
+    kept = _bounded(raised, 2)
+    assert [a["story_id"] for a in kept] == [1, 3] and all(a["details"]["held_back"] == 2 for a in kept)
+
+
+def test_history_reads_as_people_read_it(make_app, demo_days):
+    """No story under story_min_size in any run; lineage once per link; events in words."""
+    import sqlite3
+
+    from service import usecases
+
+    from .conftest import ingest_copies
+
+    files, _ = demo_days
+    app = make_app()
+    for f in files:
+        ingest_copies(app, [f])
+        usecases.rebuild(app, write_report_after=False)
+    with sqlite3.connect(app.settings.sqlite_path) as c:
+        assert c.execute("SELECT MIN(size) FROM cluster_snapshots").fetchone()[0] >= app.settings.story_min_size
+        events = [e for (e,) in c.execute("SELECT events FROM cluster_life WHERE events IS NOT NULL")]
+        story_ids = [s for (s,) in c.execute("SELECT story_id FROM story_current")]
+    assert events and not any("[" in e or ">[" in e for e in events)
+    assert any(e.startswith(("born", "grew")) for e in events)
+    for sid in story_ids:
+        detail = usecases.story_detail(app, sid)
+        links = [(x["run_id"], x["parent_id"], x["child_id"]) for x in detail["lineage"]]
+        assert len(links) == len(set(links))
+        probs = [h["probability"] for h in detail["headlines"]]
+        assert probs == sorted(probs, reverse=True)

@@ -53,3 +53,53 @@ def story_paces(story_ids: np.ndarray, times: np.ndarray, rule: SurgeRule = Surg
         (recent >= rule.factor * max(typical, 1.0))
     return [StoryPace(int(s), int(n), int(r), float(u), typical, bool(g))
             for s, n, r, u, g in zip(stories, size, recent, usual, surging)]
+
+
+@dataclass(frozen=True)
+class StoryProfiles:
+    """Each story's unit centroid and cohesion (mean cosine of its members to that centroid), from one rebuild."""
+
+    story_ids: np.ndarray  # (s,)
+    centres: np.ndarray  # (s, d) unit
+    cohesion: np.ndarray  # (s,)
+
+    def of(self, story_id: int) -> int:
+        at = int(np.searchsorted(self.story_ids, story_id))
+        return at if at < len(self.story_ids) and self.story_ids[at] == story_id else -1
+
+
+def story_profiles(vectors: np.ndarray, story_ids: np.ndarray) -> StoryProfiles:
+    """story_ids: one per row of vectors (unit rows), NOISE (-1) for none. O(n x d), one sparse product."""
+    import scipy.sparse as sp
+
+    member = np.flatnonzero(story_ids >= 0)
+    ids, inverse = np.unique(story_ids[member], return_inverse=True)
+    if len(ids) == 0:
+        return StoryProfiles(ids, np.zeros((0, vectors.shape[1]), np.float32), np.zeros(0, np.float32))
+    sums = sp.csr_matrix((np.ones(len(member), np.float32), (inverse, np.arange(len(member)))), shape=(len(ids), len(member))) \
+        @ np.asarray(vectors[member], np.float32)
+    sums = np.asarray(sums, np.float32)
+    norm = np.linalg.norm(sums, axis=1)
+    size = np.bincount(inverse, minlength=len(ids))
+    return StoryProfiles(ids, sums / np.maximum(norm, 1e-12)[:, None], (norm / np.maximum(size, 1)).astype(np.float32))
+
+
+def fragment_of(profiles: StoryProfiles, story_id: int, announced: np.ndarray, min_cosine: float) -> int | None:
+    """The announced story (other than itself) whose centroid is within min_cosine of this story's: the same event,
+    already told; None if there is none."""
+    me = profiles.of(story_id)
+    if me < 0 or len(announced) == 0:
+        return None
+    rows = np.array([profiles.of(int(a)) for a in announced if int(a) != story_id], np.int64)
+    rows = rows[rows >= 0]
+    if rows.size == 0:
+        return None
+    sims = profiles.centres[rows] @ profiles.centres[me]
+    best = int(np.argmax(sims))
+    return int(profiles.story_ids[rows[best]]) if sims[best] >= min_cosine else None
+
+
+def loose(cohesion: float, typical: float, ratio: float) -> bool:
+    """A story whose members sit much further from their centre than the stream's typical story's is a bag of
+    unrelated one-offs, not an event (the demo's filler headlines made one and it 'surged')."""
+    return cohesion < ratio * typical

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import state as run_state
+from ..clustering.alerts import story_profiles
 from ..clustering.assign import PredictionState
 from ..clustering.graph import complete_lists, knn, subgraph
 from ..clustering.hdbscan_fit import Anchor
@@ -147,7 +148,9 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
                            min_cluster_size=fit.story_min_cluster_size, events=counts, seconds=stages.seconds,
                            topics=levels.n_topics, topic_noise=int((topics == NOISE).sum()))
     with stages("alerts"):
-        result.alerts = raise_alerts_safely(app, run_id)
+        profiles = story_profiles(vectors, stories)
+        best_effort(run_state.save_story_cohesion, s.state_dir, run_id, profiles.story_ids, profiles.cohesion)
+        result.alerts = raise_alerts_safely(app, run_id, profiles)
     if write_report_after:
         # the run is committed: a failing map or page (a report folder not writable, a full disk) is reported, not a failed rebuild
         try:

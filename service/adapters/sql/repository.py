@@ -60,6 +60,17 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+def _links_once(rows) -> list[dict]:
+    """One line per (run, parent, child): a split is also its child's birth from the parent, and the view lists both."""
+    rank = {"split": 0, "merged": 1, "born": 2}
+    best: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r["run_id"], r["parent_id"], r["child_id"])
+        if key not in best or rank.get(r["kind"], 3) < rank.get(best[key]["kind"], 3):
+            best[key] = dict(r)
+    return sorted(best.values(), key=lambda r: (r["run_id"], r["parent_id"], r["child_id"]))
+
+
 class SqlRepository:
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -636,9 +647,11 @@ class StoryReader:
                                 {"id": story_id}).mappings().all()
             moves = c.execute(text("SELECT run_id, from_topic_id, to_topic_id FROM story_moves WHERE story_id = :id ORDER BY run_id"),
                               {"id": story_id}).mappings().all()
-            headlines = self._headlines(c, "cluster_id", story_id)
+            newest = self._headlines(c, "cluster_id", story_id)
+        # core first: a stray member placed last is the newest, and newest first put it on top of the story
+        core = sorted(newest, key=lambda h: -(h["probability"] or 0.0))
         return {**dict(snap), "keywords": json.loads(snap["keywords"]), "sizes": [dict(r) for r in sizes],
-                "lineage": [dict(r) for r in lineage], "moves": [dict(r) for r in moves], "headlines": headlines}
+                "lineage": _links_once(lineage), "moves": [dict(r) for r in moves], "headlines": core, "newest": newest}
 
     def topic(self, topic_id: int) -> dict | None:
         with self.engine.connect() as c:
@@ -659,7 +672,7 @@ class StoryReader:
         """The headlines the latest rebuild put there, plus arrivals placed there since, newest news first."""
         latest = self._latest(c)
         rows = c.execute(text(f"""
-            SELECT d.id, d.title, d.url, d.published_at, d.ingested_at, d.extra, a.assigned_by
+            SELECT d.id, d.title, d.url, d.published_at, d.ingested_at, d.extra, a.assigned_by, a.probability
             FROM assignments a JOIN documents d ON d.id = a.document_id
             WHERE a.run_id = :run AND a.{column} = :value
               AND a.id = (SELECT MAX(a2.id) FROM assignments a2 WHERE a2.document_id = d.id)
