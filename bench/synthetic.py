@@ -265,9 +265,10 @@ FRANCHISE_SUBJECTS = ["Dragonfall", "HBO's Dragonfall", "Dragonfall TV", "Dragon
 
 
 def franchise_stream(seed: int = 0, days: int = 6, bulk_day: int = 4, trailer_per_day: int = 25, bulk: int = 200,
-                     others_per_day: int = 12) -> list[dict]:
+                     others_per_day: int = 12, shared_share: float = 0.6) -> list[dict]:
     """Rows (guid, title, description, published_at, story) in time order: `trailer` every day, `gameshow` `bulk`
-    headlines on bulk_day and a tail after, five unrelated stories from the demo's themes, a few one-off headlines."""
+    headlines on bulk_day and a tail after, five unrelated stories from the demo's themes, a few one-off headlines.
+    shared_share: the share of the franchise's headlines that name it with a subject both events use."""
     import random
     from datetime import datetime, timedelta
 
@@ -282,7 +283,7 @@ def franchise_stream(seed: int = 0, days: int = 6, bulk_day: int = 4, trailer_pe
         subjects, actions, details = themes[story]
         for _ in range(count):
             when = start + timedelta(days=day, minutes=rng.randrange(0, 16 * 60))
-            shared = story in FRANCHISE_EVENTS and rng.random() < 0.6
+            shared = story in FRANCHISE_EVENTS and rng.random() < shared_share
             rows.append((when, f"{rng.choice(FRANCHISE_SUBJECTS if shared else subjects)} {rng.choice(actions)}", rng.choice(details), story))
 
     for day in range(days):

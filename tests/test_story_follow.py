@@ -175,3 +175,34 @@ def test_history_reads_as_people_read_it(make_app, demo_days):
         assert len(links) == len(set(links))
         probs = [h["probability"] for h in detail["headlines"]]
         assert probs == sorted(probs, reverse=True)
+
+
+def test_the_first_events_id_stays_on_it_when_a_second_event_of_the_franchise_arrives_in_bulk(make_app):
+    """bench/synthetic.franchise_stream through the real pipeline (bundled model), a rebuild per day."""
+    import collections
+
+    from bench.synthetic import franchise_stream
+    from service import usecases
+    from service.domain import document_id
+
+    from .conftest import write_csv
+
+    rows = franchise_stream(seed=2, days=5, bulk_day=3, trailer_per_day=12, bulk=80, others_per_day=5)
+    truth = {document_id("guid:" + r["guid"]): r["story"] for r in rows}
+    app = make_app()
+    app.settings.inbox.mkdir(parents=True, exist_ok=True)
+    first_trailer_id = None
+    for day in sorted({r["published_at"][:10] for r in rows}):
+        part = [{k: v for k, v in r.items() if k != "story"} for r in rows if r["published_at"].startswith(day)]
+        usecases.ingest_file(app, write_csv(app.settings.inbox / f"{day}.csv", part))
+        run = usecases.rebuild(app, write_report_after=False)
+        ids, labels = app.repo.run_labels(run.run_id)
+        events = collections.defaultdict(collections.Counter)
+        for d, l in zip(ids.tolist(), labels.tolist()):
+            if l >= 0:
+                events[l][truth[d]] += 1
+        if first_trailer_id is None:
+            first_trailer_id = next(l for l, c in events.items() if c.most_common(1)[0][0] == "trailer")
+        members = events[first_trailer_id]
+        assert members.most_common(1)[0][0] == "trailer", (day, dict(members))
+        assert members["gameshow"] <= 0.1 * sum(members.values()), (day, dict(members))
