@@ -2,7 +2,8 @@
 
 Read top to bottom as a news desk would: what the stream is (headlines, news-time span, last 24 h), alerts,
 then topics as sections with their stories as rows (growth over the last 24 h of news time, first and last
-published time, a sparkline); a story's card lists all its headlines with time and source and a filter box.
+published time, a sparkline); a story's card lists all its headlines, core first (by membership, a button
+turns it to newest first), with time and source and a filter box.
 Then the timeline, the map and the lineage of what changed.
 
 Each headline is written once, in a JSON table the page's script reads (cards and map hover text come from
@@ -284,14 +285,18 @@ def _lineage(lin: Lineage, v: _View) -> str:
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     items = []
     name_now = lambda s: esc(v.story_label(s), 70)  # noqa: E731
+    split_links = {(e.cluster_id, c) for e in story_events if e.kind == "split" for c in e.children}
     for e in story_events[:20]:
         if e.kind == "split":
             items.append(f"<li>#{e.cluster_id} {esc(lin.previous_names.get(e.cluster_id, ''), 70)} split into "
                          f"{', '.join('#%d' % c for c in e.children)}</li>")
         elif e.kind == "merged":
             items.append(f"<li>{', '.join('#%d' % p for p in e.parents)} merged into #{e.cluster_id} {name_now(e.cluster_id)}</li>")
+        elif e.kind == "born" and e.parents and all((q, e.cluster_id) in split_links for q in e.parents):
+            continue  # its split line names it already: each link once
         elif e.kind == "born":
-            items.append(f"<li>new story #{e.cluster_id} {name_now(e.cluster_id)}</li>")
+            source = f", from {', '.join('#%d' % q for q in e.parents)}" if e.parents else ""
+            items.append(f"<li>new story #{e.cluster_id} {name_now(e.cluster_id)}{source}</li>")
         elif e.kind == "died":
             items.append(f"<li>#{e.cluster_id} {esc(lin.previous_names.get(e.cluster_id, ''), 70)} ended</li>")
         elif e.kind == "moved":
@@ -345,7 +350,7 @@ def _data_script(v: _View) -> str:
     src_index: dict[str, int] = {}
     s_col = [src_index.setdefault(s, len(src_index)) if s else -1 for s in d.sources]
     members: dict[int, list[int]] = {}
-    order = np.lexsort((d.ids, st.time.astype(np.int64)))
+    order = np.lexsort((d.ids, st.time.astype(np.int64), -d.probability))  # core first (membership), the card offers newest first
     for i in order.tolist():
         sid = int(d.story[i])
         if sid in v.row:
@@ -390,7 +395,14 @@ SCRIPT = r"""
     var input = document.createElement('input'); input.type = 'search'; input.placeholder = 'filter these ' + rows.length + ' headlines';
     var count = document.createElement('span'); count.className = 'note';
     var list = document.createElement('ol');
-    rows.forEach(function (i) {
+    var toggle = document.createElement('button'); toggle.type = 'button'; toggle.className = 'order'; toggle.textContent = 'newest first';
+    toggle.addEventListener('click', function () {
+      var newest = toggle.textContent === 'newest first', items = Array.prototype.slice.call(list.children);
+      items.sort(function (a, b) { return newest ? (D.w[+b.dataset.i] - D.w[+a.dataset.i]) : (+a.dataset.rank - +b.dataset.rank); });
+      items.forEach(function (li) { list.appendChild(li); });
+      toggle.textContent = newest ? 'core first' : 'newest first';
+    });
+    rows.forEach(function (i, rank) {
       var li = document.createElement('li');
       var tm = document.createElement('time'); tm.textContent = when(i) + (fb[i] ? ' (ingested)' : ''); li.appendChild(tm);
       var src = source(i);
@@ -398,7 +410,7 @@ SCRIPT = r"""
       var url = D.u[i], t;
       if (url) { t = document.createElement('a'); t.href = url; t.rel = 'noopener noreferrer'; } else { t = document.createElement('span'); }
       t.textContent = D.t[i]; li.appendChild(t);
-      li.dataset.text = (D.t[i] + ' ' + src).toLowerCase();
+      li.dataset.text = (D.t[i] + ' ' + src).toLowerCase(); li.dataset.i = i; li.dataset.rank = rank;
       list.appendChild(li);
     });
     input.addEventListener('input', function () {
@@ -406,7 +418,7 @@ SCRIPT = r"""
       for (var li = list.firstChild; li; li = li.nextSibling) { var ok = !q || li.dataset.text.indexOf(q) >= 0; li.hidden = !ok; shown += ok; }
       count.textContent = q ? ' ' + shown + ' of ' + rows.length : '';
     });
-    box.appendChild(input); box.appendChild(count); box.appendChild(list); card.appendChild(box);
+    box.appendChild(input); box.appendChild(toggle); box.appendChild(count); box.appendChild(list); card.appendChild(box);
   }
   document.querySelectorAll('details.card').forEach(function (c) {
     c.addEventListener('toggle', function () { if (c.open) fillCard(c); });
