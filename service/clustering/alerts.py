@@ -88,10 +88,12 @@ def fragment_of(profiles: StoryProfiles, story_id: int, announced: np.ndarray, m
     """The announced story (other than itself) whose centroid is within min_cosine of this story's: the same event,
     already told; None if there is none."""
     me = profiles.of(story_id)
-    if me < 0 or len(announced) == 0:
+    announced = np.asarray(announced, np.int64)
+    announced = announced[announced != story_id]
+    if me < 0 or len(announced) == 0 or len(profiles.story_ids) == 0:
         return None
-    rows = np.array([profiles.of(int(a)) for a in announced if int(a) != story_id], np.int64)
-    rows = rows[rows >= 0]
+    rows = np.minimum(np.searchsorted(profiles.story_ids, announced), len(profiles.story_ids) - 1)
+    rows = rows[profiles.story_ids[rows] == announced]
     if rows.size == 0:
         return None
     sims = profiles.centres[rows] @ profiles.centres[me]

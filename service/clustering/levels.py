@@ -86,10 +86,15 @@ def _relabelled(checks: list[DriftCheck], before: np.ndarray, after: np.ndarray)
         return checks
     from dataclasses import replace
 
+    both = (before >= 0) & (after >= 0)  # one pass over the documents: (before, after) pairs counted, the most common kept
+    width = int(after.max(initial=0)) + 1
+    keys, counts = np.unique(before[both] * width + after[both], return_counts=True)
+    order = np.lexsort((-counts, keys // width))
+    firsts = order[np.r_[True, np.diff((keys // width)[order]) != 0]] if len(order) else order
+    most = dict(zip((keys[firsts] // width).tolist(), (keys[firsts] % width).tolist()))
+
     def new_label(lab: int) -> int:
-        now = after[before == lab]
-        now = now[now >= 0]
-        return int(np.bincount(now).argmax()) if now.size else NOISE
+        return int(most.get(int(lab), NOISE))
 
     out = []
     for ch in checks:
