@@ -17,8 +17,15 @@ else start one: tau 0.5 as a fixed default, and the best tau chosen WITH THE LAB
 stream could pick) and the tutorial's dense-matrix HDBSCAN. Then, per rebuild and per level: clusters,
 noise, the share of documents clustered in both this and the last rebuild that kept their id, and the
 ARI between each arrival's predicted label and its label at the next rebuild (arrivals placed by the
-prediction and clustered by the rebuild), with the share of arrivals placed at once. Last, the issue's
-targets for that level, met or missed.
+prediction and clustered by the rebuild), with the share of arrivals placed at once. Then what a follower
+of each level's ids sees (issue 22): ids whose majority label at the end differs from the one they were
+born with (count, and the share of clustered documents they hold), the share of arrivals placed at once
+among those the rebuild put into a cluster that already existed, the share of placed ones the rebuild
+kept, and the 'new' alerts: precision (distinct labels / alerts) and how many had no recent headline.
+Last, the issue's targets for that level, met or missed.
+
+    python bench/quality.py --csv FRANCHISE.csv --label story --level story --chunks 6   # a generated stream:
+    python -c "from bench.synthetic import franchise_stream, write_rows; write_rows('FRANCHISE.csv', franchise_stream())"
 
 Embeddings are cached under bench/out/ (by a hash of the texts the pipeline embeds), so reruns skip the model.
 """
