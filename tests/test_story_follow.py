@@ -141,6 +141,14 @@ def test_a_fragment_of_an_announced_story_does_not_alert_again_and_a_loose_bag_d
     alerts = usecases.raise_alerts(app, second, profiles)
     assert [(x["kind"], x["story_id"]) for x in alerts] == [("new", 3)]
 
+    # story 1's headlines come back under a new id, its content looking elsewhere: its members were told already
+    labels[:10] = 6
+    third = _commit(app, doc_ids, labels, born=[6])
+    d = rng.normal(size=16)
+    profiles = StoryProfiles(np.array([2, 3, 4, 6]), np.stack([near_a, b, c, d / np.linalg.norm(d)]).astype(np.float32),
+                             np.array([0.8, 0.8, 0.4, 0.8], np.float32))
+    assert usecases.raise_alerts(app, third, profiles) == []
+
 
 def test_alerts_per_rebuild_are_bounded_keeping_the_largest():
     from service.usecases.alerts import _bounded

@@ -31,7 +31,8 @@ def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | 
     story and state change, then tell: the Atom feed, one log line each, the webhook.
 
     Worth reading: a 'new' story needs headlines in the last window and must not be a fragment of a story already
-    announced (centroid within SAME_EVENT_COSINE: profiles, given by the rebuild); a surge needs a cohesive story;
+    announced (centroid within SAME_EVENT_COSINE: profiles, given by the rebuild; or half its members in one
+    announced story in the last three runs); a story that is a loose bag of one-offs alerts neither way;
     at most alert_max_per_rebuild alerts, the largest stories first, the number held back in each one's details."""
     s = app.settings
     run = app.repo.latest_run()
@@ -53,6 +54,9 @@ def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | 
         return sid in cohesion and loose(cohesion[sid], typical, MIN_COHESION_RATIO)
 
     told = [sid for sid, (announced, _) in states.items() if announced and sid in cards]
+    ever_told = {sid for sid, (announced, _) in states.items() if announced}
+    candidates = [sid for sid in born if sid in cards and not states.get(sid, (False, False))[0]] if announce_new else []
+    homes = app.alerts.earlier_homes(run.id, candidates)  # where the members of each new story sat in the last runs
     raised, changed = [], {}
     for sid, card in sorted(cards.items(), key=lambda kv: -kv[1]["size"]):  # largest first: a fragment defers to its bigger part
         announced, surging = states.get(sid, (False, False))
@@ -62,6 +66,7 @@ def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | 
             announced = True
             if announce_new and card["size"] >= s.alert_new_min_size and pace is not None and pace.recent > 0 and not bag(sid):
                 part_of = fragment_of(profiles, sid, np.array(told, np.int64), SAME_EVENT_COSINE) if profiles is not None else None
+                part_of = part_of if part_of is not None else _former_home(homes.get(sid, {}), card["size"], ever_told)
                 if part_of is None:
                     raised.append(_alert("new", sid, card, pace, run_id, stream_time))
                 else:
@@ -85,6 +90,15 @@ def _cohesion(app: App, run_id: int, profiles: StoryProfiles | None) -> dict[int
         return dict(zip(profiles.story_ids.tolist(), profiles.cohesion.tolist()))
     saved = run_state.load_story_cohesion(app.settings.state_dir, run_id)
     return dict(zip(saved[0].tolist(), saved[1].tolist())) if saved is not None else {}
+
+
+def _former_home(homes: dict[int, int], size: int, told: set[int], share: float = 0.5) -> int | None:
+    """The announced story that held at least `share` of this story's members in one of the last runs: the same
+    event, reborn under a new id after a run as noise or in another story (born_stories sees the last run only)."""
+    for earlier, n in sorted(homes.items(), key=lambda kv: -kv[1]):
+        if earlier in told and n >= share * size:
+            return earlier
+    return None
 
 
 def _bounded(raised: list[dict], limit: int) -> list[dict]:

@@ -562,6 +562,26 @@ class AlertStore:
                 cluster_events.c.run_id == run_id, cluster_events.c.level == "story", cluster_events.c.kind == "born",
                 cluster_events.c.parents == "[]"))}
 
+    def earlier_homes(self, run_id: int, story_ids: list[int], runs_back: int = 3) -> dict[int, dict[int, int]]:
+        """story id -> {story of the `runs_back` runs before: how many of its members (this run's) sat there}."""
+        if not story_ids:
+            return {}
+        out: dict[int, dict[int, int]] = {}
+        with self.engine.connect() as c:
+            before = [r[0] for r in c.execute(select(runs.c.id).where(runs.c.status == "done", runs.c.id < run_id)
+                                              .order_by(runs.c.id.desc()).limit(runs_back))]
+            if not before:
+                return {}
+            m, a = assignments.alias("m"), assignments.alias("a")
+            q = (select(m.c.cluster_id, a.c.cluster_id, func.count(func.distinct(a.c.document_id)))
+                 .select_from(m.join(a, a.c.document_id == m.c.document_id))
+                 .where(m.c.run_id == run_id, m.c.assigned_by == "rebuild", m.c.cluster_id.in_([int(x) for x in story_ids]),
+                        a.c.run_id.in_(before), a.c.assigned_by == "rebuild", a.c.cluster_id >= 0, a.c.cluster_id != m.c.cluster_id)
+                 .group_by(m.c.cluster_id, a.c.cluster_id))
+            for story, earlier, n in c.execute(q):
+                out.setdefault(int(story), {})[int(earlier)] = int(n)
+        return out
+
     def first_done_run(self) -> int | None:
         with self.engine.connect() as c:
             return c.execute(select(func.min(runs.c.id)).where(runs.c.status == "done")).scalar_one()
