@@ -104,14 +104,15 @@ def test_an_arrival_next_to_a_running_story_is_placed_at_once(make_app, tmp_path
     assert sum(p in quake_story for p in placed) >= 5, placed
 
 
-def _commit(app, doc_ids, labels, born):
+def _commit(app, doc_ids, labels, born, parents=()):
     from service.domain import ClusterEvent
 
     run_id = app.repo.start_run({})
     names = {int(c): (f"story {c}", [], []) for c in np.unique(labels[labels >= 0])}
     app.repo.commit_run(run_id, doc_ids=doc_ids, labels=labels, probabilities=np.ones(len(doc_ids), np.float32),
                         outlier_scores=np.zeros(len(doc_ids), np.float32), names=names,
-                        events=[ClusterEvent("born", c, size_after=int((labels == c).sum())) for c in born], timings={}, params={})
+                        events=[ClusterEvent("born", c, parents=tuple(parents), size_after=int((labels == c).sum())) for c in born],
+                        timings={}, params={})
     return run_id
 
 
@@ -123,7 +124,7 @@ def test_a_fragment_of_an_announced_story_does_not_alert_again_and_a_loose_bag_d
 
     app = make_app()
     app.settings.inbox.mkdir(parents=True, exist_ok=True)
-    rows = [{"guid": f"g{i}", "title": f"headline number {i}", "published_at": f"2026-03-01T10:{i:02d}"} for i in range(40)]
+    rows = [{"guid": f"g{i}", "title": f"headline number {i}", "published_at": f"2026-03-01T10:{i:02d}"} for i in range(50)]
     usecases.ingest_file(app, write_csv(app.settings.inbox / "a.csv", rows))
     doc_ids = np.sort(app.repo.all_document_ids())
     labels = np.full(len(doc_ids), NOISE, np.int64)
@@ -148,6 +149,16 @@ def test_a_fragment_of_an_announced_story_does_not_alert_again_and_a_loose_bag_d
     profiles = StoryProfiles(np.array([2, 3, 4, 6]), np.stack([near_a, b, c, d / np.linalg.norm(d)]).astype(np.float32),
                              np.array([0.8, 0.8, 0.4, 0.8], np.float32))
     assert usecases.raise_alerts(app, third, profiles) == []
+
+    # new headlines split off story 3 because their content left it (identity.split_drifted): a new event, told
+    labels[40:50] = 7
+    fourth = _commit(app, doc_ids, labels, born=[7], parents=[3])
+    e = rng.normal(size=16)
+    profiles = StoryProfiles(np.array([2, 3, 4, 6, 7]), np.vstack([profiles.centres, e / np.linalg.norm(e)]).astype(np.float32),
+                             np.array([0.8, 0.8, 0.4, 0.8, 0.8], np.float32))
+    assert usecases.raise_alerts(app, fourth, profiles) == []  # a part split off an older story is not news by itself
+    app.alerts.record([], {7: (False, False)})
+    assert [(x["kind"], x["story_id"]) for x in usecases.raise_alerts(app, fourth, profiles, drifted=frozenset({7}))] == [("new", 7)]
 
 
 def test_alerts_per_rebuild_are_bounded_keeping_the_largest():

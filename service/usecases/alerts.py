@@ -26,7 +26,7 @@ SAME_EVENT_COSINE = DRIFT_MIN_COSINE
 MIN_COHESION_RATIO = 0.75
 
 
-def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | None = None) -> list[dict]:
+def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | None = None, drifted: frozenset[int] = frozenset()) -> list[dict]:
     """After a rebuild (run_id: new stories and surges) or after arrivals (surges only): decide, record once per
     story and state change, then tell: the Atom feed, one log line each, the webhook.
 
@@ -46,7 +46,8 @@ def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | 
     cards = app.alerts.story_cards(run.id)
     states = app.alerts.states()
     announce_new = run_id == run.id and app.alerts.first_done_run() != run.id  # the first rebuild sets the baseline
-    born = app.alerts.born_stories(run.id) if run_id == run.id else set()
+    # born out of nothing, or split off a story whose content it left (identity.split_drifted): a new event either way
+    born = app.alerts.born_stories(run.id) | set(drifted) if run_id == run.id else set()
     stream_time = datetime.fromtimestamp(times.max(), timezone.utc).replace(tzinfo=None) if len(times) else None
     cohesion = _cohesion(app, run.id, profiles)
     typical = float(np.median(list(cohesion.values()))) if cohesion else 0.0
@@ -129,10 +130,11 @@ def _tell(app: App, recorded: list[dict]) -> None:
     write_atom_feed(s.reports_dir / "alerts.xml", app.alerts.latest(100), feed_id=f"urn:newsclust:{hashlib.sha256(str(s.home.resolve()).encode()).hexdigest()[:16]}")
 
 
-def raise_alerts_safely(app: App, run_id: int | None = None, profiles: StoryProfiles | None = None) -> list[dict]:
+def raise_alerts_safely(app: App, run_id: int | None = None, profiles: StoryProfiles | None = None,
+                        drifted: frozenset[int] = frozenset()) -> list[dict]:
     """Alerts never fail what they follow: a rebuild stays committed, a file stays ingested."""
     try:
-        return raise_alerts(app, run_id, profiles)
+        return raise_alerts(app, run_id, profiles, drifted)
     except Exception as exc:  # noqa: BLE001
         log.warning("alerts not raised (%s: %s)", type(exc).__name__, exc)
         return []

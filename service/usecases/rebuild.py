@@ -150,7 +150,8 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
     with stages("alerts"):
         profiles = story_profiles(vectors, stories)
         best_effort(run_state.save_story_cohesion, s.state_dir, run_id, profiles.story_ids, profiles.cohesion)
-        result.alerts = raise_alerts_safely(app, run_id, profiles)
+        drifted = frozenset(r["split_story_id"] for r in drift_rows if r["split_story_id"] is not None)
+        result.alerts = raise_alerts_safely(app, run_id, profiles, drifted)
     if write_report_after:
         # the run is committed: a failing map or page (a report folder not writable, a full disk) is reported, not a failed rebuild
         try:
