@@ -322,7 +322,7 @@ class DriftCheck:
     old_id: int  # the previous run's story it continues (persistent id)
     old_members: int  # its members the last run had in that old cluster
     new_members: int  # its members the last run had in no story (new documents, last run's noise)
-    cosine: float  # unit centroid of the old members . unit centroid of the new members
+    cosine: float  # between the centres the old and the new members were drawn from (_centroid_cosine)
     split_label: int  # the label the drifted part got, NOISE where the cluster stayed whole
 
 
@@ -362,9 +362,9 @@ def split_drifted(labels: np.ndarray, old_of: np.ndarray, prev_ids: np.ndarray, 
         members = by_label[start[lab] : start[lab + 1]]
         old_rows = members[old_of[members] == old]
         new_rows = members[old_of[members] < 0]
-        old_centre = _unit(np.asarray(vectors[old_rows], np.float32).sum(0))
-        new_centre = _unit(np.asarray(vectors[new_rows], np.float32).sum(0))
-        cosine = float(old_centre @ new_centre)
+        old_sum, new_sum = (np.asarray(vectors[r], np.float32).sum(0) for r in (old_rows, new_rows))
+        old_centre, new_centre = _unit(old_sum), _unit(new_sum)
+        cosine = _centroid_cosine(old_sum, len(old_rows), new_sum, len(new_rows))
         split = NOISE
         if cosine < min_cosine:
             x = np.asarray(vectors[new_rows], np.float32)
@@ -372,8 +372,23 @@ def split_drifted(labels: np.ndarray, old_of: np.ndarray, prev_ids: np.ndarray, 
             if len(moving) >= min_size:
                 out[moving] = split = next_label
                 next_label += 1
-        checks.append(DriftCheck(int(lab), int(prev_ids[old]), int(n_old), int(len(new_rows)), round(cosine, 4), int(split)))
+        checks.append(DriftCheck(int(lab), int(prev_ids[old]), int(n_old), int(len(new_rows)), cosine, int(split)))
     return out, checks
+
+
+def _centroid_cosine(sum_a: np.ndarray, n_a: int, sum_b: np.ndarray, n_b: int) -> float:
+    """Cosine between the centres two samples of unit vectors were drawn from, not between the samples' means.
+
+    A sample's mean is shorter the fewer members it has (E|sum|^2 = n + n(n-1) rho^2 for unit vectors around a centre
+    of length rho), so two parts of five headlines of one event looked 0.25-0.8 apart (AG News' blurry stories: 9 of
+    17 checks split). The dot product of the means is unbiased for the centres' dot product, and rho^2 is estimated
+    from each part alone; a part too spread to estimate falls back to the plain cosine."""
+    rho2_a = (float(sum_a @ sum_a) - n_a) / max(n_a * (n_a - 1), 1)
+    rho2_b = (float(sum_b @ sum_b) - n_b) / max(n_b * (n_b - 1), 1)
+    if rho2_a <= 1e-6 or rho2_b <= 1e-6:
+        return round(float(_unit(sum_a) @ _unit(sum_b)), 4)
+    dot = float(sum_a @ sum_b) / (n_a * n_b)
+    return round(float(np.clip(dot / np.sqrt(rho2_a * rho2_b), -1.0, 1.0)), 4)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
