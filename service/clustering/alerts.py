@@ -62,6 +62,7 @@ class StoryProfiles:
     story_ids: np.ndarray  # (s,)
     centres: np.ndarray  # (s, d) unit
     cohesion: np.ndarray  # (s,)
+    sizes: np.ndarray | None = None  # (s,) members; given, cosines are between the centres members were drawn from
 
     def of(self, story_id: int) -> int:
         at = int(np.searchsorted(self.story_ids, story_id))
@@ -81,7 +82,7 @@ def story_profiles(vectors: np.ndarray, story_ids: np.ndarray) -> StoryProfiles:
     sums = np.asarray(sums, np.float32)
     norm = np.linalg.norm(sums, axis=1)
     size = np.bincount(inverse, minlength=len(ids))
-    return StoryProfiles(ids, sums / np.maximum(norm, 1e-12)[:, None], (norm / np.maximum(size, 1)).astype(np.float32))
+    return StoryProfiles(ids, sums / np.maximum(norm, 1e-12)[:, None], (norm / np.maximum(size, 1)).astype(np.float32), size)
 
 
 def fragment_of(profiles: StoryProfiles, story_id: int, announced: np.ndarray, min_cosine: float) -> int | None:
@@ -97,6 +98,10 @@ def fragment_of(profiles: StoryProfiles, story_id: int, announced: np.ndarray, m
     if rows.size == 0:
         return None
     sims = profiles.centres[rows] @ profiles.centres[me]
+    if profiles.sizes is not None:  # as identity._centroid_cosine: a small story's mean is shorter than its centre
+        n, r = profiles.sizes.astype(np.float64), profiles.cohesion.astype(np.float64)
+        rho = np.sqrt(np.clip((n * r**2 - 1) / np.maximum(n - 1, 1), 1e-6, None))
+        sims = np.clip(sims * r[rows] * r[me] / (rho[rows] * rho[me]), -1.0, 1.0)
     best = int(np.argmax(sims))
     return int(profiles.story_ids[rows[best]]) if sims[best] >= min_cosine else None
 
