@@ -14,7 +14,7 @@ from ..domain import NOISE, ClusterEvent
 from .graph import Neighbours
 from .hdbscan_fit import Anchor, cluster_max_edges, cluster_min_core
 from .identity import compact_labels, stabilize
-from .two_level import TwoLevelFit, _one_topic_per_story, majority_topics
+from .two_level import TopicParams, TwoLevelFit, majority_topics, topics_over_stories
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,11 @@ class Levels:
         return int(self.topic_labels.max()) + 1 if (self.topic_labels >= 0).any() else 0
 
 
-def settle(fit: TwoLevelFit, neigh: Neighbours, vectors: np.ndarray, anchor: Anchor | None) -> Levels:
-    """Hysteresis on stories (identity.stabilize: what users saw stays put unless new documents ask), then every
-    story back inside one topic, since the held documents may have crossed a topic border."""
+def settle(fit: TwoLevelFit, neigh: Neighbours, vectors: np.ndarray, anchor: Anchor | None,
+           previous_topics: np.ndarray | None = None, topic_params: TopicParams = TopicParams()) -> Levels:
+    """Hysteresis on stories (identity.stabilize: what users saw stays put unless new documents ask), then the topics
+    grouped again over the settled stories, starting from the topic each story's members had (previous_topics: the
+    last run's topic id of each row, NOISE for none), so topic ids carry over."""
     stories = fit.story_labels
     if anchor is None:
         return Levels(stories, fit.story_probabilities, fit.story_outlier_scores, fit.topic_labels, fit.topic_probabilities,
@@ -49,7 +51,8 @@ def settle(fit: TwoLevelFit, neigh: Neighbours, vectors: np.ndarray, anchor: Anc
     stories = stabilize(anchor.doc_ids, anchor.labels, anchor.new_doc_ids, stories, vectors=vectors, hold_margin=anchor.hold_margin,
                         placed=anchor.placed)
     stories = _held_within_topics(stories, fit.story_labels, fit.topic_labels)
-    story_topic, topics, topic_prob = _one_topic_per_story(stories, fit.topic_labels, fit.topic_probabilities)
+    grouped = topics_over_stories(neigh, stories, previous_topics, topic_params)
+    story_topic, topics, topic_prob = grouped.story_topic, grouped.topic_labels, grouped.topic_probabilities
     s = len(story_topic)
     return Levels(stories, fit.story_probabilities, fit.story_outlier_scores, topics, topic_prob, story_topic,
                   _placing_threshold(cluster_max_edges(neigh, fit.core_distances, stories, s), fit.core_distances, stories),

@@ -94,10 +94,10 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
             if s.stabilize and len(prev_docs):
                 # hold what users have seen: the last run's members and the arrivals placed since
                 anchor = Anchor(prev_docs, prev_stories, doc_ids, s.hold_margin, app.repo.placed_labels(prev.id))
-            levels = settle(fit, neigh, vectors, anchor)
+            prev_topic_docs, prev_topics = app.repo.run_topic_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+            levels = settle(fit, neigh, vectors, anchor, _aligned(prev_topic_docs, prev_topics, doc_ids), params.topics)
         with stages("match"):
             story_match = match_clusters(prev_docs, prev_stories, doc_ids, levels.story_labels, app.repo.next_cluster_id(), s.match_min_jaccard)
-            prev_topic_docs, prev_topics = app.repo.run_topic_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
             topic_match = match_clusters(prev_topic_docs, prev_topics, doc_ids, levels.topic_labels, app.repo.next_topic_id(),
                                          s.match_min_jaccard)
             stories = persistent(levels.story_labels, story_match.ids)
@@ -154,6 +154,17 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
             result.report_error = f"{type(exc).__name__}: {exc}"
             log.warning("run %d is committed but its report was not written: %s", run_id, result.report_error)
     return result
+
+
+def _aligned(ids: np.ndarray, labels: np.ndarray, doc_ids: np.ndarray) -> np.ndarray:
+    """labels (of documents ids) for each of doc_ids, NOISE where a document had none."""
+    out = np.full(len(doc_ids), NOISE, np.int64)
+    if len(ids):
+        order = np.argsort(ids)
+        at = np.clip(np.searchsorted(ids[order], doc_ids), 0, len(ids) - 1)
+        hit = ids[order][at] == doc_ids
+        out[hit] = labels[order][at[hit]]
+    return out
 
 
 def _read_graph(app: App):
