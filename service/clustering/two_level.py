@@ -600,6 +600,8 @@ def topics_over_stories(neigh: Neighbours, stories: np.ndarray, previous: np.nda
             guard = "median stories per topic"
         res = res * 2 if hi == np.inf else (res / 2 if lo == 0 else float(np.sqrt(lo * hi)))
     score, membership, labels, prob, res = best
+    if previous is not None and (previous >= 0).any():
+        membership, labels, prob = _held(stories, previous, membership, labels, prob, story_docs, n, params, score)
     if guard:
         held = not (score[0] or score[1])
         log.info("topic guard acted (%s): resolution %.3g, %s", guard, res, "both guards hold" if held else
@@ -607,6 +609,23 @@ def topics_over_stories(neigh: Neighbours, stories: np.ndarray, previous: np.nda
         if not held:
             guard += " (not met)"
     return StoryTopics(labels, prob, membership, res, guard)
+
+
+def _held(stories, previous, membership, labels, prob, story_docs, n, params, score):
+    """Hysteresis on topics, as on stories (identity.stabilize over the documents: splits and merges that only
+    reshuffle documents the last run had are undone, small moves of old documents held), then each story back in
+    the one topic most of its members hold. Shipped only if it breaks no guard the cut held."""
+    from .identity import stabilize
+
+    rows = np.arange(n)
+    held = stabilize(rows, previous, rows, labels)
+    story_topic, held, held_prob = _one_topic_per_story(stories, held, np.where(held == labels, prob, 0.5).astype(np.float32))
+    if len(story_topic) != len(membership) or (story_topic < 0).any():
+        return membership, labels, prob
+    over, under = _guards(held, story_topic, story_docs, n, params)
+    if over > score[2] or under > score[3]:
+        return membership, labels, prob
+    return story_topic, held, held_prob
 
 
 def _initial_membership(stories: np.ndarray, previous: np.ndarray | None, s: int) -> np.ndarray:

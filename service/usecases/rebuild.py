@@ -18,7 +18,7 @@ from ..clustering.hdbscan_fit import Anchor
 from ..clustering.identity import match_clusters
 from ..clustering.layout import initial_positions, layout_2d
 from ..clustering.levels import persistent, settle, story_moves
-from ..clustering.naming import name_clusters
+from ..clustering.naming import name_clusters, name_topics
 from ..clustering.two_level import TwoLevelParams, fit_two_levels
 from ..domain import NOISE, Headline, unix_seconds
 from .alerts import raise_alerts_safely
@@ -109,11 +109,11 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
             texts_by_id = app.repo.document_texts(doc_ids)
             titles = [texts_by_id.get(int(i), ("", ""))[0] for i in doc_ids]
             texts = [" ".join(texts_by_id.get(int(i), ("", ""))) for i in doc_ids]
-            story_names = {int(story_match.ids[label]): _story_name(name, titles, doc_ids)
-                           for label, name in name_clusters(texts, levels.story_labels, vectors, titles=titles,
-                                                            max_keyword_docs=STORY_NAME_DOCS).items()}
+            by_story = name_clusters(texts, levels.story_labels, vectors, titles=titles, max_keyword_docs=STORY_NAME_DOCS)
+            story_names = {int(story_match.ids[label]): _story_name(name, titles, doc_ids) for label, name in by_story.items()}
+            story_sizes = np.bincount(levels.story_labels[levels.story_labels >= 0], minlength=levels.n_stories)
             topic_names = {int(topic_match.ids[label]): _topic_name(name, doc_ids, int(topic_match.ids[label]))
-                           for label, name in name_clusters(texts, levels.topic_labels, vectors, titles=titles).items()}
+                           for label, name in name_topics(by_story, levels.story_topic, story_sizes).items()}
         with stages("save_state"):
             run_state.save_prediction_state(s.state_dir, run_id, PredictionState(
                 doc_ids=doc_ids, labels=stories, probabilities=levels.story_probabilities, outlier_scores=levels.story_outlier_scores,
