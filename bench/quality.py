@@ -381,12 +381,17 @@ def run(csv_path: Path, label_col: str, chunks: int, overrides: dict, level: str
     neigh = _graph(app, vectors, doc_ids)
     half_sqrt = scaled_min_cluster_size(n)
 
+    _labels_seen.clear()
+    _labels_seen[f"ours, {level} level (streamed)"] = np.array([prev[level].get(int(d), -1) for d in doc_ids])
+    _labels_seen[f"ours, {other} level (other level, info)"] = np.array([prev[other].get(int(d), -1) for d in doc_ids])
+
     def timed(name, fn):
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             labels = np.asarray(fn())
         rec[name] = scores(truth, labels)
+        _labels_seen[name] = labels
         result["seconds"][name] = round(time.perf_counter() - t0, 1)
 
     if umap_baselines:
@@ -404,10 +409,14 @@ def run(csv_path: Path, label_col: str, chunks: int, overrides: dict, level: str
     timed("single pass, tau TUNED WITH LABELS", lambda: in_time_order(tuned.setdefault("r", single_pass_tuned(vectors[time_order], truth[time_order], level))[0]))
     name = f"single pass tau {tuned['r'][1]:.2f} (TUNED WITH LABELS)"
     rec[name] = rec.pop("single pass, tau TUNED WITH LABELS")
+    _labels_seen[name] = _labels_seen.pop("single pass, tau TUNED WITH LABELS")
     result["seconds"][name] = result["seconds"].pop("single pass, tau TUNED WITH LABELS")
     if tutorial:
         timed("tutorial (dense 50-NN matrix -> hdbscan mcs 3)", lambda: tutorial_recipe(vectors))
 
+    if level == "topic":
+        our_stories = np.array([prev["story"].get(int(d), -1) for d in doc_ids])
+        add_topic_shape(rec, {k: v for k, v in _labels_seen.items()}, our_stories)
     result["per_run"] = per_run
     for lv in ("story", "topic"):
         kept = [e[lv]["kept_id"] for e in per_run if "kept_id" in e[lv]]
@@ -465,12 +474,7 @@ def render(result: dict) -> str:
     level = result["level"]
     lines = [f"== {level} level: {result['csv']} (label `{result['label']}`), {result['n']} headlines, {result['true_clusters']} true "
              f"{level} groups, streamed in {result['chunks']} chunks (ingest {result['seconds']['ingest']} s, rebuilds {result['seconds']['rebuild']} s) ==",
-             f"{'recipe':52} {'AMI':>6} {'pairF1':>6} {'BcubF1':>6} {'clusters':>10} {'noise':>6} {'s':>6}"]
-    for name, s in result["recipes"].items():
-        secs = result["seconds"].get(name, "")
-        lines.append(f"{name[:52]:52} {s['ami_all']:6.3f} {s['pair_f1']:6.3f} {s['bcubed_f1']:6.3f} {s['clusters']:>5}/{result['true_clusters']:<4} "
-                     f"{s['noise_share']:6.1%} {secs:>6}")
-    lines.append("AMI: noise as one label; pairF1, BcubF1: noise documents as singletons; clusters: found/true.")
+             *recipe_table(result)]
     head = f"{'count':>5} {'noise':>6} {'keptID':>6} {'placed':>6} {'arrARI':>6} {'sameID':>6} {'(n)':>5}"
     lines.append(f"{'per rebuild':18} | {'stories':^{len(head)}} | {'topics':^{len(head)}}")
     lines.append(f"{'':18} | {head} | {head}")
@@ -503,6 +507,101 @@ def render(result: dict) -> str:
     return "\n".join(lines)
 
 
+def recipe_table(result: dict) -> list[str]:
+    """One row per recipe; at topic level also the largest cluster's share of all documents and stories per cluster."""
+    shape = any("largest_share" in v for v in result["recipes"].values())
+    extra = f" {'largest':>7} {'st/top med':>10} {'mean':>5} {'1-st':>5}" if shape else ""
+    lines = [f"{'recipe':52} {'AMI':>6} {'pairF1':>6} {'BcubF1':>6} {'clusters':>10} {'noise':>6}{extra} {'s':>6}"]
+    for name, s in result["recipes"].items():
+        secs = result["seconds"].get(name, "")
+        more = ""
+        if shape:
+            more = (f" {s.get('largest_share', 0):7.1%} {_fmt(s.get('stories_per_topic_median')):>10} {_fmt(s.get('stories_per_topic_mean')):>5}"
+                    f" {_fmt(s.get('single_story_topics')):>5}")
+        lines.append(f"{name[:52]:52} {s['ami_all']:6.3f} {s['pair_f1']:6.3f} {s['bcubed_f1']:6.3f} {s['clusters']:>5}/{result['true_clusters']:<4} "
+                     f"{s['noise_share']:6.1%}{more} {secs:>6}")
+    lines.append("AMI: noise as one label; pairF1, BcubF1: noise documents as singletons; clusters: found/true.")
+    if shape:
+        lines.append(f"largest: the largest cluster's share of all documents; st/top: stories per cluster (median, mean; 1-st: share of "
+                     f"clusters holding one story), a story counted in the cluster most of its members sit in; stories: "
+                     f"{result.get('stories_from', 'our final story level')}.")
+    return lines
+
+
+_labels_seen: dict[str, np.ndarray] = {}  # the last streamed run's labels per recipe (for the topic-shape columns)
+
+
+def topic_shape(labels: np.ndarray, stories: np.ndarray) -> dict:
+    """The guards' figures for one labelling: the largest cluster's share of all documents, and how many stories
+    (given) each cluster holds, a story counted once, in the cluster most of its members sit in."""
+    from service.clustering.two_level import majority_topics
+
+    labels, stories = np.asarray(labels, np.int64), np.asarray(stories, np.int64)
+    out = {"largest_share": round(float(np.bincount(labels[labels >= 0]).max() / len(labels)), 4) if (labels >= 0).any() else 0.0}
+    if (stories >= 0).any() and (labels >= 0).any():
+        compact = np.unique(labels, return_inverse=True)[1] - (1 if (labels < 0).any() else 0)
+        story_topic, _ = majority_topics(np.unique(stories, return_inverse=True)[1] - (1 if (stories < 0).any() else 0), compact)
+        per = np.bincount(story_topic[story_topic >= 0])
+        per = per[per > 0]
+        if len(per):
+            out.update({"stories_per_topic_median": float(np.median(per)), "stories_per_topic_mean": round(float(per.mean()), 2),
+                        "single_story_topics": round(float((per == 1).mean()), 3)})
+    return out
+
+
+def add_topic_shape(rec: dict, labels_by_recipe: dict, stories: np.ndarray) -> None:
+    for name, labels in labels_by_recipe.items():
+        if name in rec:
+            rec[name].update(topic_shape(labels, stories))
+
+
+# ---- a vector-level run: a generated topic-structured stream, fitted straight from its kNN graph -------------------
+def synthetic_run(kind: str, n: int, seed: int = 0, umap_baselines: bool = True, k: int = 15, chunks: int = 0) -> dict:
+    """Generated vectors (bench/synthetic.py) -> our kNN graph -> fit_two_levels (+ settle across `chunks` growing
+    prefixes when > 0, as a stream would) and baselines, scored at the topic level; the generator's true stories
+    count stories per topic. Ceiling: each document labelled by the nearest true topic centroid (centroids of the
+    true members: an oracle no method has), background included, as a bound on what the vectors hold."""
+    from bench.synthetic import TOPIC_STRUCTURED, StoryShape, story_shaped_vectors
+    from service.clustering.graph import knn
+    from service.clustering.hdbscan_fit import scaled_min_cluster_size
+    from service.clustering.two_level import TwoLevelParams, fit_two_levels
+
+    shape = TOPIC_STRUCTURED if kind == "topic_structured" else StoryShape()
+    vectors, story, topic = story_shaped_vectors(n, seed=seed, shape=shape)
+    result = {"csv": f"synthetic {kind} (seed {seed})", "label": "topic", "level": "topic", "n": n,
+              "true_clusters": int(len(np.unique(topic[topic >= 0]))), "true_stories": int(len(np.unique(story[story >= 0]))),
+              "stories_from": "the generator's true stories", "recipes": {}, "seconds": {}}
+    rec, labels_by = result["recipes"], {}
+    t0 = time.perf_counter()
+    neigh = knn(vectors, k)
+    result["seconds"]["knn"] = round(time.perf_counter() - t0, 1)
+
+    def timed(name, fn):
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            labels = np.asarray(fn())
+        result["seconds"][name] = round(time.perf_counter() - t0, 2)
+        rec[name] = scores(topic, labels)
+        labels_by[name] = labels
+
+    fits = {}
+    timed("ours, topic level (one fit)", lambda: fits.setdefault("f", fit_two_levels(neigh, TwoLevelParams())).topic_labels)
+    rec["ours, story level (info, vs topics)"] = scores(topic, fits["f"].story_labels)
+    labels_by["ours, story level (info, vs topics)"] = fits["f"].story_labels
+    result["ours_story_ami_vs_true_stories"] = scores(story, fits["f"].story_labels)["ami_all"]
+    if umap_baselines and n <= 30_000:
+        timed("BERTopic recipe (UMAP 5-d -> HDBSCAN mcs 10)", lambda: bertopic_recipe(vectors))
+    timed(f"raw kNN graph fast_hdbscan mcs sqrt(n)/2={scaled_min_cluster_size(n)}", lambda: raw_graph_recipe(neigh, scaled_min_cluster_size(n)))
+    member = topic >= 0
+    cent = np.zeros((topic.max() + 1, vectors.shape[1]), np.float64)
+    np.add.at(cent, topic[member], vectors[member])
+    cent /= np.maximum(np.linalg.norm(cent, axis=1, keepdims=True), 1e-12)
+    timed("CEILING: nearest true topic centroid (oracle)", lambda: np.argmax(vectors @ cent.T.astype(np.float32), axis=1))
+    add_topic_shape(rec, labels_by, story)
+    return result
+
+
 def _fmt(x) -> str:
     return "-" if x is None else f"{x:.3f}"
 
@@ -517,7 +616,20 @@ def main() -> None:
     ap.add_argument("--skip-umap", action="store_true", help="leave out BERTopic's recipe (the slowest baseline)")
     ap.add_argument("--skip-tutorial", action="store_true", help="leave out the tutorial's dense-matrix baseline")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a setting, e.g. --set story_min_size=4")
+    ap.add_argument("--synthetic", choices=("topic_structured", "story_shaped"),
+                    help="instead of a CSV: generated vectors (bench/synthetic.py), topic level, fitted from the kNN graph")
+    ap.add_argument("--n", type=int, default=20_000, help="documents of --synthetic (default 20000)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of --synthetic")
     args = ap.parse_args()
+    if args.synthetic:
+        result = synthetic_run(args.synthetic, args.n, args.seed, umap_baselines=not args.skip_umap)
+        print(f"== topic level: {result['csv']}, {result['n']} vectors, {result['true_clusters']} true topics, "
+              f"{result['true_stories']} true stories; our story AMI vs true stories {result['ours_story_ami_vs_true_stories']:.3f}; "
+              f"kNN graph {result['seconds']['knn']} s ==")
+        print("\n".join(recipe_table(result)), flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1, default=str))
+        return
     if args.csv and args.level == "both":
         ap.error("--csv needs --level story or --level topic")
     from service.config import _coerce

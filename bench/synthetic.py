@@ -63,6 +63,7 @@ class StoryShape:
     max_story: int = 300
     size_alpha: float = 1.0  # Pareto tail of story sizes (truncated to [min_story, max_story])
     topics: int = 0  # 0: round(sqrt(n) / 3), clipped to 10..500 (105 at 100k, 333 at 1M)
+    topic_zipf: float = 0.0  # > 0: topic weights rank^-topic_zipf (a few broad topics, a long tail of one-story ones); 0: Dirichlet 0.5
     background: float = 0.10
     news_shared: float = 0.12
     story_in_topic: float = 0.15
@@ -111,7 +112,12 @@ def story_shaped_vectors(n: int, dim: int = 384, seed: int = 0, shape: StoryShap
     n_bg = n - int(sizes.sum())
     n_stories = len(sizes)
     # topic weights heavy-tailed too (Dirichlet 0.5): some topics hold many stories, most a few dozen
-    story_topic = rng.choice(n_topics, size=n_stories, p=rng.dirichlet(np.full(n_topics, 0.5)))
+    if shape.topic_zipf > 0:
+        weights = 1.0 / np.arange(1, n_topics + 1) ** shape.topic_zipf
+        weights = weights[rng.permutation(n_topics)]
+    else:
+        weights = rng.dirichlet(np.full(n_topics, 0.5))
+    story_topic = rng.choice(n_topics, size=n_stories, p=weights / weights.sum())
     spectrum = np.sqrt(np.arange(1, dim + 1, dtype=np.float32) ** -shape.centre_decay)
 
     def aniso(m):
@@ -161,6 +167,18 @@ def story_shaped_vectors(n: int, dim: int = 384, seed: int = 0, shape: StoryShap
     assert row == n
     perm = rng.permutation(n)
     return out[perm], story[perm], topic[perm]
+
+
+# A topic-structured stream: many unequal topics (Zipf weights over stories: broad topics holding hundreds of stories,
+# a tail holding one or two), their stories closer to their topic than story_shaped_vectors' (story_in_topic 0.30
+# against 0.15: there, two stories of one topic sit nearly as far apart as two of different topics, see
+# bench/quality.py --synthetic's ceiling row).
+TOPIC_STRUCTURED = StoryShape(topics=60, topic_zipf=1.1, story_in_topic=0.30)
+
+
+def topic_structured_vectors(n: int, dim: int = 384, seed: int = 0, shape: StoryShape = TOPIC_STRUCTURED):
+    """(unit vectors, story per row, topic per row; -1 = background) of a stream of Zipf-sized topics."""
+    return story_shaped_vectors(n, dim, seed, shape)
 
 
 QUANTILES = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)

@@ -141,3 +141,21 @@ def test_noise_few_clusters_and_empty_inputs():
     assert 2 not in names[0].representatives + names[1].representatives
     assert isinstance(names[0], Name) and names[0].title_row in (0, 1)
     assert name_clusters(["!!", "??"], np.array([0, 0]), np.eye(2, dtype=np.float32))[0].keywords == ()
+
+
+def test_a_topic_is_named_by_what_its_stories_share_never_one_storys_stray_word():
+    from service.clustering.naming import name_topics
+
+    stories = {0: Name(("oil prices", "opec", "saudi"), (10,), 10), 1: Name(("oil prices", "opec", "pipeline"), (20,), 20),
+               2: Name(("oil prices", "shale", "drillers"), (30,), 30), 3: Name(("cup final", "striker"), (40,), 40),
+               4: Name(("cup final", "penalty", "keeper"), (50,), 50), 5: Name(("election", "ballots"), (60,), 60),
+               6: Name(("trump", "donald trump", "rally"), (70,), 70), 7: Name(("donald", "trump", "campaign"), (80,), 80)}
+    story_topic = np.array([0, 0, 0, 1, 1, 2, 3, 3])
+    sizes = np.array([5, 50, 7, 9, 30, 6, 8, 12])
+    names = name_topics(stories, story_topic, sizes)
+    assert names[0].keywords[:2] == ("oil prices", "opec")  # listed by 3 and 2 of its 3 stories; "drillers" by one
+    assert names[1].keywords[0] == "cup final"
+    assert "donald" not in names[3].keywords and "donald trump" in names[3].keywords  # a bare first name gives way
+    assert names[0].representatives == (20, 30, 10) and names[0].title_row == 20  # largest stories' titles first
+    assert names[2].keywords == ("election", "ballots")  # a lone story's topic says what the story says
+    assert set(names) == {0, 1, 2, 3}

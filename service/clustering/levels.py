@@ -14,7 +14,7 @@ from ..domain import NOISE, ClusterEvent
 from .graph import Neighbours
 from .hdbscan_fit import Anchor, cluster_max_edges, cluster_min_core
 from .identity import DriftCheck, compact_labels, previous_clusters, split_drifted, stabilize
-from .two_level import TwoLevelFit, _one_topic_per_story, majority_topics
+from .two_level import TopicParams, TwoLevelFit, _one_topic_per_story, majority_topics, topics_over_stories
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,12 @@ class Levels:
         return int(self.topic_labels.max()) + 1 if (self.topic_labels >= 0).any() else 0
 
 
-def settle(fit: TwoLevelFit, neigh: Neighbours, vectors: np.ndarray, anchor: Anchor | None) -> Levels:
-    """Hysteresis on stories (identity.stabilize: what users saw stays put unless new documents ask), then every
-    story back inside one topic, since the held documents may have crossed a topic border."""
+def settle(fit: TwoLevelFit, neigh: Neighbours, vectors: np.ndarray, anchor: Anchor | None,
+           previous_topics: np.ndarray | None = None, topic_params: TopicParams = TopicParams()) -> Levels:
+    """Hysteresis on stories (identity.stabilize: what users saw stays put unless new documents ask), a story whose
+    content moved away split from its old event, then the topics grouped again over the settled stories, starting
+    from the topic each story's members had (previous_topics: the last run's topic id of each row, NOISE for none),
+    so topic ids carry over."""
     stories = _at_least(fit.story_labels, fit.story_min_cluster_size)
     if anchor is None:
         if stories is not fit.story_labels:  # (rare: the fit's own stories respect the size) one topic per story again
@@ -60,7 +63,8 @@ def settle(fit: TwoLevelFit, neigh: Neighbours, vectors: np.ndarray, anchor: Anc
     held = _at_least(_held_within_topics(stories, fit.story_labels, fit.topic_labels), fit.story_min_cluster_size)
     checks = _relabelled(checks, stories, held)
     stories = held
-    story_topic, topics, topic_prob = _one_topic_per_story(stories, fit.topic_labels, fit.topic_probabilities)
+    grouped = topics_over_stories(neigh, stories, previous_topics, topic_params)
+    story_topic, topics, topic_prob = grouped.story_topic, grouped.topic_labels, grouped.topic_probabilities
     s = len(story_topic)
     return Levels(stories, fit.story_probabilities, fit.story_outlier_scores, topics, topic_prob, story_topic,
                   _placing_threshold(cluster_max_edges(neigh, fit.core_distances, stories, s), fit.core_distances, stories),

@@ -324,3 +324,56 @@ def _drop_contained(terms: tuple[str, ...]) -> tuple[str, ...]:
         used |= words
         out.append(t)
     return tuple(out)
+
+
+def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_sizes: np.ndarray, n_keywords: int = 6,
+                n_representatives: int = 3, common_share: float = 0.5, min_topics: int = 3) -> dict[int, Name]:
+    """A topic's name from what its stories share: the keywords of its stories (story_names, by story label), weighed
+    by how many of its stories list each (c-TF-IDF with stories as the documents), never a phrase of one headline.
+
+    Why from the stories: a topic named from its most central headlines ("trump, donald, host" over a stream of
+    29 categories; "american, eagle, dick" over one story's stray headlines) says what one story or headline said.
+    Each story's keywords already have the learned boilerplate and common words out; here a term listed by at
+    least ``common_share`` of the topics (``min_topics`` or more) names none of them, and a bare word that a bigram
+    of the same topic's stories holds ("donald" beside "donald trump", "eagle" beside "american eagle") gives way to
+    that bigram (first names and halves of names), which takes the better of the two weights.
+    Representatives: the title headline of each of its largest stories.
+    """
+    story_topic = np.asarray(story_topic)
+    topics = np.unique(story_topic[story_topic >= 0])
+    if len(topics) == 0:
+        return {}
+    index = {int(t): i for i, t in enumerate(topics)}
+    counts: list[Counter] = [Counter() for _ in topics]
+    rank: list[dict[str, int]] = [{} for _ in topics]  # ties: the better place a term holds in its stories' own lists
+    n_stories = np.zeros(len(topics))
+    for s, t in enumerate(story_topic.tolist()):
+        if t < 0:
+            continue
+        n_stories[index[t]] += 1
+        name = story_names.get(s)
+        if name is not None:
+            counts[index[t]].update(set(name.keywords))
+            for place, term in enumerate(name.keywords):
+                rank[index[t]][term] = min(place, rank[index[t]].get(term, place))
+    spread = Counter(term for c in counts for term in c)  # topics listing each term
+    total = Counter()
+    for c in counts:
+        total.update(c)
+    avg = sum(total.values()) / len(topics)
+    common = {term for term, k in spread.items() if len(topics) >= min_topics and k >= min_topics and k >= common_share * len(topics)}
+    names: dict[int, Name] = {}
+    for t, i in index.items():
+        weight = {term: c / n_stories[i] * np.log1p(avg / total[term]) for term, c in counts[i].items() if term not in common}
+        for term in [x for x in weight if " " in x]:  # a bare word gives way to a bigram of this topic holding it
+            for word in term.split():
+                if word in weight:
+                    weight[term] = max(weight[term], weight.pop(word))
+        ranked = sorted(weight, key=lambda x: (-round(weight[x], 9), rank[i][x], x))
+        members = np.flatnonzero(story_topic == t)
+        largest = members[np.argsort(-np.asarray(story_sizes)[members], kind="stable")]
+        reps = tuple(int(story_names[int(s)].title_row) for s in largest
+                     if int(s) in story_names and story_names[int(s)].title_row >= 0)[:n_representatives]
+        names[t] = Name(keywords=_drop_contained(tuple(ranked[: n_keywords * 4]))[:n_keywords], representatives=reps,
+                        title_row=reps[0] if reps else -1)
+    return names

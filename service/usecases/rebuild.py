@@ -19,7 +19,7 @@ from ..clustering.hdbscan_fit import Anchor
 from ..clustering.identity import DRIFT_MIN_COSINE, match_clusters
 from ..clustering.layout import initial_positions, layout_2d
 from ..clustering.levels import persistent, settle, story_moves
-from ..clustering.naming import name_clusters
+from ..clustering.naming import name_clusters, name_topics
 from ..clustering.two_level import TwoLevelParams, fit_two_levels
 from ..domain import NOISE, Headline, unix_seconds
 from .alerts import raise_alerts_safely
@@ -95,7 +95,8 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
             if s.stabilize and len(prev_docs):
                 # hold what users have seen: the last run's members and the arrivals placed since
                 anchor = Anchor(prev_docs, prev_stories, doc_ids, s.hold_margin, app.repo.placed_labels(prev.id))
-            levels = settle(fit, neigh, vectors, anchor)
+            prev_topic_docs, prev_topics = app.repo.run_topic_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+            levels = settle(fit, neigh, vectors, anchor, _aligned(prev_topic_docs, prev_topics, doc_ids), params.topics)
         with stages("match"):
             drifted_from = {ch.split_label: ch.old_id for ch in levels.drift_checks if ch.split_label != NOISE}
             story_match = match_clusters(prev_docs, prev_stories, doc_ids, levels.story_labels, app.repo.next_cluster_id(), s.match_min_jaccard,
@@ -104,7 +105,6 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
                            "cosine": ch.cosine, "min_cosine": DRIFT_MIN_COSINE,
                            "split_story_id": int(story_match.ids[ch.split_label]) if ch.split_label != NOISE else None}
                           for ch in levels.drift_checks]
-            prev_topic_docs, prev_topics = app.repo.run_topic_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
             topic_match = match_clusters(prev_topic_docs, prev_topics, doc_ids, levels.topic_labels, app.repo.next_topic_id(),
                                          s.match_min_jaccard)
             stories = persistent(levels.story_labels, story_match.ids)
@@ -116,11 +116,11 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
             texts_by_id = app.repo.document_texts(doc_ids)
             titles = [texts_by_id.get(int(i), ("", ""))[0] for i in doc_ids]
             texts = [" ".join(texts_by_id.get(int(i), ("", ""))) for i in doc_ids]
-            story_names = {int(story_match.ids[label]): _story_name(name, titles, doc_ids)
-                           for label, name in name_clusters(texts, levels.story_labels, vectors, titles=titles,
-                                                            max_keyword_docs=STORY_NAME_DOCS).items()}
+            by_story = name_clusters(texts, levels.story_labels, vectors, titles=titles, max_keyword_docs=STORY_NAME_DOCS)
+            story_names = {int(story_match.ids[label]): _story_name(name, titles, doc_ids) for label, name in by_story.items()}
+            story_sizes = np.bincount(levels.story_labels[levels.story_labels >= 0], minlength=levels.n_stories)
             topic_names = {int(topic_match.ids[label]): _topic_name(name, doc_ids, int(topic_match.ids[label]))
-                           for label, name in name_clusters(texts, levels.topic_labels, vectors, titles=titles).items()}
+                           for label, name in name_topics(by_story, levels.story_topic, story_sizes).items()}
         with stages("save_state"):
             run_state.save_prediction_state(s.state_dir, run_id, PredictionState(
                 doc_ids=doc_ids, labels=stories, probabilities=levels.story_probabilities, outlier_scores=levels.story_outlier_scores,
@@ -164,6 +164,17 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
             result.report_error = f"{type(exc).__name__}: {exc}"
             log.warning("run %d is committed but its report was not written: %s", run_id, result.report_error)
     return result
+
+
+def _aligned(ids: np.ndarray, labels: np.ndarray, doc_ids: np.ndarray) -> np.ndarray:
+    """labels (of documents ids) for each of doc_ids, NOISE where a document had none."""
+    out = np.full(len(doc_ids), NOISE, np.int64)
+    if len(ids):
+        order = np.argsort(ids)
+        at = np.clip(np.searchsorted(ids[order], doc_ids), 0, len(ids) - 1)
+        hit = ids[order][at] == doc_ids
+        out[hit] = labels[order][at[hit]]
+    return out
 
 
 def _read_graph(app: App):
