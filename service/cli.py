@@ -370,8 +370,12 @@ def report(out: Optional[Path] = typer.Option(None, "--out", help="Write here in
 
 @app.command()
 def export(out: Optional[Path] = typer.Option(None, "--out", help="CSV file to write (default: standard output); a missing folder is made.")):
-    """CSV, one row per document: guid,title,story_id,story_name,topic_id,topic_name,probability,outlier_score,assigned_by,run_id,cluster_id
-    (noise: -1 at either level; cluster_id repeats story_id; a title is cut to its first 1,000 characters)."""
+    """CSV, one row per document (noise: -1 at either level; cluster_id repeats story_id; a title is cut to its
+    first 1,000 characters). Its columns:
+
+    \b
+    guid,title,story_id,story_name,topic_id,topic_name,probability,outlier_score,assigned_by,run_id,cluster_id
+    """
     from . import usecases
 
     _existing_home()
