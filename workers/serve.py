@@ -288,7 +288,8 @@ class Service:
 
     # -- life -----------------------------------------------------------------------------
     def _watch_requests(self, stop: threading.Event) -> None:
-        while not stop.wait(1.0):
+        """`newsclust rebuild` beside serve: a request file, looked for 5 times a second (a directory listing)."""
+        while not stop.wait(0.2):
             try:
                 if handoff.rebuild_requests(self.app.settings.home) and not self.rebuilding.is_set():
                     self.request_rebuild("asked by `newsclust rebuild`")
