@@ -192,3 +192,14 @@ def test_rough_edges_of_reads_on_a_real_home(tmp_path):
     assert sum(line.startswith("    ") for line in shown.splitlines()) == 3 and f"{size} (the 3 newest shown" in shown
     every = _cli(home, "story", big["story_id"], "--all").stdout
     assert sum(line.startswith("    ") for line in every.splitlines()) == size
+
+
+@pytest.mark.slow
+def test_an_idle_lite_client_draws_no_goaway_from_its_server(tmp_path):
+    """pymilvus pings every 10 s by default; Milvus Lite's server sends `GOAWAY too_many_pings` after about 30 s of
+    that, logged by gRPC's C core as an ERROR line. Our Lite clients do not ping."""
+    probe = ("import sys, time\nfrom service.adapters.milvus import MilvusStore\n"
+             f"s = MilvusStore({str(tmp_path / 'm.db')!r}, 'c', 4)\ntime.sleep(40)\nprint(s.client.has_collection('c'))\n")
+    out = subprocess.run([sys.executable, "-c", probe], env=env_for(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "True" in out.stdout, out.stderr
+    assert "GOAWAY" not in out.stderr and "too_many_pings" not in out.stderr, out.stderr
