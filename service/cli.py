@@ -150,7 +150,7 @@ def _who(busy: _Busy) -> str:
 @contextmanager
 def _progress(label: str):
     """A live counter on a terminal; elsewhere (CI logs, pipes) a line after the first few seconds and then every
-    15 s, so no step is silent for long (the first run compiles the clustering code: about a minute)."""
+    8 s, so no step is silent for long (the first run compiles the clustering code: about a minute)."""
     if not _interactive():
         with _Heartbeat(label) as beat:
             yield beat.update
@@ -166,7 +166,7 @@ def _progress(label: str):
 class _Heartbeat:
     """`label: <stage> <n> (12s)` on standard output while a step runs past FIRST_S, then every EVERY_S."""
 
-    FIRST_S, EVERY_S = 5.0, 15.0
+    FIRST_S, EVERY_S = 3.0, 8.0  # the first demo must never be silent for 10 s
 
     def __init__(self, label: str):
         self.label, self.stage, self.n = label, "", 0
@@ -198,7 +198,7 @@ def _warm_up_clustering() -> None:
     first use (86 s seen on 2 busy cores) and caches them on disk, so this is slow once per installation."""
     from .clustering.warmup import warm_up
 
-    with _progress("loading the clustering code (compiled once per installation: about a minute the first time)"):
+    with _progress("loading the clustering code (compiled once per installation: a minute or two the first time)"):
         warm_up()
 
 
@@ -549,7 +549,7 @@ def serve(role: str = typer.Option("all", "--role", help="all (default), ingest 
                 install_signal_handlers(stop)
 
                 service = Service(a, _print_event, role=role)
-                with _progress("loading the model and the clustering code (the first start compiles it: about a minute)"):
+                with _progress("loading the model and the clustering code (the first start compiles it: a minute or two)"):
                     service.open()
                 who = f" as worker {a.settings.resolved_worker_name} ({role})" if a.settings.shared else ""
                 api = f"; queries at {service.api_url}" if service.api_url else ""
@@ -593,7 +593,11 @@ def demo(
                 staging, files = stage(a.settings.home, csv_file, days, seed)
                 _say(f"{'split ' + str(csv_file) if csv_file else 'generated a stream of'} {len(files)} day files in {time.perf_counter() - t0:.1f}s"
                      + ("" if csv_file else f" (true stories in {staging / 'truth'})"))
-                result, alerts = replay(a, files, rebuild_every, _progress, _print_ingest, _print_rebuild)
+                maps: list = []
+                result, alerts = replay(a, files, rebuild_every, _progress, _print_ingest, _print_rebuild, maps.append)
+                for job in maps:  # the page is out with a quick map; the refined one follows
+                    with _progress(f"refining the map of {len(job.doc_ids):,} documents (the page is written already)"):
+                        job.run(a)
                 # each alert was printed once, under the rebuild that raised it
                 _say(f"alerts raised: {len(alerts)} (feed: {a.settings.reports_dir / 'alerts.xml'})" if alerts else "alerts raised: none")
                 if result and result.report:
