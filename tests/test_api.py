@@ -203,3 +203,17 @@ def test_an_idle_lite_client_draws_no_goaway_from_its_server(tmp_path):
     out = subprocess.run([sys.executable, "-c", probe], env=env_for(), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "True" in out.stdout, out.stderr
     assert "GOAWAY" not in out.stderr and "too_many_pings" not in out.stderr, out.stderr
+
+
+def test_a_map_job_keeps_only_the_fitted_rows_and_lays_out_the_same_map():
+    from service.clustering.graph import knn
+    from service.clustering.layout import fit_sample_rows, layout_2d
+
+    from .conftest import unit_vectors
+
+    vectors, _ = unit_vectors(np.random.default_rng(0), centres=4, per=30)
+    neigh = knn(vectors, 8)
+    sample = fit_sample_rows(len(vectors), seed=3, fit_sample=60)
+    whole = layout_2d(vectors, seed=3, fit_sample=60, neigh=neigh)
+    kept = layout_2d(vectors[sample], seed=3, neigh=neigh, sample=sample)
+    assert len(sample) == 60 and kept.shape == (len(vectors), 2) and np.allclose(whole, kept)

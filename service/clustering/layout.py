@@ -70,9 +70,21 @@ def spread_over_graph(xy: np.ndarray, placed: np.ndarray, neigh: Neighbours, rng
     return xy
 
 
+def fit_sample_rows(n: int, seed: int = 42, fit_sample: int = FIT_SAMPLE) -> np.ndarray:
+    """The rows UMAP is fitted on (all up to fit_sample): a caller that keeps the vectors for a later layout keeps
+    only these (a map refined after the page, at 1M documents: 31 MB instead of 1.5 GB)."""
+    if n <= fit_sample:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=fit_sample, replace=False))
+
+
 def layout_2d(vectors: np.ndarray, seed: int = 42, init: np.ndarray | None = None, fit_sample: int = FIT_SAMPLE,
-              neigh: Neighbours | None = None) -> np.ndarray:
-    n = len(vectors)
+              neigh: Neighbours | None = None, sample: np.ndarray | None = None) -> np.ndarray:
+    """(n, 2) map coordinates. sample: the rows (fit_sample_rows) whose vectors `vectors` holds, when the caller
+    kept only those; the other rows are then placed over `neigh`, which covers all n."""
+    if sample is not None and len(sample) < len(vectors):
+        raise ValueError("layout_2d: fewer sample rows than vectors")
+    n = len(vectors) if sample is None else len(neigh.indices)
     if n == 0:
         return np.zeros((0, 2), np.float32)
     if n < 16:
@@ -90,14 +102,17 @@ def layout_2d(vectors: np.ndarray, seed: int = 42, init: np.ndarray | None = Non
 
     cache_layout_code()
     rng = np.random.default_rng(seed)
-    sample = np.arange(n) if n <= fit_sample else np.sort(rng.choice(n, size=fit_sample, replace=False))
+    fitted = vectors if sample is not None else None
+    if sample is None:
+        sample = fit_sample_rows(n, seed, fit_sample)
+        fitted = vectors[sample]
     reducer = umap.UMAP(n_components=2, n_neighbors=15, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1,
                         init=init[sample] if init is not None else "spectral")
-    xy = np.empty((n, 2), np.float32)
+    xy = np.zeros((n, 2), np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", NumbaWarning)  # a function numba cannot cache is compiled as before
-        xy[sample] = reducer.fit_transform(vectors[sample])
+        xy[sample] = reducer.fit_transform(fitted)
         rest = np.setdiff1d(np.arange(n), sample)
         if len(rest) and neigh is not None:
             placed = np.zeros(n, dtype=bool)

@@ -146,8 +146,12 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
     if write_report_after:
         # the run is committed: a failing map or page (a report folder not writable, a full disk) is reported, not a failed rebuild
         try:
+            jobs: list[MapJob] = []
             with stages("report"):  # the quick map and the page; the refined map is on_map_job's (report.py)
-                result.report = publish_quick_map(app, prev, run_id, doc_ids, vectors, neigh, on_map_job)
+                result.report = publish_quick_map(app, prev, run_id, doc_ids, vectors, neigh, on_map_job or jobs.append)
+            for job in jobs:  # no one to hand it to: refined here
+                with stages("layout"):
+                    result.report = str(job.run(app))
         except Exception as exc:  # noqa: BLE001
             result.report_error = f"{type(exc).__name__}: {exc}"
             log.warning("run %d is committed but its report was not written: %s", run_id, result.report_error)

@@ -49,7 +49,8 @@ class MapJob:
 
     run_id: int
     doc_ids: np.ndarray
-    vectors: np.ndarray
+    sample: np.ndarray  # the rows UMAP is fitted on (layout.fit_sample_rows)
+    sample_vectors: np.ndarray  # their vectors only: the rest are placed over the graph
     neigh: Neighbours
     init: np.ndarray | None  # the quick map where the last map seeded it, else None (UMAP's spectral start)
     seed: int
@@ -60,7 +61,7 @@ class MapJob:
         from ..clustering.layout import layout_2d
 
         t0 = time.perf_counter()
-        xy = layout_2d(self.vectors, seed=self.seed, init=self.init, neigh=self.neigh)
+        xy = layout_2d(self.sample_vectors, seed=self.seed, init=self.init, neigh=self.neigh, sample=self.sample)
         run_state.save_layout(app.settings.state_dir, self.run_id, self.doc_ids, xy)
         log.info("run %d: map of %d documents refined in %.1f s", self.run_id, len(self.doc_ids), time.perf_counter() - t0)
         if publish_lock is None:
@@ -70,17 +71,16 @@ class MapJob:
 
 
 def publish_quick_map(app: App, prev_run, run_id: int, doc_ids: np.ndarray, vectors: np.ndarray, neigh: Neighbours,
-                      on_map_job: Callable[[MapJob], None] | None = None) -> str:
-    """Store the quick map, publish the page, and hand the refinement to on_map_job (None: refine here, now)."""
-    from ..clustering.layout import quick_layout
+                      on_map_job: Callable[[MapJob], None]) -> str:
+    """Store the quick map, publish the page, and hand the refinement to on_map_job."""
+    from ..clustering.layout import fit_sample_rows, quick_layout
 
     s = app.settings
     previous = _previous_positions(app, prev_run, doc_ids)
     xy, seeded = quick_layout(vectors, neigh, previous, np.random.default_rng(s.seed))
     run_state.save_layout(s.state_dir, run_id, doc_ids, xy)
-    job = MapJob(run_id, doc_ids, vectors, neigh, xy if seeded else None, s.seed)
-    if on_map_job is None:
-        return str(job.run(app))
+    sample = fit_sample_rows(len(doc_ids), s.seed)
+    job = MapJob(run_id, doc_ids, sample, np.ascontiguousarray(vectors[sample]), neigh, xy if seeded else None, s.seed)
     page = str(write_report(app, run_id))
     on_map_job(job)
     return page
