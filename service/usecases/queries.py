@@ -30,7 +30,8 @@ def search(app: App, query: str, k: int = 10, serving: bool = False) -> list[dic
     s = app.settings
     vector = app.embedder.embed([query])
     fetch = 2 * k + 8  # over-fetch: a vector whose document row is not written yet is dropped
-    reader = CacheReader(s.state_dir / f"vectors-{s.collection}", app.embedder.dim, source=f"{s.resolved_milvus_uri}#{s.collection}")
+    folder = s.state_dir / f"vectors-{s.collection}"
+    reader = CacheReader(folder, app.embedder.dim, source=_copy_source(folder, s.resolved_milvus_uri, s.collection))
     if reader.usable:
         ids, sims = reader.search(vector, fetch)
     elif not serving or s.resolved_milvus_uri.startswith(("http://", "https://", "tcp://")):
@@ -48,6 +49,20 @@ def search(app: App, query: str, k: int = 10, serving: bool = False) -> list[dic
             out.append({"similarity": round(sim, 4), "document_id": doc_id, "title": d["title"], "published_at": d["published_at"],
                         "story_id": d["story_id"], "story_name": d["story_name"], "topic_id": d["topic_id"], "topic_name": d["topic_name"]})
     return out[:k]
+
+
+def _copy_source(folder: Path, uri: str, collection: str) -> str:
+    """The source a vector copy must name to be read: ours, or the writer's spelling of the same Lite file (serve
+    started with `--home h`, search with `--home /abs/h`: one file, two strings)."""
+    ours = f"{uri}#{collection}"
+    if uri.startswith(("http://", "https://", "tcp://")):
+        return ours
+    try:
+        written = json.loads((folder / "source.json").read_text()).get("source", "")
+    except (OSError, ValueError):
+        return ours
+    path, _, coll = written.rpartition("#")
+    return written if coll == collection and path and Path(path).resolve() == Path(uri).resolve() else ours
 
 
 def story_detail(app: App, story_id: int) -> dict | None:
