@@ -400,8 +400,9 @@ def export(out: Optional[Path] = typer.Option(None, "--out", help="CSV file to w
 
 def _existing_home() -> Path:
     """A read of a home that does not exist is an error (exit 2) that creates nothing, not an empty home and zeros."""
-    home = _settings().home
-    if not home.is_dir():
+    s = _settings()
+    home = s.home
+    if not home.is_dir() and not s.database_url:  # a shared home's history lives in its database server
         typer.echo(f"newsclust: no home at {home} (`newsclust serve`, `ingest` or `demo` make one; --home or NEWSCLUST_HOME "
                    "chooses which)", err=True)
         raise typer.Exit(2)
@@ -483,10 +484,10 @@ def search(query: str = typer.Argument(..., help="Text to look for (a headline, 
     _say(format_hits(hits))
 
 
-def _detail(kind: str, key: int, as_json: bool, **params) -> dict | None:
+def _detail(kind: str, key: int, as_json: bool) -> dict | None:
     """Shared by `story` and `topic`: ask serve or read, say when it does not exist, or print it as JSON; None once handled."""
     _existing_home()
-    detail = _ask_api(f"/{'stories' if kind == 'story' else 'topics'}/{key}", **params)
+    detail = _ask_api(f"/{'stories' if kind == 'story' else 'topics'}/{key}")
     if detail is None:
         from . import usecases
 
