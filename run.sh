@@ -7,9 +7,10 @@ setup() {
   [ -x .venv/bin/python ] || python3 -m venv .venv
   local stamp=.venv/.newsclust-installed
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "installing newsclust and its dependencies into .venv (once: several minutes, pip lists each package)"
     .venv/bin/python -m pip install -q --upgrade pip
     # torch is pinned in pyproject.toml to the CPU build; an unpinned torch would pull a multi-GB CUDA build
-    .venv/bin/python -m pip install -q -e ".[test]"
+    .venv/bin/python -m pip install --progress-bar off -e ".[test]" | sed -nu "/^\(Collecting\|Successfully\)/p"  # pipefail: pip's failure stays
     touch "$stamp"
   fi
 }

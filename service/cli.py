@@ -10,14 +10,19 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from . import usecases
 from .config import describe_settings, load_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Incremental streaming clustering of news headlines.")
+if TYPE_CHECKING:  # the use cases import the engine (about 1 s): commands import them when they need them
+    from . import usecases
+
+# plain help (rich_markup_mode=None): typer's rich panels showed every flag as `--json <bool>`, which reads as if
+# `--json true` were accepted (it is not: --json is a flag)
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+                  help="Incremental streaming clustering of news headlines.")
 
 
 class Ctx:
@@ -123,6 +128,8 @@ def _writer(app_, worker: bool = False):
     if not lock.acquire():
         raise _Busy(lock.holder())
     try:
+        from . import usecases
+
         left = usecases.recover(app_)
         if any(left.values()):
             _say(f"recovered after an interrupted run: {left['files']} file(s) to take again, {left['runs']} rebuild(s) marked failed")
@@ -142,9 +149,11 @@ def _who(busy: _Busy) -> str:
 
 @contextmanager
 def _progress(label: str):
-    """A live counter on a terminal; silent in CI logs and pipes."""
+    """A live counter on a terminal; elsewhere (CI logs, pipes) a line after the first few seconds and then every
+    8 s, so no step is silent for long (the first run compiles the clustering code: about a minute)."""
     if not _interactive():
-        yield lambda stage, n: None
+        with _Heartbeat(label) as beat:
+            yield beat.update
         return
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -152,6 +161,45 @@ def _progress(label: str):
                   TimeElapsedColumn(), transient=True) as bar:
         task = bar.add_task(label, total=None, stage="")
         yield lambda stage, n: bar.update(task, completed=n, stage=stage)
+
+
+class _Heartbeat:
+    """`label: <stage> <n> (12s)` on standard output while a step runs past FIRST_S, then every EVERY_S."""
+
+    FIRST_S, EVERY_S = 3.0, 8.0  # the first demo must never be silent for 10 s
+
+    def __init__(self, label: str):
+        self.label, self.stage, self.n = label, "", 0
+        self._done = threading.Event()
+        self._t0 = time.monotonic()
+
+    def update(self, stage: str, n: int) -> None:
+        self.stage, self.n = stage, n
+
+    def _beat(self) -> None:
+        wait = self.FIRST_S
+        while not self._done.wait(wait):
+            where = f": {self.n:,} {self.stage}" if self.stage else ""
+            _say(f"  ... {self.label}{where} ({time.monotonic() - self._t0:.0f}s)")
+            sys.stdout.flush()
+            wait = self.EVERY_S
+
+    def __enter__(self):
+        threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        return False
+
+
+def _warm_up_clustering() -> None:
+    """Compile (first run) or load (later) the clustering code, saying so: numba compiles fast_hdbscan's steps on
+    first use (86 s seen on 2 busy cores) and caches them on disk, so this is slow once per installation."""
+    from .clustering.warmup import warm_up
+
+    with _progress("loading the clustering code (compiled once per installation: a minute or two the first time)"):
+        warm_up()
 
 
 def _print_ingest(r: usecases.IngestResult) -> None:
@@ -200,6 +248,8 @@ def _print_event(kind: str, payload) -> None:
         _print_alert(payload)
     elif kind == "rebuild_started":
         _say(f"rebuild started ({payload['why']})")
+    elif kind == "map":
+        _say(f"run {payload['run']}: map refined in {payload['seconds']:.1f}s, page published again")
     elif kind == "progress":
         _say(f"{payload['file']}: {payload['rows']:,} rows read")
     else:
@@ -229,6 +279,8 @@ def ingest(files: list[Path] = typer.Argument(..., help="CSV files to ingest (th
            no_wait: bool = typer.Option(False, "--no-wait", help="Beside a running serve: hand the files over and return at once.")):
     """Ingest the given files once. While `serve` runs, they are handed to its inbox, and the outcome is awaited."""
     from . import handoff
+
+    from . import usecases
 
     failed = 0
     with _opened() as a:
@@ -265,29 +317,50 @@ def ingest(files: list[Path] = typer.Argument(..., help="CSV files to ingest (th
 
 @app.command()
 def rebuild(no_wait: bool = typer.Option(False, "--no-wait", help="Beside a running serve: ask for the rebuild and return at once.")):
-    """Rebuild the clustering now and write the report (beside a running serve: ask it, and wait for the outcome)."""
-    from . import handoff
+    """Rebuild the clustering now and write the report (beside a running serve: ask it, and wait for the outcome).
+    The page is published with a quick map first; the refined map follows (here after the answer, in serve behind it)."""
+    if _api() is not None:  # serve runs: ask it at once, without opening the home (about a second of imports)
+        _ask_serve_to_rebuild(_settings().home, "the serve process of this home", no_wait)
+        return
+    from . import usecases
 
     with _opened() as a:
         try:
             with _writer(a):
+                maps: list = []
+                _warm_up_clustering()
                 with _progress("rebuilding") as progress:
-                    r = usecases.rebuild(a, progress=progress)
+                    r = usecases.rebuild(a, progress=progress, on_map_job=maps.append)
                 _print_rebuild(r)
+                for job in maps:  # the answer is out; the refined map follows, and the page is published again
+                    _say(f"  refining the map of {len(job.doc_ids):,} documents (the page above shows them placed already; "
+                         "Ctrl-C keeps it as it is)")
+                    sys.stdout.flush()
+                    t0 = time.perf_counter()
+                    job.run(a)
+                    _say(f"  map refined in {time.perf_counter() - t0:.1f}s; page published again")
         except _Busy as busy:
-            home = a.settings.home
-            token = handoff.ask_rebuild(home, wait=not no_wait)
-            _say(f"another newsclust process ({_who(busy)}) owns this home: asked it to rebuild" + ("" if no_wait else "; waiting for it"))
-            if no_wait:
-                return
-            outcome = handoff.await_answer(home, handoff.REBUILD, token, lambda: _serving_pid(home) is not None)
-            if outcome is None:
-                _say("the serving process stopped before answering")
-                raise typer.Exit(1)
-            if not outcome.pop("ok"):
-                _say(outcome["error"])
-                raise typer.Exit(1)
-            _print_rebuild(usecases.RebuildResult(**outcome))
+            _ask_serve_to_rebuild(a.settings.home, f"another newsclust process ({_who(busy)})", no_wait)
+
+
+def _ask_serve_to_rebuild(home: Path, who: str, no_wait: bool) -> None:
+    from types import SimpleNamespace
+
+    from . import handoff
+
+    token = handoff.ask_rebuild(home, wait=not no_wait)
+    _say(f"{who} owns this home: asked it to rebuild" + ("" if no_wait else "; waiting for it"))
+    if no_wait:
+        return
+    sys.stdout.flush()
+    outcome = handoff.await_answer(home, handoff.REBUILD, token, lambda: _serving_pid(home) is not None, poll_s=0.1)
+    if outcome is None:
+        _say("the serving process stopped before answering")
+        raise typer.Exit(1)
+    if not outcome.pop("ok"):
+        _say(outcome["error"])
+        raise typer.Exit(1)
+    _print_rebuild(SimpleNamespace(**outcome))
 
 
 @app.command()
@@ -295,6 +368,9 @@ def report(out: Optional[Path] = typer.Option(None, "--out", help="Write here in
            run: Optional[int] = typer.Option(None, "--run", help="Render a past run."),
            standalone: bool = typer.Option(False, "--standalone", help="One self-contained file (plotly.js inline, about 4.6 MB more) to mail or share.")):
     """Write the HTML report of the latest (or a given) run."""
+    from . import usecases
+
+    _existing_home()
     with _opened() as a:
         try:
             path = usecases.write_report(a, run, out, standalone=standalone)
@@ -305,8 +381,16 @@ def report(out: Optional[Path] = typer.Option(None, "--out", help="Write here in
 
 
 @app.command()
-def export(out: Optional[Path] = typer.Option(None, "--out", help="CSV file to write (default: standard output).")):
-    """CSV, one row per document: guid,cluster_id,probability,outlier_score,assigned_by,run_id (noise: cluster_id -1)."""
+def export(out: Optional[Path] = typer.Option(None, "--out", help="CSV file to write (default: standard output); a missing folder is made.")):
+    """CSV, one row per document (noise: -1 at either level; cluster_id repeats story_id; a title is cut to its
+    first 1,000 characters). Its columns:
+
+    \b
+    guid,title,story_id,story_name,topic_id,topic_name,probability,outlier_score,assigned_by,run_id,cluster_id
+    """
+    from . import usecases
+
+    _existing_home()
     with _opened() as a:
         if out:
             _say(f"{usecases.export_csv_file(a, out)} documents -> {out}")
@@ -314,85 +398,135 @@ def export(out: Optional[Path] = typer.Option(None, "--out", help="CSV file to w
             usecases.export_csv(a, sys.stdout)
 
 
+def _existing_home() -> Path:
+    """A read of a home that does not exist is an error (exit 2) that creates nothing, not an empty home and zeros."""
+    s = _settings()
+    home = s.home
+    if not home.is_dir() and not s.database_url:  # a shared home's history lives in its database server
+        typer.echo(f"newsclust: no home at {home} (`newsclust serve`, `ingest` or `demo` make one; --home or NEWSCLUST_HOME "
+                   "chooses which)", err=True)
+        raise typer.Exit(2)
+    return home
+
+
+def _api():
+    """The running serve's query API for this home (workers/api.py), or None: then the command reads directly."""
+    from .api_client import find_api
+
+    s = _settings()
+    return find_api(s.home, s.api_token)
+
+
+def _ask_api(path: str, **params) -> dict | None:
+    """serve's answer (printing its error and exiting on a 4xx), or None when no serve answers: read directly."""
+    from .api_client import ApiUnavailable
+
+    client = _api()
+    if client is None:
+        return None
+    try:
+        code, body = client.get(path, **params)
+    except ApiUnavailable:
+        return None  # it stopped meanwhile: the home is ours to read
+    if code >= 400:
+        _say(body.get("error") or f"HTTP {code}")
+        raise typer.Exit(1)
+    return body
+
+
+def _print_json(data) -> None:
+    _say(json.dumps(data, default=str, indent=1))
+
+
 @app.command()
-def status(as_json: bool = typer.Option(False, "--json", help="One JSON object, for machines.")):
-    """Documents, stories, backlog, rebuild in progress, last error, files waiting to be retried and why."""
-    with _opened() as a:
-        st = usecases.status(a, serving_pid=_serving_pid(a.settings.home))
+def status(as_json: bool = typer.Option(False, "--json", help="One JSON object, for machines (api_url: where serve answers queries).")):
+    """Documents, stories, topics, backlog, rebuild in progress, last error, files waiting to be retried and why."""
+    from .views import format_status
+
+    _existing_home()
+    st = _ask_api("/status")
+    if st is None:
+        from . import usecases
+
+        with _opened() as a:
+            st = usecases.status(a, serving_pid=_serving_pid(a.settings.home))
     if as_json:
-        _say(json.dumps(st, default=str, indent=1))
+        _print_json(st)
         return
-    _say(usecases.format_status(st))
+    _say(format_status(st))
 
 
 @app.command()
 def search(query: str = typer.Argument(..., help="Text to look for (a headline, a few words)."),
-           k: int = typer.Option(10, "--k", help="How many headlines."),
+           k: int = typer.Option(10, "--k", min=1, max=1000, help="How many headlines."),
            as_json: bool = typer.Option(False, "--json", help="JSON, for machines.")):
-    """The nearest headlines to a text, with similarity, time, story and topic. Works beside a running serve."""
-    # a shared home's workers each own a vector copy: search must not open (and trim) one of theirs
-    with _opened(**({"vector_cache": False} if _settings().shared else {})) as a:
-        try:
-            hits = usecases.search(a, query, k, serving=_serving_pid(a.settings.home) is not None)
-        except LookupError as exc:
-            _say(str(exc))
-            raise typer.Exit(1)
+    """The nearest headlines to a text, with similarity, time, story and topic. Beside a running serve, serve answers
+    (it holds the model); otherwise this process loads the model (seconds)."""
+    from .views import format_hits
+
+    _existing_home()
+    answer = _ask_api("/search", q=query, k=k)
+    if answer is not None:
+        hits = answer["hits"]
+    else:
+        from . import usecases
+
+        # a shared home's workers each own a vector copy: search must not open (and trim) one of theirs
+        with _opened(**({"vector_cache": False} if _settings().shared else {})) as a:
+            try:
+                hits = usecases.search(a, query, k, serving=_serving_pid(a.settings.home) is not None)
+            except LookupError as exc:
+                _say(str(exc))
+                raise typer.Exit(1)
     if as_json:
-        _say(json.dumps(hits, default=str, indent=1))
+        _print_json(hits)
         return
-    for h in hits:
-        when = str(h["published_at"] or "")[:16] or "-"
-        story = f"story {h['story_id']}" if h["story_id"] not in (None, -1) else "no story"
-        topic = f"topic {h['topic_id']} ({h['topic_name']})" if h["topic_id"] not in (None, -1) else "no topic"
-        _say(f"{h['similarity']:.3f}  {when:16}  {h['title']}\n        {story}: {h['story_name'] or '-'}  |  {topic}")
+    _say(format_hits(hits))
 
 
-def _detail(kind: str, key: int, fetch, as_json: bool) -> dict | None:
-    """Shared by `story` and `topic`: read, say when it does not exist, or print it as JSON; None once handled."""
-    with _opened() as a:
-        detail = fetch(a, key)
+def _detail(kind: str, key: int, as_json: bool) -> dict | None:
+    """Shared by `story` and `topic`: ask serve or read, say when it does not exist, or print it as JSON; None once handled."""
+    _existing_home()
+    detail = _ask_api(f"/{'stories' if kind == 'story' else 'topics'}/{key}")
+    if detail is None:
+        from . import usecases
+
+        with _opened() as a:
+            detail = (usecases.story_detail if kind == "story" else usecases.topic_detail)(a, key)
     if detail is None:
         _say(f"no {kind} {key}")
         raise typer.Exit(1)
     if as_json:
-        _say(json.dumps(detail, default=str, indent=1))
+        _print_json(detail)
         return None
     return detail
 
 
+STORY_HEADLINES = 20
+
+
 @app.command()
-def story(story_id: int = typer.Argument(...), as_json: bool = typer.Option(False, "--json", help="JSON, for machines.")):
+def story(story_id: int = typer.Argument(...), as_json: bool = typer.Option(False, "--json", help="JSON, for machines (every headline)."),
+          headlines: int = typer.Option(STORY_HEADLINES, "--headlines", "-n", min=0, help="How many of its headlines to print, core first."),
+          show_all: bool = typer.Option(False, "--all", help="Print every headline.")):
     """A story: its title, keywords, topic, size per run, lineage, and its headlines core first (the newest beside)."""
-    detail = _detail("story", story_id, usecases.story_detail, as_json)
+    from .views import format_story
+
+    detail = _detail("story", story_id, as_json)
     if detail is None:
         return
-    _say(f"story {detail['story_id']} ({detail['status']}): {detail['title']}")
-    _say(f"  topic      {detail['topic_id']} {detail['topic_name'] or ''}")
-    _say(f"  keywords   {', '.join(detail['keywords'])}")
-    _say("  size       " + ", ".join(f"run {r['run_id']}: {r['size']}" for r in detail["sizes"]))
-    for link in detail["lineage"]:
-        _say(f"  lineage    run {link['run_id']}: {link['kind']} {link['parent_id']} -> {link['child_id']}")
-    for move in detail["moves"]:
-        _say(f"  moved      run {move['run_id']}: topic {move['from_topic_id']} -> {move['to_topic_id']}")
-    _say(f"  newest     {len(detail['newest'])} headlines, the last 5:")
-    for h in detail["newest"][:5]:
-        _say(f"    {str(h['published_at'] or h['ingested_at'])[:16]}  {h['title']}")
-    _say(f"  headlines  {len(detail['headlines'])}, core first:")
-    for h in detail["headlines"]:
-        _say(f"    {str(h['published_at'] or h['ingested_at'])[:16]}  {h['title']}")
+    _say(format_story(detail, None if show_all else headlines))
 
 
 @app.command()
 def topic(topic_id: int = typer.Argument(...), as_json: bool = typer.Option(False, "--json", help="JSON, for machines.")):
     """A topic: its name, keywords, size per run, and its stories."""
-    detail = _detail("topic", topic_id, usecases.topic_detail, as_json)
+    from .views import format_topic
+
+    detail = _detail("topic", topic_id, as_json)
     if detail is None:
         return
-    _say(f"topic {detail['topic_id']} ({detail['status']}): {detail['name']}  — {detail['size']} headlines in {detail['n_stories']} stories")
-    _say(f"  keywords   {', '.join(detail['keywords'])}")
-    _say("  size       " + ", ".join(f"run {r['run_id']}: {r['size']}" for r in detail["sizes"]))
-    for st in detail["stories"]:
-        _say(f"  story {st['story_id']:>6}  {st['size']:>5}  {st['title']}")
+    _say(format_topic(detail))
 
 
 @app.command()
@@ -416,9 +550,11 @@ def serve(role: str = typer.Option("all", "--role", help="all (default), ingest 
                 install_signal_handlers(stop)
 
                 service = Service(a, _print_event, role=role)
-                service.open()
+                with _progress("loading the model and the clustering code (the first start compiles it: a minute or two)"):
+                    service.open()
                 who = f" as worker {a.settings.resolved_worker_name} ({role})" if a.settings.shared else ""
-                _say(f"serving {a.settings.home}{who}: inbox {a.settings.inbox}, rebuild every {a.settings.rebuild_interval_s}s")
+                api = f"; queries at {service.api_url}" if service.api_url else ""
+                _say(f"serving {a.settings.home}{who}: inbox {a.settings.inbox}, rebuild every {a.settings.rebuild_interval_s}s{api}")
                 sys.stdout.flush()
                 try:
                     service.run(stop)
@@ -449,14 +585,22 @@ def demo(
     with _opened() as a:
         try:
             with _writer(a):
+                known = a.repo.status()["documents"]
+                if known:
+                    _say(f"this home already holds {known:,} documents: a stream it has seen changes nothing, so the rebuilds "
+                         "below may be no-ops; for a fresh demo use a new home (--home some-new-folder)")
+                _warm_up_clustering()
                 t0 = time.perf_counter()
                 staging, files = stage(a.settings.home, csv_file, days, seed)
                 _say(f"{'split ' + str(csv_file) if csv_file else 'generated a stream of'} {len(files)} day files in {time.perf_counter() - t0:.1f}s"
                      + ("" if csv_file else f" (true stories in {staging / 'truth'})"))
-                result, alerts = replay(a, files, rebuild_every, _progress, _print_ingest, _print_rebuild)
+                maps: list = []
+                result, alerts = replay(a, files, rebuild_every, _progress, _print_ingest, _print_rebuild, maps.append)
+                for job in maps:  # the page is out with a quick map; the refined one follows
+                    with _progress(f"refining the map of {len(job.doc_ids):,} documents (the page is written already)"):
+                        job.run(a)
+                # each alert was printed once, under the rebuild that raised it
                 _say(f"alerts raised: {len(alerts)} (feed: {a.settings.reports_dir / 'alerts.xml'})" if alerts else "alerts raised: none")
-                for alert in alerts:
-                    _print_alert(alert)
                 if result and result.report:
                     _say(f"open {a.settings.reports_dir / 'latest.html'} in a browser")
         except _Busy as busy:

@@ -245,10 +245,10 @@ def stage(home: Path, csv_file: Path | None, days: int, seed: int) -> tuple[Path
     return staging, split_csv_by_day(csv_file, staging) if csv_file else generate(staging, days=days, seed=seed)
 
 
-def replay(app, files: list[Path], rebuild_every: int, progress_for, on_ingest, on_rebuild):
+def replay(app, files: list[Path], rebuild_every: int, progress_for, on_ingest, on_rebuild, on_map_job=None):
     """Each day file through the inbox in turn, a rebuild every `rebuild_every` days and after the last (which
-    writes the report), as `serve` would. progress_for(label) gives a progress context; returns (last rebuild,
-    every alert raised)."""
+    writes the report), as `serve` would. progress_for(label) gives a progress context; on_map_job takes the last
+    page's map refinement (None: refined before replay returns); returns (last rebuild, every alert raised)."""
     import shutil
 
     from . import usecases
@@ -262,7 +262,7 @@ def replay(app, files: list[Path], rebuild_every: int, progress_for, on_ingest, 
             r = usecases.ingest_file(app, target, progress)
         on_ingest(r)
         if i % rebuild_every == 0 or i == len(files):
-            result = usecases.rebuild(app, write_report_after=(i == len(files)))
+            result = usecases.rebuild(app, write_report_after=(i == len(files)), on_map_job=on_map_job)
             on_rebuild(result)
             alerts += result.alerts
     return result, alerts

@@ -65,10 +65,19 @@ def test_serve_picks_up_dropped_files_and_stops_on_sigterm(tmp_path):
 @pytest.mark.slow
 def test_demo_command_ends_with_a_report(tmp_path):
     home = tmp_path / "home"
-    out = subprocess.run([*CLI, "--home", str(home), "demo", "--days", "4", "--rebuild-every", "2"], env=env_for(),
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "report:" in out.stdout
+    proc = subprocess.Popen([*CLI, "--home", str(home), "demo", "--days", "4", "--rebuild-every", "2"], env=env_for(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    stamped = [(time.monotonic(), "start")] + [(time.monotonic(), line) for line in proc.stdout]
+    assert proc.wait(timeout=600) == 0, "".join(line for _, line in stamped)
+    output = "".join(line for _, line in stamped[1:])
+    assert "report:" in output
+    # never silent for long (a step past a few seconds says what it does), and each alert told once
+    gaps = [(b[0] - a[0], b[1]) for a, b in zip(stamped, stamped[1:])]
+    assert max(gaps)[0] < 10.5, max(gaps)
+    alerts = [line.split("ALERT", 1)[1] for line in output.splitlines() if "ALERT" in line]  # a log line would repeat one
+    assert len(alerts) == len(set(alerts)), alerts
+    again = subprocess.run([*CLI, "--home", str(home), "demo", "--days", "1"], env=env_for(), capture_output=True, text=True, timeout=600)
+    assert "use a new home" in again.stdout
     page = (home / "reports" / "latest.html").read_text()
     assert "plotly.min.js" in page and (home / "reports" / "plotly.min.js").exists()
     assert not re.search(r'src="https?://', page)  # works offline: no script from a CDN (base64 data can spell "cdn")

@@ -237,7 +237,9 @@ def test_cli_help_settings_home_anywhere_and_missing_files(tmp_path):
     assert out.returncode == 0 and "knn_k" in out.stdout, out.stderr
     home = tmp_path / "home"
     out = subprocess.run([*CLI, "status", "--home", str(home), "--json"], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0 and (home / "newsclust.sqlite").exists(), out.stderr
-    assert '"documents": 0' in out.stdout
+    assert out.returncode == 2 and "no home at" in out.stderr and not home.exists(), out.stderr  # a read creates nothing
     out = subprocess.run([*CLI, "ingest", str(tmp_path / "nope.csv"), "--home", str(home)], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 1 and "no such file" in out.stdout and "None" not in out.stdout, out.stdout
+    out = subprocess.run([*CLI, "status", "--home", str(home), "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and (home / "newsclust.sqlite").exists(), out.stderr
+    assert '"documents": 0' in out.stdout

@@ -208,3 +208,34 @@ def test_every_index_link_resolves_after_retention(report, tmp_path):
     assert hrefs and all(Path(unquote(urlparse(h).path)).is_file() for h in hrefs), hrefs
     assert all(t.startswith("newsclust") for _, t in titles), titles
     assert not [e for e in errors if "ERR_FILE_NOT_FOUND" in e], errors
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_page_fits_an_800px_window(report, tmp_path):
+    """No sideways scroll, no story-table header spilling into the next, no sparkline cut by its cell; each topic
+    header says a keyword once."""
+    from playwright.sync_api import sync_playwright
+
+    app, _ = report
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
+                                                       viewport={"width": 800, "height": 900}, args=FLAGS)
+        page = browser.new_page()
+        page.goto((app.settings.reports_dir / "latest.html").as_uri())
+        page.wait_for_function("() => window.__mapLabelsReady === true", timeout=30000)
+        fit = page.evaluate("""() => {
+          const de = document.documentElement;
+          const spills = [...document.querySelectorAll('table.stories thead th')].filter(t => {
+            const r = document.createRange(); r.selectNodeContents(t);
+            return r.getBoundingClientRect().right > t.getBoundingClientRect().right + 0.5; }).map(t => t.textContent);
+          const cut = [...document.querySelectorAll('svg.spark')].filter(s =>
+            s.getBoundingClientRect().right > s.parentElement.getBoundingClientRect().right + 0.5).length;
+          const headers = [...document.querySelectorAll('section.topic h3')].map(h => h.textContent);
+          return {scroll: de.scrollWidth - de.clientWidth, spills, cut, headers}; }""")
+        browser.close()
+    assert fit["scroll"] <= 0 and not fit["spills"] and fit["cut"] == 0, fit
+    for header in fit["headers"]:
+        words = [w.strip() for part in header.split("·") for w in part.split(",") if w.strip() and not w.strip()[0].isdigit()]
+        named = [w for w in words if "headlines" not in w and "stor" not in w and "in 24 h" not in w]
+        assert len(named) == len(set(named)), header

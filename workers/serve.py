@@ -62,6 +62,9 @@ class Service:
         self._last_rebuild_end = 0.0
         self._gap_until = 0.0  # early rebuilds wait until then (rebuild_min_gap_s); a user's request does not
         self._files: dict[str, dict] = {}  # name -> attempts, reason, state (retrying / parked)
+        self.maps = MapRefiner(app, on_event=self.on_event)  # refined maps after each rebuild's quick page
+        self.api = None  # the query API (workers/api.py), started by open()
+        self.api_url: str | None = None
         self._status = {"pid": os.getpid(), "started_at": _now(), "rebuild_running_since": None, "last_error": None,
                         "rebuild_backoff_until": None, "files_waiting": {}, "watcher_restarts": 0}
 
@@ -236,7 +239,7 @@ class Service:
         outcome: dict
         try:
             with self.app.write_lock:
-                result = usecases.rebuild(self.app)
+                result = usecases.rebuild(self.app, on_map_job=self.maps.submit)
         except Exception as exc:  # noqa: BLE001 — a failing rebuild backs off; the service goes on
             self._rebuild_failures += 1
             delay = self.backoff.delay(self._rebuild_failures)
@@ -285,7 +288,8 @@ class Service:
 
     # -- life -----------------------------------------------------------------------------
     def _watch_requests(self, stop: threading.Event) -> None:
-        while not stop.wait(1.0):
+        """`newsclust rebuild` beside serve: a request file, looked for 5 times a second (a directory listing)."""
+        while not stop.wait(0.2):
             try:
                 if handoff.rebuild_requests(self.app.settings.home) and not self.rebuilding.is_set():
                     self.request_rebuild("asked by `newsclust rebuild`")
@@ -299,6 +303,13 @@ class Service:
     def open(self) -> None:
         """Load the model and open Milvus before taking files, so the first file is not slow and failures show at start."""
         self.app.open_store()
+        if self.app.settings.api:
+            from .api import ApiServer
+
+            self.api = ApiServer(self.app, live_status=lambda: dict(self._status))
+            self.api_url = self.api.start()
+            self._status["api_url"] = self.api_url
+            self._write_status()
         if self.role in ("all", "rebuild"):
             from service.clustering.warmup import warm_up
 
@@ -325,7 +336,8 @@ class Service:
             # transaction, so the previous clustering stays whole; its run is marked failed now, not at the next start
             if self.role in ("all", "rebuild"):
                 self.schedule.stop(wait=False)
-            for step in (lambda: self._leader and self.app.coordination.release_lease("rebuild", self.worker),
+            for step in (self.maps.stop, lambda: self.api and self.api.stop(),
+                         lambda: self._leader and self.app.coordination.release_lease("rebuild", self.worker),
                          lambda: self.rebuilding.is_set() and self.app.repo.abandon_running_runs("stopped during the rebuild"),
                          lambda: self._status_path().unlink(missing_ok=True)):
                 try:  # each step alone: the database being away at shutdown must not skip the others or hang the exit
@@ -343,6 +355,62 @@ class Service:
         time.sleep(0.5)
         if not self.watcher.alive():
             raise WatcherDied("the inbox worker cannot be restarted")
+
+
+class MapRefiner:
+    """Refines each rebuild's map in a background thread, after its page is out: the layout (UMAP, 25-84 s under
+    10k documents on 2 busy cores) holds neither the write lock nor anyone's `rebuild` answer. Only the newest
+    run's job waits: one submitted while a layout runs replaces any older waiting one (a newer quick map starts
+    from the older run's positions anyway). The thread runs at a lower priority than ingest and queries."""
+
+    def __init__(self, app, on_event=None):
+        self.app = app
+        self.on_event = on_event or (lambda kind, payload: None)
+        self._next = None
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self.busy = False
+
+    def submit(self, job) -> None:
+        with self._cond:
+            self._next = job
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="map", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def idle(self) -> bool:
+        with self._cond:
+            return self._next is None and not self.busy
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # Linux: this thread only
+        except (AttributeError, OSError):
+            pass
+        while True:
+            with self._cond:
+                while self._next is None and not self._stopped:
+                    self._cond.wait()
+                if self._stopped:
+                    return
+                job, self._next = self._next, None
+                self.busy = True
+            t0 = time.time()
+            try:
+                page = job.run(self.app, publish_lock=self.app.write_lock)
+                self.on_event("map", {"run": job.run_id, "seconds": time.time() - t0, "page": str(page)})
+            except Exception as exc:  # noqa: BLE001 — the quick map stays on the page; the next rebuild tries again
+                log.warning("run %d: map not refined (%s: %s); its page keeps the quick map", job.run_id, type(exc).__name__, exc)
+            finally:
+                with self._cond:
+                    self.busy = False
 
 
 class _RowProgress:

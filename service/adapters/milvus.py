@@ -30,6 +30,9 @@ def quiet_library_logs() -> None:
     logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
 
 
+LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": False}
+
+
 class MilvusStore:
     def __init__(self, uri: str, collection: str, dim: int, token: str = ""):
         self.uri = uri
@@ -37,7 +40,10 @@ class MilvusStore:
         self.dim = dim
         # a Lite file's client is its own connection, closed for good by close(): a shared one stays registered in
         # pymilvus after close, and a rebuild closes and reopens Lite (App.set_store_aside) many times a week
-        extra = {"dedicated": True} if is_lite(uri) else {}
+        # ...and no keepalive pings: pymilvus pings every 10 s, Lite's in-process gRPC server allows one per 5 min and
+        # answers `GOAWAY ... too_many_pings` within a minute of idling (an ERROR line in serve's log that reads like a
+        # failure; the channel reconnects). A loopback channel in this process has nothing to keep alive.
+        extra = {"dedicated": True, "grpc_options": LITE_GRPC_OPTIONS} if is_lite(uri) else {}
         self.client = MilvusClient(uri=uri, token=token, **extra) if token else MilvusClient(uri=uri, **extra)
         self._ensure_collection()
 

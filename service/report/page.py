@@ -155,13 +155,15 @@ def _too_small(n: int) -> str:
 def _spark(counts: np.ndarray, colour: str, w: int = 120, h: int = 22) -> str:
     top = max(int(counts.max()), 1) if len(counts) else 1
     if len(counts) <= 1:
-        return f"<svg class=spark width={w} height={h}><circle cx={w // 2} cy={h // 2} r=3 fill='{colour}'/></svg>"
+        return f"<svg class=spark width={w} height={h} viewBox='0 0 {w} {h}'><circle cx={w // 2} cy={h // 2} r=3 fill='{colour}'/></svg>"
     step = (w - 2) / (len(counts) - 1)
     pts = " ".join(f"{1 + i * step:.0f},{h - 2 - (h - 4) * c / top:.0f}" for i, c in enumerate(counts.tolist()))
-    return f"<svg class=spark width={w} height={h}><polyline points='{pts}' fill=none stroke='{colour}' stroke-width=1.5/></svg>"
+    return f"<svg class=spark width={w} height={h} viewBox='0 0 {w} {h}' preserveAspectRatio=none><polyline points='{pts}' fill=none stroke='{colour}' stroke-width=1.5/></svg>"
 
 
-_COLS = "<colgroup><col style='width:50%'><col style='width:8%'><col style='width:8%'><col style='width:12%'><col style='width:12%'><col style='width:10%'></colgroup>"
+# column widths in STYLE (c-story .. c-spark), so a narrow window can change them
+_COLS = ("<colgroup><col class=c-story><col class=c-num><col class=c-num><col class=c-time><col class=c-time><col class=c-spark>"
+         "</colgroup>")
 
 
 def _topics(v: _View) -> str:
@@ -169,12 +171,12 @@ def _topics(v: _View) -> str:
     out = ["<section id=topics><h2>Topics and their stories</h2>"
            f"<p class=note>Busiest in the last 24 h of news time first. Click a story for all its headlines. "
            f"Sparkline: headlines per {unit}, {_day(v.st.start)} to {_day(v.st.end)}.</p>"]
-    head = ("<thead><tr><th>story</th><th class=num>headlines</th><th class=num>last 24 h</th><th>first published</th>"
+    head = ("<thead><tr><th>story</th><th class=num>headlines</th><th class=num>last 24&nbsp;h</th><th>first published</th>"
             "<th>last published</th><th>headlines over time</th></tr></thead>")
     for tid in v.topic_order:
         sids = v.by_topic[tid]
         hue = v.topic_hue[tid]
-        kw = ", ".join(v.topics[tid].keywords[:6]) if tid in v.topics else ""
+        kw = ", ".join(_more_keywords(v.topic_name(tid), v.topics[tid].keywords[:6])) if tid in v.topics else ""
         out.append(
             f"<section class=topic id=topic-{tid}><h3><span class=sw style='background:{model.shade(hue, 0, tid != -1)}'></span>"
             f"{esc(v.topic_name(tid), 90)} <span class=note>{v.topic_size[tid]:,} headlines · {len(sids)} "
@@ -197,6 +199,12 @@ def _topics(v: _View) -> str:
         out.append("</section>")
     out.append("</section>")
     return "".join(out)
+
+
+def _more_keywords(name: str, keywords: list[str]) -> list[str]:
+    """A topic is named by its top keywords: the header lists only the ones its name does not already say."""
+    said = {part.strip().lower() for part in name.split(",")}
+    return [k for k in keywords if k.lower() not in said]
 
 
 def _figure_box(div_id: str, fig, height: int, rows: list[list[int]] | None = None) -> str:
@@ -488,6 +496,10 @@ ul.alerts{list-style:none;padding:0;margin:0} li.alert{padding:4px 0;border-bott
 .badge{display:inline-block;font-size:11px;font-weight:700;text-transform:uppercase;padding:1px 6px;border-radius:3px;background:#1f6feb;color:#fff;margin-right:.5em}
 li.surging .badge{background:#d1242f} .showmore{margin:.3em 0;font-size:12px;cursor:pointer} .spark{display:block}
 .figbox{position:relative} .nofig{background:#fff8e1;border:1px solid #f0d27a;padding:.8em 1em;border-radius:6px;color:#5c4400}
+th.num{white-space:normal} col.c-story{width:50%} col.c-num{width:8%} col.c-time{width:12%} col.c-spark{width:10%}
+svg.spark{max-width:100%} .plot{max-width:100%} td{overflow-wrap:anywhere}
+@media (max-width:1000px){col.c-story{width:35%} col.c-num{width:10%} col.c-time{width:13%} col.c-spark{width:19%}
+ td,th{padding:3px 4px}}
 .has-plotly .nofig{display:none} .empty{background:#f6f8fa;border-radius:8px;padding:.6em 1.2em;margin-top:1em} footer{margin-top:2em}
 """
 

@@ -122,7 +122,7 @@ def _tell(app: App, recorded: list[dict]) -> None:
     from ..adapters.notify import describe, write_atom_feed
 
     for a in recorded:
-        log.warning("ALERT %s", describe(a))
+        log.info("ALERT %s", describe(a))  # info: serve and demo print each alert once themselves
         if app.webhook is not None:
             app.webhook.post({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in a.items()})
     s = app.settings

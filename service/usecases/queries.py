@@ -9,11 +9,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..files import SafeCsvWriter, atomic_open
+from ..views import format_status  # noqa: F401 — re-exported: usecases.format_status
 
 if TYPE_CHECKING:
     from ..bootstrap import App
 
 
+# a title can be a whole article pasted into the title column (184 KB seen), past the csv module's default field limit
+# (131,072 characters): the export carries its start, the history keeps all of it
+EXPORT_TITLE_CHARS = 1000
 EXPORT_COLUMNS = ["guid", "title", "story_id", "story_name", "topic_id", "topic_name", "probability", "outlier_score", "assigned_by",
                   "run_id", "cluster_id"]
 
@@ -26,7 +30,8 @@ def search(app: App, query: str, k: int = 10, serving: bool = False) -> list[dic
     s = app.settings
     vector = app.embedder.embed([query])
     fetch = 2 * k + 8  # over-fetch: a vector whose document row is not written yet is dropped
-    reader = CacheReader(s.state_dir / f"vectors-{s.collection}", app.embedder.dim, source=f"{s.resolved_milvus_uri}#{s.collection}")
+    folder = s.state_dir / f"vectors-{s.collection}"
+    reader = CacheReader(folder, app.embedder.dim, source=_copy_source(folder, s.resolved_milvus_uri, s.collection))
     if reader.usable:
         ids, sims = reader.search(vector, fetch)
     elif not serving or s.resolved_milvus_uri.startswith(("http://", "https://", "tcp://")):
@@ -46,6 +51,20 @@ def search(app: App, query: str, k: int = 10, serving: bool = False) -> list[dic
     return out[:k]
 
 
+def _copy_source(folder: Path, uri: str, collection: str) -> str:
+    """The source a vector copy must name to be read: ours, or the writer's spelling of the same Lite file (serve
+    started with `--home h`, search with `--home /abs/h`: one file, two strings)."""
+    ours = f"{uri}#{collection}"
+    if uri.startswith(("http://", "https://", "tcp://")):
+        return ours
+    try:
+        written = json.loads((folder / "source.json").read_text()).get("source", "")
+    except (OSError, ValueError):
+        return ours
+    path, _, coll = written.rpartition("#")
+    return written if coll == collection and path and Path(path).resolve() == Path(uri).resolve() else ours
+
+
 def story_detail(app: App, story_id: int) -> dict | None:
     return app.reader.story(story_id)
 
@@ -55,7 +74,7 @@ def topic_detail(app: App, topic_id: int) -> dict | None:
 
 
 def export_csv(app: App, out) -> int:
-    """One row per document; noise is -1 at either level; a document no rebuild or prediction has placed yet has empty
+    """One row per document (titles cut to EXPORT_TITLE_CHARS); noise is -1 at either level; a document no rebuild or prediction has placed yet has empty
     fields. cluster_id repeats story_id for scripts written before topics existed."""
     w = SafeCsvWriter(out)
     w.writerow(EXPORT_COLUMNS)
@@ -63,7 +82,8 @@ def export_csv(app: App, out) -> int:
     blank = lambda v: "" if v is None else v  # noqa: E731
     for r in app.repo.export_rows():
         guid = r.key.split(":", 1)[1] if r.key.startswith(("guid:", "url:")) else r.key
-        w.writerow([guid, r.title, blank(r.cluster_id), blank(r.story_name), blank(r.topic_id), blank(r.topic_name),
+        title = r.title if len(r.title or "") <= EXPORT_TITLE_CHARS else r.title[: EXPORT_TITLE_CHARS - 1] + "…"
+        w.writerow([guid, title, blank(r.cluster_id), blank(r.story_name), blank(r.topic_id), blank(r.topic_name),
                     "" if r.probability is None else f"{r.probability:.4f}", "" if r.outlier_score is None else f"{r.outlier_score:.4f}",
                     r.assigned_by or "", r.run_id or "", blank(r.cluster_id)])
         n += 1
@@ -71,18 +91,26 @@ def export_csv(app: App, out) -> int:
 
 
 def export_csv_file(app: App, out: Path) -> int:
-    """export_csv into a file, whole or not at all."""
+    """export_csv into a file, whole or not at all; a missing folder is made, as `report --out` does."""
+    out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(out) as fh:
         return export_csv(app, fh)
 
 
-def status(app: App, serving_pid: int | None = None) -> dict:
-    """The history's counts, plus what the serving process alone knows (files it is retrying, a rebuild's backoff)."""
+def status(app: App, serving_pid: int | None = None, live: dict | None = None) -> dict:
+    """The history's counts, plus what the serving process alone knows (files it is retrying, a rebuild's backoff,
+    where its query API listens): `live` when asked inside serve, else read from the status file serve writes."""
     st = app.repo.status()
+    run_id = st["last_rebuild_run"]
+    st["stories"] = st["clusters"]  # "clusters" is the name scripts written before topics read
+    st["noise_headlines"] = st["noise"]
+    st["topics"] = len(app.repo.run_topics(run_id)) if run_id else 0
     inbox = app.settings.inbox
     st["inbox_backlog"] = sum(1 for p in inbox.iterdir() if p.is_file() and not p.name.startswith(".")) if inbox.exists() else 0
     st["serving_pid"] = serving_pid
-    live = _serving_status(app.settings.state_dir / "service.json") if serving_pid else None
+    if live is None and serving_pid:
+        live = _serving_status(app.settings.state_dir / "service.json")
+    st["api_url"] = (live or {}).get("api_url")
     if live:
         st["rebuild_running_since"] = live.get("rebuild_running_since") or st["rebuild_running_since"]
         st["rebuild_backoff_until"] = live.get("rebuild_backoff_until")
@@ -101,25 +129,3 @@ def _serving_status(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def format_status(st: dict) -> str:
-    """`newsclust status` for people: a few lines, the problems last."""
-    files = st["files"]
-    lines = [
-        f"serving          {'pid ' + str(st['serving_pid']) if st['serving_pid'] else 'no (serve is not running)'}",
-        f"documents        {st['documents']:,}",
-        f"stories          {st['clusters']:,} (noise {st['noise']:,}) in run {st['last_rebuild_run'] or '-'} at {st['last_rebuild_at'] or 'never'}",
-        f"pending          {st['pending_arrivals']:,} arrivals since that rebuild; inbox backlog {st['inbox_backlog']} file(s)",
-        f"files            " + (", ".join(f"{n} {k}" for k, n in sorted(files.items())) or "none yet"),
-    ]
-    if st.get("rebuild_running_since"):
-        lines.append(f"rebuilding       since {st['rebuild_running_since']} UTC")
-    if st.get("rebuild_backoff_until"):
-        lines.append(f"rebuild backoff  next try at {st['rebuild_backoff_until']} UTC")
-    for w in st["files_waiting"]:
-        when = f", next try {w['next_try_at']} UTC" if w.get("next_try_at") else ""
-        lines.append(f"{w['state']:16} {w['file']} (tries {w['attempts']}{when}): {w['reason']}")
-    if st.get("last_error"):
-        lines.append(f"last error       {st['last_error']['at']} UTC: {st['last_error']['what']}")
-    return "\n".join(lines)

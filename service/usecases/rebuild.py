@@ -7,7 +7,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -17,14 +17,13 @@ from ..clustering.assign import PredictionState
 from ..clustering.graph import complete_lists, knn, subgraph
 from ..clustering.hdbscan_fit import Anchor
 from ..clustering.identity import DRIFT_MIN_COSINE, match_clusters
-from ..clustering.layout import initial_positions, layout_2d
 from ..clustering.levels import persistent, settle, story_moves
 from ..clustering.naming import name_clusters, name_topics
 from ..clustering.two_level import TwoLevelParams, fit_two_levels
 from ..domain import NOISE, Headline, unix_seconds
 from .alerts import raise_alerts_safely
 from .common import Progress, best_effort, no_progress
-from .report import write_report
+from .report import MapJob, publish_quick_map
 
 if TYPE_CHECKING:
     from ..bootstrap import App
@@ -73,9 +72,11 @@ def rebuild_due(app: App) -> bool:
     return st["documents"] > 0 and st["pending_arrivals"] >= app.settings.rebuild_min_pending
 
 
-def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_progress) -> RebuildResult:
+def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_progress,
+            on_map_job: Callable[[MapJob], None] | None = None) -> RebuildResult:
     """Full rebuild, one chain: kNN graph (kept by the store) -> stories and topics from one HDBSCAN tree ->
-    settled against the last run -> persistent ids at both levels -> names -> one SQLite commit -> map and page."""
+    settled against the last run -> persistent ids at both levels -> names -> one SQLite commit -> quick map and page.
+    The refined map is handed to on_map_job to run after (None: refined here before returning)."""
     s = app.settings
     if not s.shared:  # one writer, one rebuild at a time: a run still 'running' is one whose failure could not be recorded
         app.repo.abandon_running_runs("a previous rebuild failed before its failure could be recorded")
@@ -155,11 +156,12 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
     if write_report_after:
         # the run is committed: a failing map or page (a report folder not writable, a full disk) is reported, not a failed rebuild
         try:
-            with stages("layout"):
-                xy = layout_2d(vectors, seed=s.seed, init=_previous_layout(app, prev, doc_ids, neigh), neigh=neigh)
-                run_state.save_layout(s.state_dir, run_id, doc_ids, xy)
-            with stages("report"):
-                result.report = str(write_report(app, run_id))
+            jobs: list[MapJob] = []
+            with stages("report"):  # the quick map and the page; the refined map is on_map_job's (report.py)
+                result.report = publish_quick_map(app, prev, run_id, doc_ids, vectors, neigh, on_map_job or jobs.append)
+            for job in jobs:  # no one to hand it to: refined here
+                with stages("layout"):
+                    result.report = str(job.run(app))
         except Exception as exc:  # noqa: BLE001
             result.report_error = f"{type(exc).__name__}: {exc}"
             log.warning("run %d is committed but its report was not written: %s", run_id, result.report_error)
@@ -251,22 +253,6 @@ def _topic_name(name, doc_ids: np.ndarray, topic_id: int) -> tuple[str, list[str
 def _clip(text: str, limit: int = 160) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _previous_layout(app: App, prev_run, doc_ids: np.ndarray, neigh) -> np.ndarray | None:
-    """The last map's coordinates as a start, so clusters stay where readers saw them."""
-    if prev_run is None:
-        return None
-    stored = run_state.load_layout(app.settings.state_dir, prev_run.id)
-    if stored is None:
-        return None
-    prev_ids, prev_xy = stored
-    order = np.argsort(prev_ids)
-    at = np.clip(np.searchsorted(prev_ids[order], doc_ids), 0, len(prev_ids) - 1)
-    found = prev_ids[order][at] == doc_ids
-    previous = np.full((len(doc_ids), 2), np.nan, np.float32)
-    previous[found] = prev_xy[order][at[found]]
-    return initial_positions(previous, neigh, np.random.default_rng(app.settings.seed))
 
 
 def _window_start(app: App) -> int | None:
