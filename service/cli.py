@@ -157,13 +157,16 @@ def _progress(label: str):
 def _print_ingest(r: usecases.IngestResult) -> None:
     if r.state == "processed":
         _say(f"{r.file}: {r.rows_seen} rows, {r.stored} stored, {r.updated} updated, {r.duplicates} already known, {r.rejected} rejected, "
-             f"{r.predicted} placed by prediction  [{' '.join(f'{k} {v:.1f}s' for k, v in r.seconds.items())}]")
+             f"{r.predicted} placed by prediction  [{' '.join(f'{k} {v:.1f}s' for k, v in r.seconds.items())}]"
+             + "".join(f"; {w}" for w in r.warnings))
     elif r.state == "duplicate":
         _say(f"{r.file}: already ingested (same bytes) — nothing to do")
     elif r.state == "interrupted":
         _say(f"{r.file}: interrupted by shutdown — left in the inbox for the restart")
     elif r.state == "gone":
         _say(f"{r.file}: removed from the inbox before it was taken")
+    elif r.state in ("waiting", "settled"):
+        _say(r.reason or f"{r.file}: {r.state}")
     elif r.state in ("retrying", "parked"):
         _say(f"{r.file}: {r.state.upper()} — {r.reason}")
     else:

@@ -60,6 +60,7 @@ class Settings:
     surge_min_headlines: int = _setting(5, "Fewest headlines in the last window for a surge alert.")
     webhook_url: str = _setting("", "POST each alert as JSON here (timeout, retries with backoff, from a background thread). Empty: no webhook.")
     stable_wait_s: float = _setting(1.0, "A dropped file is taken once its size and mtime held still this long.")
+    settle_s: float = _setting(10.0, "A file written in place in the inbox (not renamed into it) stays there until it held still this long: rows appended meanwhile are taken too, and a last row without a line end waits this long for the rest.")
     poll_inbox: bool = _setting(False, "Use a polling observer (network or container mounts where file events don't arrive).")
     report_keep_runs: int = _setting(30, "Run pages kept in HOME/reports/ (run-N.html); older ones are deleted and drop out of index.html. 0 keeps all.")
     report_max_points: int = _setting(50000, "Most points drawn on the report map; the rest are sampled out, and the page says so.")

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import IO
 
 from .domain import Headline, Rejected, document_key
+from .files import LINE_ENDS
 
 ALIASES = {
     "title": ("title", "headline", "name"),
@@ -27,6 +30,9 @@ MAX_FIELD_CHARS = 10_000_000
 BINARY_CONTROL_SHARE = 0.05
 # a published time this far past the moment we read it is a broken clock or a typo, not news
 MAX_FUTURE = timedelta(days=2)
+# byte-order marks of the wide encodings, UTF-32 first (its little-endian mark starts with UTF-16's); the codec named
+# here reads the mark and drops it
+_WIDE_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13))
 
 
@@ -37,7 +43,14 @@ def allow_long_fields() -> None:
 
 
 class BadFile(Exception):
-    """The whole file cannot be read as headlines; the message says why and where."""
+    """The whole file cannot be read as headlines; the message says why and where.
+
+    incomplete: the file may simply not be written yet (empty, a header without rows, a header without its line end).
+    """
+
+    def __init__(self, message: str, incomplete: bool = False):
+        super().__init__(message)
+        self.incomplete = incomplete
 
 
 @dataclass
@@ -53,27 +66,34 @@ class CsvInfo:
     fieldnames: list[str]
 
 
-def detect_encoding(path: Path) -> str:
-    """utf-8 (or utf-8 with BOM) when every byte decodes; latin-1 otherwise, which always decodes."""
-    with path.open("rb") as fh:
+def detect_encoding(path: Path, size: int | None = None) -> str:
+    """utf-8 (or utf-8 with BOM) when every byte decodes; UTF-16 or UTF-32 when the file starts with their BOM
+    (spreadsheets save "Unicode text" so); latin-1 otherwise, which always decodes."""
+    with _open_prefix(path, size) as fh:
         head = fh.read(SNIFF_BYTES)
+    wide = next((name for bom, name in _WIDE_BOMS if head.startswith(bom)), None)
+    if wide is None:
         controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
         if controls > BINARY_CONTROL_SHARE * len(head):
             raise BadFile(f"{path.name}: binary data ({controls} control or NUL bytes in the first {len(head)} bytes), not a CSV text file")
-        encoding = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
-        decoder = codecs.getincrementaldecoder("utf-8")()
-        fh.seek(0)
-        offset = 0
+    encoding = wide or ("utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8")
+    decoder = codecs.getincrementaldecoder(wide or "utf-8")()
+    offset = 0
+    with _open_prefix(path, size) as fh:
         while block := fh.read(READ_BYTES):
             try:
                 decoder.decode(block)
             except UnicodeDecodeError as exc:
+                if wide:
+                    raise BadFile(f"{path.name}: starts with a {wide.upper()} byte-order mark but is not {wide.upper()} from byte {offset + exc.start}") from exc
                 return f"latin-1 (not UTF-8 from byte {offset + exc.start})"
             offset += len(block)
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return "latin-1 (not UTF-8: truncated sequence at end)"
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        if wide:
+            raise BadFile(f"{path.name}: {wide.upper()} text cut at its end") from exc
+        return "latin-1 (not UTF-8: truncated sequence at end)"
     return encoding
 
 
@@ -128,34 +148,76 @@ def visible(text: str) -> str:
     return "".join(ch for ch in text if ch in "\t\n" or unicodedata.category(ch) not in ("Cc", "Cf", "Co", "Cs")).strip()
 
 
-def read_headlines(path: Path, chunk_rows: int = 5000) -> tuple[CsvInfo, Iterator[Chunk]]:
+class _Prefix(io.RawIOBase):
+    """The first `size` bytes of a file: a file still growing is read as it was when we looked."""
+
+    def __init__(self, raw: IO[bytes], size: int | None):
+        self._raw, self._left = raw, size
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readinto(self, buf) -> int:
+        view = memoryview(buf)
+        if self._left is not None:
+            view = view[: max(0, self._left)]
+        n = self._raw.readinto(view)
+        if self._left is not None:
+            self._left -= n
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _open_prefix(path: Path, size: int | None) -> IO[bytes]:
+    return io.BufferedReader(_Prefix(path.open("rb", buffering=0), size), READ_BYTES)
+
+
+def _prefix_ends_line(path: Path, size: int) -> bool:
+    with path.open("rb") as fh:
+        fh.seek(max(0, size - 4))
+        return fh.read(min(4, size)).endswith(LINE_ENDS)
+
+
+def read_headlines(path: Path, chunk_rows: int = 5000, size: int | None = None) -> tuple[CsvInfo, Iterator[Chunk]]:
     """Open a CSV, check its header, and return the chunks of parsed rows lazily.
 
     File-level problems (empty, binary, no title column, broken quoting) raise BadFile;
     row-level problems (blank title) become Rejected rows and the rest goes on.
+    size: read only the first `size` bytes (what the caller hashed). A last row without a line end that lacks
+    fields or ends inside quotes was cut off by its writer: it is rejected, never stored as a document.
     """
-    if path.stat().st_size == 0:
-        raise BadFile(f"{path.name}: empty file")
-    encoding = detect_encoding(path)
+    size = path.stat().st_size if size is None else size
+    if size == 0:
+        raise BadFile(f"{path.name}: empty file", incomplete=True)
+    encoding = detect_encoding(path, size)
+    ends_line = _prefix_ends_line(path, size)
     allow_long_fields()
-    fh = path.open("r", encoding=_codec(encoding), newline="")
+    fh = io.TextIOWrapper(_open_prefix(path, size), encoding=_codec(encoding), newline="")
     reader = csv.reader(_without_nul(fh), strict=True)
     try:
         header = next(reader)
     except StopIteration:
         fh.close()
-        raise BadFile(f"{path.name}: empty file")
+        raise BadFile(f"{path.name}: empty file", incomplete=True)
     except csv.Error as exc:
         fh.close()
-        raise BadFile(f"{path.name}: line 1: unreadable header: {exc}") from exc
+        raise BadFile(f"{path.name}: line 1: unreadable header: {exc}", incomplete=not ends_line) from exc
     header = [h.strip() for h in header]
     try:
         columns = map_columns(header, path.name)
-    except BadFile:
+    except BadFile as exc:
         fh.close()
+        if reader.line_num <= 1 and not ends_line:  # a header still being written
+            raise BadFile(str(exc), incomplete=True) from exc
         raise
     info = CsvInfo(encoding=encoding, columns=columns, fieldnames=header)
-    return info, _chunks(path, fh, reader, header, columns, chunk_rows)
+    return info, _chunks(path, fh, reader, header, columns, chunk_rows, ends_line)
 
 
 def _without_nul(lines: Iterable[str]) -> Iterator[str]:
@@ -164,19 +226,44 @@ def _without_nul(lines: Iterable[str]) -> Iterator[str]:
         yield line.replace("\x00", "") if "\x00" in line else line
 
 
-def _chunks(path, fh, reader, header, columns, chunk_rows) -> Iterator[Chunk]:
+def _rows(path, reader, header, ends_line) -> Iterator[tuple[list[str] | None, int, str]]:
+    """(values, line, why rejected) per row; the last row is held back until we know it is the last."""
+    held = None
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            at_end = not ends_line and "unexpected end of data" in str(exc)
+            if at_end and held is not None:  # end of data inside quotes: the last row was cut mid-cell
+                yield held
+                held = None
+            if at_end:
+                yield None, reader.line_num, "cut last row: the file ends inside a quoted cell, without a line end"
+                return
+            raise BadFile(f"{path.name}: line {reader.line_num}: broken CSV quoting: {exc}") from exc
+        if held is not None:
+            yield held
+        held = (values, reader.line_num, "")
+    if held is not None:
+        values, line, _ = held
+        if not ends_line and 0 < len(values) < len(header):
+            held = (values, line, f"cut last row: no line end and {len(values)} of {len(header)} fields (its writer may have stopped mid-row)")
+        yield held
+
+
+def _chunks(path, fh, reader, header, columns, chunk_rows, ends_line=True) -> Iterator[Chunk]:
     known = set(columns.values())
     chunk = Chunk([], [])
     rows_read = 0
     with fh:
-        while True:
-            try:
-                values = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                raise BadFile(f"{path.name}: line {reader.line_num}: broken CSV quoting: {exc}") from exc
+        for values, line_num, cut in _rows(path, reader, header, ends_line):
             rows_read += 1
+            if cut:
+                row = dict(zip(header, values or []))
+                chunk.rejects.append(Rejected(line=line_num, reason=cut, row=row))
+                continue
             if not values or all(not v.strip() for v in values):
                 continue
             row = dict(zip(header, values))
@@ -187,14 +274,14 @@ def _chunks(path, fh, reader, header, columns, chunk_rows) -> Iterator[Chunk]:
             except Exception as exc:  # noqa: BLE001 — one odd cell rejects its row, never the file
                 headline, reason = None, f"unreadable row: {type(exc).__name__}: {exc}"
             if headline is None:
-                chunk.rejects.append(Rejected(line=reader.line_num, reason=reason, row=row))
+                chunk.rejects.append(Rejected(line=line_num, reason=reason, row=row))
             else:
                 chunk.headlines.append(headline)
             if len(chunk.headlines) + len(chunk.rejects) >= chunk_rows:
                 yield chunk
                 chunk = Chunk([], [])
     if rows_read == 0:
-        raise BadFile(f"{path.name}: header only, no rows")
+        raise BadFile(f"{path.name}: header only, no rows", incomplete=True)
     if chunk.headlines or chunk.rejects:
         yield chunk
 

@@ -74,3 +74,40 @@ def test_utf8_bom(tmp_path):
     p.write_bytes("\ufefftitle\nHello\n".encode("utf-8"))
     info, heads, _ = parse(p)
     assert info.encoding == "utf-8-sig" and heads[0].title == "Hello"
+
+
+@pytest.mark.parametrize("body, stored, reason", [
+    ("guid,title,description\n1,Whole row,d\n2,HBO GO problems hit 'True Detec", ["Whole row"], "2 of 3 fields"),
+    ('guid,title,description\n1,Whole row,d\n2,"HBO GO, problems', ["Whole row"], "inside a quoted cell"),
+    ("guid,title\n1,Whole row\n2,Last row without a line end", ["Whole row", "Last row without a line end"], None),
+])
+def test_a_cut_last_row_is_rejected_never_stored_half(tmp_path, body, stored, reason):
+    path = tmp_path / "cut.csv"
+    path.write_text(body)
+    _, heads, rejects = parse(path)
+    assert [h.title for h in heads] == stored
+    assert [r.line for r in rejects] == ([3] if reason else []) and (reason is None or reason in rejects[0].reason), rejects
+
+
+def test_a_file_still_being_written_reads_as_incomplete(tmp_path):
+    for body in ("", "guid,title\n", "guid,ti"):
+        (tmp_path / "w.csv").write_text(body)
+        with pytest.raises(BadFile) as err:
+            parse(tmp_path / "w.csv")
+        assert err.value.incomplete, body
+
+
+def test_a_prefix_is_read_as_it_was(tmp_path):
+    path = tmp_path / "grow.csv"
+    path.write_text("guid,title\n1,First\n2,Appended later\n")
+    info, chunks = read_headlines(path, size=len("guid,title\n1,First\n"))
+    assert [h.title for c in chunks for h in c.headlines] == ["First"]
+
+
+@pytest.mark.parametrize("codec, bom", [("utf-16-le", "\ufeff"), ("utf-16-be", "\ufeff"), ("utf-32-le", "\ufeff"), ("utf-32-be", "\ufeff")])
+def test_utf16_and_utf32_with_a_bom_are_text(tmp_path, codec, bom):
+    path = tmp_path / "wide.csv"
+    path.write_bytes((bom + "guid,title\r\n1,Café crème déjà vu\r\n2,Второй\r\n").encode(codec))
+    info, heads, rejects = parse(path)
+    assert [h.title for h in heads] == ["Café crème déjà vu", "Второй"] and not rejects
+    assert info.encoding.startswith(codec[:6])

@@ -241,3 +241,60 @@ def test_cli_help_settings_home_anywhere_and_missing_files(tmp_path):
     assert '"documents": 0' in out.stdout
     out = subprocess.run([*CLI, "ingest", str(tmp_path / "nope.csv"), "--home", str(home)], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 1 and "no such file" in out.stdout and "None" not in out.stdout, out.stdout
+
+
+def _writers(inbox: Path, every_s: float) -> dict[str, list[str]]:
+    """Three writers that do not rename into the inbox (issue 25's probes); returns the guids each file must yield."""
+    import threading as th
+
+    def held():  # one open handle under the final name, a row every `every_s`
+        with (inbox / "held.csv").open("w", newline="") as fh:
+            fh.write("guid,title,description\n")
+            for i in range(5):
+                fh.write(f"h{i},Held open writer row {i} about wildfires,desc {i}\n")
+                fh.flush()
+                time.sleep(every_s)
+
+    def append():  # header first, then reopened to append a row every `every_s`
+        (inbox / "append.csv").write_text("guid,title,description\n")
+        for i in range(5):
+            time.sleep(every_s)
+            with (inbox / "append.csv").open("a") as fh:
+                fh.write(f"a{i},Appending writer row {i} about interest rates,desc {i}\n")
+
+    def cut():  # stops mid-row for a while, then finishes it
+        path = inbox / "cut.csv"
+        path.write_text("guid,title,description\nc0,Streaming service outage angers fans,desc\nc1,HBO GO problems hit 'True Detec")
+        time.sleep(2 * every_s)
+        with path.open("a") as fh:
+            fh.write("tive' finale,viewers locked out\n")
+
+    threads = [th.Thread(target=f) for f in (held, append, cut)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"held.csv": [f"h{i}" for i in range(5)], "append.csv": [f"a{i}" for i in range(5)], "cut.csv": ["c0", "c1"]}
+
+
+def test_files_written_in_place_arrive_whole_and_once(make_app):
+    """Issue 25: a row every 1 s (longer than stable_wait_s), held open or reopened to append, or cut mid-row:
+    every row arrives once, and the cut row is never stored half."""
+    from workers.serve import Service
+
+    app = make_app(settle_s=3.0)
+    app.open_store()
+    service = Service(app)
+    service.watcher.start()
+    try:
+        expected = _writers(app.settings.inbox, every_s=1.0)
+        wait_for(lambda: not any(app.settings.inbox.glob("*.csv")), timeout=120, what="the inbox to empty")
+    finally:
+        service.watcher.stop()
+    with sqlite3.connect(app.settings.sqlite_path) as c:
+        rows = c.execute("SELECT key, title FROM documents").fetchall()
+    keys = sorted(k for k, _ in rows)
+    assert keys == sorted(f"guid:{g}" for guids in expected.values() for g in guids), rows
+    assert ("guid:c1", "HBO GO problems hit 'True Detective' finale") in rows
+    assert sorted(p.name for p in app.settings.processed_dir.iterdir()) == ["append.csv", "cut.csv", "held.csv"]
+    assert not list(app.settings.failed_dir.glob("*")), list(app.settings.failed_dir.iterdir())

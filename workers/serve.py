@@ -50,7 +50,7 @@ class Service:
         self._claimed: set[str] = set()  # files this worker holds a claim on (several workers on one home)
         self._leader = False
         self.backoff = Backoff(s.retry_first_s, s.retry_max_s)
-        self.watcher = InboxWatcher(s.inbox, self.take_file, stable_wait_s=s.stable_wait_s, poll=s.poll_inbox)
+        self.watcher = InboxWatcher(s.inbox, self.take_file, stable_wait_s=s.stable_wait_s, poll=s.poll_inbox, settle_s=s.settle_s)
         self.schedule = RebuildSchedule(self._rebuild_job, s.rebuild_interval_s)
         self._stopping = threading.Event()
         self.rebuilding = threading.Event()
@@ -91,10 +91,11 @@ class Service:
     def _ingest_claimed(self, path: Path) -> float | None:
         progress = _RowProgress(path.name, self.on_event)
         with self.app.write_lock:
-            result = usecases.ingest_file(self.app, path, progress=progress, should_stop=self._stopping.is_set)
+            result = usecases.ingest_file(self.app, path, progress=progress, should_stop=self._stopping.is_set,
+                                          settle_s=self.app.settings.settle_s)
         self.on_event("ingest", result)
         verdict = self._verdict(path, result)
-        if verdict is None and handoff.awaited(self.app.settings.home, handoff.INGEST, path.name):
+        if (verdict is None or result.state == "processed") and handoff.awaited(self.app.settings.home, handoff.INGEST, path.name):
             handoff.answer(self.app.settings.home, handoff.INGEST, path.name, asdict(result))
         if result.state in ("processed", "duplicate"):
             self._after_arrivals()
@@ -104,6 +105,8 @@ class Service:
         name = path.name
         if result.state == "interrupted":
             return None  # shutting down: the restart takes it
+        if result.retry_in_s is not None:
+            return result.retry_in_s  # written in place or not whole yet: looked at again then (sooner if it changes)
         still_here = path.exists() or path.is_symlink()
         if result.state != "retrying" and not still_here:
             self._files.pop(name, None)

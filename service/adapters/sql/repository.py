@@ -72,6 +72,10 @@ class SqlRepository:
                 select(ingested_files.c.id).where(ingested_files.c.sha256 == sha256, ingested_files.c.state == "processed").limit(1)
             ).scalar()
 
+    def file_name(self, file_id: int) -> str | None:
+        with self.engine.connect() as c:
+            return c.execute(select(ingested_files.c.name).where(ingested_files.c.id == file_id)).scalar()
+
     def start_file(self, name: str, sha256: str, size: int) -> tuple[int, int]:
         """(ledger row, attempt number): one row per file, however often it is retried."""
         with self.engine.begin() as c:
