@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ MAX_FUTURE = timedelta(days=2)
 # byte-order marks of the wide encodings, UTF-32 first (its little-endian mark starts with UTF-16's); the codec named
 # here reads the mark and drops it
 _WIDE_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+_WHITESPACE = re.compile(r"\s+")
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13))
 
 
@@ -141,11 +143,16 @@ def parse_date(raw: str | None) -> datetime | None:
     return parsed
 
 
-def visible(text: str) -> str:
-    """The text without control and format characters (NUL, zero-width spaces, BOMs) at its ends or inside."""
-    if text.isprintable():
-        return text.strip()
-    return "".join(ch for ch in text if ch in "\t\n" or unicodedata.category(ch) not in ("Cc", "Cf", "Co", "Cs")).strip()
+def normalise_text(text: str) -> str:
+    """One text, one spelling: control and format characters out (NUL, zero-width spaces and joiners, BOMs,
+    soft hyphens), Unicode NFC (an accent typed as one character or as letter + combining mark is the same
+    text), every run of whitespace one space, no space at the ends. Identity (a hash of the text when there is
+    no guid or url) and "is this a correction?" both see this form, so the same words in other bytes are one document."""
+    if text.isascii() and text.isprintable() and "  " not in text:
+        return text.strip()  # the common case, cheap
+    if not text.isprintable():
+        text = "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cf", "Co", "Cs"))
+    return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
 
 
 class _Prefix(io.RawIOBase):
@@ -287,7 +294,7 @@ def _chunks(path, fh, reader, header, columns, chunk_rows, ends_line=True) -> It
 
 
 def _to_headline(row: dict[str, str], columns: dict[str, str], known: set[str]) -> tuple[Headline | None, str]:
-    get = lambda ours: visible(row.get(columns[ours]) or "") if ours in columns else ""  # noqa: E731
+    get = lambda ours: normalise_text(row.get(columns[ours]) or "") if ours in columns else ""  # noqa: E731
     title = get("title")
     if not title:
         raw = (row.get(columns["title"]) or "")

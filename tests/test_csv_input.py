@@ -111,3 +111,14 @@ def test_utf16_and_utf32_with_a_bom_are_text(tmp_path, codec, bom):
     info, heads, rejects = parse(path)
     assert [h.title for h in heads] == ["Café crème déjà vu", "Второй"] and not rejects
     assert info.encoding.startswith(codec[:6])
+
+
+def test_titles_are_normalised_before_identity(tmp_path):
+    import unicodedata
+
+    path = tmp_path / "n.csv"
+    title = "Café  crème\u200b déjà\u00a0vu"
+    path.write_text("title,description\n" + "\n".join(f"{t},d\u200b  x" for t in (title, unicodedata.normalize("NFD", title))) + "\n")
+    _, heads, _ = parse(path)
+    assert [h.title for h in heads] == ["Café crème déjà vu"] * 2 and heads[0].description == "d x"
+    assert heads[0].key == heads[1].key

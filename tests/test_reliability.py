@@ -298,3 +298,29 @@ def test_files_written_in_place_arrive_whole_and_once(make_app):
     assert ("guid:c1", "HBO GO problems hit 'True Detective' finale") in rows
     assert sorted(p.name for p in app.settings.processed_dir.iterdir()) == ["append.csv", "cut.csv", "held.csv"]
     assert not list(app.settings.failed_dir.glob("*")), list(app.settings.failed_dir.iterdir())
+
+
+def test_the_same_text_in_other_bytes_is_one_document(make_app):
+    """Issue 25: NFC vs NFD accents, a zero-width space, doubled or odd whitespace: one document, no corrections."""
+    import unicodedata
+
+    app = make_app()
+    titles = ["Pokémon café reopens in Zürich after the flood", "Ruée vers l'or: les prix s'envolent à Genève"]
+    spellings = [
+        lambda t: unicodedata.normalize("NFC", t),
+        lambda t: unicodedata.normalize("NFD", t),
+        lambda t: t.replace(" ", " \u200b", 1),
+        lambda t: "\ufeff" + t.replace(" ", "\u00a0 ", 1) + "\t",
+    ]
+    for n, spell in enumerate(spellings):
+        rows_guid = [{"guid": f"u{i}", "title": spell(t), "description": spell("Récit détaillé")} for i, t in enumerate(titles)]
+        rows_text = [{"title": spell(t), "description": spell("Récit détaillé")} for t in titles]
+        with_guid = usecases.ingest_file(app, drop(app, f"guid{n}.csv", rows_guid))
+        without = usecases.ingest_file(app, drop(app, f"text{n}.csv", rows_text))
+        assert (with_guid.stored, with_guid.updated) == ((2, 0) if n == 0 else (0, 0)), (n, with_guid)
+        assert (without.stored, without.updated) == ((2, 0) if n == 0 else (0, 0)), (n, without)
+    with sqlite3.connect(app.settings.sqlite_path) as c:
+        assert c.execute("SELECT count(*) FROM documents").fetchone()[0] == 4
+        assert c.execute("SELECT count(*) FROM document_revisions").fetchone()[0] == 0
+        stored = {r[0] for r in c.execute("SELECT title FROM documents")}
+    assert stored == {unicodedata.normalize("NFC", t) for t in titles}

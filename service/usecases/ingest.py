@@ -17,7 +17,7 @@ import numpy as np
 from ..domain import Headline, Rejected, unix_seconds, utcnow
 from ..faults import transient_cause
 from ..files import SafeCsvWriter, atomic_open, atomic_write
-from ..ingest import BadFile, read_headlines
+from ..ingest import BadFile, normalise_text, read_headlines
 from .arrivals import assign_arrivals
 from .common import Progress, best_effort, no_progress
 
@@ -306,7 +306,8 @@ def _store_headlines(app: App, headlines: list[Headline], file_id: int, t: dict[
     if not headlines:
         return out
     t0 = time.perf_counter()
-    known = app.repo.stored_texts([h.id for h in headlines])
+    # stored texts in the normal form: a row stored before texts were normalised is not "corrected" by its own words
+    known = {i: (normalise_text(t), normalise_text(d)) for i, (t, d) in app.repo.stored_texts([h.id for h in headlines]).items()}
     t["sqlite"] += time.perf_counter() - t0
     new = [h for h in headlines if h.id not in known]
     corrected = [h for h in headlines if h.id in known and known[h.id] != (h.title, h.description)]
