@@ -5,16 +5,17 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import IO
 
-from .domain import Headline, Rejected, document_key
+from .domain import FUTURE_KEY, Headline, Rejected, document_key
 from .files import LINE_ENDS
 
 ALIASES = {
@@ -66,6 +67,7 @@ class CsvInfo:
     encoding: str
     columns: dict[str, str]  # our field -> the file's column name
     fieldnames: list[str]
+    dates: DateNotes = field(default_factory=lambda: DateNotes())
 
 
 def detect_encoding(path: Path, size: int | None = None) -> str:
@@ -122,8 +124,14 @@ def map_columns(fieldnames: list[str], filename: str) -> dict[str, str]:
     return columns
 
 
-def parse_date(raw: str | None) -> datetime | None:
-    """Naive UTC, or None when the text is no date we can place on the time line (out of range included)."""
+def parse_date(raw: str | None, dayfirst: bool = False) -> datetime | None:
+    """Naive UTC, or None when the text is no date we can place on the time line (out of range included).
+
+    ISO 8601 and RFC 2822 first (exact); then python-dateutil for the forms people write (10/03/2014 16:52,
+    March 10, 2014, 10.03.2014), with `dayfirst` for numeric dates that could be either (decided per file,
+    see DateNotes). A text that lacks a day, month or year (a bare "2014", "March") is no date: dateutil would
+    fill the gap from today.
+    """
     if not raw or not raw.strip():
         return None
     text = raw.strip()
@@ -133,7 +141,9 @@ def parse_date(raw: str | None) -> datetime | None:
         try:
             parsed = parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError, OverflowError):
-            return None
+            parsed = _parse_free_date(text, dayfirst)
+            if parsed is None:
+                return None
     try:
         if parsed.tzinfo is not None:
             parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
@@ -141,6 +151,81 @@ def parse_date(raw: str | None) -> datetime | None:
     except (OverflowError, ValueError, OSError):
         return None
     return parsed
+
+
+def _parse_free_date(text: str, dayfirst: bool) -> datetime | None:
+    import warnings
+
+    from dateutil import parser as du
+
+    if len(text) > 64 or not any(ch.isdigit() for ch in text):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # unknown time zone names: read as UTC, like a date without one
+            a = du.parse(text, dayfirst=dayfirst, default=datetime(2001, 1, 1))
+            b = du.parse(text, dayfirst=dayfirst, default=datetime(2002, 2, 2))
+    except (ValueError, OverflowError, TypeError):
+        return None
+    if a.date() != b.date():  # a part of the date was missing and filled from the default
+        return None
+    return a
+
+
+# a numeric date whose first two parts could be day and month in either order: 10/03/2014, 10.03.14, 10-03-2014
+_NUMERIC_DATE = re.compile(r"^\s*(\d{1,2})[./-](\d{1,2})[./-](\d{2}|\d{4})\b")
+
+
+@dataclass
+class DateNotes:
+    """What one file's dates needed: the day/month order chosen for it (and why), and the rows whose date is no
+    date or lies in the future. The file's summary line says so: a date is never dropped in silence."""
+
+    dayfirst: bool = False
+    order_note: str = ""
+    unparsed: int = 0
+    unparsed_example: str = ""
+    future: int = 0
+    future_example: str = ""
+
+    def decide_order(self, raws: list[tuple[int, str]]) -> None:
+        """Day or month first, from the numeric dates whose first or second part is over 12 (only one order reads them)."""
+        day_first, month_first, ambiguous = [], [], 0
+        for line, raw in raws:
+            m = _NUMERIC_DATE.match(raw or "")
+            if not m:
+                continue
+            a, b = int(m.group(1)), int(m.group(2))
+            if a > 12 >= b:
+                day_first.append((line, raw))
+            elif b > 12 >= a:
+                month_first.append((line, raw))
+            elif a <= 12 and b <= 12:
+                ambiguous += 1
+        if not ambiguous:
+            return
+        if len(day_first) > len(month_first):
+            self.dayfirst = True
+            line, raw = day_first[0]
+            self.order_note = f"numeric dates read day first ({raw.strip()!r} on line {line} says so)"
+        elif month_first:
+            line, raw = month_first[0]
+            self.order_note = f"numeric dates read month first ({raw.strip()!r} on line {line} says so)"
+        else:
+            self.order_note = (f"{ambiguous} numeric dates such as 03/04 could be day or month first and no date in the file says "
+                               "which: read month first")
+        if day_first and month_first:
+            self.order_note += f" ({len(day_first)} rows look day first, {len(month_first)} month first: check the source)"
+
+    def summary(self) -> list[str]:
+        out = [self.order_note] if self.order_note else []
+        if self.unparsed:
+            out.append(f"{self.unparsed} date{'s' * (self.unparsed != 1)} not understood (e.g. {self.unparsed_example}): "
+                       "stored without a published time")
+        if self.future:
+            out.append(f"{self.future} date{'s' * (self.future != 1)} more than {MAX_FUTURE.days} days ahead (e.g. {self.future_example}): "
+                       "kept and listed as such, left off the time line")
+        return out
 
 
 def normalise_text(text: str) -> str:
@@ -224,7 +309,7 @@ def read_headlines(path: Path, chunk_rows: int = 5000, size: int | None = None) 
             raise BadFile(str(exc), incomplete=True) from exc
         raise
     info = CsvInfo(encoding=encoding, columns=columns, fieldnames=header)
-    return info, _chunks(path, fh, reader, header, columns, chunk_rows, ends_line)
+    return info, _chunks(path, fh, reader, header, columns, chunk_rows, ends_line, info.dates)
 
 
 def _without_nul(lines: Iterable[str]) -> Iterator[str]:
@@ -260,12 +345,19 @@ def _rows(path, reader, header, ends_line) -> Iterator[tuple[list[str] | None, i
         yield held
 
 
-def _chunks(path, fh, reader, header, columns, chunk_rows, ends_line=True) -> Iterator[Chunk]:
+def _chunks(path, fh, reader, header, columns, chunk_rows, ends_line=True, dates: DateNotes | None = None) -> Iterator[Chunk]:
     known = set(columns.values())
     chunk = Chunk([], [])
     rows_read = 0
+    dates = dates if dates is not None else DateNotes()
     with fh:
-        for values, line_num, cut in _rows(path, reader, header, ends_line):
+        rows = _rows(path, reader, header, ends_line)
+        if "published_at" in columns:  # the first chunk's dates decide the file's day/month order
+            first = list(itertools.islice(rows, chunk_rows))
+            at = header.index(columns["published_at"])
+            dates.decide_order([(line, v[at]) for v, line, _ in first if v and len(v) > at])
+            rows = itertools.chain(first, rows)
+        for values, line_num, cut in rows:
             rows_read += 1
             if cut:
                 row = dict(zip(header, values or []))
@@ -277,7 +369,7 @@ def _chunks(path, fh, reader, header, columns, chunk_rows, ends_line=True) -> It
             if len(values) > len(header):
                 row["_extra_fields"] = "|".join(values[len(header):])
             try:
-                headline, reason = _to_headline(row, columns, known)
+                headline, reason = _to_headline(row, columns, known, dates, line_num)
             except Exception as exc:  # noqa: BLE001 — one odd cell rejects its row, never the file
                 headline, reason = None, f"unreadable row: {type(exc).__name__}: {exc}"
             if headline is None:
@@ -293,7 +385,8 @@ def _chunks(path, fh, reader, header, columns, chunk_rows, ends_line=True) -> It
         yield chunk
 
 
-def _to_headline(row: dict[str, str], columns: dict[str, str], known: set[str]) -> tuple[Headline | None, str]:
+def _to_headline(row: dict[str, str], columns: dict[str, str], known: set[str], dates: DateNotes | None = None,
+                 line: int = 0) -> tuple[Headline | None, str]:
     get = lambda ours: normalise_text(row.get(columns[ours]) or "") if ours in columns else ""  # noqa: E731
     title = get("title")
     if not title:
@@ -303,11 +396,19 @@ def _to_headline(row: dict[str, str], columns: dict[str, str], known: set[str]) 
     guid, url = get("guid"), get("url")
     extra = {k: v for k, v in row.items() if k not in known and v}
     raw_date = get("published_at")
-    published = parse_date(raw_date)
+    dates = dates if dates is not None else DateNotes()
+    published = parse_date(raw_date, dates.dayfirst)
     if raw_date and published is None:
         extra["unparsed_published_at"] = raw_date
+        dates.unparsed += 1
+        dates.unparsed_example = dates.unparsed_example or f"{raw_date[:40]!r} on line {line}"
     elif published is not None and published > datetime.now(timezone.utc).replace(tzinfo=None) + MAX_FUTURE:
-        extra["future_published_at"] = raw_date  # kept, but not put on the time line
+        # kept as what it says, never as 'now': the report lists it apart, alert times leave it out (FUTURE_KEY)
+        extra[FUTURE_KEY] = published.isoformat(timespec="seconds")
+        if published.isoformat(timespec="seconds") != raw_date:
+            extra["raw_published_at"] = raw_date
+        dates.future += 1
+        dates.future_example = dates.future_example or f"{raw_date[:40]!r} on line {line}"
         published = None
     return Headline(
         key=document_key(guid, url, title, description),

@@ -122,3 +122,31 @@ def test_titles_are_normalised_before_identity(tmp_path):
     _, heads, _ = parse(path)
     assert [h.title for h in heads] == ["Café crème déjà vu"] * 2 and heads[0].description == "d x"
     assert heads[0].key == heads[1].key
+
+
+def test_dates_as_people_write_them_with_the_day_month_order_decided_per_file(tmp_path):
+    day_first = tmp_path / "day_first.csv"
+    day_first.write_text("title,date\nA,10/03/2014 16:52\nB,25/03/2014 08:00\nC,\"March 10, 2014\"\nD,10.03.2014\n")
+    info, heads, _ = parse(day_first)
+    assert [str(h.published_at) for h in heads] == ["2014-03-10 16:52:00", "2014-03-25 08:00:00", "2014-03-10 00:00:00", "2014-03-10 00:00:00"]
+    assert info.dates.dayfirst and "day first" in info.dates.summary()[0] and "line 3" in info.dates.summary()[0]
+    month_first = tmp_path / "month_first.csv"
+    month_first.write_text("title,date\nA,10/03/2014 16:52\nB,03/25/2014\n")
+    info, heads, _ = parse(month_first)
+    assert [str(h.published_at.date()) for h in heads] == ["2014-10-03", "2014-03-25"] and "month first" in info.dates.summary()[0]
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("title,date\nA,10/03/2014\n")
+    info, heads, _ = parse(unknown)
+    assert "no date in the file says which" in info.dates.summary()[0]
+
+
+def test_a_date_that_is_no_date_or_far_ahead_is_counted_never_silent(tmp_path):
+    from service.domain import FUTURE_KEY
+
+    path = tmp_path / "odd.csv"
+    path.write_text("title,date\nA,someday\nB,2014\nC,2999-01-01\nD,2014-03-10T08:00:00Z\n")
+    info, heads, rejects = parse(path)
+    assert not rejects and [h.published_at is None for h in heads] == [True, True, True, False]
+    assert heads[2].extra[FUTURE_KEY] == "2999-01-01T00:00:00" and heads[0].extra["unparsed_published_at"] == "someday"
+    summary = " | ".join(info.dates.summary())
+    assert "2 dates not understood (e.g. 'someday' on line 2)" in summary and "1 date more than 2 days ahead" in summary, summary

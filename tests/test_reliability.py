@@ -20,7 +20,7 @@ from service import usecases
 from service.files import neutralise
 from service.ingest import read_headlines
 
-from .conftest import CLI, env_for, ingest_copies, wait_for, write_csv
+from .conftest import CLI, STORY_ROWS, env_for, ingest_copies, wait_for, write_csv
 
 ROWS = [
     {"guid": "r1", "title": "Wildfire forces thousands to evacuate in California", "description": "Crews fight the blaze"},
@@ -324,3 +324,31 @@ def test_the_same_text_in_other_bytes_is_one_document(make_app):
         assert c.execute("SELECT count(*) FROM document_revisions").fetchone()[0] == 0
         stored = {r[0] for r in c.execute("SELECT title FROM documents")}
     assert stored == {unicodedata.normalize("NFC", t) for t in titles}
+
+
+def test_a_row_dated_2999_is_kept_honest_in_the_summary_the_alert_times_and_the_page(make_app):
+    """Issue 25: stored as 'no published time' and drawn at ingest time, it stretched the page to today and stamped alerts."""
+    from datetime import datetime
+
+    from service.adapters.sql.report_queries import report_documents
+
+    app = make_app(story_min_size=2)
+    texts = [(r["title"] + suffix, r["description"]) for suffix in ("", " today", ": latest", " again") for r in STORY_ROWS]
+    rows = [{"guid": f"d{i}", "title": t, "description": d, "published_at": f"2014-03-{10 + i % 3:02d} 0{i % 10}:00"}
+            for i, (t, d) in enumerate(texts)]
+    rows.append({"guid": "future", "title": "Wildfire crews contain the valley blaze", "description": "Evacuations lifted",
+                 "published_at": "2999-01-01 00:00"})
+    r = usecases.ingest_file(app, drop(app, "dated.csv", rows))
+    assert r.stored == 25 and any("1 date more than 2 days ahead (e.g. '2999-01-01 00:00' on line 26)" in w for w in r.warnings), r
+    assert "2999" in ledger_reason(app, "dated.csv")
+    run = usecases.rebuild(app, write_report_after=False).run_id
+    _, times = app.alerts.story_times(run, None)
+    assert len(times) and max(times) < datetime(2015, 1, 1).timestamp(), times  # the ingest time (today) stands in for no row
+    docs = report_documents(app.repo.engine, run)
+    claimed = {int(i): str(t) for i, t in zip(docs.ids, docs.future) if not np.isnat(t)}
+    assert list(claimed.values()) == ["2999-01-01T00:00:00"], claimed
+
+
+def ledger_reason(app, name: str) -> str:
+    with sqlite3.connect(app.settings.sqlite_path) as c:
+        return c.execute("SELECT reason FROM ingested_files WHERE name = ?", (name,)).fetchone()[0] or ""

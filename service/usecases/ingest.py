@@ -249,6 +249,7 @@ def _ingest(app: App, path: Path, result: IngestResult, progress: Progress, shou
         return
     result.rejected = len(rejects)
     result.seconds = {k: round(v, 3) for k, v in t.items()}
+    result.warnings.extend(info.dates.summary())
     if rejects:
         rejects_name = short_name(path.name)
         if (s.failed_dir / f"{rejects_name}.rejects.csv").exists():  # an earlier file of that name keeps its report
@@ -258,8 +259,9 @@ def _ingest(app: App, path: Path, result: IngestResult, progress: Progress, shou
         _write_rejects(s.failed_dir / f"{rejects_name}.rejects.csv", rejects)
         atomic_write(s.failed_dir / f"{rejects_name}.reason.txt", reason + "\n")
         result.reason = reason
+    notes = "; ".join(filter(None, [result.reason, *result.warnings])) or None  # the ledger keeps what the summary line said
     app.repo.finish_file(file_id, "processed", seen=result.rows_seen, stored=result.stored, duplicate=result.duplicates,
-                         rejected=result.rejected, updated=result.updated, encoding=result.encoding, reason=result.reason)
+                         rejected=result.rejected, updated=result.updated, encoding=result.encoding, reason=notes)
     result.state = "processed"
     if _signature(path) != before or sha256_of(path, before[0]) != digest:  # written to while we read it: read it again
         result.retry_in_s = 0.0

@@ -13,7 +13,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from ...domain import (NOISE, Alert, ClusterEvent, ExportRow, Headline, Lineage, ReportDocs, Run, StoryRow, TopicRow, unix_seconds,
+from ...domain import (FUTURE_KEY, NOISE, Alert, ClusterEvent, ExportRow, Headline, Lineage, ReportDocs, Run, StoryRow, TopicRow, unix_seconds,
                        utcnow)
 from . import report_queries as rq
 from .dialect import bind_processor, bulk_insert, insert_for, param_mark
@@ -534,6 +534,11 @@ class AlertStore:
             member = [r for batch in _driver_rows(c, "SELECT document_id, cluster_id FROM assignments WHERE run_id = {p} AND cluster_id >= 0",
                                                   [int(run_id)]) for r in batch]
             dated = [r for batch in _driver_rows(c, doc_sql, doc_params) for r in batch] if member else []
+            # a row dated far ahead (2999) has no news time: its ingest time must not stand in, in alerts or their times
+            undated_future = {int(r[0]) for r in c.execute(select(documents.c.id).where(
+                documents.c.published_at.is_(None), documents.c.extra.contains(FUTURE_KEY)))} if dated else set()
+        if undated_future:
+            dated = [r for r in dated if int(r[0]) not in undated_future]
         if not member or not dated:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
         member_doc, story = (np.asarray(x, np.int64) for x in zip(*member))
