@@ -9,7 +9,12 @@ another version reads as missing (with a log line) and is made again by the next
 from __future__ import annotations
 
 import io
+import json
 import logging
+import os
+import shutil
+import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -82,3 +87,86 @@ def save_layout(state_dir: Path, run_id: int, doc_ids: np.ndarray, xy: np.ndarra
 def load_layout(state_dir: Path, run_id: int) -> tuple[np.ndarray, np.ndarray] | None:
     z = _load_npz(layout_path(state_dir, run_id), ("doc_ids", "xy"))
     return None if z is None else (z["doc_ids"], z["xy"])
+
+
+class StatusBoard:
+    """What only the serving process knows (files it retries, a rebuild's backoff, the last error), for
+    `newsclust status` and anything else that asks (`snapshot`).
+
+    Kept in memory, and mirrored to a file that is preallocated when the board opens and then rewritten in
+    place: overwriting blocks a file already holds needs no free space, so a full disk cannot silence the
+    one report that says the disk is full (a temporary file and a rename, as before, failed with ENOSPC and
+    `status` showed no error at all). A reader may catch a rewrite half done: it reads again (read_status).
+    """
+
+    SIZE = 64 * 1024  # status JSON; past it the list of waiting files is cut (and says so)
+
+    def __init__(self, path: Path, home: Path | None = None):
+        self.path = path
+        self.home = home
+        self._data: dict = {}
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return json.loads(json.dumps(self._data, default=str))
+
+    def publish(self, data: dict) -> None:
+        text = json.dumps(data, default=str)
+        if len(text.encode()) > self.SIZE:
+            waiting = dict(list((data.get("files_waiting") or {}).items())[:50])
+            text = json.dumps({**data, "files_waiting": waiting, "files_waiting_cut": True}, default=str)[: self.SIZE]
+        with self._lock:
+            self._data = json.loads(text)
+            try:
+                fd = self._open()
+                os.pwrite(fd, text.encode().ljust(self.SIZE), 0)
+            except OSError as exc:
+                log.warning("status file %s not written: %s", self.path, exc)
+
+    def disk_note(self, what: str) -> str:
+        """A disk-full error names the disk and how much is free (SQLite's message names neither)."""
+        if "full" not in what.lower() or self.home is None:
+            return what
+        try:
+            free = shutil.disk_usage(self.home).free
+        except OSError:
+            return what
+        return f"{what} [disk full: {free / 2**20:.1f} MiB free on the disk of {self.home}]"
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                if os.fstat(fd).st_size < self.SIZE:
+                    os.pwrite(fd, b" " * self.SIZE, 0)  # the blocks are ours from now on
+                    os.fsync(fd)
+            except OSError:
+                os.close(fd)
+                raise
+            self._fd = fd
+        return self._fd
+
+
+def read_status(path: Path, tries: int = 5) -> dict | None:
+    """The serving process's status file, or None; a read that met a rewrite half done is read again."""
+    for _ in range(tries):
+        try:
+            text = path.read_text()
+        except OSError:
+            return None
+        if not text.strip():
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            time.sleep(0.05)
+    return None

@@ -352,3 +352,64 @@ def test_a_row_dated_2999_is_kept_honest_in_the_summary_the_alert_times_and_the_
 def ledger_reason(app, name: str) -> str:
     with sqlite3.connect(app.settings.sqlite_path) as c:
         return c.execute("SELECT reason FROM ingested_files WHERE name = ?", (name,)).fetchone()[0] or ""
+
+
+FULL_DISK_SCRIPT = r'''
+import json, os, sqlite3, subprocess, sys
+from pathlib import Path
+mount = Path(sys.argv[1])
+mount.mkdir(parents=True, exist_ok=True)
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)], check=True)
+from service.bootstrap import App
+from service.config import load_settings
+from service.state import read_status
+from workers.serve import Service
+app = App(load_settings(home=mount / "home", env={}, retry_first_s=0.1, settle_s=0))
+app.open_store()
+service = Service(app)
+service._write_status()
+inbox = app.settings.inbox
+(inbox / "news.csv").write_text("guid,title\ng1,Wildfire forces evacuations in the valley\ng2,Central bank raises interest rates\n")
+filler = mount / "filler"
+fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+for size in (65536, 4096, 512, 1):  # fill the disk to the last byte
+    try:
+        while True:
+            os.write(fd, b"\0" * size)
+    except OSError:
+        pass
+os.close(fd)
+verdicts = [service.take_file(inbox / "news.csv") for _ in range(3)]
+full = read_status(service._status_path())
+filler.unlink()
+verdicts.append(service.take_file(inbox / "news.csv"))
+after = read_status(service._status_path())
+with sqlite3.connect(app.settings.sqlite_path) as c:
+    ledger = c.execute("SELECT state, attempts, rows_stored FROM ingested_files WHERE name = 'news.csv'").fetchall()
+app.close()
+print("RESULT " + json.dumps({"verdicts": verdicts, "full": full, "after": after, "ledger": ledger}))
+'''
+
+
+def test_a_full_disk_is_told_by_status_and_every_try_is_counted(tmp_path):
+    """Issue 25: the status file could not be written on a full disk, so status showed no error; the ledger said 2 tries for 7."""
+    import json
+    import os
+    import shutil
+    import sys
+
+    if os.geteuid() != 0 or not shutil.which("unshare") or subprocess.run(["unshare", "-m", "true"]).returncode:
+        pytest.skip("needs root and unshare to mount a small tmpfs")
+    script = tmp_path / "full_disk.py"
+    script.write_text(FULL_DISK_SCRIPT)
+    out = subprocess.run(["unshare", "-m", sys.executable, str(script), str(tmp_path / "mnt")], env=env_for(),
+                         capture_output=True, text=True, timeout=600)
+    line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+    assert line, out.stdout[-3000:] + out.stderr[-3000:]
+    got = json.loads(line[len("RESULT "):])
+    full = got["full"]
+    assert full["last_error"] and "disk" in full["last_error"]["what"] and "full" in full["last_error"]["what"], full
+    assert str(tmp_path / "mnt" / "home") in full["last_error"]["what"], full
+    assert full["files_waiting"]["news.csv"]["attempts"] == 3, full
+    assert got["verdicts"][-1] is None and got["after"]["files_waiting"] == {}, got
+    assert got["ledger"] == [["processed", 4, 2]], got  # the three tries on the full disk count

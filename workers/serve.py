@@ -12,7 +12,6 @@ What it promises an operator (README, Robustness):
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -24,7 +23,7 @@ from pathlib import Path
 
 from service import handoff, usecases
 from service.faults import Backoff, transient_cause
-from service.files import atomic_write
+from service.state import StatusBoard
 
 from .scheduler import RebuildSchedule
 from .watcher import InboxWatcher
@@ -64,6 +63,7 @@ class Service:
         self._files: dict[str, dict] = {}  # name -> attempts, reason, state (retrying / parked)
         self._status = {"pid": os.getpid(), "started_at": _now(), "rebuild_running_since": None, "last_error": None,
                         "rebuild_backoff_until": None, "files_waiting": {}, "watcher_restarts": 0}
+        self.board = StatusBoard(self._status_path(), s.home)  # status.snapshot() for an API; its file outlives a full disk
 
     # -- files ---------------------------------------------------------------------------
     def take_file(self, path: Path) -> float | None:
@@ -92,7 +92,7 @@ class Service:
         progress = _RowProgress(path.name, self.on_event)
         with self.app.write_lock:
             result = usecases.ingest_file(self.app, path, progress=progress, should_stop=self._stopping.is_set,
-                                          settle_s=self.app.settings.settle_s)
+                                          settle_s=self.app.settings.settle_s, tries=self._files.get(path.name, {}).get("attempts", 0) + 1)
         self.on_event("ingest", result)
         verdict = self._verdict(path, result)
         if (verdict is None or result.state == "processed") and handoff.awaited(self.app.settings.home, handoff.INGEST, path.name):
@@ -269,7 +269,7 @@ class Service:
 
     # -- status ---------------------------------------------------------------------------
     def _error(self, what: str) -> None:
-        self._status["last_error"] = {"at": _now(), "what": what}
+        self._status["last_error"] = {"at": _now(), "what": self.board.disk_note(what)}
 
     def _publish_files(self) -> None:
         self._status["files_waiting"] = {k: dict(v) for k, v in self._files.items()}
@@ -277,10 +277,7 @@ class Service:
 
     def _write_status(self) -> None:
         """What only this process knows (retrying files, backoff, a rebuild in progress) for `newsclust status`."""
-        try:
-            atomic_write(self._status_path(), json.dumps(self._status, default=str))
-        except OSError as exc:
-            log.warning("status file not written: %s", exc)
+        self.board.publish(self._status)
 
     def _status_path(self) -> Path:
         s = self.app.settings

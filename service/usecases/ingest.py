@@ -120,7 +120,7 @@ def recover(app: App) -> dict[str, int]:
 
 
 def ingest_file(app: App, path: Path, progress: Progress = no_progress, should_stop: Callable[[], bool] = lambda: False,
-                settle_s: float = 0.0) -> IngestResult:
+                settle_s: float = 0.0, tries: int = 1) -> IngestResult:
     """One file through parse -> dedup -> embed -> Milvus -> SQLite -> placement -> processed/ or failed/.
 
     Milvus is written before SQLite and both writes are idempotent (primary keys come from
@@ -136,7 +136,7 @@ def ingest_file(app: App, path: Path, progress: Progress = no_progress, should_s
     """
     result = IngestResult(file=path.name, state="failed")
     try:
-        _ingest(app, path, result, progress, should_stop, settle_s)
+        _ingest(app, path, result, progress, should_stop, settle_s, tries)
     except Exception as exc:  # noqa: BLE001 — one file's failure must not stop the stream
         cause = transient_cause(exc)
         if cause is None and result.attempt >= MAX_INTERNAL_ATTEMPTS:
@@ -173,7 +173,8 @@ def ingest_copy(app: App, source: Path, progress: Progress = no_progress) -> Ing
     return ingest_file(app, staged, progress)
 
 
-def _ingest(app: App, path: Path, result: IngestResult, progress: Progress, should_stop: Callable[[], bool], settle_s: float = 0.0) -> None:
+def _ingest(app: App, path: Path, result: IngestResult, progress: Progress, should_stop: Callable[[], bool], settle_s: float = 0.0,
+            tries: int = 1) -> None:
     s = app.settings
     if not (path.exists() or path.is_symlink()):
         result.state, result.reason = "gone", f"{path.name}: removed from the inbox before it was taken"
@@ -201,7 +202,8 @@ def _ingest(app: App, path: Path, result: IngestResult, progress: Progress, shou
         result.moved_to = str(_move(path, s.processed_dir))
         return
 
-    file_id, result.attempt = app.repo.start_file(path.name, digest, before[0])
+    result.attempt = tries  # if the database cannot be written (a full disk), this try still counts in the service's status
+    file_id, result.attempt = app.repo.start_file(path.name, digest, before[0], tries)
     result.ledger_id = file_id
     rejects: list[Rejected] = []
     t = {"parse": 0.0, "embed": 0.0, "milvus": 0.0, "sqlite": 0.0, "predict": 0.0}

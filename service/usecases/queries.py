@@ -97,10 +97,9 @@ def status(app: App, serving_pid: int | None = None) -> dict:
 
 
 def _serving_status(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    from ..state import read_status
+
+    return read_status(path)
 
 
 def format_status(st: dict) -> str:

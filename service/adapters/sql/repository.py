@@ -76,8 +76,9 @@ class SqlRepository:
         with self.engine.connect() as c:
             return c.execute(select(ingested_files.c.name).where(ingested_files.c.id == file_id)).scalar()
 
-    def start_file(self, name: str, sha256: str, size: int) -> tuple[int, int]:
-        """(ledger row, attempt number): one row per file, however often it is retried."""
+    def start_file(self, name: str, sha256: str, size: int, tries: int = 1) -> tuple[int, int]:
+        """(ledger row, attempt number): one row per file, however often it is retried. tries: this try's number as the
+        caller counted it (tries that failed before they reached the database, a full disk, count too)."""
         with self.engine.begin() as c:
             row = c.execute(
                 select(ingested_files.c.id, ingested_files.c.attempts).where(
@@ -85,12 +86,13 @@ class SqlRepository:
                 ).order_by(ingested_files.c.id.desc()).limit(1)
             ).first()
             if row is not None:
-                c.execute(update(ingested_files).where(ingested_files.c.id == row.id).values(state="processing", attempts=row.attempts + 1))
-                return int(row.id), int(row.attempts) + 1
+                attempt = max(int(row.attempts) + 1, tries)
+                c.execute(update(ingested_files).where(ingested_files.c.id == row.id).values(state="processing", attempts=attempt))
+                return int(row.id), attempt
             return int(c.execute(
-                insert(ingested_files).values(name=name, sha256=sha256, size_bytes=size, state="processing", received_at=utcnow(), attempts=1,
+                insert(ingested_files).values(name=name, sha256=sha256, size_bytes=size, state="processing", received_at=utcnow(), attempts=max(1, tries),
                                              rows_seen=0, rows_stored=0, rows_duplicate=0, rows_rejected=0, rows_updated=0)
-            ).inserted_primary_key[0]), 1
+            ).inserted_primary_key[0]), max(1, tries)
 
     def finish_file(self, file_id: int, state: str, *, seen=0, stored=0, duplicate=0, rejected=0, updated=0, encoding=None, reason=None) -> None:
         with self.engine.begin() as c:
