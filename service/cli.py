@@ -75,11 +75,15 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 def run() -> None:
     """The console script's entry point: a setting that cannot be used is one line and exit status 2, not a traceback."""
+    from .bootstrap import BrokenStore
     from .config import SettingsError
 
     try:
         app(args=hoist_global_options(sys.argv[1:]), prog_name="newsclust")
     except SettingsError as exc:
+        typer.echo(f"newsclust: {exc}", err=True)
+        sys.exit(2)
+    except BrokenStore as exc:  # a damaged database or vector store, a home we cannot write: one line, nothing changed
         typer.echo(f"newsclust: {exc}", err=True)
         sys.exit(2)
     except Exception as exc:  # noqa: BLE001 — our environment failing is a message and a retry, not a traceback

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import sqlite3
 import subprocess
 import threading
@@ -413,3 +414,52 @@ def test_a_full_disk_is_told_by_status_and_every_try_is_counted(tmp_path):
     assert full["files_waiting"]["news.csv"]["attempts"] == 3, full
     assert got["verdicts"][-1] is None and got["after"]["files_waiting"] == {}, got
     assert got["ledger"] == [["processed", 4, 2]], got  # the three tries on the full disk count
+
+
+def _one_line_exit_2(args: list[str], *, prefix: list[str] | None = None) -> str:
+    out = subprocess.run([*(prefix or []), *CLI, *args], env=env_for(), capture_output=True, text=True, timeout=300)
+    lines = [l for l in (out.stdout + out.stderr).splitlines() if l.strip()]
+    assert out.returncode == 2 and len(lines) == 1, (out.returncode, out.stdout[-2000:], out.stderr[-2000:])
+    return lines[0]
+
+
+def test_broken_stores_are_one_line_and_exit_2_with_nothing_touched(tmp_path):
+    """Issue 25: a corrupt newsclust.sqlite gave a 144-line traceback and exit 1; a Milvus Lite store that is a file, 'try again shortly'."""
+    import os
+
+    home = tmp_path / "bad-db"
+    home.mkdir()
+    garbage = bytes(range(256)) * 20
+    (home / "newsclust.sqlite").write_bytes(garbage)
+    for command in (["status", "--json"], ["serve"]):
+        line = _one_line_exit_2([*command, "--home", str(home)])
+        assert str(home / "newsclust.sqlite") in line and "not an SQLite database" in line and "backup" in line, line
+    assert (home / "newsclust.sqlite").read_bytes() == garbage and sorted(os.listdir(home)) == ["newsclust.sqlite"]
+
+    home = tmp_path / "bad-pages"  # a true header over damaged pages: SQLite's own words, the file named
+    home.mkdir()
+    damaged = b"SQLite format 3\x00" + garbage
+    (home / "newsclust.sqlite").write_bytes(damaged)
+    line = _one_line_exit_2(["status", "--home", str(home)])
+    assert str(home / "newsclust.sqlite") in line and "not a database" in line, line
+    assert (home / "newsclust.sqlite").read_bytes() == damaged
+
+    home = tmp_path / "bad-milvus"
+    home.mkdir()
+    (home / "milvus.db").write_text("not a milvus store\n")
+    line = _one_line_exit_2(["serve", "--home", str(home)])
+    assert str(home / "milvus.db") in line and "not a Milvus Lite store" in line, line
+    assert (home / "milvus.db").read_text() == "not a milvus store\n"
+
+
+def test_a_home_that_is_not_writable_is_one_line_and_exit_2(tmp_path):
+    import shutil
+
+    if os.geteuid() != 0 or not shutil.which("unshare") or subprocess.run(["unshare", "-m", "true"]).returncode:
+        pytest.skip("needs root and unshare to mount a read-only folder")
+    home = tmp_path / "ro"
+    home.mkdir()
+    mount = ["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o ro,size=1m tmpfs {home} && exec \"$@\"", "sh"]
+    for command in (["status"], ["serve"]):
+        line = _one_line_exit_2([*command, "--home", str(home)], prefix=mount)
+        assert str(home) in line and "not writable" in line and "write access" in line, line
