@@ -7,6 +7,7 @@ only SQLite: they stay fast and work while `serve` owns the Milvus Lite file.
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import threading
@@ -172,9 +173,18 @@ class App:
         """The webhook poster, started on the first alert (None when no webhook_url is set)."""
         if self._webhook is None and self.settings.webhook_url:
             from .adapters.notify import Webhook
+            from .adapters.sql.outbox import WebhookOutbox
 
-            self._webhook = Webhook(self.settings.webhook_url)
+            home_key = hashlib.sha256(str(self.settings.home.resolve()).encode()).hexdigest()[:16]
+            self._webhook = Webhook(self.settings.webhook_url, outbox=WebhookOutbox(self._engine), key_prefix=f"newsclust:{home_key}")
         return self._webhook
+
+    def resume_webhook(self) -> None:
+        """At a serving start: alerts a stop or a dead endpoint left in the outbox are sent now, not at the next alert."""
+        try:
+            self.webhook
+        except Exception as exc:  # noqa: BLE001 — they wait for the next start or the next alert
+            log.warning("webhook outbox not resumed (%s: %s)", type(exc).__name__, exc)
 
     def prediction_state(self, run_id: int) -> PredictionState | None:
         if self._pstate is None or self._pstate[0] != run_id:

@@ -463,3 +463,72 @@ def test_a_home_that_is_not_writable_is_one_line_and_exit_2(tmp_path):
     for command in (["status"], ["serve"]):
         line = _one_line_exit_2([*command, "--home", str(home)], prefix=mount)
         assert str(home) in line and "not writable" in line and "write access" in line, line
+
+
+def test_webhook_deliveries_carry_an_id_and_survive_a_restart_in_the_outbox(make_app, tmp_path):
+    """Issue 25: a receiver that timed out got each alert 3 times with nothing to tell repeats apart; alerts still
+    queued at SIGTERM were dropped without a word and never sent."""
+    import http.server
+    import json
+    import socket
+
+    got: list[tuple[str, int]] = []
+    mode = {"slow": True}
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            got.append((self.headers["Idempotency-Key"], body["id"]))
+            if mode["slow"]:
+                time.sleep(0.6)  # past the sender's timeout: it tries again
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    home = tmp_path / "home"
+    app = make_app(home=home, webhook_url=f"http://127.0.0.1:{port}/hook")
+    try:
+        hook = app.webhook
+        hook.timeout_s, hook.first_backoff_s = 0.3, 0.05
+        for i in (1, 2):
+            hook.post({"id": i, "kind": "new", "title": f"story {i}"})
+        wait_for(lambda: len(got) >= 6, timeout=30, what="three tries of each alert")
+        by_key: dict[str, set[int]] = {}
+        for key, alert_id in got:
+            by_key.setdefault(key, set()).add(alert_id)
+        assert len(by_key) == 2 and all(len(ids) == 1 for ids in by_key.values()), got  # repeats share one key per alert
+        assert all(key.startswith("newsclust:") and key.endswith(f":alert:{i}") for key, (i,) in ((k, tuple(v)) for k, v in by_key.items()))
+        # gave up on both after 3 tries (each answer came after the timeout): both stay in the outbox
+        wait_for(lambda: _outbox(app) == [(1, 3), (2, 3)], timeout=30, what="the give-ups recorded")
+        server.shutdown()  # the endpoint goes away; five more alerts are queued when the service stops
+        for i in range(3, 8):
+            hook.post({"id": i, "kind": "surging", "title": f"story {i}"})
+        app.close()
+        assert [i for i, _ in _outbox(app)] == [1, 2, 3, 4, 5, 6, 7]
+    finally:
+        server.server_close()
+    # the restart: a receiver that answers at once gets every undelivered alert, once, and the outbox empties
+    got.clear()
+    mode["slow"] = False
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        again = make_app(home=home, webhook_url=f"http://127.0.0.1:{port}/hook")
+        again.resume_webhook()
+        wait_for(lambda: not _outbox(again), timeout=30, what="the outbox to be sent")
+        assert sorted({i for _, i in got}) == [1, 2, 3, 4, 5, 6, 7], got
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _outbox(app) -> list[tuple[int, int]]:
+    with sqlite3.connect(app.settings.sqlite_path) as c:
+        return c.execute("SELECT alert_id, tries FROM webhook_outbox ORDER BY alert_id").fetchall()

@@ -299,6 +299,7 @@ class Service:
     def open(self) -> None:
         """Load the model and open Milvus before taking files, so the first file is not slow and failures show at start."""
         self.app.open_store()
+        self.app.resume_webhook()  # alerts left undelivered by the last stop are sent now
         if self.role in ("all", "rebuild"):
             from service.clustering.warmup import warm_up
 
