@@ -431,7 +431,7 @@ def serve(role: str = typer.Option("all", "--role", help="all (default), ingest 
                     sys.stdout.flush()
                     os._exit(3)
                 if service.rebuilding.is_set():
-                    _say("stopped; abandoned the rebuild in progress (the previous clustering stays; the next start marks it failed)")
+                    _say(f"stopped; {service.stop_note}")
                     sys.stdout.flush()
                     os._exit(0)  # the rebuild thread cannot be interrupted; the OS drops the writer lock
                 _say("stopped")

@@ -532,3 +532,29 @@ def test_webhook_deliveries_carry_an_id_and_survive_a_restart_in_the_outbox(make
 def _outbox(app) -> list[tuple[int, int]]:
     with sqlite3.connect(app.settings.sqlite_path) as c:
         return c.execute("SELECT alert_id, tries FROM webhook_outbox ORDER BY alert_id").fetchall()
+
+
+def test_a_committed_run_whose_page_a_stop_cut_off_is_written_at_the_next_start(make_app, tmp_path):
+    """Issue 25: SIGTERM during the map said 'abandoned the rebuild in progress' though the run was committed and
+    current; its page was never written and latest.html stayed a run behind."""
+    from service.state import stop_message
+
+    from .conftest import start_serve, stop_serve
+
+    home = tmp_path / "home"
+    app = make_app(home=home)
+    texts = [(r["title"] + suffix, r["description"]) for suffix in ("", " today", ": latest") for r in STORY_ROWS]
+    usecases.ingest_file(app, drop(app, "news.csv", [{"guid": f"p{i}", "title": t, "description": d} for i, (t, d) in enumerate(texts)]))
+    run = usecases.rebuild(app, write_report_after=False).run_id  # committed; the stop came before its map and page
+    app.close()
+    assert not (home / "reports" / f"run-{run}.html").exists()
+    proc = start_serve(home)
+    try:
+        wait_for(lambda: (home / "reports" / f"run-{run}.html").exists(), timeout=120, what="the cut-off page")
+    finally:
+        stop_serve(proc)
+    assert (home / "reports" / "latest.html").read_text() == (home / "reports" / f"run-{run}.html").read_text()
+    # what a stop during a rebuild says: the run that is current, whether or not the rebuild had committed
+    assert stop_message(0, run) == f"the rebuild had committed: run {run} is current; its page is written at the next start if the stop cut it off"
+    assert stop_message(1, 3) == "abandoned the rebuild in progress (marked failed); run 3 stays current"
+    assert stop_message(1, None) == "abandoned the rebuild in progress (marked failed); no run is current yet"

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from service import handoff, usecases
 from service.faults import Backoff, transient_cause
+from service import state as run_state
 from service.state import StatusBoard
 
 from .scheduler import RebuildSchedule
@@ -63,6 +64,7 @@ class Service:
         self._files: dict[str, dict] = {}  # name -> attempts, reason, state (retrying / parked)
         self._status = {"pid": os.getpid(), "started_at": _now(), "rebuild_running_since": None, "last_error": None,
                         "rebuild_backoff_until": None, "files_waiting": {}, "watcher_restarts": 0}
+        self.stop_note = "abandoned the rebuild in progress"  # said at a stop during a rebuild (_abandon_rebuild)
         self.board = StatusBoard(self._status_path(), s.home)  # status.snapshot() for an API; its file outlives a full disk
 
     # -- files ---------------------------------------------------------------------------
@@ -300,6 +302,11 @@ class Service:
         """Load the model and open Milvus before taking files, so the first file is not slow and failures show at start."""
         self.app.open_store()
         self.app.resume_webhook()  # alerts left undelivered by the last stop are sent now
+        try:
+            if note := run_state.write_cut_off_page(self.app):
+                log.warning("%s", note)
+        except Exception as exc:  # noqa: BLE001 — the next rebuild writes a page anyway
+            log.warning("the latest run's missing page not written (%s: %s)", type(exc).__name__, exc)
         if self.role in ("all", "rebuild"):
             from service.clustering.warmup import warm_up
 
@@ -327,12 +334,18 @@ class Service:
             if self.role in ("all", "rebuild"):
                 self.schedule.stop(wait=False)
             for step in (lambda: self._leader and self.app.coordination.release_lease("rebuild", self.worker),
-                         lambda: self.rebuilding.is_set() and self.app.repo.abandon_running_runs("stopped during the rebuild"),
+                         self._abandon_rebuild,
                          lambda: self._status_path().unlink(missing_ok=True)):
                 try:  # each step alone: the database being away at shutdown must not skip the others or hang the exit
                     step()
                 except Exception as exc:  # noqa: BLE001
                     log.warning("at shutdown: %s", transient_cause(exc) or exc)
+
+    def _abandon_rebuild(self) -> None:
+        if self.rebuilding.is_set():
+            abandoned = self.app.repo.abandon_running_runs("stopped during the rebuild")
+            latest = self.app.repo.latest_run()
+            self.stop_note = run_state.stop_message(abandoned, latest.id if latest else None)
 
     def _supervise(self) -> None:
         if self.role == "rebuild" or self.watcher.alive():
