@@ -302,12 +302,12 @@ class Service:
         """Load the model and open Milvus before taking files, so the first file is not slow and failures show at start."""
         self.app.open_store()
         self.app.resume_webhook()  # alerts left undelivered by the last stop are sent now
-        try:
-            if note := run_state.write_cut_off_page(self.app):
-                log.warning("%s", note)
-        except Exception as exc:  # noqa: BLE001 — the next rebuild writes a page anyway
-            log.warning("the latest run's missing page not written (%s: %s)", type(exc).__name__, exc)
         if self.role in ("all", "rebuild"):
+            try:
+                if note := run_state.write_cut_off_page(self.app):
+                    log.warning("%s", note)
+            except Exception as exc:  # noqa: BLE001 — the next rebuild writes a page anyway
+                log.warning("the latest run's missing page not written (%s: %s)", type(exc).__name__, exc)
             from service.clustering.warmup import warm_up
 
             log.info("rebuild code warmed up in %.1f s", warm_up())
