@@ -94,7 +94,8 @@ class Service:
         progress = _RowProgress(path.name, self.on_event)
         with self.app.write_lock:
             result = usecases.ingest_file(self.app, path, progress=progress, should_stop=self._stopping.is_set,
-                                          settle_s=self.app.settings.settle_s, tries=self._files.get(path.name, {}).get("attempts", 0) + 1)
+                                          settle_s=0.0 if handoff.handed_over(self.app.settings.home, path.name) else self.app.settings.settle_s,
+                                          tries=self._files.get(path.name, {}).get("attempts", 0) + 1)
         self.on_event("ingest", result)
         verdict = self._verdict(path, result)
         if (verdict is None or result.state == "processed") and handoff.awaited(self.app.settings.home, handoff.INGEST, path.name):
