@@ -169,6 +169,7 @@ class Soak:
         self.statuses: list[dict] = []
         self.commands: list[dict] = []  # ingest hand-offs and the final rebuild
         self.harness_errors: list[str] = []
+        self.slow_writers: list[threading.Thread] = []  # gen_slow's writers, joined before the inbox settles
         self.gen_rng = random.Random(args.seed)
         self.inj_rng = random.Random(args.seed * 7919 + 1)
         self.row_rng = random.Random(args.seed * 104729 + 2)
@@ -295,6 +296,45 @@ class Soak:
         rows = self.good_rows()
         self.drop("good", csv_bytes(rows), rows)
 
+    def gen_slow(self) -> None:
+        """A writer that does not rename (issue 25): the file grows under its final name in the inbox, a row every
+        0.5-3 s (longer than stable_wait_s), held open or reopened to append, sometimes stopping mid-row for a while."""
+        rows = self.good_rows(4, 12)
+        data = csv_bytes(rows)
+        with self.lock:
+            seq = len(self.files) + 1
+            name = f"{seq:04d}-slow.csv"
+            self.files.append(SentFile(seq, "slow", name, hashlib.sha256(data).hexdigest(), len(data), self.t(), rows))
+        hold = self.gen_rng.random() < 0.5
+        pauses = [self.gen_rng.uniform(0.5, 3.0) for _ in rows]
+        cut = self.gen_rng.random() < 0.5
+        writer = threading.Thread(target=self._write_slowly, args=(self.home / "inbox" / name, data.splitlines(keepends=True), pauses, hold, cut),
+                                  name=f"slow-{name}", daemon=True)
+        writer.start()
+        self.slow_writers.append(writer)
+        self.say(f"slow {name}: {len(rows)} rows, {'held open' if hold else 'reopened for each row'}{', cut mid-row once' if cut else ''}")
+
+    def _write_slowly(self, path: Path, lines: list[bytes], pauses: list[float], hold: bool, cut: bool) -> None:
+        try:
+            fh = path.open("wb")
+            fh.write(lines[0])
+            fh.flush()
+            for i, (line, pause) in enumerate(zip(lines[1:], pauses)):
+                time.sleep(pause)
+                if not hold:
+                    fh.close()
+                    fh = path.open("ab")
+                if cut and i == len(pauses) // 2:  # half a row, a pause, then the rest
+                    fh.write(line[: len(line) // 2])
+                    fh.flush()
+                    time.sleep(pause)
+                    line = line[len(line) // 2:]
+                fh.write(line)
+                fh.flush()
+            fh.close()
+        except Exception as exc:  # noqa: BLE001 — the harness's own failure: reported, not hidden
+            self.harness_errors.append(f"slow writer {path.name}: {type(exc).__name__}: {exc}")
+
     def gen_handoff(self) -> None:
         k = self.gen_rng.randint(2, 4)
         batch = []
@@ -393,13 +433,19 @@ class Soak:
 
     def generator(self) -> None:
         deadline = self.run_started + self.minutes * 60
-        actions = [(self.gen_good, 0.28), (self.gen_handoff, 0.14), (self.gen_correction, 0.22), (self.gen_badrows, 0.16),
-                   (self.gen_badfile, 0.20)]
+        actions = [(self.gen_good, 0.24), (self.gen_handoff, 0.12), (self.gen_correction, 0.20), (self.gen_badrows, 0.14),
+                   (self.gen_badfile, 0.18), (self.gen_slow, 0.12)]
         first = True
         while not self.stop.is_set():
             wait = self.gen_rng.uniform(0.5, 2) if first else self.gen_rng.uniform(2, 15)
+            if first:  # every soak has at least one file written slowly inside the inbox
+                first = False
+                self.gen_slow()
+                continue
             first = False
             if self.stop.wait(wait) or time.monotonic() >= deadline:
+                for writer in self.slow_writers:  # a file still being written is finished: its rows count
+                    writer.join(timeout=120)
                 return
             action = self.gen_rng.choices([a for a, _ in actions], [w for _, w in actions])[0]
             try:
@@ -618,7 +664,7 @@ class Soak:
                 f.note = (w or {}).get("reason") or ""
 
         by_where = Counter(f.where for f in self.files)
-        good_kinds = ("good", "handoff", "correction", "badrows")
+        good_kinds = ("good", "handoff", "correction", "badrows", "slow")
         good_failed = [f for f in self.files if f.kind in good_kinds and f.where == "failed"]
         bad_not_failed = [f for f in self.files if f.kind == "badfile" and f.where not in ("failed", "waiting")]
         lost = [f for f in self.files if f.where in ("missing", "inbox, not listed")]
@@ -683,6 +729,13 @@ class Soak:
         check("every good row stored once, newest title", not (missing_rows or wrong_title or wrong_id),
               f"{len(expected)} guids expected, {len(missing_rows)} missing {missing_rows[:3]}, {len(wrong_title)} wrong title {wrong_title[:2]}, "
               f"{len(wrong_id)} wrong id")
+        slow = [f for f in self.files if f.kind == "slow"]
+        slow_rows = [r.guid for f in slow for r in f.rows]
+        slow_missing = [g for g in slow_rows if "guid:" + g not in docs]
+        check("files written slowly inside the inbox: every row once, whole", bool(slow) and not slow_missing
+              and all(f.where == "processed" for f in slow),
+              f"{len(slow)} files, {len(slow_rows)} rows, {len(slow_missing)} missing {slow_missing[:3]}; "
+              + ", ".join(f"{f.name} {f.where}" for f in slow[:4]))
         check("no unexpected documents", not extra, f"{len(extra)} keys nobody sent as a good row: {extra[:5]}")
 
         # rejects CSVs
@@ -777,6 +830,9 @@ class Soak:
         rb = [c for c in self.commands if c["command"] == "rebuild"]
         check("final `newsclust rebuild` answered, exit 0", bool(rb) and rb[-1]["rc"] == 0,
               (f"rc {rb[-1]['rc']}: " + " | ".join(rb[-1]["output"].splitlines()[1:3])[:300]) if rb else "not run (serve had exited)")
+        # a file written slowly inside the inbox is taken each time it grew: a row per version it had
+        slow_names = {f.name for f in self.files if f.kind == "slow"}
+        ledger_dupes = [(n, k) for n, k in ledger_dupes if n not in slow_names]
         check("ledger holds one row per file", not ledger_dupes, f"{len(ledger_dupes)} names with several rows: {ledger_dupes[:3]}")
         check("soak harness ran cleanly", not self.harness_errors and not not_handed,
               "; ".join(self.harness_errors[:3]) + (f"; {len(not_handed)} hand-off files not confirmed" if not_handed else ""))

@@ -6,8 +6,12 @@ only SQLite: they stay fast and work while `serve` owns the Milvus Lite file.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import logging
+import os
 import threading
+from pathlib import Path
 
 from . import state as run_state
 from .adapters.vector_cache import CachedVectorStore
@@ -20,13 +24,70 @@ from .ports import Embedder, HistoryRepo, NeighbourIndex, VectorStore
 
 log = logging.getLogger("newsclust")
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class BrokenStore(Exception):
+    """A store we cannot use as it is (a database that is not one, a Milvus Lite store that is a plain file, a home
+    we cannot write): the message is one line naming the file and what to do; the command exits with status 2 and
+    has changed nothing. Retrying cannot help, so it is no transient fault."""
+
+
+def check_home(settings: Settings) -> None:
+    """Before anything is opened or created: the home is a folder we can write, and the SQLite file, if there is one,
+    is an SQLite database. The checks read only (a probe file in the home is made and removed)."""
+    home = settings.home
+    if home.exists() and not home.is_dir():
+        raise BrokenStore(f"{home}: a file, not a folder; give --home a folder (it is created if missing)")
+    if not settings.database_url:
+        sqlite = settings.sqlite_path
+        try:
+            with sqlite.open("rb") as fh:
+                head = fh.read(len(SQLITE_MAGIC))
+        except FileNotFoundError:
+            head = None
+        except IsADirectoryError:
+            raise BrokenStore(f"{sqlite}: a folder where the SQLite history should be; move it aside or choose another --home") from None
+        except OSError as exc:
+            raise BrokenStore(f"{sqlite}: cannot be read ({exc.strerror}); check its owner and permissions") from exc
+        if head and head != SQLITE_MAGIC:
+            raise BrokenStore(f"{sqlite}: not an SQLite database (it starts with {head[:8]!r}); nothing was changed: move it aside "
+                              "and restore it from a backup, or choose another --home")
+    try:
+        settings.ensure_dirs()
+        probe = home / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST):
+            raise BrokenStore(f"{exc.filename or home}: not writable ({exc.strerror}); newsclust keeps its inbox, history and "
+                              "vectors in the home: give this user write access, or choose another --home") from exc
+        raise
+
+
+def check_lite_store(uri: str) -> None:
+    """A Milvus Lite store is a folder; a plain file there (a copy gone wrong, a stray download) cannot be opened."""
+    path = Path(uri)
+    if path.exists() and not path.is_dir():
+        raise BrokenStore(f"{path}: not a Milvus Lite store (a file where milvus-lite keeps a folder); nothing was changed: move "
+                          "it aside and restore the folder from a backup, or start a new one (the next rebuild needs the vectors: "
+                          "ingest the files in processed/ again)")
+
 
 class App:
     def __init__(self, settings: Settings, embedder: Embedder | None = None, store: VectorStore | None = None):
-        settings.ensure_dirs()
+        check_home(settings)
         self.settings = settings
         engine = make_engine(settings.resolved_database_url, settings.db_busy_timeout_s)
-        upgrade(engine)
+        try:
+            upgrade(engine)
+        except Exception as exc:
+            broken = _broken_database(exc)
+            if broken is None:
+                raise
+            engine.dispose()
+            raise BrokenStore(f"{settings.sqlite_path if not settings.database_url else 'the database'}: {broken}; nothing was "
+                              "changed: restore it from a backup (sqlite3's .recover can save what is readable), or choose another --home") from exc
         self._engine = engine
         self.repo: HistoryRepo = SqlRepository(engine)
         self.alerts = AlertStore(engine)
@@ -56,9 +117,11 @@ class App:
         neighbour index in front of it: the store the use cases write to and search."""
         s = self.settings
         if self._store is None:
-            from .adapters.milvus import MilvusStore, quiet_library_logs
+            from .adapters.milvus import MilvusStore, is_lite, quiet_library_logs
 
             quiet_library_logs()
+            if is_lite(s.resolved_milvus_uri):
+                check_lite_store(s.resolved_milvus_uri)
             self._store = MilvusStore(s.resolved_milvus_uri, s.collection, self.embedder.dim, s.milvus_token)
             if self.failpoints.outages:
                 self._store = OutageSwitch(self._store, s.home / "faults" / "vector-store-down")
@@ -110,9 +173,18 @@ class App:
         """The webhook poster, started on the first alert (None when no webhook_url is set)."""
         if self._webhook is None and self.settings.webhook_url:
             from .adapters.notify import Webhook
+            from .adapters.sql.outbox import WebhookOutbox
 
-            self._webhook = Webhook(self.settings.webhook_url)
+            home_key = hashlib.sha256(str(self.settings.home.resolve()).encode()).hexdigest()[:16]
+            self._webhook = Webhook(self.settings.webhook_url, outbox=WebhookOutbox(self._engine), key_prefix=f"newsclust:{home_key}")
         return self._webhook
+
+    def resume_webhook(self) -> None:
+        """At a serving start: alerts a stop or a dead endpoint left in the outbox are sent now, not at the next alert."""
+        try:
+            self.webhook
+        except Exception as exc:  # noqa: BLE001 — they wait for the next start or the next alert
+            log.warning("webhook outbox not resumed (%s: %s)", type(exc).__name__, exc)
 
     def prediction_state(self, run_id: int) -> PredictionState | None:
         if self._pstate is None or self._pstate[0] != run_id:
@@ -130,3 +202,18 @@ class App:
             (self._neighbours or self._store).close()  # the index closes the store it fronts
             self._store = self._neighbours = None
         self._engine.dispose()
+
+
+def _broken_database(exc: BaseException) -> str | None:
+    """SQLite's word for a file that is damaged, not busy: 'file is not a database', 'database disk image is malformed'."""
+    import sqlite3
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+            text = str(exc)
+            if "not a database" in text or "malformed" in text or "corrupt" in text:
+                return text
+        exc = exc.__cause__ or exc.__context__ or getattr(exc, "orig", None)
+    return None

@@ -80,11 +80,15 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 def run() -> None:
     """The console script's entry point: a setting that cannot be used is one line and exit status 2, not a traceback."""
+    from .bootstrap import BrokenStore
     from .config import SettingsError
 
     try:
         app(args=hoist_global_options(sys.argv[1:]), prog_name="newsclust")
     except SettingsError as exc:
+        typer.echo(f"newsclust: {exc}", err=True)
+        sys.exit(2)
+    except BrokenStore as exc:  # a damaged database or vector store, a home we cannot write: one line, nothing changed
         typer.echo(f"newsclust: {exc}", err=True)
         sys.exit(2)
     except Exception as exc:  # noqa: BLE001 — our environment failing is a message and a retry, not a traceback
@@ -205,13 +209,16 @@ def _warm_up_clustering() -> None:
 def _print_ingest(r: usecases.IngestResult) -> None:
     if r.state == "processed":
         _say(f"{r.file}: {r.rows_seen} rows, {r.stored} stored, {r.updated} updated, {r.duplicates} already known, {r.rejected} rejected, "
-             f"{r.predicted} placed by prediction  [{' '.join(f'{k} {v:.1f}s' for k, v in r.seconds.items())}]")
+             f"{r.predicted} placed by prediction  [{' '.join(f'{k} {v:.1f}s' for k, v in r.seconds.items())}]"
+             + "".join(f"; {w}" for w in r.warnings))
     elif r.state == "duplicate":
         _say(f"{r.file}: already ingested (same bytes) — nothing to do")
     elif r.state == "interrupted":
         _say(f"{r.file}: interrupted by shutdown — left in the inbox for the restart")
     elif r.state == "gone":
         _say(f"{r.file}: removed from the inbox before it was taken")
+    elif r.state in ("waiting", "settled"):
+        _say(r.reason or f"{r.file}: {r.state}")
     elif r.state in ("retrying", "parked"):
         _say(f"{r.file}: {r.state.upper()} — {r.reason}")
     else:
@@ -563,7 +570,7 @@ def serve(role: str = typer.Option("all", "--role", help="all (default), ingest 
                     sys.stdout.flush()
                     os._exit(3)
                 if service.rebuilding.is_set():
-                    _say("stopped; abandoned the rebuild in progress (the previous clustering stays; the next start marks it failed)")
+                    _say(f"stopped; {service.stop_note}")
                     sys.stdout.flush()
                     os._exit(0)  # the rebuild thread cannot be interrupted; the OS drops the writer lock
                 _say("stopped")

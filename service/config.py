@@ -61,6 +61,7 @@ class Settings:
     surge_min_headlines: int = _setting(5, "Fewest headlines in the last window for a surge alert.")
     webhook_url: str = _setting("", "POST each alert as JSON here (timeout, retries with backoff, from a background thread). Empty: no webhook.")
     stable_wait_s: float = _setting(1.0, "A dropped file is taken once its size and mtime held still this long.")
+    settle_s: float = _setting(10.0, "A file written in place in the inbox (not renamed into it) stays there until it held still this long: rows appended meanwhile are taken too, and a last row without a line end waits this long for the rest.")
     poll_inbox: bool = _setting(False, "Use a polling observer (network or container mounts where file events don't arrive).")
     api: bool = _setting(True, "`serve` answers queries (search, story, topic, status, alerts, the report pages) over a read-only HTTP JSON API; `newsclust status --json` gives its api_url, and the CLI's queries use it while serve runs.")
     api_host: str = _setting("127.0.0.1", "Address the query API listens on. Anything but a loopback address needs api_token.")

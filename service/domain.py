@@ -26,6 +26,11 @@ def unix_seconds(value: datetime | str | None) -> float:
     return value.replace(tzinfo=timezone.utc).timestamp()
 
 
+# documents.extra key of a row dated beyond the ingest tolerance (its stated time, ISO, UTC): such a row has no
+# published time, the report lists it apart at the time it claims, and alert times leave it out
+FUTURE_KEY = "future_published_at"
+
+
 def document_key(guid: str | None, url: str | None, title: str, description: str) -> str:
     """A document's identity: its guid, else its url, else a hash of its text."""
     if guid and guid.strip():
@@ -142,6 +147,7 @@ class ReportDocs:
     titles: list[str]
     urls: list[str | None]
     sources: list[str | None]
+    future: np.ndarray | None = None  # datetime64[s]: the far-future time a row claimed (kept apart, not published), else NaT
 
     def __len__(self) -> int:
         return len(self.ids)

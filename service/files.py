@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import re
 import threading
@@ -55,3 +56,47 @@ class SafeCsvWriter:
 
     def writerow(self, row: Iterable[Any]) -> None:
         self._writer.writerow([neutralise(c) for c in row])
+
+
+# the last bytes of a file whose last row is whole: a line end in UTF-8/latin-1, UTF-16 (LE, BE) or UTF-32 (LE, BE)
+LINE_ENDS = (b"\n", b"\r", b"\n\x00", b"\r\x00", b"\x00\n", b"\x00\r", b"\n\x00\x00\x00", b"\x00\x00\x00\n")
+
+
+def ends_with_line_end(path: Path) -> bool:
+    """A writer that is cut off, or still writing, usually stops mid-row: the file then ends without a line end."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 4))
+            tail = fh.read()
+    except OSError:
+        return False
+    return size > 0 and tail.endswith(LINE_ENDS)
+
+
+def writer_holds_open(path: Path) -> bool | None:
+    """True when some process has the file open for writing, False when none has, None when we cannot tell.
+
+    Linux: a read lease (F_SETLEASE F_RDLCK) is refused with EAGAIN exactly while the file is open for writing
+    anywhere; it is dropped again at once. Elsewhere, or on a file we do not own (the kernel refuses the lease),
+    the stability wait alone decides.
+    """
+    import fcntl
+
+    set_lease = getattr(fcntl, "F_SETLEASE", None)
+    if set_lease is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        fcntl.fcntl(fd, set_lease, fcntl.F_RDLCK)
+    except OSError as exc:
+        return True if exc.errno in (errno.EAGAIN, errno.EBUSY) else None
+    else:
+        fcntl.fcntl(fd, set_lease, fcntl.F_UNLCK)
+        return False
+    finally:
+        os.close(fd)

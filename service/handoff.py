@@ -44,12 +44,18 @@ def hand_over(home: Path, inbox: Path, source: Path, wait: bool) -> str:
     if suffix.lower() in ("", *TEMP_SUFFIXES):
         suffix = ".csv"  # a name the watcher takes (it skips temporary and hidden names)
     name = f"{stem}.{_token()}{suffix}"
-    if wait:
-        atomic_write(requests_dir(home) / f"{INGEST}-{name}.ask", json.dumps({"wait": True, "pid": os.getpid()}))
+    # asked even without --wait: the request also tells the watcher the file arrived whole (handed_over), so it is
+    # moved out of the inbox at once instead of being watched for rows a writer might still append
+    atomic_write(requests_dir(home) / f"{INGEST}-{name}.ask", json.dumps({"wait": wait, "pid": os.getpid()}))
     staged = inbox / (name + ".part")
     shutil.copy2(source, staged)
     os.replace(staged, inbox / name)
     return name
+
+
+def handed_over(home: Path, name: str) -> bool:
+    """A file `newsclust ingest` copied into the inbox (under a temporary name, then renamed): whole by construction."""
+    return awaited(home, INGEST, name)
 
 
 def rebuild_requests(home: Path) -> list[str]:

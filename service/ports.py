@@ -64,7 +64,7 @@ class HistoryRepo(Protocol):
 
     # the file ledger: one row per file however often it is retried
     def processed_file(self, sha256: str) -> int | None: ...
-    def start_file(self, name: str, sha256: str, size: int) -> tuple[int, int]:
+    def start_file(self, name: str, sha256: str, size: int, tries: int = 1) -> tuple[int, int]:
         """(ledger row, attempt number)."""
     def finish_file(self, file_id: int, state: str, *, seen: int = 0, stored: int = 0, duplicate: int = 0, rejected: int = 0,
                     updated: int = 0, encoding: str | None = None, reason: str | None = None) -> None: ...

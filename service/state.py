@@ -9,7 +9,12 @@ another version reads as missing (with a log line) and is made again by the next
 from __future__ import annotations
 
 import io
+import json
 import logging
+import os
+import shutil
+import threading
+import time
 import zipfile
 from pathlib import Path
 
@@ -95,3 +100,115 @@ def save_story_cohesion(state_dir: Path, run_id: int, story_ids: np.ndarray, coh
 def load_story_cohesion(state_dir: Path, run_id: int) -> tuple[np.ndarray, np.ndarray] | None:
     z = _load_npz(state_dir / f"cohesion-{run_id}.npz", ("story_ids", "cohesion"))
     return None if z is None else (z["story_ids"], z["cohesion"])
+
+
+class StatusBoard:
+    """What only the serving process knows (files it retries, a rebuild's backoff, the last error), for
+    `newsclust status` and anything else that asks (`snapshot`).
+
+    Kept in memory, and mirrored to a file that is preallocated when the board opens and then rewritten in
+    place: overwriting blocks a file already holds needs no free space, so a full disk cannot silence the
+    one report that says the disk is full (a temporary file and a rename, as before, failed with ENOSPC and
+    `status` showed no error at all). A reader may catch a rewrite half done: it reads again (read_status).
+    """
+
+    SIZE = 64 * 1024  # status JSON; past it the list of waiting files is cut (and says so)
+
+    def __init__(self, path: Path, home: Path | None = None):
+        self.path = path
+        self.home = home
+        self._data: dict = {}
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return json.loads(json.dumps(self._data, default=str))
+
+    def publish(self, data: dict) -> None:
+        text = json.dumps(data, default=str)
+        if len(text.encode()) > self.SIZE:
+            waiting = dict(list((data.get("files_waiting") or {}).items())[:50])
+            text = json.dumps({**data, "files_waiting": waiting, "files_waiting_cut": True}, default=str)[: self.SIZE]
+        with self._lock:
+            self._data = json.loads(text)
+            try:
+                fd = self._open()
+                os.pwrite(fd, text.encode().ljust(self.SIZE), 0)
+            except OSError as exc:
+                log.warning("status file %s not written: %s", self.path, exc)
+
+    def disk_note(self, what: str) -> str:
+        """A disk-full error names the disk and how much is free (SQLite's message names neither)."""
+        if "full" not in what.lower() or self.home is None:
+            return what
+        try:
+            free = shutil.disk_usage(self.home).free
+        except OSError:
+            return what
+        return f"{what} [disk full: {free / 2**20:.1f} MiB free on the disk of {self.home}]"
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                if os.fstat(fd).st_size < self.SIZE:
+                    os.pwrite(fd, b" " * self.SIZE, 0)  # the blocks are ours from now on
+                    os.fsync(fd)
+            except OSError:
+                os.close(fd)
+                raise
+            self._fd = fd
+        return self._fd
+
+
+def read_status(path: Path, tries: int = 5) -> dict | None:
+    """The serving process's status file, or None; a read that met a rewrite half done is read again."""
+    for _ in range(tries):
+        try:
+            text = path.read_text()
+        except OSError:
+            return None
+        if not text.strip():
+            return None
+        try:
+            return json.loads(text)
+        except ValueError:
+            time.sleep(0.05)
+    return None
+
+
+def page_path(reports_dir: Path, run_id: int) -> Path:
+    return reports_dir / f"run-{run_id}.html"
+
+
+def write_cut_off_page(app) -> str | None:
+    """At a serving start: the latest committed run whose page a stop cut off (SIGTERM during the map or the page,
+    after the commit) gets its page now, so latest.html is not a run behind. Returns what was done, for the log."""
+    from .usecases import write_report
+
+    run = app.repo.latest_run()
+    if run is None or page_path(app.settings.reports_dir, run.id).exists():
+        return None
+    has_map = load_layout(app.settings.state_dir, run.id) is not None
+    write_report(app, run.id)
+    return (f"run {run.id}'s page was cut off by the last stop: written now"
+            + ("" if has_map else " (its map comes with the next rebuild)"))
+
+
+def stop_message(abandoned: int, current_run_id: int | None) -> str:
+    """What `serve` says when SIGTERM comes during a rebuild: which run is current, and what happens to the cut one.
+
+    abandoned: runs the stop marked failed (0 when the rebuild had committed and was drawing its map or page)."""
+    if abandoned:
+        stays = f"run {current_run_id} stays current" if current_run_id is not None else "no run is current yet"
+        return f"abandoned the rebuild in progress (marked failed); {stays}"
+    current = f"run {current_run_id}" if current_run_id is not None else "no run"
+    return (f"the rebuild had committed: {current} is current; its page is written at the next start if the stop cut it off")

@@ -157,3 +157,14 @@ def test_retention_keeps_the_last_pages_and_the_index_links_only_those(tmp_path)
 ])
 def test_source_of_a_headline(extra, url, expected):
     assert rq.source_of(extra, url) == expected
+
+
+def test_a_row_dated_far_ahead_is_listed_at_its_claimed_time_never_at_its_ingest_time():
+    """Issue 25: a 2999 row had no published time, so its ingest time (today) stretched a 2014 stream's span."""
+    dt = lambda xs: np.array(xs, "datetime64[s]")  # noqa: E731
+    published = dt(["2014-03-10T08:00", "2014-03-10T09:00", "2014-03-11T10:00", "NaT"])
+    ingested = dt(["2026-12-04T20:00"] * 4)
+    future = dt(["NaT", "NaT", "NaT", "2999-01-01T00:00"])
+    st = model.stream_time(published, ingested, future)
+    assert str(st.start) == "2014-03-10T08:00:00" and str(st.end) == "2014-03-11T10:00:00"
+    assert st.outlier.tolist() == [False, False, False, True] and str(st.time[3]) == "2999-01-01T00:00:00" and st.n_fallback == 0

@@ -12,7 +12,6 @@ What it promises an operator (README, Robustness):
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -24,7 +23,8 @@ from pathlib import Path
 
 from service import handoff, usecases
 from service.faults import Backoff, transient_cause
-from service.files import atomic_write
+from service import state as run_state
+from service.state import StatusBoard
 
 from .scheduler import RebuildSchedule
 from .watcher import InboxWatcher
@@ -50,7 +50,7 @@ class Service:
         self._claimed: set[str] = set()  # files this worker holds a claim on (several workers on one home)
         self._leader = False
         self.backoff = Backoff(s.retry_first_s, s.retry_max_s)
-        self.watcher = InboxWatcher(s.inbox, self.take_file, stable_wait_s=s.stable_wait_s, poll=s.poll_inbox)
+        self.watcher = InboxWatcher(s.inbox, self.take_file, stable_wait_s=s.stable_wait_s, poll=s.poll_inbox, settle_s=s.settle_s)
         self.schedule = RebuildSchedule(self._rebuild_job, s.rebuild_interval_s)
         self._stopping = threading.Event()
         self.rebuilding = threading.Event()
@@ -67,6 +67,8 @@ class Service:
         self.api_url: str | None = None
         self._status = {"pid": os.getpid(), "started_at": _now(), "rebuild_running_since": None, "last_error": None,
                         "rebuild_backoff_until": None, "files_waiting": {}, "watcher_restarts": 0}
+        self.stop_note = "abandoned the rebuild in progress"  # said at a stop during a rebuild (_abandon_rebuild)
+        self.board = StatusBoard(self._status_path(), s.home)  # status.snapshot() for an API; its file outlives a full disk
 
     # -- files ---------------------------------------------------------------------------
     def take_file(self, path: Path) -> float | None:
@@ -94,10 +96,12 @@ class Service:
     def _ingest_claimed(self, path: Path) -> float | None:
         progress = _RowProgress(path.name, self.on_event)
         with self.app.write_lock:
-            result = usecases.ingest_file(self.app, path, progress=progress, should_stop=self._stopping.is_set)
+            result = usecases.ingest_file(self.app, path, progress=progress, should_stop=self._stopping.is_set,
+                                          settle_s=0.0 if handoff.handed_over(self.app.settings.home, path.name) else self.app.settings.settle_s,
+                                          tries=self._files.get(path.name, {}).get("attempts", 0) + 1)
         self.on_event("ingest", result)
         verdict = self._verdict(path, result)
-        if verdict is None and handoff.awaited(self.app.settings.home, handoff.INGEST, path.name):
+        if (verdict is None or result.state == "processed") and handoff.awaited(self.app.settings.home, handoff.INGEST, path.name):
             handoff.answer(self.app.settings.home, handoff.INGEST, path.name, asdict(result))
         if result.state in ("processed", "duplicate"):
             self._after_arrivals()
@@ -107,6 +111,8 @@ class Service:
         name = path.name
         if result.state == "interrupted":
             return None  # shutting down: the restart takes it
+        if result.retry_in_s is not None:
+            return result.retry_in_s  # written in place or not whole yet: looked at again then (sooner if it changes)
         still_here = path.exists() or path.is_symlink()
         if result.state != "retrying" and not still_here:
             self._files.pop(name, None)
@@ -269,7 +275,7 @@ class Service:
 
     # -- status ---------------------------------------------------------------------------
     def _error(self, what: str) -> None:
-        self._status["last_error"] = {"at": _now(), "what": what}
+        self._status["last_error"] = {"at": _now(), "what": self.board.disk_note(what)}
 
     def _publish_files(self) -> None:
         self._status["files_waiting"] = {k: dict(v) for k, v in self._files.items()}
@@ -277,10 +283,7 @@ class Service:
 
     def _write_status(self) -> None:
         """What only this process knows (retrying files, backoff, a rebuild in progress) for `newsclust status`."""
-        try:
-            atomic_write(self._status_path(), json.dumps(self._status, default=str))
-        except OSError as exc:
-            log.warning("status file not written: %s", exc)
+        self.board.publish(self._status)
 
     def _status_path(self) -> Path:
         s = self.app.settings
@@ -306,11 +309,17 @@ class Service:
         if self.app.settings.api:
             from .api import ApiServer
 
-            self.api = ApiServer(self.app, live_status=lambda: dict(self._status))
+            self.api = ApiServer(self.app, live_status=self.board.snapshot)
             self.api_url = self.api.start()
             self._status["api_url"] = self.api_url
             self._write_status()
+        self.app.resume_webhook()  # alerts left undelivered by the last stop are sent now
         if self.role in ("all", "rebuild"):
+            try:
+                if note := run_state.write_cut_off_page(self.app):
+                    log.warning("%s", note)
+            except Exception as exc:  # noqa: BLE001 — the next rebuild writes a page anyway
+                log.warning("the latest run's missing page not written (%s: %s)", type(exc).__name__, exc)
             from service.clustering.warmup import warm_up
 
             log.info("rebuild code warmed up in %.1f s", warm_up())
@@ -338,12 +347,18 @@ class Service:
                 self.schedule.stop(wait=False)
             for step in (self.maps.stop, lambda: self.api and self.api.stop(),
                          lambda: self._leader and self.app.coordination.release_lease("rebuild", self.worker),
-                         lambda: self.rebuilding.is_set() and self.app.repo.abandon_running_runs("stopped during the rebuild"),
+                         self._abandon_rebuild,
                          lambda: self._status_path().unlink(missing_ok=True)):
                 try:  # each step alone: the database being away at shutdown must not skip the others or hang the exit
                     step()
                 except Exception as exc:  # noqa: BLE001
                     log.warning("at shutdown: %s", transient_cause(exc) or exc)
+
+    def _abandon_rebuild(self) -> None:
+        if self.rebuilding.is_set():
+            abandoned = self.app.repo.abandon_running_runs("stopped during the rebuild")
+            latest = self.app.repo.latest_run()
+            self.stop_note = run_state.stop_message(abandoned, latest.id if latest else None)
 
     def _supervise(self) -> None:
         if self.role == "rebuild" or self.watcher.alive():

@@ -1,5 +1,10 @@
 """The inbox watcher: start-up scan, file events (or polling), a stability wait, then one ingest at a time.
 
+A file is handed on only when it looks whole: size and mtime held still for stable_wait_s, no process holds
+it open for writing (Linux tells: see files.writer_holds_open; a close-write event retakes it at once), and
+its last row ends with a line end, or the file held still settle_s without one (a writer that never ends
+its last line). A writer that appends under the final name is thus never cut mid-row.
+
 Event handlers only enqueue paths; a single worker thread does the work, so a slow embed
 never blocks the observer and files are ingested one by one in arrival order.
 """
@@ -7,6 +12,7 @@ never blocks the observer and files are ingested one by one in arrival order.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -17,7 +23,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from service.files import TEMP_SUFFIXES
+from service.files import TEMP_SUFFIXES, ends_with_line_end, writer_holds_open
 
 log = logging.getLogger("newsclust.watcher")
 
@@ -43,6 +49,10 @@ class _Enqueue(FileSystemEventHandler):
         if not event.is_directory:
             self.push(Path(event.src_path))
 
+    def on_closed(self, event: FileSystemEvent) -> None:  # inotify close-write: a writer let go of the file
+        if not event.is_directory:
+            self.push(Path(event.src_path), closed=True)
+
 
 # `handle` answers None when done with a file, else the seconds until it is taken again (math.inf: parked
 # until the file changes). Retries never block the queue: other files flow while one waits.
@@ -50,10 +60,11 @@ class _Enqueue(FileSystemEventHandler):
 
 class InboxWatcher:
     def __init__(self, inbox: Path, handle: Callable[[Path], float | None], stable_wait_s: float = 1.0, poll: bool = False,
-                 rescan_s: float = 5.0):
+                 rescan_s: float = 5.0, settle_s: float = 10.0):
         self.inbox = inbox
         self.handle = handle
         self.stable_wait_s = stable_wait_s
+        self.settle_s = settle_s
         self.rescan_s = rescan_s
         self.poll = poll
         self._queue: queue.Queue[Path] = queue.Queue()
@@ -65,7 +76,7 @@ class InboxWatcher:
         self._thread: threading.Thread | None = None
         self.restarts = 0
 
-    def push(self, path: Path) -> None:
+    def push(self, path: Path, closed: bool = False) -> None:
         if path.parent != self.inbox or not is_candidate(path):
             return
         with self._lock:
@@ -74,8 +85,8 @@ class InboxWatcher:
             later = self._later.get(path)
             if later is not None:
                 when, sig = later
-                if time.monotonic() < when and _signature(path) == sig:
-                    return  # waiting out its backoff, or parked, and unchanged since
+                if time.monotonic() < when and _signature(path) == sig and not (closed and math.isfinite(when)):
+                    return  # waiting out its backoff, or parked, and unchanged since (a writer closing it ends a wait)
                 del self._later[path]
             self._pending.add(path)
         self._queue.put(path)
@@ -156,7 +167,9 @@ class InboxWatcher:
         verdict = None
         try:
             if self._wait_stable(path):
-                verdict = self.handle(path)
+                verdict = self._not_whole_yet(path)
+                if verdict is None:
+                    verdict = self.handle(path)
         except Exception:  # noqa: BLE001 — handle should answer, not raise; if it raises, try the file again later
             log.exception("handling %s failed", path)
             verdict = 30.0
@@ -187,6 +200,22 @@ class InboxWatcher:
                 return True
             time.sleep(min(0.2, self.stable_wait_s / 2 or 0.05))
         return False
+
+
+    def _not_whole_yet(self, path: Path) -> float | None:
+        """Seconds until the file is looked at again while it is not whole; None once it is."""
+        if writer_holds_open(path):
+            log.debug("%s: still open for writing; waiting", path.name)
+            return max(self.stable_wait_s, 0.5)  # a close-write event (where the platform gives it) comes sooner
+        if not ends_with_line_end(path):
+            try:
+                quiet = time.time() - path.stat().st_mtime
+            except OSError:
+                return None  # gone: the handler says so
+            if quiet < self.settle_s:
+                log.debug("%s: last row has no line end yet; waiting up to %.0fs", path.name, self.settle_s - quiet)
+                return self.settle_s - quiet
+        return None
 
 
 def _signature(path: Path) -> tuple[int, int] | None:

@@ -1,8 +1,8 @@
 """Where alerts go besides SQLite: an Atom feed any reader opens, and a webhook that never holds anything up.
 
 The webhook posts from its own thread with a timeout and a few retries with backoff; a dead
-endpoint costs a log line, never a blocked ingest or rebuild. The queue is bounded: when an
-endpoint is down for long, the oldest undelivered alerts are dropped (they stay in SQLite and the feed).
+endpoint costs a log line, never a blocked ingest or rebuild. Each POST carries the alert's id and an
+Idempotency-Key; undelivered alerts wait in an outbox table and are sent again after a restart.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 
 from ..files import atomic_write
 
@@ -66,20 +67,61 @@ def _rfc3339(at) -> str:
     return at.replace(tzinfo=timezone.utc, microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-class Webhook:
-    """POSTs each alert as JSON to `url` from a background thread: timeout, retries with backoff, bounded queue."""
+class Outbox(Protocol):
+    """Where undelivered alerts wait (the history database's webhook_outbox table; sql/outbox.py)."""
 
-    def __init__(self, url: str, timeout_s: float = 5.0, tries: int = 3, first_backoff_s: float = 1.0, max_queue: int = 1000):
+    def add(self, alert_id: int, payload: dict) -> None: ...
+    def pending(self) -> list[dict]: ...
+    def delivered(self, alert_id: int) -> None: ...
+    def failed(self, alert_id: int, tries: int, reason: str) -> None: ...
+
+
+class Webhook:
+    """POSTs each alert as JSON to `url` from a background thread: timeout, retries with backoff, bounded queue.
+
+    Each POST carries the alert's id (in the body, and as the Idempotency-Key header, unique per home), so a
+    receiver can drop the repeats a timeout causes (a receiver that answers after our timeout gets the alert
+    again). With an outbox, an alert is kept there from its posting until a 2xx answer: alerts still queued at
+    a stop, or given up on after `tries`, are sent again at the next start (one log line per give-up).
+    """
+
+    def __init__(self, url: str, timeout_s: float = 5.0, tries: int = 3, first_backoff_s: float = 1.0, max_queue: int = 1000,
+                 outbox: Outbox | None = None, key_prefix: str = "newsclust"):
         self.url = url
         self.timeout_s = timeout_s
         self.tries = tries
         self.first_backoff_s = first_backoff_s
+        self.outbox = outbox
+        self.key_prefix = key_prefix
         self._queue: queue.Queue[dict | None] = queue.Queue(maxsize=max_queue)
+        self._closed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="webhook", daemon=True)
         self._thread.start()
+        if outbox is not None:
+            try:
+                waiting = outbox.pending()
+            except Exception as exc:  # noqa: BLE001 — the database is away: they are sent at the next start
+                log.warning("webhook outbox not read (%s: %s)", type(exc).__name__, exc)
+                waiting = []
+            if waiting:
+                log.warning("webhook %s: sending %d alert(s) left undelivered before (outbox)", url, len(waiting))
+            for payload in waiting:
+                self._enqueue(payload)
+
+    def idempotency_key(self, payload: dict) -> str:
+        return f"{self.key_prefix}:alert:{payload.get('id')}"
 
     def post(self, payload: dict) -> None:
-        """Never blocks: a full queue drops its oldest alert."""
+        """Never blocks on the endpoint: the alert goes to the outbox, then the queue (a full queue drops its oldest
+        alert from memory; with an outbox it is still sent at the next start)."""
+        if self.outbox is not None and payload.get("id") is not None:
+            try:
+                self.outbox.add(int(payload["id"]), payload)
+            except Exception as exc:  # noqa: BLE001 — the alert itself is recorded; only its resend after a stop is lost
+                log.warning("alert %s not put in the webhook outbox (%s: %s)", payload.get("id"), type(exc).__name__, exc)
+        self._enqueue(payload)
+
+    def _enqueue(self, payload: dict) -> None:
         while True:
             try:
                 self._queue.put_nowait(payload)
@@ -87,7 +129,8 @@ class Webhook:
             except queue.Full:
                 try:
                     dropped = self._queue.get_nowait()
-                    log.warning("webhook queue full: dropped alert %s", (dropped or {}).get("id"))
+                    log.warning("webhook queue full: alert %s dropped from memory%s", (dropped or {}).get("id"),
+                                "; it stays in the outbox for the next start" if self.outbox is not None else "")
                 except queue.Empty:
                     pass
 
@@ -97,25 +140,47 @@ class Webhook:
         except queue.Full:
             pass
         self._thread.join(wait_s)
+        self._closed.set()  # what is left is not sent by this process (it stays in the outbox)
+        left = self._queue.qsize()
+        if left and self.outbox is not None:
+            log.warning("webhook %s: %d alert(s) not sent before the stop stay in the outbox; sent at the next start", self.url, left)
 
     def _run(self) -> None:
         while True:
             payload = self._queue.get()
-            if payload is None:
+            if payload is None or self._closed.is_set():
                 return
             self._deliver(payload)
 
     def _deliver(self, payload: dict) -> None:
         body = json.dumps(payload, default=str).encode("utf-8")
+        headers = {"Content-Type": "application/json", "Idempotency-Key": self.idempotency_key(payload),
+                   "X-Newsclust-Alert-Id": str(payload.get("id"))}
+        reason = ""
         for attempt in range(1, self.tries + 1):
-            request = urllib.request.Request(self.url, data=body, method="POST", headers={"Content-Type": "application/json"})
+            request = urllib.request.Request(self.url, data=body, method="POST", headers=headers)
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                     if 200 <= response.status < 300:
+                        self._settle(payload, None)
                         return
                     reason = f"HTTP {response.status}"
             except (urllib.error.URLError, OSError, ValueError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             if attempt < self.tries:
-                time.sleep(self.first_backoff_s * 2 ** (attempt - 1))
-        log.warning("webhook %s: alert %s not delivered after %d tries (%s)", self.url, payload.get("id"), self.tries, reason)
+                if self._closed.wait(self.first_backoff_s * 2 ** (attempt - 1)):
+                    return  # stopped: the alert stays in the outbox
+        kept = "; it stays in the outbox and is sent again at the next start" if self.outbox is not None else ""
+        log.warning("webhook %s: gave up on alert %s after %d tries (%s)%s", self.url, payload.get("id"), self.tries, reason, kept)
+        self._settle(payload, reason)
+
+    def _settle(self, payload: dict, failure: str | None) -> None:
+        if self.outbox is None or payload.get("id") is None:
+            return
+        try:
+            if failure is None:
+                self.outbox.delivered(int(payload["id"]))
+            else:
+                self.outbox.failed(int(payload["id"]), self.tries, failure)
+        except Exception as exc:  # noqa: BLE001 — at worst the receiver sees the alert again (same Idempotency-Key)
+            log.warning("webhook outbox not updated for alert %s (%s: %s)", payload.get("id"), type(exc).__name__, exc)

@@ -48,11 +48,13 @@ class StreamTime:
         return first + step * np.arange(n), step
 
 
-def stream_time(published: np.ndarray, ingested: np.ndarray) -> StreamTime:
-    fallback = np.isnat(published)
-    time = np.where(fallback, ingested, published).astype("datetime64[s]")
+def stream_time(published: np.ndarray, ingested: np.ndarray, future: np.ndarray | None = None) -> StreamTime:
+    """future: a row dated beyond the ingest tolerance (2999) is shown at that time as an outlier, never at its ingest time."""
+    claimed = np.zeros(len(published), bool) if future is None else ~np.isnat(future)
+    fallback = np.isnat(published) & ~claimed
+    time = np.where(claimed, future if future is not None else published, np.where(fallback, ingested, published)).astype("datetime64[s]")
     outlier = np.zeros(len(time), bool)
-    valid = ~np.isnat(time)
+    valid = ~np.isnat(time) & ~claimed
     if not valid.any():
         return StreamTime(time, fallback, outlier, None, None, HOUR)
     secs = np.sort(time[valid].astype(np.int64))
@@ -61,7 +63,7 @@ def stream_time(published: np.ndarray, ingested: np.ndarray) -> StreamTime:
     core_lo, core_hi = secs[k], secs[n - 1 - k]
     margin = max(core_hi - core_lo, 86400)
     t = time.astype(np.int64)
-    outlier = valid & ((t < core_lo - margin) | (t > core_hi + margin))
+    outlier = claimed | (valid & ((t < core_lo - margin) | (t > core_hi + margin)))
     inside = time[valid & ~outlier]
     start, end = inside.min(), inside.max()
     span = end - start

@@ -41,7 +41,7 @@ def render_report(repo: HistoryRepo, run: Run, layout, max_points: int = 50_000,
     stories = {s.story_id: s for s in repo.run_stories(run.id)}
     topics = {t.topic_id: t for t in repo.run_topics(run.id)}
     alerts = repo.run_alerts(run.id)
-    st = model.stream_time(docs.published, docs.ingested)
+    st = model.stream_time(docs.published, docs.ingested, docs.future)
     stats = model.story_stats(docs.story, st)
     view = _View(docs, stories, topics, st, stats)
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..domain import Headline, Rejected, unix_seconds, utcnow
 from ..faults import transient_cause
 from ..files import SafeCsvWriter, atomic_open, atomic_write
-from ..ingest import BadFile, read_headlines
+from ..ingest import BadFile, normalise_text, read_headlines
 from .arrivals import assign_arrivals
 from .common import Progress, best_effort, no_progress
 
@@ -30,7 +30,7 @@ log = logging.getLogger("newsclust")
 @dataclass
 class IngestResult:
     file: str
-    state: str  # processed, failed, duplicate, interrupted, retrying, gone
+    state: str  # processed, failed, duplicate, interrupted, retrying, gone, waiting (not whole yet), settled (moved once still)
     rows_seen: int = 0
     stored: int = 0
     updated: int = 0
@@ -44,6 +44,8 @@ class IngestResult:
     transient: bool = False  # retrying because our environment failed, not the file
     ledger_id: int | None = None  # its row in ingested_files
     seconds: dict[str, float] = field(default_factory=dict)
+    retry_in_s: float | None = None  # left in the inbox on purpose (written in place, not whole yet): look again then
+    warnings: list[str] = field(default_factory=list)  # what the summary line must say (dates not understood, a cut last row)
 
 
 # an internal error (a bug, not the file, not the environment) is retried this often before the file goes to failed/
@@ -54,11 +56,14 @@ MAX_INTERNAL_ATTEMPTS = 3
 MAX_NAME_BYTES = 180
 
 
-def sha256_of(path: Path) -> str:
+def sha256_of(path: Path, size: int | None = None) -> str:
+    """Of the whole file, or of its first `size` bytes (what a read of a growing file took)."""
     h = hashlib.sha256()
+    left = size if size is not None else float("inf")
     with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
+        while left > 0 and (block := fh.read(int(min(1 << 20, left)))):
             h.update(block)
+            left -= len(block)
     return h.hexdigest()
 
 
@@ -114,7 +119,8 @@ def recover(app: App) -> dict[str, int]:
     return app.repo.mark_interrupted()
 
 
-def ingest_file(app: App, path: Path, progress: Progress = no_progress, should_stop: Callable[[], bool] = lambda: False) -> IngestResult:
+def ingest_file(app: App, path: Path, progress: Progress = no_progress, should_stop: Callable[[], bool] = lambda: False,
+                settle_s: float = 0.0, tries: int = 1) -> IngestResult:
     """One file through parse -> dedup -> embed -> Milvus -> SQLite -> placement -> processed/ or failed/.
 
     Milvus is written before SQLite and both writes are idempotent (primary keys come from
@@ -122,10 +128,15 @@ def ingest_file(app: App, path: Path, progress: Progress = no_progress, should_s
     Whose fault a failure is decides where the file goes (service/faults.py): the file's own
     content sends it to failed/ with its reason; our environment failing (SQLite locked, the
     vector store unreachable, a full disk) leaves it in the inbox, state 'retrying', to be taken again.
+
+    settle_s > 0 (the watcher): a file modified less than settle_s ago may still be written in place. Its
+    rows are stored, but it stays in the inbox until it held still that long (a writer that reopens it to
+    append would otherwise start a new file without a header); an empty or header-only one waits. A file
+    that changed while it was read is taken again at once (ingest is idempotent: only new rows are stored).
     """
     result = IngestResult(file=path.name, state="failed")
     try:
-        _ingest(app, path, result, progress, should_stop)
+        _ingest(app, path, result, progress, should_stop, settle_s, tries)
     except Exception as exc:  # noqa: BLE001 — one file's failure must not stop the stream
         cause = transient_cause(exc)
         if cause is None and result.attempt >= MAX_INTERNAL_ATTEMPTS:
@@ -162,7 +173,8 @@ def ingest_copy(app: App, source: Path, progress: Progress = no_progress) -> Ing
     return ingest_file(app, staged, progress)
 
 
-def _ingest(app: App, path: Path, result: IngestResult, progress: Progress, should_stop: Callable[[], bool]) -> None:
+def _ingest(app: App, path: Path, result: IngestResult, progress: Progress, should_stop: Callable[[], bool], settle_s: float = 0.0,
+            tries: int = 1) -> None:
     s = app.settings
     if not (path.exists() or path.is_symlink()):
         result.state, result.reason = "gone", f"{path.name}: removed from the inbox before it was taken"
@@ -173,19 +185,31 @@ def _ingest(app: App, path: Path, result: IngestResult, progress: Progress, shou
         result.moved_to = str(_fail(app, path, result.reason))
         return
 
-    digest = sha256_of(path)
-    if app.repo.processed_file(digest) is not None:
-        result.state, result.reason = "duplicate", f"{path.name}: same bytes as a file already ingested; nothing to do"
+    before = _signature(path)
+    digest = sha256_of(path, before[0])  # the bytes read below: a file growing meanwhile is read up to here
+    quiet_s = time.time() - before[1] / 1e9
+    settling = settle_s > 0 and quiet_s < settle_s
+    done = app.repo.processed_file(digest)
+    if done is not None:
+        if settling:  # taken already, still warm: rows appended now must not go into processed/ unseen
+            result.state, result.retry_in_s = "waiting", settle_s - quiet_s
+            result.reason = f"{path.name}: rows taken; it stays in the inbox until it holds still {settle_s:.0f}s"
+            return
+        if app.repo.file_name(done) == path.name and settle_s > 0:
+            result.state, result.reason = "settled", f"{path.name}: held still {settle_s:.0f}s after its rows were taken; moved to processed/"
+        else:
+            result.state, result.reason = "duplicate", f"{path.name}: same bytes as a file already ingested; nothing to do"
         result.moved_to = str(_move(path, s.processed_dir))
         return
 
-    file_id, result.attempt = app.repo.start_file(path.name, digest, path.stat().st_size)
+    result.attempt = tries  # if the database cannot be written (a full disk), this try still counts in the service's status
+    file_id, result.attempt = app.repo.start_file(path.name, digest, before[0], tries)
     result.ledger_id = file_id
     rejects: list[Rejected] = []
     t = {"parse": 0.0, "embed": 0.0, "milvus": 0.0, "sqlite": 0.0, "predict": 0.0}
     try:
         t0 = time.perf_counter()
-        info, chunks = read_headlines(path)
+        info, chunks = read_headlines(path, size=before[0])
         result.encoding = info.encoding
         t["parse"] += time.perf_counter() - t0
         seen_keys: set[str] = set()
@@ -215,6 +239,11 @@ def _ingest(app: App, path: Path, result: IngestResult, progress: Progress, shou
         result.state, result.reason = "interrupted", "shutdown before the end of the file; it stays in the inbox and is taken again at restart"
         return
     except BadFile as exc:
+        if settling and exc.incomplete:  # a writer has made the file and not yet written its rows
+            result.state, result.retry_in_s = "waiting", settle_s - quiet_s
+            result.reason = f"{exc}; it was written {quiet_s:.0f}s ago, so it waits for its rows"
+            app.repo.note_file(file_id, "waiting", result.reason)
+            return
         result.reason = str(exc)
         result.rejected = len(rejects)
         result.seconds = {k: round(v, 3) for k, v in t.items()}
@@ -222,6 +251,7 @@ def _ingest(app: App, path: Path, result: IngestResult, progress: Progress, shou
         return
     result.rejected = len(rejects)
     result.seconds = {k: round(v, 3) for k, v in t.items()}
+    result.warnings.extend(info.dates.summary())
     if rejects:
         rejects_name = short_name(path.name)
         if (s.failed_dir / f"{rejects_name}.rejects.csv").exists():  # an earlier file of that name keeps its report
@@ -231,11 +261,28 @@ def _ingest(app: App, path: Path, result: IngestResult, progress: Progress, shou
         _write_rejects(s.failed_dir / f"{rejects_name}.rejects.csv", rejects)
         atomic_write(s.failed_dir / f"{rejects_name}.reason.txt", reason + "\n")
         result.reason = reason
+    notes = "; ".join(filter(None, [result.reason, *result.warnings])) or None  # the ledger keeps what the summary line said
     app.repo.finish_file(file_id, "processed", seen=result.rows_seen, stored=result.stored, duplicate=result.duplicates,
-                         rejected=result.rejected, updated=result.updated, encoding=result.encoding, reason=result.reason)
+                         rejected=result.rejected, updated=result.updated, encoding=result.encoding, reason=notes)
     result.state = "processed"
+    if _signature(path) != before or sha256_of(path, before[0]) != digest:  # written to while we read it: read it again
+        result.retry_in_s = 0.0
+        result.warnings.append("changed while it was read; taken again for the rest")
+        return
+    if settling:
+        result.retry_in_s = settle_s - quiet_s
+        result.warnings.append(f"written in place {quiet_s:.0f}s ago: stays in the inbox until it holds still {settle_s:.0f}s")
+        return
     app.failpoints.reach("move")
     result.moved_to = str(_move(path, s.processed_dir))
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def _finish_failed(app: App, path: Path, result: IngestResult, file_id: int | None, rejects: list[Rejected]) -> None:
@@ -263,7 +310,8 @@ def _store_headlines(app: App, headlines: list[Headline], file_id: int, t: dict[
     if not headlines:
         return out
     t0 = time.perf_counter()
-    known = app.repo.stored_texts([h.id for h in headlines])
+    # stored texts in the normal form: a row stored before texts were normalised is not "corrected" by its own words
+    known = {i: (normalise_text(t), normalise_text(d)) for i, (t, d) in app.repo.stored_texts([h.id for h in headlines]).items()}
     t["sqlite"] += time.perf_counter() - t0
     new = [h for h in headlines if h.id not in known]
     corrected = [h for h in headlines if h.id in known and known[h.id] != (h.title, h.description)]

@@ -125,7 +125,7 @@ def status(app: App, serving_pid: int | None = None, live: dict | None = None) -
 
 
 def _serving_status(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    from ..state import read_status
+
+    return read_status(path)
+

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from sqlalchemy import Engine, inspect, text
 
-from ...domain import Alert, ChangeEvent, Lineage, ReportDocs, StoryRow, TopicRow
+from ...domain import FUTURE_KEY, Alert, ChangeEvent, Lineage, ReportDocs, StoryRow, TopicRow
 
 # the columns of a CSV that name the outlet, in the order they are trusted (kept in documents.extra)
 SOURCE_KEYS = ("source", "publisher", "outlet", "site", "feed", "domain", "source_name", "author")
@@ -54,7 +54,19 @@ def report_documents(engine: Engine, run_id: int) -> ReportDocs:
         titles=[r[5] or "" for r in rows],
         urls=[r[6] for r in rows],
         sources=[source_of(r[9], r[6]) for r in rows],
+        future=to_datetime64([future_of(r[9]) for r in rows]),
     )
+
+
+def future_of(extra: str | None) -> str | None:
+    """The far-future time a row claimed (ingest keeps it in extra, not as its published time), or None."""
+    if not extra or FUTURE_KEY not in extra:
+        return None
+    try:
+        value = json.loads(extra).get(FUTURE_KEY)
+        return str(np.datetime64(value, "s")) if value else None
+    except (ValueError, AttributeError, TypeError):
+        return None
 
 
 def source_of(extra: str | None, url: str | None) -> str | None:

@@ -13,7 +13,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from ...domain import (NOISE, Alert, ClusterEvent, ExportRow, Headline, Lineage, ReportDocs, Run, StoryRow, TopicRow, unix_seconds,
+from ...domain import (FUTURE_KEY, NOISE, Alert, ClusterEvent, ExportRow, Headline, Lineage, ReportDocs, Run, StoryRow, TopicRow, unix_seconds,
                        utcnow)
 from . import report_queries as rq
 from .dialect import bind_processor, bulk_insert, insert_for, param_mark
@@ -83,8 +83,13 @@ class SqlRepository:
                 select(ingested_files.c.id).where(ingested_files.c.sha256 == sha256, ingested_files.c.state == "processed").limit(1)
             ).scalar()
 
-    def start_file(self, name: str, sha256: str, size: int) -> tuple[int, int]:
-        """(ledger row, attempt number): one row per file, however often it is retried."""
+    def file_name(self, file_id: int) -> str | None:
+        with self.engine.connect() as c:
+            return c.execute(select(ingested_files.c.name).where(ingested_files.c.id == file_id)).scalar()
+
+    def start_file(self, name: str, sha256: str, size: int, tries: int = 1) -> tuple[int, int]:
+        """(ledger row, attempt number): one row per file, however often it is retried. tries: this try's number as the
+        caller counted it (tries that failed before they reached the database, a full disk, count too)."""
         with self.engine.begin() as c:
             row = c.execute(
                 select(ingested_files.c.id, ingested_files.c.attempts).where(
@@ -92,12 +97,13 @@ class SqlRepository:
                 ).order_by(ingested_files.c.id.desc()).limit(1)
             ).first()
             if row is not None:
-                c.execute(update(ingested_files).where(ingested_files.c.id == row.id).values(state="processing", attempts=row.attempts + 1))
-                return int(row.id), int(row.attempts) + 1
+                attempt = max(int(row.attempts) + 1, tries)
+                c.execute(update(ingested_files).where(ingested_files.c.id == row.id).values(state="processing", attempts=attempt))
+                return int(row.id), attempt
             return int(c.execute(
-                insert(ingested_files).values(name=name, sha256=sha256, size_bytes=size, state="processing", received_at=utcnow(), attempts=1,
+                insert(ingested_files).values(name=name, sha256=sha256, size_bytes=size, state="processing", received_at=utcnow(), attempts=max(1, tries),
                                              rows_seen=0, rows_stored=0, rows_duplicate=0, rows_rejected=0, rows_updated=0)
-            ).inserted_primary_key[0]), 1
+            ).inserted_primary_key[0]), max(1, tries)
 
     def finish_file(self, file_id: int, state: str, *, seen=0, stored=0, duplicate=0, rejected=0, updated=0, encoding=None, reason=None) -> None:
         with self.engine.begin() as c:
@@ -544,6 +550,11 @@ class AlertStore:
             member = [r for batch in _driver_rows(c, "SELECT document_id, cluster_id FROM assignments WHERE run_id = {p} AND cluster_id >= 0",
                                                   [int(run_id)]) for r in batch]
             dated = [r for batch in _driver_rows(c, doc_sql, doc_params) for r in batch] if member else []
+            # a row dated far ahead (2999) has no news time: its ingest time must not stand in, in alerts or their times
+            undated_future = {int(r[0]) for r in c.execute(select(documents.c.id).where(
+                documents.c.published_at.is_(None), documents.c.extra.contains(FUTURE_KEY)))} if dated else set()
+        if undated_future:
+            dated = [r for r in dated if int(r[0]) not in undated_future]
         if not member or not dated:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
         member_doc, story = (np.asarray(x, np.int64) for x in zip(*member))

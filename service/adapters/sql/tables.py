@@ -210,3 +210,15 @@ story_drift_checks = Table(
     Column("min_cosine", Float, nullable=False),  # the threshold in force
     Column("split_story_id", Integer),  # the new story the drifted part became, NULL when kept whole
 )
+
+# alerts the webhook has not delivered yet: a row per alert from its posting until a 2xx answer; what a stop or a
+# dead endpoint leaves here is sent again at the next start (migration 0008_webhook_outbox)
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("alert_id", Integer, primary_key=True, autoincrement=False),  # = alerts.id: the receiver's idempotency key
+    Column("payload", Text, nullable=False),  # the JSON body as first posted
+    Column("queued_at", DateTime, nullable=False),
+    Column("tries", Integer, nullable=False, default=0, server_default="0"),
+    Column("last_error", Text),
+)
