@@ -125,7 +125,9 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
             app.repo.commit_run(run_id, doc_ids=doc_ids, labels=stories, probabilities=levels.story_probabilities,
                                 outlier_scores=levels.story_outlier_scores, names=story_names, events=events, timings=stages.seconds,
                                 params={**asdict(params), "knn_k": s.knn_k, "min_cluster_size_used": fit.story_min_cluster_size,
-                                        "topic_min_cluster_size_used": fit.topic_min_cluster_size},
+                                        "topic_min_cluster_size_used": fit.topic_min_cluster_size,
+                                        # how the vector copy met the store: current, caught up (rows read) or refilled
+                                        "vector_sync": getattr(app.neighbours, "last_sync", None) if s.vector_cache else None},
                                 topics=topics, story_topics=dict(zip(story_match.ids.tolist(), story_topic_ids.tolist())),
                                 topic_names=topic_names)
     except Exception as exc:
