@@ -44,9 +44,10 @@ RETRAIN_GROWTH = 2.0
 # New documents look this many times k deep, so more existing documents hear of them.
 REVERSE_DEPTH = 4
 # A catch-up reads the rows stamped (ingested_ts, each worker's clock at its upsert) since the copy's newest
-# row less this: workers' clocks a little apart, a batch stamped before a slower one landed. A row older
+# row less this: workers' clocks a little apart (NTP keeps them within milliseconds), a batch stamped before a slower
+# one landed (one Milvus upsert, a second or two). A row older
 # than that leaves the counts apart and the copy is refilled: correct, only slower.
-CATCH_UP_OVERLAP_S = 120
+CATCH_UP_OVERLAP_S = 30
 
 
 class CachedVectorStore:
@@ -298,7 +299,10 @@ class CachedVectorStore:
             del vecs
             self.catch_up(int(meta[:, 2].max()) - CATCH_UP_OVERLAP_S)
             meta, vecs = self._load()
-            in_store = self.store.count()
+            # workers may add rows while the copy reads: it must hold at least what the store counted before the read
+            # (a row stamped before the overlap and hidden by newer ones is found at the next quiet check)
+            caught_up = self._trusted and len(meta) >= in_store
+            in_store = len(meta) if caught_up else in_store
         if not self._trusted or len(meta) != in_store:
             if self.last_sync["kind"] == "catch_up":
                 log.warning("vector cache %s: %d rows after catching up, the store holds %d: refilled from it",
