@@ -91,7 +91,7 @@ class CachedEmbedder:
             from service.adapters.embedders import make_embedder
 
             s = self.settings
-            self._inner = make_embedder(s.embedder, s.embedder_path, s.embed_batch_size, s.max_text_chars, s.max_tokens, s.embed_precision)
+            self._inner = make_embedder(s.embedder, s.embedder_path, s.embed_batch_size, s.max_text_chars, s.max_tokens, s.embed_precision, s.embed_device)
         return self._inner
 
     @property

@@ -19,7 +19,8 @@ Prints one JSON line: n, insert_s (vectors through the cache), docs_insert_s (SQ
 warm_up_s (what serve pays once at start: clustering/warmup.py, done before the clock starts; rebuild_s_cold adds it
 back, as a one-shot `newsclust rebuild` pays it),
 rebuild_again_s / rebuild_again_stages (a second rebuild on the same data, as serve's next one: it also settles against
-the first and matches its ids; rebuild_again_same_story_id is the share of clustered documents keeping their story id),
+the first and matches its ids; rebuild_again_same_story_id is the share of clustered documents keeping their story id;
+rebuild_again_rows_written the assignments rows it wrote: documents whose story, topic or probability band changed),
 rebuild_s (the use case end to end) = read_graph_s + fit_s (fit_two_levels) + rest_s (settle, match, names,
 prediction state, commit, alerts; each in stages), peak_rss_mb (the rebuild process; Milvus Lite open shown as
 milvus_open_rss_mb), stories, story_noise, topics, topic_noise, story_ami / topic_ami (noise = one label, the
@@ -283,6 +284,12 @@ def rebuild_phase(args, home: Path) -> dict:
     first, second = _labels_for(ids, app.repo.run_labels(r.run_id)), _labels_for(ids, app.repo.run_labels(again.run_id))
     clustered = first >= 0
     result["rebuild_again_same_story_id"] = round(float((second[clustered] == first[clustered]).mean()), 4) if clustered.any() else None
+    from sqlalchemy import text
+
+    with app.repo.engine.connect() as c:  # changed-rows-only assignments: what the second rebuild wrote, of its documents
+        result["rebuild_again_rows_written"] = c.execute(text(
+            "SELECT COUNT(*) FROM assignments WHERE run_id = :r AND assigned_by = 'rebuild'"), {"r": again.run_id}).scalar()
+    result["rebuild_again_documents"] = len(app.repo.run_labels(again.run_id)[0])
     app.close()
     return result
 

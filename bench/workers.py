@@ -1,6 +1,7 @@
 """Several ingest workers on one home: end-to-end ingest throughput with 1 and with 2 workers, same files.
 
     .venv/bin/python bench/workers.py [--files 8 --rows 400] [--milvus-insert 20000] [--pin] [--json FILE]
+    .venv/bin/python bench/workers.py --workers none --rounds 4 --files 8 --rows 400 --json FILE   # the leader's catch-up
 
 Starts what a shared home needs by itself: the embedded Milvus server (.venv-milvus-server/bin/milvus-server, or
 NEWSCLUST_TEST_MILVUS_SERVER; started with the tests' fixture code, which retries when its embedded etcd fails to
@@ -17,6 +18,13 @@ workers (taskset), which is how workers would be given a core budget each on a b
 Before that, quick figures for the Milvus server on its own, through the service's MilvusStore: --milvus-insert random
 384-d rows upserted in batches of 256 (rows/s), all of them read back through the query iterator (what the rebuild
 leader's vector-cache refill costs) and 1,000 k=15 searches (arrival placement without the live index); 0 skips it.
+
+--rounds R: the rebuild leader's catch-up. The files go in R rounds, each drained and then rebuilt before the next:
+once with 2 `serve --role ingest` workers and a `serve --role rebuild` leader that rebuilds as soon as arrivals wait,
+once with a single `serve` (--role all, the writer that keeps its own graph) on a fresh database and collection. For each
+rebuild it reads the run's graph stage and how the vector copy met Milvus (runs.params.vector_sync: current, caught up or
+refilled, and the rows read), and prints `leader_refill_rows` (rows read by full refills, per rebuild; the first one is the
+copy's start) and the leader's graph stage over the single writer's at the same size.
 
 Prints one JSON line: headlines/s with 1 and 2 workers, their ratio, a note on what the ratio means on this many
 cores, the per-stage seconds summed over files (from each worker's per-file line), each worker's peak RSS, the file
@@ -261,6 +269,76 @@ def run_once(n_workers: int, files: list[Path], milvus_uri: str, pg: Postgres, t
             "load_avg_1min": [load_before, load_after]}
 
 
+def rebuild_rounds(mode: str, files: list[Path], rounds: int, milvus_uri: str, pg: Postgres, tmp: Path, timeout_s: float) -> list[dict]:
+    """mode 'leader': 2 ingest workers and a rebuild leader; 'single': one serve writing and rebuilding. The files go in
+    `rounds` rounds; after each one is drained, wait for a rebuild that holds every document so far. One dict per run."""
+    from sqlalchemy import create_engine, text
+
+    url = pg.new_database()
+    collection = f"bench_rounds_{mode}_{int(time.time()) % 10**6}"
+    home = tmp / f"home-rounds-{mode}"
+    (home / "inbox").mkdir(parents=True)
+    env = {"NEWSCLUST_DATABASE_URL": url, "NEWSCLUST_MILVUS_URI": milvus_uri, "NEWSCLUST_COLLECTION": collection,
+           "NEWSCLUST_STABLE_WAIT_S": "0.3", "NEWSCLUST_REBUILD_INTERVAL_S": "2", "NEWSCLUST_REBUILD_MIN_GAP_S": "0",
+           "NEWSCLUST_CLAIM_LEASE_S": "30"}
+    per_round = [files[i::rounds] for i in range(rounds)]
+    procs: list[Worker] = []
+    engine = create_engine(url)
+    expected = 0
+    try:
+        if mode == "leader":
+            procs.append(Worker(home, "leader", "rebuild", env))
+            procs[0].wait_serving()
+            for i in range(2):
+                procs.append(Worker(home, f"ingest{i + 1}", "ingest", env))
+                procs[-1].wait_serving()
+        else:
+            procs.append(Worker(home, "single", "all", env))
+            procs[0].wait_serving()
+        for batch in per_round:
+            for f in batch:
+                with f.open(newline="", encoding="utf-8") as fh:
+                    expected += sum(1 for _ in csv.DictReader(fh))
+                shutil.copy(f, home / "inbox" / (f.name + ".part"))
+                (home / "inbox" / (f.name + ".part")).rename(home / "inbox" / f.name)
+            end = time.monotonic() + timeout_s
+            while True:
+                with engine.connect() as c:
+                    done = c.execute(text("SELECT MAX(n_documents) FROM runs WHERE status = 'done'")).scalar() or 0
+                if done >= expected:
+                    break
+                if time.monotonic() > end:
+                    raise SystemExit(f"{mode}: no rebuild of {expected} documents after {timeout_s:.0f}s")
+                for w in procs:
+                    if w.proc.poll() is not None:
+                        raise SystemExit(f"{w.name} exited:\n" + "\n".join(w.lines[-40:]))
+                time.sleep(0.2)
+    finally:
+        for w in procs:
+            w.stop()
+    with engine.connect() as c:
+        rows = c.execute(text("SELECT id, n_documents, timings, params FROM runs WHERE status = 'done' ORDER BY id")).all()
+    engine.dispose()
+    _drop_collection(milvus_uri, collection)
+    out = []
+    for run_id, n_docs, timings, params in rows:
+        t, p = json.loads(timings or "{}"), json.loads(params or "{}")
+        out.append({"run": run_id, "documents": n_docs, "graph_s": round(t.get("graph", 0.0), 3), "sync": p.get("vector_sync")})
+    return out
+
+
+def rounds_summary(leader: list[dict], single: list[dict]) -> dict:
+    """leader_refill_rows per rebuild, and the graph stage of each run holding a round's documents against the single writer's."""
+    refill = [(r["sync"] or {}).get("rows_read", 0) if (r["sync"] or {}).get("kind") == "refill" else 0 for r in leader]
+    single_at = {r["documents"]: r["graph_s"] for r in single}
+    pairs = [(r["documents"], r["graph_s"], single_at[r["documents"]]) for r in leader if r["documents"] in single_at]
+    return {"leader_refill_rows": refill, "leader_refill_rows_after_first": sum(refill[1:]),
+            "leader_caught_up_rows": [(r["sync"] or {}).get("rows_read", 0) if (r["sync"] or {}).get("kind") == "catch_up" else 0
+                                      for r in leader],
+            "graph_s_at_same_size": [{"documents": n, "leader": a, "single": b, "ratio": round(a / b, 2) if b else None}
+                                     for n, a, b in pairs]}
+
+
 def _drop_collection(uri: str, collection: str) -> None:
     from pymilvus import MilvusClient
 
@@ -317,6 +395,7 @@ def main() -> None:
     ap.add_argument("--pin", action="store_true", help="split the cores between the ingest workers (taskset) instead of letting "
                     "each one's torch threads take every core")
     ap.add_argument("--json", type=Path, help="also write the line to this file")
+    ap.add_argument("--rounds", type=int, default=0, help="also measure the rebuild leader's catch-up over this many rounds (0: skip)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="nc-workers-"))
@@ -333,7 +412,13 @@ def main() -> None:
         insert = milvus_insert_rate(uri, args.milvus_insert)
         print(f"milvus server insert: {insert}", file=sys.stderr)
         runs = []
-        for n in (int(x) for x in args.workers.split(",")):
+        rounds = None
+        if args.rounds:
+            leader = rebuild_rounds("leader", files, args.rounds, uri, pg, tmp, args.timeout)
+            single = rebuild_rounds("single", files, args.rounds, uri, pg, tmp, args.timeout)
+            rounds = {"rounds": args.rounds, "leader_runs": leader, "single_runs": single, **rounds_summary(leader, single)}
+            print(f"rounds: {rounds}", file=sys.stderr)
+        for n in (int(x) for x in args.workers.split(",") if x != "none"):
             r = run_once(n, files, uri, pg, tmp, args.timeout, args.pin)
             print(f"{n} worker(s): {r['headlines']} headlines in {r['seconds']} s = {r['headlines_per_s']}/s "
                   f"(files by worker {r['files_by_worker']})", file=sys.stderr)
@@ -346,7 +431,9 @@ def main() -> None:
 
     by_n = {r["workers"]: r for r in runs}
     out = {"files": args.files, "rows_per_file": args.rows, "cores": cores, "runs": runs,
-           "milvus_server_insert": insert}
+           "milvus_server_insert": insert, "leader_catch_up": rounds}
+    if rounds:
+        out["leader_refill_rows"] = rounds["leader_refill_rows"]
     for n, r in by_n.items():
         out[f"headlines_per_s_{n}w"] = r["headlines_per_s"]
     if 1 in by_n and 2 in by_n:

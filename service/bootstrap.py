@@ -109,7 +109,7 @@ class App:
             from .adapters.embedders import make_embedder
 
             s = self.settings
-            self._embedder = make_embedder(s.embedder, s.embedder_path, s.embed_batch_size, s.max_text_chars, s.max_tokens, s.embed_precision)
+            self._embedder = make_embedder(s.embedder, s.embedder_path, s.embed_batch_size, s.max_text_chars, s.max_tokens, s.embed_precision, s.embed_device)
         return self._embedder
 
     def open_store(self) -> VectorStore:

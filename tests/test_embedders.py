@@ -42,3 +42,43 @@ def test_unknown_precision_is_a_clear_error():
 
     with pytest.raises(ValueError, match="embed_precision"):
         make_embedder("minilm", precision="fp8")
+
+
+def test_auto_device_on_a_machine_without_cuda_is_todays_cpu_embedder():
+    """embed_device 'auto' picks CUDA only where torch sees a device; elsewhere it is the CPU path as it was:
+    CPU, batch 64, the CPU's precision, the same vectors as asking for the CPU."""
+    import pytest
+    import torch
+
+    from service.adapters.embedders import make_embedder, resolve_device, resolve_precision
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: 'auto' is CUDA here")
+    assert resolve_device("auto") == "cpu"
+    auto, cpu = make_embedder("minilm"), make_embedder("minilm", device="cpu", batch_size=64)
+    assert (auto.device, auto.batch_size, auto.precision) == ("cpu", 64, resolve_precision("auto"))
+    texts = ["Central bank raises rates again", "Local team wins the cup final"]
+    assert np.array_equal(auto.embed(texts), cpu.embed(texts))
+    with pytest.raises(ValueError, match="embed_device 'cuda'"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="unknown embed_device"):
+        resolve_device("tpu")
+
+
+def test_gpu_precision_and_batch_are_the_measured_ones():
+    """On CUDA 'auto' is fp32 (fp16 measured slower on an H200) at batch 1024; int8 is a CPU quantisation."""
+    import pytest
+
+    from service.adapters.embedders import DEVICE_BATCH, resolve_precision
+
+    assert resolve_precision("auto", "cuda") == "fp32" and DEVICE_BATCH == {"cpu": 64, "cuda": 1024}
+    with pytest.raises(ValueError, match="int8"):
+        resolve_precision("int8", "cuda")
+
+
+def test_embed_device_is_listed_by_help_settings():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "service.cli", "--help-settings"], capture_output=True, text=True, check=True).stdout
+    assert "embed_device" in out and "auto" in out

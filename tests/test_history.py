@@ -93,10 +93,10 @@ def test_every_story_sits_in_exactly_one_topic_and_both_levels_are_queryable(his
     last = runs[-1].run_id
     with sqlite3.connect(app.settings.sqlite_path) as c:
         per_story = c.execute(
-            "SELECT cluster_id, COUNT(DISTINCT topic_id) FROM assignments WHERE run_id=? AND assigned_by='rebuild' AND cluster_id >= 0 "
+            "SELECT cluster_id, COUNT(DISTINCT topic_id) FROM run_assignments WHERE run_id=? AND assigned_by='rebuild' AND cluster_id >= 0 "
             "GROUP BY cluster_id", (last,)).fetchall()
         snapshot_topic = dict(c.execute("SELECT cluster_id, topic_id FROM cluster_snapshots WHERE run_id=?", (last,)).fetchall())
-        doc_topic = dict(c.execute("SELECT cluster_id, MIN(topic_id) FROM assignments WHERE run_id=? AND assigned_by='rebuild' "
+        doc_topic = dict(c.execute("SELECT cluster_id, MIN(topic_id) FROM run_assignments WHERE run_id=? AND assigned_by='rebuild' "
                                    "AND cluster_id >= 0 GROUP BY cluster_id", (last,)).fetchall())
         stories = c.execute("SELECT story_id, title, topic_id, topic_name, size FROM story_current").fetchall()
         topics = c.execute("SELECT topic_id, name, size, n_stories FROM topic_current").fetchall()

@@ -132,3 +132,43 @@ def test_the_kept_graph_finds_nearly_every_true_neighbour_and_survives_a_lost_ta
     _, _, again = reopened.neighbour_graph()
     assert np.array_equal(again.indices, exact.indices)
     milvus.close()
+
+
+def test_the_rebuild_leader_catches_up_on_what_other_workers_wrote_instead_of_refilling(tmp_path):
+    """A shared home: ingest workers write Milvus only, the leader's copy reads the rows stamped since its newest
+    (plus an overlap), appends them and extends its graph as a writer would; a full refill only when counts still differ."""
+    from service.adapters.vector_cache import CATCH_UP_OVERLAP_S
+    from service.clustering.graph import knn
+
+    rng = np.random.default_rng(8)
+    centres = unit(rng, 30)
+    n = 2400
+    x = centres[rng.integers(0, 30, n)] + rng.normal(scale=0.08, size=(n, 16)).astype(np.float32)
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    ids = rng.permutation(10**6)[:n].astype(np.int64)
+    stamp = 1_700_000_000 + np.arange(n, dtype=np.int64) * 3600  # one batch an hour: the overlap re-reads no old batch
+    milvus = MilvusStore(str(tmp_path / "milvus.db"), "w", 16)
+    leader = CachedVectorStore(milvus, tmp_path / "leader", 16, source="m#w", knn_k=10)
+    writer = CachedVectorStore(MilvusStore(str(tmp_path / "single.db"), "w", 16), tmp_path / "single", 16, source="s#w", knn_k=10)
+    for start in range(0, n, 400):
+        part = slice(start, start + 400)
+        milvus.upsert(ids[part], x[part], stamp[part], np.full(400, stamp[start + 399]))  # an ingest worker: Milvus only
+        writer.upsert(ids[part], x[part], stamp[part], np.full(400, stamp[start + 399]))
+        got_ids, got_x, neigh = leader.neighbour_graph()
+        assert np.array_equal(got_ids, np.sort(ids[: start + 400]))
+        if start == 0:
+            assert leader.last_sync["kind"] == "refill"
+        else:
+            # the new batch, and the one before it again (stamped within the overlap of the copy's newest row)
+            assert leader.last_sync == {"kind": "catch_up", "rows_read": 800, "rows_added": 400}, leader.last_sync
+    exact = knn(np.asarray(got_x), 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(neigh.indices, exact.indices)])
+    w_ids, w_x, w_neigh = writer.neighbour_graph()
+    w_exact = knn(np.asarray(w_x), 10)
+    w_recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(w_neigh.indices, w_exact.indices)])
+    assert recall >= 0.9 and recall >= w_recall - 0.02, (recall, w_recall)
+    # a worker whose clock is far behind stamps rows before the overlap: the counts differ and the copy is refilled
+    late = unit(rng, 5)
+    milvus.upsert(np.arange(5, dtype=np.int64) + 2 * 10**6, late, np.zeros(5, np.int64), np.full(5, stamp[0] - 10 * CATCH_UP_OVERLAP_S))
+    assert len(leader.neighbour_graph()[0]) == n + 5 and leader.last_sync["kind"] == "refill"
+    milvus.close()

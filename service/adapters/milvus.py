@@ -106,17 +106,21 @@ class MilvusStore:
         """(ids, vectors, published_ts, ingested_ts) in batches, in the store's order."""
         batch_size = min(batch_size, self._rows_per_request())
         fields = ["id", "vector", "published_ts", "ingested_ts"]
+        if since_ts is not None:
+            # a window or a catch-up often holds fewer rows than one request carries: one query instead of the
+            # iterator's several round trips (a rebuild leader catching up on a few hundred rows)
+            rows = self.client.query(self.collection, filter=_window_filter(since_ts, by), output_fields=fields, limit=batch_size)
+            if len(rows) < batch_size:
+                if rows:
+                    yield _columns(rows)
+                return
         it = self.client.query_iterator(self.collection, batch_size=batch_size, filter=_window_filter(since_ts, by), output_fields=fields)
         try:
             while True:
                 rows = it.next()
                 if not rows:
                     break
-                ids = np.fromiter((r["id"] for r in rows), dtype=np.int64, count=len(rows))
-                vecs = np.asarray([r["vector"] for r in rows], dtype=np.float32)
-                published = np.fromiter((r["published_ts"] for r in rows), dtype=np.int64, count=len(rows))
-                ingested = np.fromiter((r["ingested_ts"] for r in rows), dtype=np.int64, count=len(rows))
-                yield ids, vecs, published, ingested
+                yield _columns(rows)
         finally:
             it.close()
 
@@ -182,6 +186,15 @@ def release_local(uri: str) -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)  # freed heap back to the system (glibc); elsewhere it stays for reuse
     except (OSError, AttributeError):
         pass
+
+
+def _columns(rows: list[dict]) -> tuple[np.ndarray, ...]:
+    """(ids, vectors, published_ts, ingested_ts) of query rows."""
+    ids = np.fromiter((r["id"] for r in rows), dtype=np.int64, count=len(rows))
+    vecs = np.asarray([r["vector"] for r in rows], dtype=np.float32)
+    published = np.fromiter((r["published_ts"] for r in rows), dtype=np.int64, count=len(rows))
+    ingested = np.fromiter((r["ingested_ts"] for r in rows), dtype=np.int64, count=len(rows))
+    return ids, vecs, published, ingested
 
 
 def _window_filter(since_ts: int | None, by: str) -> str:

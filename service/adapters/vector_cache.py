@@ -12,9 +12,12 @@ found is offered the new document (merge_neighbours). A rebuild then reads a fin
 The live index also answers `search` for placing arrivals, ~30x faster than Milvus Lite.
 
 Milvus stays the source of truth. The copy is trusted only when it was filled from the same
-Milvus URI and collection and holds exactly as many distinct ids as Milvus does; otherwise (a
-crash between the Milvus write and the append, a deleted cache, a collection written by another
-process) it is refilled from Milvus once and the graph recomputed. A torn last row from a crash
+Milvus URI and collection and holds exactly as many distinct ids as Milvus does. When Milvus holds
+more (other processes wrote it: the ingest workers of a shared home, whose rebuild leader keeps this
+copy), the copy catches up: it reads only the rows stamped since its newest row (less an overlap for
+clocks), appends the ones it lacks and extends its graph exactly as the writer's own upserts do. Only
+when that still leaves the counts apart, or the copy is missing or foreign, is it refilled from Milvus
+and the graph recomputed. A torn last row from a crash
 mid-append is cut off on open; a graph shorter than the vectors is recomputed.
 """
 
@@ -40,6 +43,11 @@ META_COLUMNS = 3  # id, published_ts, ingested_ts
 RETRAIN_GROWTH = 2.0
 # New documents look this many times k deep, so more existing documents hear of them.
 REVERSE_DEPTH = 4
+# A catch-up reads the rows stamped (ingested_ts, each worker's clock at its upsert) since the copy's newest
+# row less this: workers' clocks a little apart (NTP keeps them within milliseconds), a batch stamped before a slower
+# one landed (one Milvus upsert, a second or two). A row older
+# than that leaves the counts apart and the copy is refilled: correct, only slower.
+CATCH_UP_OVERLAP_S = 30
 
 
 class CachedVectorStore:
@@ -60,6 +68,8 @@ class CachedVectorStore:
         self._index = None  # live faiss index over cache rows 0..ntotal-1
         self._index_built_at = 0
         self._trusted = self._same_source()
+        # how the last check against the store went: "current", "catch_up" or "refill", and the rows read for it
+        self.last_sync: dict[str, object] = {"kind": "current", "rows_read": 0, "rows_added": 0}
         if self._trusted:
             self._cut_torn_rows()
         elif store.count() == 0:
@@ -73,8 +83,13 @@ class CachedVectorStore:
     # --- the VectorStore port -------------------------------------------------------
     def upsert(self, ids: np.ndarray, vectors: np.ndarray, published_ts: np.ndarray, ingested_ts: np.ndarray) -> None:
         self.store.upsert(ids, vectors, published_ts, ingested_ts)
+        self._take(ids, vectors, published_ts, ingested_ts)
+
+    def _take(self, ids: np.ndarray, vectors: np.ndarray, published_ts: np.ndarray, ingested_ts: np.ndarray) -> int:
+        """Rows the store holds into the copy: new ids appended (their graph lists found, older lists offered
+        them), known ids with another vector overwritten. Returns how many rows were appended."""
         if not self._trusted or not self._whole():
-            return
+            return 0
         known = self._known_ids()
         seen_before = np.array([int(i) in known for i in ids], dtype=bool)
         fresh = _first_seen(ids, known)  # a retry's rows are there already
@@ -89,6 +104,7 @@ class CachedVectorStore:
                 raise
             if self._graph_rows() == rows_before:
                 self._extend_graph(np.ascontiguousarray(vectors[fresh], dtype=np.float32), rows_before)
+        return int(fresh.sum())
 
     def _whole(self) -> bool:
         """The files still hold the rows this process wrote; if something cut them (a full disk, a hand), the
@@ -277,10 +293,37 @@ class CachedVectorStore:
 
     def _checked_load(self):
         meta, vecs = self._load()
-        if not self._trusted or len(meta) != self.store.count():
+        in_store = self.store.count()
+        self.last_sync = {"kind": "current", "rows_read": 0, "rows_added": 0}
+        if self._trusted and len(meta) and len(meta) < in_store:
+            del vecs
+            self.catch_up(int(meta[:, 2].max()) - CATCH_UP_OVERLAP_S)
+            meta, vecs = self._load()
+            # workers may add rows while the copy reads: it must hold at least what the store counted before the read
+            # (a row stamped before the overlap and hidden by newer ones is found at the next quiet check)
+            caught_up = self._trusted and len(meta) >= in_store
+            in_store = len(meta) if caught_up else in_store
+        if not self._trusted or len(meta) != in_store:
+            if self.last_sync["kind"] == "catch_up":
+                log.warning("vector cache %s: %d rows after catching up, the store holds %d: refilled from it",
+                            self.folder.name, len(meta), in_store)
             self.refill()
             meta, vecs = self._load()
+            self.last_sync = {"kind": "refill", "rows_read": len(meta), "rows_added": len(meta)}
+            log.info("vector cache %s: refilled %d rows from the store", self.folder.name, len(meta))
         return meta, vecs
+
+    def catch_up(self, since_ts: int) -> int:
+        """Read the store's rows stamped at or after since_ts (ingested_ts) and take in the ones this copy lacks,
+        as the writer's own upserts would have: the rebuild leader of a shared home, whose ingest workers write
+        Milvus only. Returns the rows appended; last_sync says what was read."""
+        read = added = 0
+        for ids, vecs, published, ingested in self.store.iter_rows(since_ts=since_ts, by="ingested"):
+            read += len(ids)
+            added += self._take(ids, vecs, published, ingested)
+        self.last_sync = {"kind": "catch_up", "rows_read": read, "rows_added": added}
+        log.info("vector cache %s: caught up %d new rows (%d read from the store)", self.folder.name, added, read)
+        return added
 
     def _known_ids(self) -> set[int]:
         if self._known is None:

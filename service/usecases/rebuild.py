@@ -133,7 +133,9 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
             app.repo.commit_run(run_id, doc_ids=doc_ids, labels=stories, probabilities=levels.story_probabilities,
                                 outlier_scores=levels.story_outlier_scores, names=story_names, events=events, timings=stages.seconds,
                                 params={**asdict(params), "knn_k": s.knn_k, "min_cluster_size_used": fit.story_min_cluster_size,
-                                        "topic_min_cluster_size_used": fit.topic_min_cluster_size},
+                                        "topic_min_cluster_size_used": fit.topic_min_cluster_size,
+                                        # how the vector copy met the store: current, caught up (rows read) or refilled
+                                        "vector_sync": getattr(app.neighbours, "last_sync", None) if s.vector_cache else None},
                                 topics=topics, story_topics=dict(zip(story_match.ids.tolist(), story_topic_ids.tolist())),
                                 topic_names=topic_names, drift_checks=drift_rows)
     except Exception as exc:
@@ -199,8 +201,12 @@ def _documented_only(app: App, doc_ids: np.ndarray, vectors, neigh):
     interrupted between the two writes, retried later) is left out, never clustered as a phantom headline."""
     known = app.repo.all_document_ids()
     if _window_start(app) is None and len(known) > len(doc_ids):
-        # the reverse: rows whose vector the store lost are embedded again now and join the next rebuild
-        restore_missing_vectors(app, np.setdiff1d(known, doc_ids, assume_unique=True))
+        # the reverse: rows whose vector the store lost are embedded again now and join the next rebuild. On a shared
+        # home, ingest workers keep writing after the vectors were read: a document whose vector the store holds by
+        # now is not lost (a rebuild leader re-embedded hundreds of them per rebuild before this check)
+        missing = np.setdiff1d(known, doc_ids, assume_unique=True)[:RESTORE_LIMIT]
+        held = np.any(app.store.vectors_of(missing) != 0, axis=1) if len(missing) else np.zeros(0, bool)
+        restore_missing_vectors(app, missing[~held])
     keep = np.isin(doc_ids, known, assume_unique=True)
     if keep.all():
         return doc_ids, vectors, neigh
@@ -211,7 +217,10 @@ def _documented_only(app: App, doc_ids: np.ndarray, vectors, neigh):
     return doc_ids[rows], window, complete_lists(subgraph(neigh, rows, len(doc_ids)), window)
 
 
-def restore_missing_vectors(app: App, missing: np.ndarray | None = None, limit: int = 20_000) -> int:
+RESTORE_LIMIT = 20_000  # lost vectors embedded again per rebuild, so a rebuild stays bounded
+
+
+def restore_missing_vectors(app: App, missing: np.ndarray | None = None, limit: int = RESTORE_LIMIT) -> int:
     """Documents whose vector the store lost (a vector store reset, a restored backup) are embedded again, up to
     `limit` per call so a rebuild stays bounded; the rest follow at the next. The rebuild passes the ids it found
     missing while reading the graph; called alone, it compares the history with the store's ids."""

@@ -33,8 +33,8 @@ def report_documents(engine: Engine, run_id: int) -> ReportDocs:
         """
         SELECT a.document_id, a.cluster_id, a.topic_id, a.probability, a.assigned_by,
                d.title, d.url, d.published_at, d.ingested_at, d.extra
-        FROM assignments a JOIN documents d ON d.id = a.document_id
-        WHERE a.run_id = :run ORDER BY a.id
+        FROM run_assignments a JOIN documents d ON d.id = a.document_id
+        WHERE a.run_id = :run ORDER BY CASE WHEN a.assigned_by = 'rebuild' THEN 0 ELSE 1 END, a.assignment_id
         """
     )
     latest: dict[int, tuple] = {}
@@ -128,8 +128,8 @@ def lineage(engine: Engine, run_id: int) -> Lineage:
             return Lineage(None, [], events, {}, {})
         flows = [(int(a), int(b), int(n)) for a, b, n in c.execute(text(
             """
-            SELECT p.cluster_id, n.cluster_id, COUNT(*) FROM assignments p
-            JOIN assignments n ON n.document_id = p.document_id AND n.run_id = :r AND n.assigned_by = 'rebuild'
+            SELECT p.cluster_id, n.cluster_id, COUNT(*) FROM run_assignments p
+            JOIN run_assignments n ON n.document_id = p.document_id AND n.run_id = :r AND n.assigned_by = 'rebuild'
             WHERE p.run_id = :p AND p.assigned_by = 'rebuild' AND NOT (p.cluster_id = -1 AND n.cluster_id = -1)
             GROUP BY p.cluster_id, n.cluster_id
             """), {"r": run_id, "p": prev})]

@@ -17,8 +17,8 @@ from ...domain import (FUTURE_KEY, NOISE, Alert, ClusterEvent, ExportRow, Headli
                        utcnow)
 from . import report_queries as rq
 from .dialect import bind_processor, bulk_insert, insert_for, param_mark
-from .tables import (alerts, assignments, cluster_events, file_claims, leases, story_alert_state, cluster_snapshots, clusters, document_revisions, documents, ingested_files, runs,
-                     story_drift_checks, topic_snapshots, topics)
+from .tables import (alerts, assignment_exits, assignments, cluster_events, file_claims, leases, story_alert_state, cluster_snapshots, clusters,
+                     document_revisions, documents, ingested_files, runs, story_drift_checks, topic_snapshots, topics)
 
 # ledger states of a file that has not ended yet: a new attempt continues its row instead of adding one
 UNFINISHED_FILE_STATES = ("processing", "interrupted", "retrying", "parked")
@@ -72,8 +72,11 @@ def _links_once(rows) -> list[dict]:
 
 
 class SqlRepository:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, every_row: bool = False):
+        """every_row: write a rebuild row for every document, changed or not (the full-row schema the views
+        are checked against in the tests; the views answer the same either way)."""
         self.engine = engine
+        self.every_row = every_row
 
     # -- the file ledger ---------------------------------------------------------------
     def processed_file(self, sha256: str) -> int | None:
@@ -281,10 +284,15 @@ class SqlRepository:
 
     def _labels(self, run_id: int, assigned_by: str, label) -> tuple[np.ndarray, np.ndarray]:
         """One level's labels; a nullable level (topics: NULL in runs before topics) leaves its NULLs out."""
-        unset = f" AND {label.name} IS NOT NULL" if label.nullable else ""
-        sql = (f"SELECT document_id, {label.name} FROM assignments WHERE run_id = {{p}} AND assigned_by = {{p}}{unset} "
-               "ORDER BY document_id")
         with self.engine.connect() as c:  # every document of a run, twice per rebuild: plain driver rows
+            if assigned_by == "rebuild":
+                held = _rebuild_rows_at(c, run_id)
+                docs, labels = held["document_id"], held["topic_id" if label.name == "topic_id" else "cluster_id"]
+                keep = labels != UNSET_TOPIC
+                return docs[keep], labels[keep]
+            unset = f" AND {label.name} IS NOT NULL" if label.nullable else ""
+            sql = (f"SELECT document_id, {label.name} FROM assignments WHERE run_id = {{p}} AND assigned_by = {{p}}{unset} "
+                   "ORDER BY document_id")
             rows = [r for batch in _driver_rows(c, sql, (int(run_id), assigned_by)) for r in batch]
         if not rows:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -331,7 +339,11 @@ class SqlRepository:
                      "topic_id": int(story_topics.get(cid, NOISE))}
                     for cid in alive
                 ])
-            _insert_assignments(c, run_id, "rebuild", now, doc_ids, labels, probabilities, outlier_scores, topic_of)
+            doc_ids, labels, topic_of = (np.asarray(x, np.int64) for x in (doc_ids, labels, topic_of))
+            probabilities, outlier_scores = np.asarray(probabilities, np.float64), np.asarray(outlier_scores, np.float64)
+            write = _changed_rows(c, run_id, doc_ids, labels, topic_of, probabilities, self.every_row)
+            _insert_assignments(c, run_id, "rebuild", now, doc_ids[write], labels[write], probabilities[write], outlier_scores[write],
+                                topic_of[write])
             ev = [
                 {"run_id": run_id, "at": now, "level": e.level, "kind": e.kind, "cluster_id": e.cluster_id, "parents": json.dumps(list(e.parents)),
                  "children": json.dumps(list(e.children)), "size_before": e.size_before, "size_after": e.size_after}
@@ -407,7 +419,7 @@ class SqlRepository:
             SELECT d.key AS key, d.id AS id, d.title AS title, a.cluster_id, a.topic_id, a.probability, a.outlier_score,
                    a.assigned_by, a.run_id, s.name AS story_name, t.name AS topic_name
             FROM documents d
-            LEFT JOIN assignments a ON a.id = (SELECT MAX(a2.id) FROM assignments a2 WHERE a2.document_id = d.id)
+            JOIN document_current a ON a.document_id = d.id
             LEFT JOIN cluster_snapshots s ON s.cluster_id = a.cluster_id AND s.run_id = (SELECT MAX(id) FROM runs WHERE status = 'done')
             LEFT JOIN topic_snapshots t ON t.topic_id = a.topic_id AND t.run_id = (SELECT MAX(id) FROM runs WHERE status = 'done')
             ORDER BY d.ingested_at, d.id
@@ -516,6 +528,79 @@ def _unix_all(values) -> np.ndarray:
     return np.fromiter((unix_seconds(v) for v in values), np.float64, count=len(values))
 
 
+UNSET_TOPIC = -2  # topic_id NULL (runs before topics) read through _rebuild_rows_at
+PROBABILITY_BANDS = (0.5, 0.9)  # band 0: probability 0 (noise); 1: under 0.5; 2: 0.5 to 0.9; 3: 0.9 and up (core members)
+
+
+def probability_band(probabilities) -> np.ndarray:
+    """Coarse membership strength. A rebuild rewrites a document whose band changed, not one whose
+    probability moved within its band (HDBSCAN's probabilities wobble between runs on unchanged stories):
+    history keeps the probability of the run that put the document in its band."""
+    p = np.asarray(probabilities, np.float64)
+    return np.where(p <= 0, 0, np.digitize(p, PROBABILITY_BANDS) + 1)
+
+
+def _rebuild_rows_at(c, run_id: int) -> dict[str, np.ndarray]:
+    """The rebuild rows run `run_id` holds as the full-row schema would have written them, sorted by document:
+    each document's latest rebuild row at or before the run, unless it left after that row (assignment_exits).
+    Read as driver rows and resolved in numpy (the run_assignments view says the same in SQL)."""
+    sql = ("SELECT document_id, id, run_id, cluster_id, COALESCE(topic_id, {u}), probability FROM assignments "
+           "WHERE assigned_by = 'rebuild' AND run_id <= {{p}}").format(u=UNSET_TOPIC)
+    rows = [r for batch in _driver_rows(c, sql, [int(run_id)]) for r in batch]
+    names = ("document_id", "id", "run_id", "cluster_id", "topic_id", "probability")
+    if not rows:
+        return {n: np.zeros(0, np.float64 if n == "probability" else np.int64) for n in names}
+    cols = list(zip(*rows))
+    out = {n: np.asarray(v, np.float64 if n == "probability" else np.int64) for n, v in zip(names, cols)}
+    order = np.lexsort((out["id"], out["document_id"]))
+    docs = out["document_id"][order]
+    last = order[np.r_[docs[1:] != docs[:-1], True]]  # each document's newest row
+    out = {n: v[last] for n, v in out.items()}
+    exits = [r for batch in _driver_rows(c, "SELECT document_id, MAX(run_id) FROM assignment_exits WHERE run_id <= {p} GROUP BY document_id",
+                                         [int(run_id)]) for r in batch]
+    if exits:
+        ex_doc, ex_run = (np.asarray(v, np.int64) for v in zip(*exits))
+        at = np.searchsorted(out["document_id"], ex_doc)
+        found = at < len(out["document_id"])
+        found[found] &= out["document_id"][at[found]] == ex_doc[found]
+        gone = np.zeros(len(out["document_id"]), bool)
+        gone[at[found]] = ex_run[found] > out["run_id"][at[found]]
+        out = {n: v[~gone] for n, v in out.items()}
+    return out
+
+
+def _changed_rows(c, run_id: int, doc_ids, labels, topics, probabilities, every_row: bool) -> np.ndarray:
+    """Which of a rebuild's documents get a row (a mask over doc_ids), and the exits of the previous run's
+    documents this run left out, written here. A document gets a row unless the previous done run held it
+    with the same story, topic and probability band and no arrival row was written for it since."""
+    doc_ids = np.asarray(doc_ids, np.int64)
+    prev = c.execute(select(func.max(runs.c.id)).where(runs.c.status == "done", runs.c.id < run_id)).scalar_one()
+    if prev is None:
+        return np.ones(len(doc_ids), bool)
+    held = _rebuild_rows_at(c, prev)
+    held_docs = held["document_id"]
+    left = held_docs[~np.isin(held_docs, doc_ids)]
+    if len(left):
+        bulk_insert(c, assignment_exits, {"document_id": left.tolist()}, same={"run_id": int(run_id)})
+    if every_row or not len(held_docs):
+        return np.ones(len(doc_ids), bool)
+    at = np.minimum(np.searchsorted(held_docs, doc_ids), len(held_docs) - 1)
+    same = held_docs[at] == doc_ids
+    topics = np.asarray(topics, np.int64)
+    same &= (held["cluster_id"][at] == np.asarray(labels, np.int64)) & (held["topic_id"][at] == topics)
+    same &= probability_band(held["probability"][at]) == probability_band(probabilities)
+    # an arrival row written after the held row (a revised document placed again) is the document's latest: write over it
+    placed = [r for batch in _driver_rows(c, "SELECT document_id, MAX(id) FROM assignments WHERE assigned_by = 'predict' AND id > {p} "
+                                             "GROUP BY document_id", [int(held["id"].min())]) for r in batch]
+    if placed:
+        p_doc, p_id = (np.asarray(v, np.int64) for v in zip(*placed))
+        newer = dict(zip(p_doc.tolist(), p_id.tolist()))
+        for i in np.flatnonzero(same):
+            if newer.get(int(doc_ids[i]), -1) > held["id"][at[i]]:
+                same[i] = False
+    return ~same
+
+
 def _insert_assignments(c, run_id: int, assigned_by: str, at: datetime, doc_ids, labels, probabilities, outlier_scores, topic_ids) -> None:
     """One assignments row per document, the same shape for a rebuild and for arrivals placed between rebuilds."""
     topic_ids = topic_ids if topic_ids is not None else np.full(len(doc_ids), NOISE, np.int64)
@@ -547,17 +632,21 @@ class AlertStore:
         with self.engine.connect() as c:
             if since is not None:
                 doc_params = [_bound(c, documents.c.published_at, since)]
-            member = [r for batch in _driver_rows(c, "SELECT document_id, cluster_id FROM assignments WHERE run_id = {p} AND cluster_id >= 0",
-                                                  [int(run_id)]) for r in batch]
-            dated = [r for batch in _driver_rows(c, doc_sql, doc_params) for r in batch] if member else []
+            held = _rebuild_rows_at(c, run_id)
+            placed = [r for batch in _driver_rows(c, "SELECT document_id, cluster_id FROM assignments WHERE run_id = {p} "
+                                                  "AND assigned_by = 'predict' AND cluster_id >= 0", [int(run_id)]) for r in batch]
+            member_doc, story = held["document_id"][held["cluster_id"] >= 0], held["cluster_id"][held["cluster_id"] >= 0]
+            if placed:
+                member_doc = np.r_[member_doc, np.asarray([r[0] for r in placed], np.int64)]
+                story = np.r_[story, np.asarray([r[1] for r in placed], np.int64)]
+            dated = [r for batch in _driver_rows(c, doc_sql, doc_params) for r in batch] if len(member_doc) else []
             # a row dated far ahead (2999) has no news time: its ingest time must not stand in, in alerts or their times
             undated_future = {int(r[0]) for r in c.execute(select(documents.c.id).where(
                 documents.c.published_at.is_(None), documents.c.extra.contains(FUTURE_KEY)))} if dated else set()
         if undated_future:
             dated = [r for r in dated if int(r[0]) not in undated_future]
-        if not member or not dated:
+        if not len(member_doc) or not dated:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        member_doc, story = (np.asarray(x, np.int64) for x in zip(*member))
         doc_ids, times = zip(*dated)
         doc_ids = np.asarray(doc_ids, np.int64)
         order = np.argsort(doc_ids, kind="stable")
@@ -704,9 +793,9 @@ class StoryReader:
         latest = self._latest(c)
         rows = c.execute(text(f"""
             SELECT d.id, d.title, d.url, d.published_at, d.ingested_at, d.extra, a.assigned_by, a.probability
-            FROM assignments a JOIN documents d ON d.id = a.document_id
+            FROM run_assignments a JOIN documents d ON d.id = a.document_id
             WHERE a.run_id = :run AND a.{column} = :value
-              AND a.id = (SELECT MAX(a2.id) FROM assignments a2 WHERE a2.document_id = d.id)
+              AND a.assignment_id = (SELECT MAX(a2.id) FROM assignments a2 WHERE a2.document_id = d.id)
             ORDER BY COALESCE(d.published_at, d.ingested_at) DESC, d.id"""), {"run": latest, "value": value}).mappings().all()
         return [dict(r) for r in rows]
 

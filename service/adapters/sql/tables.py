@@ -119,6 +119,17 @@ assignments = Table(
     Index("ix_assignments_run_cluster", "run_id", "cluster_id"),
 )
 
+# A rebuild writes an assignments row only for documents whose story, topic or probability band changed
+# (repository.probability_band); a document of the previous run that this run left out (it left the window,
+# or its vector was lost) gets a row here, so "the document's row at or before run R" still says whether R held it.
+assignment_exits = Table(
+    "assignment_exits",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id"), primary_key=True),
+    Column("document_id", BigInteger, ForeignKey("documents.id"), primary_key=True),
+    Index("ix_assignment_exits_document", "document_id", "run_id"),
+)
+
 cluster_events = Table(
     "cluster_events",
     metadata,
