@@ -42,7 +42,7 @@ META_COLUMNS = 3  # id, published_ts, ingested_ts
 # An IVF index trained on n vectors is retrained once the collection doubles: its lists would grow long.
 RETRAIN_GROWTH = 2.0
 # New documents look this many times k deep, so more existing documents hear of them.
-REVERSE_DEPTH = 4
+REVERSE_DEPTH = 16
 # A catch-up reads the rows stamped (ingested_ts, each worker's clock at its upsert) since the copy's newest
 # row less this: workers' clocks a little apart (NTP keeps them within milliseconds), a batch stamped before a slower
 # one landed (one Milvus upsert, a second or two). A row older
