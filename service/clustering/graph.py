@@ -18,7 +18,7 @@ from ..domain import Neighbours  # noqa: F401 — plain data, defined with the r
 MIN_DISTANCE = 1e-9
 # Exact search is fast enough and exact below this size; an inverted-file index above it.
 EXACT_SEARCH_MAX_N = 50_000
-IVF_PROBES = 16
+IVF_PROBES = 32  # 16 -> 32 with REVERSE_DEPTH 16: kept-graph recall at 100k 0.806 -> 0.901 (bench/scale.py)
 TRAIN_PER_LIST = 40
 TRAIN_ITERATIONS = 10
 
