@@ -86,6 +86,7 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
     stages = _Stages()
     try:
         with stages("graph"):
+            index = app.neighbours if s.vector_cache else None  # held here: reading app.neighbours later would open the store again
             doc_ids, vectors, neigh = _read_graph(app)
         progress("vectors", len(doc_ids))
         with stages("cluster"):
@@ -135,7 +136,7 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
                                 params={**asdict(params), "knn_k": s.knn_k, "min_cluster_size_used": fit.story_min_cluster_size,
                                         "topic_min_cluster_size_used": fit.topic_min_cluster_size,
                                         # how the vector copy met the store: current, caught up (rows read) or refilled
-                                        "vector_sync": getattr(app.neighbours, "last_sync", None) if s.vector_cache else None},
+                                        "vector_sync": getattr(index, "last_sync", None)},
                                 topics=topics, story_topics=dict(zip(story_match.ids.tolist(), story_topic_ids.tolist())),
                                 topic_names=topic_names, drift_checks=drift_rows)
     except Exception as exc:
