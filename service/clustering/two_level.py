@@ -678,6 +678,8 @@ def _leiden(w: sp.csr_matrix, resolution: float, init: np.ndarray, seed: int, in
 
     import igraph as ig
 
+    if w.nnz == 0 or not w.sum() > 0:  # no link anywhere: nothing is near anything
+        return np.arange(w.shape[0], dtype=np.int64)
     up = sp.triu(w, k=1).tocoo()  # an undirected graph, each edge once; a story's inside links count in its node weight
     inside = w.diagonal()
     node_weight = np.asarray(w.sum(axis=1)).ravel() - (1.0 - internal_weight) * inside
