@@ -3,6 +3,12 @@
     python bench/quality.py                       # both: story level on stories_2k_labeled.csv, topic level on agnews_4k_labeled.csv
     python bench/quality.py --level story         # one of them
     python bench/quality.py --csv FILE --label topic --level topic [--chunks 10] [--json OUT] [--set NAME=VALUE]
+    python bench/quality.py --synthetic topic_structured|story_shaped [--n 20000]   # generated vectors, topic level
+
+At the topic level every recipe also gets the largest cluster's share of all documents and the stories per
+cluster (median, mean, share holding one story; stories: our final story level, or the generator's truth),
+the figures the topic guards hold. --synthetic fits straight from the kNN graph of generated vectors
+(bench/synthetic.py), with a ceiling row: each vector labelled by the nearest true topic centroid.
 
 Rows are sorted by `published_at` (file order where absent) and cut into --chunks files; each file is
 ingested (arrivals placed by prediction, `assigned_by='predict'`, both levels), then a full rebuild runs.

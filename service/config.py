@@ -39,7 +39,7 @@ class Settings:
     vector_cache: bool = _setting(True, "Keep a copy of the vectors in HOME/state/ so a rebuild reads them at disk speed instead of through Milvus's query iterator; checked against Milvus's count and refilled from it when they differ.")
     knn_k: int = _setting(15, "Neighbours per document in the kNN graph.")
     story_min_size: int = _setting(5, "Fewest headlines that make a story. Fixed, not scaled with the corpus: five headlines about one event are a story at 1k and at 1M documents.")
-    topic_min_size: int = _setting(0, "Fewest documents that make a topic (a group of stories); 0 scales it with the number of documents (sqrt(n)/2).")
+    topic_min_size: int = _setting(0, "Fewest documents of the coarse HDBSCAN cut that keeps stories from swallowing a dense group of stories (topics themselves are communities of stories); 0 scales it with the number of documents (sqrt(n)/2).")
     min_samples: int = _setting(5, "HDBSCAN min_samples (core distance neighbour rank).")
     stabilize: bool = _setting(True, "Hysteresis: undo splits and merges that only reshuffle documents the last run already clustered (new documents still split and merge stories).")
     hold_margin: float = _setting(0.35, "Hysteresis: a document the last run clustered leaves its story for another (in a flow under 30% of its story) only when it is closer to the other cluster's centre by this much cosine. Tuned on all-MiniLM-L6-v2; models with a narrower cosine range (BGE-M3) want less.")

@@ -159,3 +159,14 @@ def test_a_topic_is_named_by_what_its_stories_share_never_one_storys_stray_word(
     assert names[0].representatives == (20, 30, 10) and names[0].title_row == 20  # largest stories' titles first
     assert names[2].keywords == ("election", "ballots")  # a lone story's topic says what the story says
     assert set(names) == {0, 1, 2, 3}
+
+
+def test_a_bare_first_name_is_named_with_the_word_its_headlines_follow_it_by():
+    from service.clustering.naming import name_topics
+
+    titles = ["Zac Efron stars in remake", "Zac Efron leaves rehab", "Efron praised by critics", "Miley Cyrus tour",
+              "Zac Efron: the interview"]
+    stories = {0: Name(("zac", "efron", "remake"), (0, 1), 0), 1: Name(("efron", "critics"), (2, 4), 2), 2: Name(("miley", "tour"), (3,), 3)}
+    names = name_topics(stories, np.array([0, 0, 1]), np.array([9, 5, 4]), titles=titles)
+    assert names[0].keywords[0] == "zac efron" and "zac" not in names[0].keywords and "efron" not in names[0].keywords
+    assert names[1].keywords[0] == "miley"  # followed once only: too few times to tell

@@ -47,3 +47,19 @@ def test_cosine_profile_keys_and_quantiles():
         assert prof[key] == sorted(prof[key])
     assert np.median(prof["within_story_pair"]) > np.median(prof["between_story_pair"])
     assert 0.9 <= prof["nn_same_story"][0] <= 1.0
+
+
+def test_topic_structured_stream_has_broad_topics_and_a_tail_of_one_or_two_stories():
+    from bench.synthetic import topic_structured_vectors
+
+    v, story, topic = topic_structured_vectors(20_000, seed=1)
+    clustered = story >= 0
+    pairs = np.unique(np.stack([story[clustered], topic[clustered]]), axis=1)
+    per_topic = np.bincount(pairs[1])
+    per_topic = per_topic[per_topic > 0]
+    assert per_topic.max() >= 100 and (per_topic <= 2).sum() >= 3  # Zipf: broad topics and a tail
+    assert np.bincount(topic[topic >= 0]).max() / len(v) < 0.25  # no true topic breaks the share guard by itself
+    same_topic = (topic[:2000, None] == topic[None, :2000]) & (story[:2000, None] != story[None, :2000]) & clustered[:2000, None]
+    other = (topic[:2000, None] != topic[None, :2000]) & clustered[:2000, None] & clustered[None, :2000]
+    cos = v[:2000] @ v[:2000].T
+    assert cos[same_topic].mean() > cos[other].mean() + 0.1  # stories of one topic sit closer than stories of two

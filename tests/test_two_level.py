@@ -274,3 +274,12 @@ def test_topics_carry_over_from_the_last_run_and_equal_input_gives_equal_topics(
     from sklearn.metrics import adjusted_rand_score
 
     assert adjusted_rand_score(first.topic_labels, held.topic_labels) == 1.0
+
+
+def test_a_graph_without_links_gives_each_story_its_own_topic():
+    from service.clustering.two_level import TopicParams, topics_over_stories
+    from service.domain import Neighbours
+
+    stories = np.repeat(np.arange(4), 3)
+    t = topics_over_stories(Neighbours(np.full((12, 3), -1, np.int64), np.zeros((12, 3), np.float32)), stories, np.full(12, 7), TopicParams())
+    assert np.array_equal(t.story_topic, np.arange(4)) and np.array_equal(t.topic_labels, stories)

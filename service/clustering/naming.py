@@ -327,7 +327,8 @@ def _drop_contained(terms: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_sizes: np.ndarray, n_keywords: int = 6,
-                n_representatives: int = 3, common_share: float = 0.5, min_topics: int = 3) -> dict[int, Name]:
+                n_representatives: int = 3, common_share: float = 0.5, min_topics: int = 3, *,
+                titles: list[str] | None = None, joined_share: float = 0.8) -> dict[int, Name]:
     """A topic's name from what its stories share: the keywords of its stories (story_names, by story label), weighed
     by how many of its stories list each (c-TF-IDF with stories as the documents), never a phrase of one headline.
 
@@ -337,6 +338,9 @@ def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_siz
     least ``common_share`` of the topics (``min_topics`` or more) names none of them, and a bare word that a bigram
     of the same topic's stories holds ("donald" beside "donald trump", "eagle" beside "american eagle") gives way to
     that bigram (first names and halves of names), which takes the better of the two weights.
+    With ``titles`` (each row's headline), a bare word that the topic's stories' representative headlines follow
+    by one same word at least ``joined_share`` of the times ("zac" by "efron", "miley" by "cyrus") is named with
+    it, and that word alone gives way.
     Representatives: the title headline of each of its largest stories.
     """
     story_topic = np.asarray(story_topic)
@@ -371,9 +375,36 @@ def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_siz
                     weight[term] = max(weight[term], weight.pop(word))
         ranked = sorted(weight, key=lambda x: (-round(weight[x], 9), rank[i][x], x))
         members = np.flatnonzero(story_topic == t)
+        if titles is not None:
+            rows = [r for s in members.tolist() if s in story_names for r in story_names[s].representatives]
+            ranked = _joined_names(ranked[: n_keywords * 4], [_tokenize(titles[r]) for r in rows], joined_share)
         largest = members[np.argsort(-np.asarray(story_sizes)[members], kind="stable")]
         reps = tuple(int(story_names[int(s)].title_row) for s in largest
                      if int(s) in story_names and story_names[int(s)].title_row >= 0)[:n_representatives]
         names[t] = Name(keywords=_drop_contained(tuple(ranked[: n_keywords * 4]))[:n_keywords], representatives=reps,
                         title_row=reps[0] if reps else -1)
     return names
+
+
+def _joined_names(terms: list[str], headlines: list[list[str]], share: float) -> list[str]:
+    """A bare word that these headlines follow by one same word at least `share` of the times (twice or more) is
+    named with it ("zac" -> "zac efron"); that word alone then gives way."""
+    follow: dict[str, Counter] = {}
+    singles = {t for t in terms if " " not in t}
+    for toks in headlines:
+        for a, b in zip(toks, toks[1:]):
+            if a in singles:
+                follow.setdefault(a, Counter())[b] += 1
+    out, dropped = [], set()
+    for t in terms:
+        if t in dropped:
+            continue
+        nxt = follow.get(t)
+        if nxt:
+            word, k = nxt.most_common(1)[0]
+            if k >= 2 and k >= share * sum(nxt.values()) and word != _SEP and word not in stop_words():
+                out.append(f"{t} {word}")
+                dropped.add(word)
+                continue
+        out.append(t)
+    return [t for t in out if t not in dropped]

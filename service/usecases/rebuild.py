@@ -122,7 +122,7 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
             story_names = {int(story_match.ids[label]): _story_name(name, titles, doc_ids) for label, name in by_story.items()}
             story_sizes = np.bincount(levels.story_labels[levels.story_labels >= 0], minlength=levels.n_stories)
             topic_names = {int(topic_match.ids[label]): _topic_name(name, doc_ids, int(topic_match.ids[label]))
-                           for label, name in name_topics(by_story, levels.story_topic, story_sizes).items()}
+                           for label, name in name_topics(by_story, levels.story_topic, story_sizes, titles=titles).items()}
         with stages("save_state"):
             run_state.save_prediction_state(s.state_dir, run_id, PredictionState(
                 doc_ids=doc_ids, labels=stories, probabilities=levels.story_probabilities, outlier_scores=levels.story_outlier_scores,
