@@ -200,10 +200,9 @@ def wait_idle(home: Path, timeout: float = 900) -> None:
     """Until serve's status file has shown no rebuild in progress for two seconds."""
     end, quiet_since = time.monotonic() + timeout, None
     while time.monotonic() < end:
-        try:
-            running = json.loads((home / "state" / "service.json").read_text()).get("rebuild_running_since")
-        except (OSError, ValueError):
-            running = None
+        from service.state import read_status
+
+        running = (read_status(home / "state" / "service.json") or {}).get("rebuild_running_since")
         quiet_since = None if running else (quiet_since or time.monotonic())
         if quiet_since and time.monotonic() - quiet_since >= 2.0:
             return

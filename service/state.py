@@ -102,6 +102,24 @@ def load_story_cohesion(state_dir: Path, run_id: int) -> tuple[np.ndarray, np.nd
     return None if z is None else (z["story_ids"], z["cohesion"])
 
 
+def _fitted_status(data: dict, size: int) -> str:
+    """The status as JSON of at most `size` bytes: long reasons shortened, then the list of waiting files halved
+    until it fits (serialised JSON is never cut: a reader must always get valid JSON)."""
+    text = json.dumps(data, default=str)
+    if len(text.encode()) <= size:
+        return text
+    waiting = {k: {**v, "reason": str(v.get("reason") or "")[:300]} if isinstance(v, dict) else v
+               for k, v in (data.get("files_waiting") or {}).items()}
+    error = data.get("last_error")
+    if isinstance(error, dict):
+        error = {**error, "what": str(error.get("what") or "")[:1000]}
+    while True:
+        text = json.dumps({**data, "files_waiting": waiting, "files_waiting_cut": True, "last_error": error}, default=str)
+        if len(text.encode()) <= size or not waiting:
+            return text if len(text.encode()) <= size else json.dumps({"status_cut": True, "pid": data.get("pid")})
+        waiting = dict(list(waiting.items())[: len(waiting) // 2])
+
+
 class StatusBoard:
     """What only the serving process knows (files it retries, a rebuild's backoff, the last error), for
     `newsclust status` and anything else that asks (`snapshot`).
@@ -126,10 +144,7 @@ class StatusBoard:
             return json.loads(json.dumps(self._data, default=str))
 
     def publish(self, data: dict) -> None:
-        text = json.dumps(data, default=str)
-        if len(text.encode()) > self.SIZE:
-            waiting = dict(list((data.get("files_waiting") or {}).items())[:50])
-            text = json.dumps({**data, "files_waiting": waiting, "files_waiting_cut": True}, default=str)[: self.SIZE]
+        text = _fitted_status(data, self.SIZE)
         with self._lock:
             self._data = json.loads(text)
             try:

@@ -28,7 +28,7 @@ def format_status(st: dict) -> str:
         f"stories          {stories:,} in {st.get('topics', 0):,} topics; {st['noise']:,} headlines in no story "
         f"(run {st['last_rebuild_run'] or '-'} at {st['last_rebuild_at'] or 'never'})",
         f"pending          {st['pending_arrivals']:,} arrivals since that rebuild; inbox backlog {st['inbox_backlog']} file(s)",
-        f"files            " + (", ".join(f"{n} {k}" for k, n in sorted(files.items())) or "none yet"),
+        "files            " + (", ".join(f"{n} {k}" for k, n in sorted(files.items())) or "none yet"),
     ]
     if st.get("rebuild_running_since"):
         lines.append(f"rebuilding       since {st['rebuild_running_since']} UTC")

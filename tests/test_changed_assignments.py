@@ -120,7 +120,7 @@ def test_the_table_grows_by_the_changed_documents_only(two_databases):
         written = dict(c.execute(text("SELECT run_id, COUNT(*) FROM assignments WHERE assigned_by = 'rebuild' GROUP BY run_id")).all())
     kept_share = []
     for k in range(1, len(steps)):
-        (prev_docs, prev_story, prev_prob, arrivals, revised), (docs, story, prob, _, _) = steps[k - 1], steps[k]
+        (prev_docs, prev_story, prev_prob, _, revised), (docs, story, prob, _, _) = steps[k - 1], steps[k]
         was = dict(zip(prev_docs.tolist(), zip(prev_story.tolist(), probability_band(prev_prob).tolist())))
         now = dict(zip(docs.tolist(), zip(story.tolist(), probability_band(prob).tolist())))
         same_story = [d for d in now if d in was and was[d][0] == now[d][0]]
@@ -129,3 +129,34 @@ def test_the_table_grows_by_the_changed_documents_only(two_databases):
         assert written.get(run_ids[k], 0) <= len(changed_docs), k
         assert written.get(run_ids[k], 0) < len(docs) / 3
     assert min(kept_share) >= 0.9
+
+
+def test_a_story_reborn_after_runs_standing_still_finds_its_earlier_home(tmp_path):
+    """A story that sat still for more runs than the fragment check looks back has one old row per member (rebuilds
+    write changed rows only): the check still finds where its members were, so the rebirth is no 'new' story."""
+    from service.adapters.sql.repository import AlertStore, SqlRepository, make_engine, upgrade
+    from service.domain import NOISE, ClusterEvent, Headline, utcnow
+
+    engine = make_engine(tmp_path / "h.sqlite")
+    upgrade(engine)
+    repo, alerts = SqlRepository(engine), AlertStore(engine)
+    repo.add_documents([Headline(key=f"guid:g{i}", title=f"t{i}", description="", url=None, published_at=None) for i in range(40)],
+                       None, utcnow())
+    ids = np.sort(repo.all_document_ids())
+
+    def commit(labels, born):
+        run = repo.start_run({})
+        names = {int(c): (f"s{c}", [], []) for c in np.unique(labels[labels >= 0])}
+        repo.commit_run(run, doc_ids=ids, labels=labels, probabilities=np.ones(len(ids)), outlier_scores=np.zeros(len(ids)),
+                        names=names, events=[ClusterEvent("born", c, size_after=int((labels == c).sum())) for c in born],
+                        timings={}, params={})
+        return run
+
+    labels = np.full(len(ids), NOISE, np.int64)
+    labels[:10] = 1
+    for k in range(5):
+        commit(labels, [1] if k == 0 else [])
+    reborn = labels.copy()
+    reborn[:10] = 6
+    run = commit(reborn, [6])
+    assert alerts.earlier_homes(run, [6]) == {6: {1: 10}}

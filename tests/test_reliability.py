@@ -19,7 +19,6 @@ import pytest
 
 from service import usecases
 from service.files import neutralise
-from service.ingest import read_headlines
 
 from .conftest import CLI, STORY_ROWS, env_for, ingest_copies, wait_for, write_csv
 
@@ -560,3 +559,15 @@ def test_a_committed_run_whose_page_a_stop_cut_off_is_written_at_the_next_start(
     assert stop_message(0, run) == f"the rebuild had committed: run {run} is current; its page is written at the next start if the stop cut it off"
     assert stop_message(1, 3) == "abandoned the rebuild in progress (marked failed); run 3 stays current"
     assert stop_message(1, None) == "abandoned the rebuild in progress (marked failed); no run is current yet"
+
+
+def test_the_status_file_stays_valid_json_however_much_is_waiting(tmp_path):
+    """Sixty files waiting with long reasons overflow the preallocated status file: it is shortened, never cut mid-JSON."""
+    from service.state import StatusBoard, read_status
+
+    board = StatusBoard(tmp_path / "service.json", tmp_path)
+    waiting = {f"f{i}.csv": {"file": f"f{i}.csv", "state": "retrying", "attempts": 2, "reason": "x" * 2000} for i in range(60)}
+    board.publish({"pid": 1, "files_waiting": waiting, "last_error": {"at": "now", "what": "y" * 90_000}})
+    st = read_status(tmp_path / "service.json")
+    assert st is not None and st["files_waiting_cut"] and st["pid"] == 1 and st["files_waiting"]
+    assert board.snapshot()["files_waiting"] == st["files_waiting"]

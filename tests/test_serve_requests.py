@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -25,10 +24,9 @@ def cli(home: Path, *args: str, timeout: float = 300, **env) -> subprocess.Compl
 
 
 def live_status(home: Path) -> dict:
-    try:
-        return json.loads((home / "state" / "service.json").read_text())
-    except (OSError, ValueError):
-        return {}
+    from service.state import read_status
+
+    return read_status(home / "state" / "service.json") or {}
 
 
 def test_serve_answers_every_request_and_retries_through_an_outage(tmp_path):

@@ -80,7 +80,7 @@ def test_an_arrival_next_to_a_running_story_is_placed_at_once(make_app, tmp_path
     import random
 
     from service import usecases
-    from service.demo import THEMES, Story, _headline
+    from service.demo import Story, _headline
     from sqlalchemy import text
 
     from .conftest import write_csv

@@ -313,7 +313,8 @@ class Service:
             self.api_url = self.api.start()
             self._status["api_url"] = self.api_url
             self._write_status()
-        self.app.resume_webhook()  # alerts left undelivered by the last stop are sent now
+        if self.role in ("all", "rebuild"):  # the process that raises alerts; ingest workers of a shared home would resend them
+            self.app.resume_webhook()  # alerts left undelivered by the last stop are sent now
         if self.role in ("all", "rebuild"):
             try:
                 if note := run_state.write_cut_off_page(self.app):

@@ -11,7 +11,6 @@ import json
 import logging
 import queue
 import threading
-import time
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET

@@ -184,7 +184,7 @@ def _topics(v: _View) -> str:
             f"<table class=stories>{_COLS}{head if tid == v.topic_order[0] else ''}<tbody>")
         for k, sid in enumerate(sids):
             if k == ROWS_SHOWN:
-                out.append(f"</tbody><tbody class=more hidden>")
+                out.append("</tbody><tbody class=more hidden>")
             i = v.row[sid]
             s = v.stats
             rec = int(s.recent[i])

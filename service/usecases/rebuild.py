@@ -107,6 +107,7 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
                            "cosine": ch.cosine, "min_cosine": DRIFT_MIN_COSINE,
                            "split_story_id": int(story_match.ids[ch.split_label]) if ch.split_label != NOISE else None}
                           for ch in levels.drift_checks]
+            drift_rows = list({r["story_id"]: r for r in reversed(drift_rows)}.values())[::-1]  # one row per story kept (the table's key)
             topic_match = match_clusters(prev_topic_docs, prev_topics, doc_ids, levels.topic_labels, app.repo.next_topic_id(),
                                          s.match_min_jaccard)
             stories = persistent(levels.story_labels, story_match.ids)
@@ -206,7 +207,9 @@ def _documented_only(app: App, doc_ids: np.ndarray, vectors, neigh):
         # home, ingest workers keep writing after the vectors were read: a document whose vector the store holds by
         # now is not lost (a rebuild leader re-embedded hundreds of them per rebuild before this check)
         missing = np.setdiff1d(known, doc_ids, assume_unique=True)[:RESTORE_LIMIT]
-        held = np.any(app.store.vectors_of(missing) != 0, axis=1) if len(missing) else np.zeros(0, bool)
+        held = np.zeros(len(missing), bool)
+        if len(missing) and app.settings.shared:  # only a shared home has other writers; a Lite store set aside stays closed
+            held = np.any(app.store.vectors_of(missing) != 0, axis=1)
         restore_missing_vectors(app, missing[~held])
     keep = np.isin(doc_ids, known, assume_unique=True)
     if keep.all():

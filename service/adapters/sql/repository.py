@@ -672,14 +672,41 @@ class AlertStore:
                                               .order_by(runs.c.id.desc()).limit(runs_back))]
             if not before:
                 return {}
-            m, a = assignments.alias("m"), assignments.alias("a")
-            q = (select(m.c.cluster_id, a.c.cluster_id, func.count(func.distinct(a.c.document_id)))
-                 .select_from(m.join(a, a.c.document_id == m.c.document_id))
-                 .where(m.c.run_id == run_id, m.c.assigned_by == "rebuild", m.c.cluster_id.in_([int(x) for x in story_ids]),
-                        a.c.run_id.in_(before), a.c.assigned_by == "rebuild", a.c.cluster_id >= 0, a.c.cluster_id != m.c.cluster_id)
-                 .group_by(m.c.cluster_id, a.c.cluster_id))
-            for story, earlier, n in c.execute(q):
-                out.setdefault(int(story), {})[int(earlier)] = int(n)
+            # this run's members of the asked stories: all written this run (a story new this run changed every member's
+            # row); what they held before is each one's latest rebuild row at or before each earlier run, unless it left
+            # since (rebuilds write changed rows only: a member that sat still in an announced story has one old row)
+            members = dict(c.execute(select(assignments.c.document_id, assignments.c.cluster_id).where(
+                assignments.c.run_id == run_id, assignments.c.assigned_by == "rebuild",
+                assignments.c.cluster_id.in_([int(x) for x in story_ids]))).all())
+            if not members:
+                return {}
+            docs = sorted(int(d) for d in members)
+            rows, exits = [], []
+            for start in range(0, len(docs), 5_000):
+                chunk = docs[start : start + 5_000]
+                rows += c.execute(select(assignments.c.document_id, assignments.c.run_id, assignments.c.cluster_id).where(
+                    assignments.c.document_id.in_(chunk), assignments.c.assigned_by == "rebuild", assignments.c.run_id <= max(before))
+                    .order_by(assignments.c.document_id, assignments.c.id)).all()
+                exits += c.execute(select(assignment_exits.c.document_id, assignment_exits.c.run_id).where(
+                    assignment_exits.c.document_id.in_(chunk), assignment_exits.c.run_id <= max(before))).all()
+        left: dict[int, list[int]] = {}
+        for d, r in exits:
+            left.setdefault(int(d), []).append(int(r))
+        history: dict[int, list[tuple[int, int]]] = {}
+        for d, r, cid in rows:
+            history.setdefault(int(d), []).append((int(r), int(cid)))
+        seen: dict[tuple[int, int], set[int]] = {}
+        for d, held in history.items():
+            for r in before:
+                at = [(wr, cid) for wr, cid in held if wr <= r]
+                if not at:
+                    continue
+                wr, cid = at[-1]
+                if any(wr < x <= r for x in left.get(d, ())) or cid < 0 or cid == int(members[d]):
+                    continue
+                seen.setdefault((int(members[d]), cid), set()).add(d)
+        for (story, earlier), ds in seen.items():
+            out.setdefault(story, {})[earlier] = len(ds)
         return out
 
     def first_done_run(self) -> int | None:
