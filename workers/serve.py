@@ -314,6 +314,7 @@ class Service:
             from service.clustering.warmup import warm_up
 
             log.info("rebuild code warmed up in %.1f s", warm_up())
+            import service.report.page  # noqa: F401 — plotly's import, paid here and not by the first report (~2 s)
 
     def run(self, stop: threading.Event) -> None:
         self._write_status()
