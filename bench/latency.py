@@ -68,6 +68,7 @@ def build_home(home: Path, n: int, seed: int) -> None:
 class Serve:
     def __init__(self, home: Path, env: dict):  # env's PYTHONPATH is the checkout measured: it runs from there
         self.lines: list[tuple[float, str]] = []
+        self.started = time.monotonic()
         self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "--home", str(home), "serve"], env=env,
                                      cwd=env["PYTHONPATH"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
         import threading
@@ -126,6 +127,7 @@ def main() -> None:
     ap.add_argument("--code", type=Path, default=ROOT, help="checkout whose CLI and serve are measured (default: this one)")
     ap.add_argument("--skip", default="", help="comma-separated parts to leave out: search,api,story,status,file,rebuild")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--serve-log", type=Path, help="write serve's output here, each line with its second since serve started")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
@@ -189,6 +191,8 @@ def main() -> None:
     finally:
         if serve:
             serve.stop()
+            if args.serve_log:  # what serve said meanwhile (its ingest line's stages, rebuilds it set off)
+                args.serve_log.write_text("\n".join(f"{t - serve.started:8.2f} {line}" for t, line in serve.lines) + "\n")
         shutil.rmtree(home, ignore_errors=True)
     line = json.dumps(result)
     print(line)

@@ -327,7 +327,7 @@ def rebuild(no_wait: bool = typer.Option(False, "--no-wait", help="Beside a runn
     """Rebuild the clustering now and write the report (beside a running serve: ask it, and wait for the outcome).
     The page is published with a quick map first; the refined map follows (here after the answer, in serve behind it)."""
     if _api() is not None:  # serve runs: ask it at once, without opening the home (about a second of imports)
-        _ask_serve_to_rebuild(_settings().home, "the serve process of this home", no_wait)
+        _ask_serve_to_rebuild(_settings().home, "newsclust serve", no_wait)
         return
     from . import usecases
 

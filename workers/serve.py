@@ -324,6 +324,7 @@ class Service:
             from service.clustering.warmup import warm_up
 
             log.info("rebuild code warmed up in %.1f s", warm_up())
+            import service.report.page  # noqa: F401 — plotly's import, paid here and not by the first report (~2 s)
 
     def run(self, stop: threading.Event) -> None:
         self._write_status()
@@ -374,10 +375,11 @@ class Service:
 
 
 class MapRefiner:
-    """Refines each rebuild's map in a background thread, after its page is out: the layout (UMAP, 25-84 s under
-    10k documents on 2 busy cores) holds neither the write lock nor anyone's `rebuild` answer. Only the newest
-    run's job waits: one submitted while a layout runs replaces any older waiting one (a newer quick map starts
-    from the older run's positions anyway). The thread runs at a lower priority than ingest and queries."""
+    """Refines each rebuild's map after its page is out: the layout (UMAP, 25-84 s under 10k documents on 2 busy
+    cores) holds neither the write lock nor anyone's `rebuild` answer. Only the newest run's job waits: one
+    submitted while a layout runs replaces any older waiting one (a newer quick map starts from the older run's
+    positions anyway). A thread waits on a worker process at a lower priority that computes it: in a thread of
+    serve, UMAP's compiled loops held the GIL and a rebuild beside it at 100k took twice as long per stage."""
 
     def __init__(self, app, on_event=None):
         self.app = app
@@ -386,6 +388,7 @@ class MapRefiner:
         self._cond = threading.Condition()
         self._stopped = False
         self._thread: threading.Thread | None = None
+        self._pool = None  # the worker process, started with the first job
         self.busy = False
 
     def submit(self, job) -> None:
@@ -404,12 +407,22 @@ class MapRefiner:
         with self._cond:
             self._stopped = True
             self._cond.notify()
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()  # a layout in progress is dropped: the page keeps its quick map
+            pool.join()
+
+    def _compute(self, fn, args, kwargs):
+        with self._cond:
+            if self._pool is None:
+                import multiprocessing
+
+                # spawn: a fresh interpreter that imports only the layout (no torch, no Milvus, no copy of our memory)
+                self._pool = multiprocessing.get_context("spawn").Pool(1, initializer=_lower_priority)
+            pool = self._pool
+        return pool.apply(fn, args, kwargs)
 
     def _loop(self) -> None:
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # Linux: this thread only
-        except (AttributeError, OSError):
-            pass
         while True:
             with self._cond:
                 while self._next is None and not self._stopped:
@@ -420,13 +433,20 @@ class MapRefiner:
                 self.busy = True
             t0 = time.time()
             try:
-                page = job.run(self.app, publish_lock=self.app.write_lock)
+                page = job.run(self.app, publish_lock=self.app.write_lock, compute=self._compute)
                 self.on_event("map", {"run": job.run_id, "seconds": time.time() - t0, "page": str(page)})
             except Exception as exc:  # noqa: BLE001 — the quick map stays on the page; the next rebuild tries again
                 log.warning("run %d: map not refined (%s: %s); its page keeps the quick map", job.run_id, type(exc).__name__, exc)
             finally:
                 with self._cond:
                     self.busy = False
+
+
+def _lower_priority() -> None:
+    try:
+        os.nice(10)
+    except OSError:
+        pass
 
 
 class _RowProgress:

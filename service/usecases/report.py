@@ -55,13 +55,15 @@ class MapJob:
     init: np.ndarray | None  # the quick map where the last map seeded it, else None (UMAP's spectral start)
     seed: int
 
-    def run(self, app: App, publish_lock=None) -> Path:
+    def run(self, app: App, publish_lock=None, compute=None) -> Path:
         """Lay the map out, store it, publish the run's page again (its path). publish_lock (serve's write lock)
-        is held only while the page is written, never during the layout."""
+        is held only while the page is written, never during the layout. compute(fn, args, kwargs) runs the layout
+        elsewhere (serve: a worker process, so UMAP's compiled loops do not hold this process's GIL)."""
         from ..clustering.layout import layout_2d
 
         t0 = time.perf_counter()
-        xy = layout_2d(self.sample_vectors, seed=self.seed, init=self.init, neigh=self.neigh, sample=self.sample)
+        kwargs = {"seed": self.seed, "init": self.init, "neigh": self.neigh, "sample": self.sample}
+        xy = layout_2d(self.sample_vectors, **kwargs) if compute is None else compute(layout_2d, (self.sample_vectors,), kwargs)
         run_state.save_layout(app.settings.state_dir, self.run_id, self.doc_ids, xy)
         log.info("run %d: map of %d documents refined in %.1f s", self.run_id, len(self.doc_ids), time.perf_counter() - t0)
         if publish_lock is None:
