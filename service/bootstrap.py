@@ -18,6 +18,7 @@ from .adapters.vector_cache import CachedVectorStore
 from .adapters.sql.repository import AlertStore, Coordination, SqlRepository, StoryReader, make_engine, upgrade
 from .clustering.assign import PredictionState
 from .config import Settings
+from .faults import BrokenStore
 from .failpoints import Failpoints, OutageSwitch
 from .ports import Embedder, HistoryRepo, NeighbourIndex, VectorStore
 
@@ -27,10 +28,6 @@ log = logging.getLogger("newsclust")
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-class BrokenStore(Exception):
-    """A store we cannot use as it is (a database that is not one, a Milvus Lite store that is a plain file, a home
-    we cannot write): the message is one line naming the file and what to do; the command exits with status 2 and
-    has changed nothing. Retrying cannot help, so it is no transient fault."""
 
 
 def check_home(settings: Settings) -> None:

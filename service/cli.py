@@ -80,7 +80,7 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 def run() -> None:
     """The console script's entry point: a setting that cannot be used is one line and exit status 2, not a traceback."""
-    from .bootstrap import BrokenStore
+    from .faults import BrokenStore
     from .config import SettingsError
 
     try:

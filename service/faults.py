@@ -83,3 +83,9 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         return float(min(self.cap_s, self.first_s * (2 ** max(0, attempt - 1))))
+
+
+class BrokenStore(Exception):
+    """A store we cannot use as it is (a database that is not one, a Milvus Lite store that is a plain file, a home
+    we cannot write): the message is one line naming the file and what to do; the command exits with status 2 and
+    has changed nothing. Retrying cannot help, so it is no transient fault."""
