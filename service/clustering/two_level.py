@@ -588,12 +588,11 @@ def topics_over_stories(neigh: Neighbours, stories: np.ndarray, previous: np.nda
     lo, hi, res = 0.0, np.inf, float(params.resolution)
     best, guard = None, ""
     for attempt in range(params.max_recuts + 1):
-        membership = _leiden(w, res, init, params.seed, params.internal_weight, params.iterations)
-        labels, prob, membership = _attach(neigh, stories, node, membership, w, params)
+        cut = _leiden(w, res, init, params.seed, params.internal_weight, params.iterations)
+        labels, prob, membership = _attach(neigh, stories, node, cut, w, params)
         too_big, too_fine = _guards(labels, membership, story_docs, n, params)
-        if too_big and params.attach_rounds:  # the vote can flood a topic the cut kept small: cut again without it
-            alone = _attach(neigh, stories, node, _leiden(w, res, init, params.seed, params.internal_weight, params.iterations),
-                            w, replace(params, attach_rounds=0))
+        if too_big and params.attach_rounds:  # the vote can flood a topic the cut kept small: the same cut without it
+            alone = _attach(neigh, stories, node, cut, w, replace(params, attach_rounds=0))
             if _guards(alone[0], alone[2], story_docs, n, params)[0] < too_big:
                 labels, prob, membership = alone
                 too_big, too_fine = _guards(labels, membership, story_docs, n, params)
