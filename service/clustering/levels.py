@@ -45,7 +45,9 @@ def settle(fit: TwoLevelFit, neigh: Neighbours, vectors: np.ndarray, anchor: Anc
     """Hysteresis on stories (identity.stabilize: what users saw stays put unless new documents ask), a story whose
     content moved away split from its old event, then the topics grouped again over the settled stories, starting
     from the topic each story's members had (previous_topics: the last run's topic id of each row, NOISE for none),
-    so topic ids carry over."""
+    so topic ids carry over. The fit's own topics are read here too (_held_within_topics: this run's topic borders
+    over the fit's stories), so grouping twice is not repeated work; the placing thresholds are measured once, on
+    the stories shipped (_levels)."""
     stories = _at_least(fit.story_labels, fit.story_min_cluster_size)
     if anchor is None:
         if stories is fit.story_labels:
