@@ -508,7 +508,6 @@ def _one_topic_per_story(story: np.ndarray, topic: np.ndarray, topic_prob: np.nd
 
 def _all_noise(n: int, core: np.ndarray, s_mcs: int, t_mcs: int) -> TwoLevelFit:
     noise, zero, one = np.full(n, NOISE, np.int64), np.zeros(n, np.float32), np.ones(n, np.float32)
-    empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0, np.float32)
     return TwoLevelFit(noise, zero, one, noise.copy(), zero.copy(), np.zeros(0, np.int64), core, s_mcs, t_mcs)
 
 
