@@ -50,9 +50,7 @@ def test_every_story_sits_in_exactly_one_topic():
         members = f.story_labels == s
         assert members.any()
         assert set(f.topic_labels[members].tolist()) == {int(f.story_topic[s])}
-    assert f.story_max_edge.shape == (f.n_stories,) and f.story_min_core.shape == (f.n_stories,)
-    assert f.topic_max_edge.shape == (f.n_topics,)
-    for arr in (f.story_probabilities, f.story_outlier_scores, f.topic_probabilities, f.topic_outlier_scores):
+    for arr in (f.story_probabilities, f.story_outlier_scores, f.topic_probabilities):
         assert arr.shape == (len(v),) and np.all((arr >= 0) & (arr <= 1))
 
 

@@ -45,17 +45,16 @@ def settle(fit: TwoLevelFit, neigh: Neighbours, vectors: np.ndarray, anchor: Anc
     """Hysteresis on stories (identity.stabilize: what users saw stays put unless new documents ask), a story whose
     content moved away split from its old event, then the topics grouped again over the settled stories, starting
     from the topic each story's members had (previous_topics: the last run's topic id of each row, NOISE for none),
-    so topic ids carry over."""
+    so topic ids carry over. The fit's own topics are read here too (_held_within_topics: this run's topic borders
+    over the fit's stories), so grouping twice is not repeated work; the placing thresholds are measured once, on
+    the stories shipped (_levels)."""
     stories = _at_least(fit.story_labels, fit.story_min_cluster_size)
     if anchor is None:
-        if stories is not fit.story_labels:  # (rare: the fit's own stories respect the size) one topic per story again
+        if stories is fit.story_labels:
+            story_topic, topics, topic_prob = fit.story_topic, fit.topic_labels, fit.topic_probabilities
+        else:  # (rare: the fit's own stories respect the size) one topic per story again
             story_topic, topics, topic_prob = _one_topic_per_story(stories, fit.topic_labels, fit.topic_probabilities)
-            s = len(story_topic)
-            return Levels(stories, fit.story_probabilities, fit.story_outlier_scores, topics, topic_prob, story_topic,
-                          _placing_threshold(cluster_max_edges(neigh, fit.core_distances, stories, s), fit.core_distances, stories),
-                          cluster_min_core(fit.core_distances, stories, s))
-        return Levels(stories, fit.story_probabilities, fit.story_outlier_scores, fit.topic_labels, fit.topic_probabilities,
-                      fit.story_topic, _placing_threshold(fit.story_max_edge, fit.core_distances, stories), fit.story_min_core)
+        return _levels(fit, neigh, stories, topics, topic_prob, story_topic)
     stories = stabilize(anchor.doc_ids, anchor.labels, anchor.new_doc_ids, fit.story_labels, vectors=vectors, hold_margin=anchor.hold_margin,
                         placed=anchor.placed)
     prev_ids, old_of = previous_clusters(anchor.doc_ids, anchor.labels, anchor.new_doc_ids)
@@ -64,11 +63,16 @@ def settle(fit: TwoLevelFit, neigh: Neighbours, vectors: np.ndarray, anchor: Anc
     checks = _relabelled(checks, stories, held)
     stories = held
     grouped = topics_over_stories(neigh, stories, previous_topics, topic_params)
-    story_topic, topics, topic_prob = grouped.story_topic, grouped.topic_labels, grouped.topic_probabilities
+    return _levels(fit, neigh, stories, grouped.topic_labels, grouped.topic_probabilities, grouped.story_topic, tuple(checks))
+
+
+def _levels(fit: TwoLevelFit, neigh: Neighbours, stories: np.ndarray, topics: np.ndarray, topic_prob: np.ndarray,
+            story_topic: np.ndarray, checks: tuple[DriftCheck, ...] = ()) -> Levels:
+    """The shipped levels, with the placing thresholds of the stories shipped (measured once per rebuild, here)."""
     s = len(story_topic)
     return Levels(stories, fit.story_probabilities, fit.story_outlier_scores, topics, topic_prob, story_topic,
                   _placing_threshold(cluster_max_edges(neigh, fit.core_distances, stories, s), fit.core_distances, stories),
-                  cluster_min_core(fit.core_distances, stories, s), tuple(checks))
+                  cluster_min_core(fit.core_distances, stories, s), checks)
 
 
 def _at_least(labels: np.ndarray, min_size: int) -> np.ndarray:
