@@ -1,0 +1,89 @@
+"""Kept-graph recall and upkeep cost without Milvus: the writer's insert replayed in memory.
+
+    python bench/graph_replay.py --n 100000 [--batch 5000] [--k 15]
+
+Story-shaped vectors (bench/synthetic.py) go through the real CachedVectorStore in batches, as bench/scale.py's insert
+does, over a store that keeps nothing (so only the cache's own work is timed). Prints one JSON line: insert_s (the
+cache's upkeep: live index, searches, list merges; insert_cpu_s its CPU time, steadier on a shared machine), read_s (neighbour_graph, what a rebuild reads), recall (the kept
+graph against exact search over a sample, as bench/scale.py's graph_recall), and the recall of rows inserted before and
+after the exact range ends (graph.EXACT_SEARCH_MAX_N), to tell the index's misses from the lists' upkeep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+class _Nothing:
+    """The vector store's slot: counts what it was given, keeps nothing (the cache holds the vectors)."""
+
+    def __init__(self):
+        self.n = 0
+
+    def upsert(self, ids, vectors, published_ts, ingested_ts):
+        self.n += len(ids)
+
+    def count(self):
+        return self.n
+
+    def iter_rows(self, batch_size=5000, since_ts=None, by="published"):
+        return iter(())
+
+    def close(self):
+        pass
+
+
+def recall_by_row(vecs: np.ndarray, indices: np.ndarray, k: int, rows: np.ndarray) -> np.ndarray:
+    out = []
+    for part in np.array_split(rows, max(1, len(rows) // 25)):
+        sims = vecs[part] @ vecs.T
+        sims[np.arange(len(part)), part] = -np.inf
+        exact = np.argpartition(-sims, k, axis=1)[:, :k]
+        out += [len(set(exact[i]) & set(indices[r])) / k for i, r in enumerate(part)]
+    return np.array(out)
+
+
+def main() -> None:
+    from bench.synthetic import story_shaped_vectors
+    from service.adapters.vector_cache import CachedVectorStore
+    from service.clustering.graph import EXACT_SEARCH_MAX_N
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--batch", type=int, default=5_000)
+    ap.add_argument("--k", type=int, default=15)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sample", type=int, default=1000)
+    args = ap.parse_args()
+    vecs = story_shaped_vectors(args.n, seed=args.seed)[0]
+    ids = np.arange(1, args.n + 1, dtype=np.int64)
+    ts = np.zeros(args.n, np.int64)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = CachedVectorStore(_Nothing(), Path(tmp) / "cache", vecs.shape[1], source="replay", knn_k=args.k)
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        for s in range(0, args.n, args.batch):
+            cache.upsert(ids[s : s + args.batch], vecs[s : s + args.batch], ts[s : s + args.batch], ts[s : s + args.batch])
+        insert_s, insert_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
+        t0 = time.perf_counter()
+        _, _, neigh = cache.neighbour_graph()
+        read_s = time.perf_counter() - t0
+    rows = np.random.default_rng(1).choice(args.n, size=min(args.sample, args.n), replace=False)
+    rec = recall_by_row(vecs, neigh.indices, args.k, rows)
+    early = rows < EXACT_SEARCH_MAX_N
+    print(json.dumps({"n": args.n, "insert_s": round(insert_s, 2), "insert_cpu_s": round(insert_cpu_s, 2), "read_s": round(read_s, 2), "recall": round(float(rec.mean()), 3),
+                      "recall_rows_exact_range": round(float(rec[early].mean()), 3) if early.any() else None,
+                      "recall_rows_after": round(float(rec[~early].mean()), 3) if (~early).any() else None}))
+
+
+if __name__ == "__main__":
+    main()
