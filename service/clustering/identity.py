@@ -13,7 +13,7 @@ old x new matrix: a million documents make thousands of clusters on each side.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -373,6 +373,22 @@ def split_drifted(labels: np.ndarray, old_of: np.ndarray, prev_ids: np.ndarray, 
                 next_label += 1
         checks.append(DriftCheck(int(lab), int(prev_ids[old]), int(n_old), int(len(new_rows)), cosine, int(split)))
     return out, checks
+
+
+def relabel_checks(checks: list[DriftCheck], before: np.ndarray, after: np.ndarray) -> list[DriftCheck]:
+    """Drift checks with their labels as `after` numbers them (each label's most common label in `after`, as the
+    flows between runs are counted); a check whose cluster is gone is dropped."""
+    if not checks:
+        return checks
+    fl = _flows(after, before)  # (label before, label after, documents)
+    first = _largest_in_group(fl.old, fl.count) if fl.old.size else np.zeros(0, np.int64)
+    most = dict(zip(fl.old[first].tolist(), fl.new[first].tolist()))
+    out = []
+    for ch in checks:
+        kept = most.get(ch.label, NOISE)
+        if kept != NOISE:
+            out.append(replace(ch, label=kept, split_label=most.get(ch.split_label, NOISE) if ch.split_label != NOISE else NOISE))
+    return out
 
 
 def _centroid_cosine(sum_a: np.ndarray, n_a: int, sum_b: np.ndarray, n_b: int) -> float:

@@ -13,7 +13,7 @@ import numpy as np
 from ..domain import NOISE, ClusterEvent
 from .graph import Neighbours
 from .hdbscan_fit import Anchor, cluster_max_edges, cluster_min_core
-from .identity import DriftCheck, compact_labels, previous_clusters, split_drifted, stabilize
+from .identity import DriftCheck, compact_labels, previous_clusters, relabel_checks, split_drifted, stabilize
 from .two_level import TopicParams, TwoLevelFit, _one_topic_per_story, majority_topics, topics_over_stories
 
 
@@ -60,7 +60,7 @@ def settle(fit: TwoLevelFit, neigh: Neighbours, vectors: np.ndarray, anchor: Anc
     prev_ids, old_of = previous_clusters(anchor.doc_ids, anchor.labels, anchor.new_doc_ids)
     stories, checks = split_drifted(stories, old_of, prev_ids, vectors, fit.story_min_cluster_size)
     held = _at_least(_held_within_topics(stories, fit.story_labels, fit.topic_labels), fit.story_min_cluster_size)
-    checks = _relabelled(checks, stories, held)
+    checks = relabel_checks(checks, stories, held)
     stories = held
     grouped = topics_over_stories(neigh, stories, previous_topics, topic_params)
     return _levels(fit, neigh, stories, grouped.topic_labels, grouped.topic_probabilities, grouped.story_topic, tuple(checks))
@@ -86,31 +86,6 @@ def _at_least(labels: np.ndarray, min_size: int) -> np.ndarray:
     if not small.any():
         return labels
     return compact_labels(np.where((labels >= 0) & small[np.maximum(labels, 0)], NOISE, labels))
-
-
-def _relabelled(checks: list[DriftCheck], before: np.ndarray, after: np.ndarray) -> list[DriftCheck]:
-    """Drift checks with their labels as `after` numbers them (each label's most common new label; NOISE if gone)."""
-    if not checks:
-        return checks
-    from dataclasses import replace
-
-    both = (before >= 0) & (after >= 0)  # one pass over the documents: (before, after) pairs counted, the most common kept
-    width = int(after.max(initial=0)) + 1
-    keys, counts = np.unique(before[both] * width + after[both], return_counts=True)
-    order = np.lexsort((-counts, keys // width))
-    firsts = order[np.r_[True, np.diff((keys // width)[order]) != 0]] if len(order) else order
-    most = dict(zip((keys[firsts] // width).tolist(), (keys[firsts] % width).tolist()))
-
-    def new_label(lab: int) -> int:
-        return int(most.get(int(lab), NOISE))
-
-    out = []
-    for ch in checks:
-        kept = new_label(ch.label)
-        if kept == NOISE:
-            continue
-        out.append(replace(ch, label=kept, split_label=new_label(ch.split_label) if ch.split_label != NOISE else NOISE))
-    return out
 
 
 def _held_within_topics(held: np.ndarray, fit_stories: np.ndarray, fit_topics: np.ndarray) -> np.ndarray:
