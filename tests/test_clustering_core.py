@@ -1,4 +1,4 @@
-"""The pure core: graph, HDBSCAN fit, placement of arrivals, identity matching."""
+"""The pure core: graph, the fit as a rebuild runs it (fit_two_levels + settle), placement of arrivals, identity matching."""
 
 from __future__ import annotations
 
@@ -12,22 +12,27 @@ from hypothesis import strategies as st
 from service.clustering.assign import PredictionState, place
 from service.clustering import graph
 from service.clustering.graph import MIN_DISTANCE, knn, symmetric_graph
-from service.clustering.hdbscan_fit import HdbscanParams, fit_clusters
 from service.clustering.identity import match_clusters
+from service.clustering.levels import settle
+from service.clustering.two_level import TwoLevelParams, fit_two_levels
 from service.domain import NOISE
 
 from .conftest import unit_vectors
 
 
-def fit(x, **kw):
+def fit(x, min_cluster_size=8, min_samples=3):
+    """The stories a first rebuild ships (no previous run to settle against): fit_two_levels, then settle."""
     neigh = knn(x, 10)
-    return neigh, fit_clusters(neigh, x, HdbscanParams(**{"min_cluster_size": 8, "min_samples": 3, "recipe": "graph", **kw}))
+    two = fit_two_levels(neigh, TwoLevelParams(story_min_cluster_size=min_cluster_size, min_samples=min_samples))
+    return neigh, two, settle(two, neigh, x, None)
 
 
-def state_from(ids, f, min_samples=3):
-    return PredictionState(doc_ids=ids, labels=f.labels, probabilities=f.probabilities, outlier_scores=f.outlier_scores,
-                           core_distances=f.core_distances, cluster_ids=np.arange(f.n_clusters), cluster_max_edge=f.cluster_max_edge,
-                           cluster_min_core=f.cluster_min_core, min_samples=min_samples)
+def state_from(ids, two, levels, min_samples=3):
+    """The prediction state as the rebuild saves it, story ids numbered 0..s-1."""
+    return PredictionState(doc_ids=ids, labels=levels.story_labels, probabilities=levels.story_probabilities,
+                           outlier_scores=levels.story_outlier_scores, core_distances=two.core_distances,
+                           cluster_ids=np.arange(levels.n_stories), cluster_max_edge=levels.story_max_edge,
+                           cluster_min_core=levels.story_min_core, min_samples=min_samples)
 
 
 def test_graph_is_symmetric_and_keeps_duplicates():
@@ -42,85 +47,84 @@ def test_graph_is_symmetric_and_keeps_duplicates():
 
 
 def test_fast_hdbscan_on_the_lists_as_they_are_equals_on_our_symmetric_graph():
-    """The graph recipe hands fast_hdbscan the directed lists (it symmetrises by the min itself): same result, less memory."""
+    """directed_graph hands fast_hdbscan the lists as they are (it symmetrises by the min itself): same result, less memory."""
+    from fast_hdbscan.hdbscan import fast_hdbscan
+
     from service.clustering.graph import directed_graph
-    from service.clustering.hdbscan_fit import HdbscanParams, _hdbscan
 
     rng = np.random.default_rng(4)
     x, _ = unit_vectors(rng, 6, 40, spread=0.15)
     x[1] = x[0]
     neigh = knn(x, 10)
-    params = HdbscanParams(min_samples=5)
-    a = _hdbscan(symmetric_graph(neigh), "precomputed", 10, params)
-    b = _hdbscan(directed_graph(neigh), "precomputed", 10, params)
+
+    def run(g):
+        return fast_hdbscan(g, metric="precomputed", min_samples=5, min_cluster_size=10)
+
+    a = run(symmetric_graph(neigh))
+    b = run(directed_graph(neigh))
     assert np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1])
 
 
-RECIPES = pytest.mark.parametrize("recipe", ["graph", "umap"])
-
-
-@RECIPES
-def test_disconnected_graph_clusters_each_component(recipe):
+def test_disconnected_graph_clusters_each_component():
     rng = np.random.default_rng(1)
     x, truth = unit_vectors(rng, 4, 30, spread=0.02)
-    neigh, f = fit(x, recipe=recipe)
+    neigh, _, f = fit(x)
     g = symmetric_graph(neigh)
     from scipy.sparse.csgraph import connected_components
 
     assert connected_components(g)[0] >= 4  # the kNN graph falls apart into the groups
-    assert f.n_clusters == 4
+    assert f.n_stories == 4
     from sklearn.metrics import adjusted_rand_score
 
-    assert adjusted_rand_score(truth, f.labels) > 0.95
+    assert adjusted_rand_score(truth, f.story_labels) > 0.95
 
 
 def test_single_document_and_empty():
     x = np.ones((1, 8), np.float32) / np.sqrt(8)
-    neigh, f = fit(x)
-    assert f.labels.tolist() == [NOISE] and f.n_clusters == 0
-    _, f0 = fit(np.zeros((0, 8), np.float32))
-    assert len(f0.labels) == 0
+    neigh, _, f = fit(x)
+    assert f.story_labels.tolist() == [NOISE] and f.n_stories == 0
+    _, _, f0 = fit(np.zeros((0, 8), np.float32))
+    assert len(f0.story_labels) == 0
 
 
 def test_all_noise_when_nothing_is_dense():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(40, 64)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    _, f = fit(x, min_cluster_size=30)
-    assert f.n_clusters <= 1  # uniform noise on a sphere has no real structure
-    assert len(f.labels) == 40
+    _, _, f = fit(x, min_cluster_size=30)
+    assert f.n_stories <= 1  # uniform noise on a sphere has no real structure
+    assert len(f.story_labels) == 40
 
 
 def test_many_duplicates_do_not_break_the_fit():
     x = np.tile(np.eye(1, 16, dtype=np.float32), (30, 1))
     rng = np.random.default_rng(3)
     y, _ = unit_vectors(rng, 2, 20, dim=16)
-    neigh, f = fit(np.vstack([x, y]))
-    assert len(f.labels) == 70 and np.all(np.isfinite(f.outlier_scores))
+    neigh, _, f = fit(np.vstack([x, y]))
+    assert len(f.story_labels) == 70 and np.all(np.isfinite(f.story_outlier_scores))
 
 
-@RECIPES
-def test_predict_on_fitted_documents_reproduces_their_labels(recipe):
+def test_predict_on_fitted_documents_reproduces_their_labels():
     rng = np.random.default_rng(4)
     x, _ = unit_vectors(rng, 5, 25, spread=0.05)
     ids = np.arange(len(x), dtype=np.int64) * 3 + 11
-    _, f = fit(x, recipe=recipe)
-    assert f.recipe == recipe and f.n_clusters >= 4
-    s = state_from(ids, f)
+    _, two, f = fit(x)
+    assert f.n_stories >= 4
+    s = state_from(ids, two, f)
     # query the fitted documents themselves: each finds itself at distance 0 first
     neigh = knn(np.vstack([x, x]), 10)
     pos = neigh.indices[: len(x)] % len(x)
     dist = neigh.distances[: len(x)]
     got = place(s, pos, dist)
-    assert np.array_equal(got.labels, f.labels)
+    assert np.array_equal(got.labels, f.story_labels)
 
 
 def test_arrivals_near_a_cluster_join_it_and_far_ones_are_noise():
     rng = np.random.default_rng(5)
     x, truth = unit_vectors(rng, 3, 40, dim=32, spread=0.03)
     ids = np.arange(len(x), dtype=np.int64)
-    _, f = fit(x)
-    s = state_from(ids, f)
+    _, two, f = fit(x)
+    s = state_from(ids, two, f)
     new = x[::10] + rng.normal(scale=0.01, size=x[::10].shape)
     new /= np.linalg.norm(new, axis=1, keepdims=True)
     far = rng.normal(size=(5, 32))
@@ -131,8 +135,8 @@ def test_arrivals_near_a_cluster_join_it_and_far_ones_are_noise():
     dist = np.sqrt(np.clip(2 - 2 * np.take_along_axis(sims, pos, axis=1), 0, 4)).astype(np.float32)
     got = place(s, pos, dist)
     near = got.labels[: len(new)]
-    assert np.all((near == f.labels[::10]) | (near == NOISE))  # never a wrong cluster
-    assert np.mean(near == f.labels[::10]) >= 0.9  # the rule is strict at the edges, by design
+    assert np.all((near == f.story_labels[::10]) | (near == NOISE))  # never a wrong cluster
+    assert np.mean(near == f.story_labels[::10]) >= 0.9  # the rule is strict at the edges, by design
     assert np.all(got.labels[len(new):] == NOISE)
     assert np.all((got.probabilities >= 0) & (got.probabilities <= 1))
     assert np.all(got.outlier_scores[len(new):] > got.outlier_scores[: len(new)].max())
@@ -180,8 +184,8 @@ def test_identity_is_a_bijection_under_renumbering(labels, rnd):
 def test_placement_without_any_cluster_is_noise():
     rng = np.random.default_rng(6)
     x, _ = unit_vectors(rng, 1, 3)
-    _, f = fit(x)
-    got = place(state_from(np.arange(3), f), np.array([[0, 1, 2]]), np.array([[0.1, 0.2, 0.3]], np.float32))
+    _, two, f = fit(x)
+    got = place(state_from(np.arange(3), two, f), np.array([[0, 1, 2]]), np.array([[0.1, 0.2, 0.3]], np.float32))
     assert got.labels.tolist() == [NOISE]
 
 
@@ -247,16 +251,6 @@ def test_dense_groups_finds_one_tight_group_among_scattered_points():
     labels = dense_groups(knn(x, 10), 5, radius=0.3, min_size=20)
     assert (labels[30:] == 0).all() and (labels[:30] == NOISE).all()
     assert (dense_groups(knn(scattered, 10), 5, radius=0.3, min_size=20) == NOISE).all()
-
-
-def test_auto_recipe_takes_umap_for_small_data_and_the_graph_above_its_limit():
-    from service.clustering.hdbscan_fit import resolve_recipe
-
-    params = HdbscanParams(recipe="auto", umap_max_documents=1000)
-    assert [resolve_recipe(params, n) for n in (10, 500, 5000)] == ["graph", "umap", "graph"]
-    assert resolve_recipe(HdbscanParams(recipe="umap", umap_max_documents=1000), 5000) == "umap"
-    with pytest.raises(ValueError, match="unknown recipe"):
-        resolve_recipe(HdbscanParams(recipe="dbscan"), 500)
 
 
 def test_rows_a_window_cut_short_are_searched_again_inside_it():
