@@ -25,6 +25,7 @@ from service import handoff, usecases
 from service.faults import Backoff, transient_cause
 from service import state as run_state
 from service.state import StatusBoard
+from service.usecases.schedule import ASKED, NEW_STORY, WAIT, after_arrivals, plan_for
 
 from .scheduler import RebuildSchedule
 from .watcher import InboxWatcher
@@ -54,13 +55,8 @@ class Service:
         self.schedule = RebuildSchedule(self._rebuild_job, s.rebuild_interval_s)
         self._stopping = threading.Event()
         self.rebuilding = threading.Event()
-        self._lock = threading.Lock()
-        self._in_job = False
-        self._wanted = False  # a rebuild is owed (asked, a new story, a pool of noise, a lost prediction state)
-        self._rebuild_failures = 0
-        self._rebuild_not_before = 0.0
-        self._last_rebuild_end = 0.0
-        self._gap_until = 0.0  # early rebuilds wait until then (rebuild_min_gap_s); a user's request does not
+        self._lock = threading.Lock()  # guards self.plan: the job, the request poller and the file handler change it
+        self.plan = plan_for(s)  # when to rebuild: usecases/schedule.py decides, this process acts
         self._files: dict[str, dict] = {}  # name -> attempts, reason, state (retrying / parked)
         self.maps = MapRefiner(app, on_event=self.on_event)  # refined maps after each rebuild's quick page
         self.api = None  # the query API (workers/api.py), started by open()
@@ -138,69 +134,44 @@ class Service:
     def _after_arrivals(self) -> None:
         """A new story in the noise pool, a big pool, or a prediction state that is gone: rebuild now, not at the hour."""
         try:
-            run = self.app.repo.latest_run()
-            if run is None or self.app.prediction_state(run.id) is None:
-                self.request_rebuild("no clustering to place arrivals in yet" if run is None else "the saved prediction state is missing")
-                return
-            if self.app.repo.noise_pool_size(run.id) >= self.app.settings.noise_pool_trigger:
-                self.request_rebuild("the noise pool is full")
-                return
-            with self.app.write_lock:
-                for alert in usecases.raise_alerts_safely(self.app):  # growth between rebuilds: surges
-                    self.on_event("alert", alert)
-                story = usecases.new_story_in_noise_pool(self.app)
-            if story:
-                self.request_rebuild("a new story in the noise pool")
-                self.on_event("new_story", {"run": run.id})
+            why, run_id = after_arrivals(self.app, lambda alert: self.on_event("alert", alert))
         except Exception as exc:  # noqa: BLE001 — a check that can wait for the scheduled rebuild
             log.warning("after-ingest check skipped (%s): %s", transient_cause(exc) or type(exc).__name__, exc)
+            return
+        if why:
+            self.request_rebuild(why)
+        if why == NEW_STORY:
+            self.on_event("new_story", {"run": run_id})
 
     # -- rebuilds -------------------------------------------------------------------------
-    def request_rebuild(self, why: str) -> None:
+    def request_rebuild(self, why: str, by_user: bool = False) -> None:
         """Owed rebuilds are never dropped: one asked while a rebuild runs is run right after it."""
         with self._lock:
-            already, self._wanted = self._wanted, True
-            if already or self._in_job:
-                return  # a run is scheduled already, or the running job loops once more
-            when = max(time.time(), self._rebuild_not_before)
-        log.info("rebuild asked: %s", why)
-        self.schedule.run_at(when)
+            self.plan, when = self.plan.asked(time.time(), by_user)
+        if when is not None:
+            log.info("rebuild asked: %s", why)
+            self.schedule.run_at(when)
 
     def _rebuild_job(self) -> None:
-        if not self._lead():
-            with self._lock:
-                self._wanted = False  # the leader rebuilds; a request seen here must not stay pending for ever
-            return
+        leading = self._lead()
         with self._lock:
-            self._in_job = True
+            self.plan = self.plan.job_started(leading)
+        if not leading:
+            return
         try:
             first_pass = True
             while not self._stopping.is_set():
                 tokens = handoff.rebuild_requests(self.app.settings.home)
                 with self._lock:
-                    owed, self._wanted = self._wanted or bool(tokens), False
-                    if time.time() < self._rebuild_not_before:  # backing off after a failure: keep what is owed
-                        self._wanted = owed
-                        return
-                # the schedule is asked once per tick: new documents that arrived during this rebuild (other
-                # workers keep ingesting) wait for the next tick instead of starting rebuild after rebuild
-                if not owed and not (first_pass and self._schedule_due()):
+                    self.plan, step = self.plan.decide(time.time(), bool(tokens), first_pass, self._schedule_due)
+                if step == WAIT:
                     return
                 first_pass = False
-                gap_left = self._last_rebuild_end + self.app.settings.rebuild_min_gap_s - time.time()
-                if owed and not tokens and gap_left > 0:  # early rebuilds (noise pool, new story) keep a minimum gap
-                    with self._lock:
-                        self._wanted = True
-                        self._gap_until = time.time() + gap_left
-                    return
-                self._run_rebuild(tokens, "asked" if owed else "scheduled")
+                self._run_rebuild(tokens, "asked" if step == ASKED else "scheduled")
         finally:
             with self._lock:
-                self._in_job = False
-                again = self._wanted
-                # +1 s: this instance must have returned; a user's request skips the gap (see _watch_requests)
-                when = max(time.time() + 1.0, self._rebuild_not_before, self._gap_until)
-            if again and not self._stopping.is_set():
+                self.plan, when = self.plan.job_ended(time.time())
+            if when is not None and not self._stopping.is_set():
                 self.schedule.run_at(when)
 
     def _lead(self) -> bool:
@@ -247,26 +218,23 @@ class Service:
             with self.app.write_lock:
                 result = usecases.rebuild(self.app, on_map_job=self.maps.submit)
         except Exception as exc:  # noqa: BLE001 — a failing rebuild backs off; the service goes on
-            self._rebuild_failures += 1
-            delay = self.backoff.delay(self._rebuild_failures)
-            self._rebuild_not_before = time.time() + delay
+            with self._lock:
+                self.plan, delay = self.plan.rebuilt(time.time(), ok=False)  # owed again, after the backoff
             cause = transient_cause(exc) or f"{type(exc).__name__}: {exc}"
             reason = f"rebuild failed ({cause}); next try in {delay:.0f}s"
             log.error("%s", reason, exc_info=transient_cause(exc) is None)
             self._error(reason)
             self._status["rebuild_backoff_until"] = _now(delay)
-            with self._lock:
-                self._wanted = True  # the job's end schedules the retry at the end of the backoff
             outcome = {"ok": False, "error": reason}
         else:
-            self._rebuild_failures, self._rebuild_not_before = 0, 0.0
+            with self._lock:
+                self.plan, _ = self.plan.rebuilt(time.time(), ok=True)
             self._status["rebuild_backoff_until"] = None
             self.on_event("rebuild", result)
             if result.report_error:
                 self._error(f"run {result.run_id}: report not written: {result.report_error}")
             outcome = {"ok": True, **asdict(result)}
         finally:
-            self._last_rebuild_end = time.time()
             self.rebuilding.clear()
             self._status["rebuild_running_since"] = None
             self._write_status()
@@ -295,11 +263,8 @@ class Service:
         while not stop.wait(0.2):
             try:
                 if handoff.rebuild_requests(self.app.settings.home) and not self.rebuilding.is_set():
-                    self.request_rebuild("asked by `newsclust rebuild`")
-                    with self._lock:
-                        idle, when = not self._in_job, max(time.time(), self._rebuild_not_before)
-                    if idle:  # a user's request does not wait for the gap kept between early rebuilds
-                        self.schedule.run_at(when)
+                    # a user's request does not wait for the gap kept between early rebuilds
+                    self.request_rebuild("asked by `newsclust rebuild`", by_user=True)
             except Exception:  # noqa: BLE001
                 log.exception("request poller: going on")
 
