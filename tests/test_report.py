@@ -14,7 +14,9 @@ from service.adapters.sql import report_queries as rq
 from service.domain import Run
 from service.report import model
 from service.report.figures import lineage_figure, map_figure, timeline_figure
-from service.report.page import _lineage, _View, render_index, render_report
+from service.report.page import render_index, render_report
+from service.report.sections import lineage_section
+from service.report.view import ReportView
 from service.report.publish import prune_run_pages, publish, run_pages, write_index
 
 from .conftest import write_csv
@@ -76,7 +78,7 @@ def test_figures_escape_and_clip_the_timeline_to_the_stream():
     assert m.data[1].marker.color == "#333333"  # one shade: one colour, not an array
 
 
-def _view(stories: dict[int, int]) -> _View:
+def _view(stories: dict[int, int]) -> ReportView:
     """A view with stories {id: topic} of five headlines each, for the lineage section."""
     ids = sorted(stories)
     n = 5 * len(ids)
@@ -84,24 +86,24 @@ def _view(stories: dict[int, int]) -> _View:
                          np.zeros(n, bool), dt(["2026-01-01T00:00"] * n), dt(["2026-01-02T00:00"] * n), ["t"] * n, [None] * n, [None] * n)
     st = model.stream_time(docs.published, docs.ingested)
     topics = {t: rq.TopicRow(t, 5, 1, f"topic {t}", []) for t in set(stories.values())}
-    return _View(docs, {s: rq.StoryRow(s, t, 5, f"story {s}", []) for s, t in stories.items()}, topics, st,
+    return ReportView(docs, {s: rq.StoryRow(s, t, 5, f"story {s}", []) for s, t in stories.items()}, topics, st,
                  model.story_stats(docs.story, st))
 
 
 def test_lineage_draws_only_what_changed():
     v = _view({1: 10, 2: 10, 3: 11, 4: 11})
     still = rq.Lineage(5, [(1, 1, 50), (2, 2, 40), (3, 3, 30), (-1, 4, 3)], [], {1: "a", 2: "b", 3: "c"}, {1: 10, 2: 10, 3: 11})
-    html = _lineage(still, v)
+    html = lineage_section(still, v)
     assert "no story or topic was born, died, split, merged or moved" in html and "spec-lineage" not in html
     split = rq.Lineage(5, [(1, 1, 30), (1, 4, 20), (2, 2, 40), (3, 3, 30)], [rq.ChangeEvent("story", "split", 1, [], [1, 4])],
                        {1: "a", 2: "b", 3: "c"}, {1: 10, 2: 10, 3: 11})
-    html = _lineage(split, v)
+    html = lineage_section(split, v)
     spec = json.loads(html.split("id=spec-lineage>")[1].split("</script>")[0])
     link = spec["data"][0]["link"]
     assert len(link["value"]) == 2  # the split's two flows; the unchanged stories 2 and 3 are not drawn
     moved = rq.Lineage(5, [(1, 1, 30), (2, 2, 40)], [rq.ChangeEvent("story", "moved", 2, [11], [10])], {1: "a", 2: "b"},
                        {1: 10, 2: 11}, {11: "old topic"})
-    html = _lineage(moved, v)
+    html = lineage_section(moved, v)
     assert "moved from topic old topic to topic 10" in html and "spec-lineage" in html
 
 
