@@ -69,7 +69,7 @@ class Serve:
     def __init__(self, home: Path, env: dict):  # env's PYTHONPATH is the checkout measured: it runs from there
         self.lines: list[tuple[float, str]] = []
         self.started = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "--home", str(home), "serve"], env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "workers.console", "--home", str(home), "serve"], env=env,
                                      cwd=env["PYTHONPATH"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
         import threading
 
@@ -103,7 +103,7 @@ class Serve:
 
 def cli(home: Path, env: dict, *args: str) -> tuple[float, str]:
     t0 = time.monotonic()
-    out = subprocess.run([sys.executable, "-m", "service.cli", "--home", str(home), *args], env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "workers.console", "--home", str(home), *args], env=env, capture_output=True, text=True,
                          timeout=900, cwd=env["PYTHONPATH"])
     wall = time.monotonic() - t0
     if out.returncode != 0:

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/soak.py [--minutes 10] [--seed 1] [--home DIR] [--settle 240] [--verbose] [--snapshot]
 
-Runs `python -m service.cli --home HOME serve` (output in HOME/serve.log) with NEWSCLUST_FAILPOINT=outages
+Runs `python -m workers.console --home HOME serve` (output in HOME/serve.log) with NEWSCLUST_FAILPOINT=outages
 and short timeouts, and for the given minutes:
 
 - a generator drops a file every 2-15 s: good files (20-150 synthetic headlines of a few made-up stories,
@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-CLI = [sys.executable, "-m", "service.cli"]
+CLI = [sys.executable, "-m", "workers.console"]
 HEADER = ["guid", "title", "description", "published_at"]
 SERVE_SETTINGS = {
     "NEWSCLUST_FAILPOINT": "outages",

@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-CLI = [sys.executable, "-m", "service.cli"]
+CLI = [sys.executable, "-m", "workers.console"]
 DIM = 384
 
 

@@ -1,25 +1,118 @@
-"""Requests from a command to the running `serve`, and their answers, as files under HOME/requests/.
+"""The home's one writer, and how the others hand it their work: requests and answers as files under HOME/requests/.
 
-Milvus Lite and SQLite allow one writer, so `newsclust ingest` and `newsclust rebuild` beside a
-running `serve` hand their work to it. Each request has its own token, so nothing overwrites
-anything; the answer is written beside it, so the command can wait for the outcome and print it.
+Milvus Lite and SQLite allow one writer: a process writes a home while it holds its lock
+(HOME/writer.lock, an flock the OS drops when the process dies, even by SIGKILL). A command that
+finds the lock taken (`newsclust ingest`, `newsclust rebuild` beside a running `serve`) hands its
+work to the holder. Each request has its own token, so nothing overwrites anything; the answer is
+written beside it, so the command can wait for the outcome and print it. A shared home (PostgreSQL
++ a Milvus server) has no lock: its serve workers arbitrate through the database, and one-off
+commands hand their work to them.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .files import TEMP_SUFFIXES, atomic_write
+
+if TYPE_CHECKING:
+    from .bootstrap import App
+    from .config import Settings
 
 REBUILD = "rebuild"
 INGEST = "ingest"
 ANSWER_TTL_S = 7 * 86400  # answers nobody collected are removed after a week
+
+
+class HomeLock:
+    """One writer per home: an exclusive flock that the OS drops when the process dies, even by SIGKILL."""
+
+    def __init__(self, home: Path):
+        self.path = home / "writer.lock"
+        self._fh = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.path.open("a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            return False
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self._fh = fh
+        return True
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text().strip() or "?"
+        except OSError:
+            return "?"
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class Busy(Exception):
+    """Another process writes this home: str() names it (a pid, or "the workers of this shared home")."""
+
+    def who(self) -> str:
+        holder = str(self)
+        return f"pid {holder}" if holder.isdigit() or holder == "?" else holder
+
+
+@contextmanager
+def writer(app: App, worker: bool = False) -> Iterator[dict]:
+    """This process writes the home until the block ends, or Busy is raised (hand the work over). Yields what was
+    recovered from an interrupted run ({"files": n, "runs": n}: files to take again, rebuilds marked failed).
+    A shared home has no lock: only its serve workers (worker=True) write it."""
+    if app.settings.shared:
+        if not worker:
+            raise Busy("the workers of this shared home")
+        yield {}
+        return
+    lock = HomeLock(app.settings.home)
+    if not lock.acquire():
+        raise Busy(lock.holder())
+    try:
+        from .usecases import recover
+
+        yield recover(app)
+    finally:
+        lock.release()
+
+
+def serving_pid(settings: Settings) -> int | None:
+    """The pid of the process serving this home, if one is alive (a shared home's workers are not tracked: -1)."""
+    if settings.shared:  # workers are not tracked by a lock: any live worker status file counts
+        return -1 if any(settings.state_dir.glob("service-*.json")) else None
+    try:
+        pid = int(HomeLock(settings.home).holder())
+        os.kill(pid, 0)
+        return pid
+    except (ValueError, OSError):
+        return None
 
 
 def requests_dir(home: Path) -> Path:
@@ -51,6 +144,15 @@ def hand_over(home: Path, inbox: Path, source: Path, wait: bool) -> str:
     shutil.copy2(source, staged)
     os.replace(staged, inbox / name)
     return name
+
+
+def hand_over_files(home: Path, inbox: Path, files: list[Path], wait: bool) -> list[tuple[Path, str | None]]:
+    """Each file copied into the writer's inbox: (file, its name there), or (file, None) if it is no file to hand."""
+    return [(f, hand_over(home, inbox, f, wait) if f.is_file() else None) for f in files]
+
+
+def not_a_file(path: Path) -> str:
+    return f"{path}: {'a directory, not a CSV file' if path.is_dir() else 'no such file'}"
 
 
 def handed_over(home: Path, name: str) -> bool:

@@ -15,6 +15,15 @@ def clip(text: str | None, limit: int = TITLE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def describe_alert(a: dict) -> str:
+    """An alert in one line: the console prints it, the Atom feed and the webhook carry it (adapters/notify.py)."""
+    topic = f" in topic {a['topic_name']!r}" if a.get("topic_name") else ""
+    if a["kind"] == "new":
+        return f"New story {a['story_id']}{topic}: {a['size']} headlines. {a['title']}"
+    return (f"Story {a['story_id']}{topic} is surging: {a['recent']} headlines in the last window of news time, "
+            f"{a['size']} in all. {a['title']}")
+
+
 def format_status(st: dict) -> str:
     """`newsclust status` for people: a few lines, the problems last."""
     files = st["files"]

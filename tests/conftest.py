@@ -19,7 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 README = Path(__file__).resolve().parents[1] / "README.md"
-CLI = [sys.executable, "-m", "service.cli"]
+CLI = [sys.executable, "-m", "workers.console"]
 
 # six headlines of three stories, two each
 STORY_ROWS = [

@@ -127,7 +127,7 @@ def test_cli_queries_go_through_serve_without_importing_torch(tmp_path):
         assert st["api_url"].startswith("http://127.0.0.1:") and st["serving_pid"] == proc.pid
         # a relative --home finds the same serve: the API file holds the resolved home
         probe = ("import sys, runpy; sys.argv = ['newsclust', '--home', 'home', 'search', 'wildfire', '--k', '2', '--json']\n"
-                 "try:\n    runpy.run_module('service.cli', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+                 "try:\n    runpy.run_module('workers.console', run_name='__main__')\nexcept SystemExit:\n    pass\n"
                  "print('HEAVY', sorted(m for m in ('torch', 'sentence_transformers', 'numba', 'sqlalchemy') if m in sys.modules))")
         out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env_for(), capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr

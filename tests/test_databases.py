@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from service import usecases
 
@@ -15,20 +15,29 @@ from .conftest import ingest_copies, readme_queries
 def test_migrations_go_up_down_and_up_again(database_url):
     from alembic import command
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
     from service.adapters.sql.repository import MIGRATIONS, make_engine, upgrade
 
+    views = {"document_current", "story_current", "topic_current", "cluster_lineage", "story_moves", "alert_feed"}
     engine = make_engine(database_url)
     upgrade(engine)
+    tables = set(inspect(engine).get_table_names())
+    assert {"documents", "runs", "clusters", "assignments"} <= tables and views <= set(inspect(engine).get_view_names())
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "base")
+    down = inspect(engine)
+    assert set(down.get_table_names()) <= {"alembic_version"} and not views & set(down.get_view_names())
     upgrade(engine)
+    assert set(inspect(engine).get_table_names()) == tables
     with engine.connect() as conn:
-        for view in ("document_current", "story_current", "topic_current", "cluster_lineage", "story_moves", "alert_feed"):
-            conn.execute(text(f"SELECT * FROM {view}")).fetchall()
+        for view in sorted(views):
+            assert conn.execute(text(f"SELECT * FROM {view}")).fetchall() == []  # a fresh history: every view reads, empty
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    assert version == ScriptDirectory.from_config(cfg).get_current_head()
     engine.dispose()
 
 

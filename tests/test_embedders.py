@@ -80,5 +80,5 @@ def test_embed_device_is_listed_by_help_settings():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "service.cli", "--help-settings"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "workers.console", "--help-settings"], capture_output=True, text=True, check=True).stdout
     assert "embed_device" in out and "auto" in out

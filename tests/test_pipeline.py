@@ -47,20 +47,6 @@ def test_any_repetition_of_rows_stores_each_once(make_app, tmp_path_factory, pic
     assert counts(app) == (len(set(picks)),) * 2
 
 
-def test_bad_files_go_to_failed_with_a_reason_and_the_stream_goes_on(make_app):
-    app = make_app()
-    no_title = usecases.ingest_file(app, drop(app, "no-title.csv", [{"heading": "x", "body": "y"}]))
-    (app.settings.inbox / "junk.csv").write_bytes(bytes(range(256)) * 40)
-    junk = usecases.ingest_file(app, app.settings.inbox / "junk.csv")
-    good = usecases.ingest_file(app, drop(app, "good.csv", ROWS))
-    assert no_title.state == junk.state == "failed" and good.state == "processed"
-    failed = app.settings.failed_dir
-    assert "no 'title' column" in (failed / "no-title.csv.reason.txt").read_text()
-    assert "binary" in (failed / "junk.csv.reason.txt").read_text()
-    assert (failed / "junk.csv").exists() and (failed / "no-title.csv").exists()
-    assert counts(app) == (6, 6)
-
-
 def test_blank_title_rows_are_kept_in_a_rejects_file(make_app):
     app = make_app()
     r = usecases.ingest_file(app, drop(app, "mixed.csv", ROWS[:2] + [{"guid": "bad", "title": " ", "description": "lost?"}]))

@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
+from ..views import describe_alert
+
 from ..files import atomic_write
 
 log = logging.getLogger("newsclust.alerts")
@@ -48,12 +50,7 @@ def write_atom_feed(path: Path, alerts: Sequence[dict], feed_id: str, title: str
     atomic_write(path, b'<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(feed, encoding="utf-8"))
 
 
-def describe(a: dict) -> str:
-    topic = f" in topic {a['topic_name']!r}" if a.get("topic_name") else ""
-    if a["kind"] == "new":
-        return f"New story {a['story_id']}{topic}: {a['size']} headlines. {a['title']}"
-    return (f"Story {a['story_id']}{topic} is surging: {a['recent']} headlines in the last window of news time, "
-            f"{a['size']} in all. {a['title']}")
+describe = describe_alert  # the one-line text of an alert, shared with the console (views.py)
 
 
 def _headline(a: dict) -> str:
