@@ -369,7 +369,7 @@ from workers.serve import Service
 app = App(load_settings(home=mount / "home", env={}, retry_first_s=0.1, settle_s=0))
 app.open_store()
 service = Service(app)
-service._write_status()
+service.write_status()
 inbox = app.settings.inbox
 (inbox / "news.csv").write_text("guid,title\ng1,Wildfire forces evacuations in the valley\ng2,Central bank raises interest rates\n")
 filler = mount / "filler"
@@ -382,10 +382,10 @@ for size in (65536, 4096, 512, 1):  # fill the disk to the last byte
         pass
 os.close(fd)
 verdicts = [service.take_file(inbox / "news.csv") for _ in range(3)]
-full = read_status(service._status_path())
+full = read_status(service.status_path())
 filler.unlink()
 verdicts.append(service.take_file(inbox / "news.csv"))
-after = read_status(service._status_path())
+after = read_status(service.status_path())
 with sqlite3.connect(app.settings.sqlite_path) as c:
     ledger = c.execute("SELECT state, attempts, rows_stored FROM ingested_files WHERE name = 'news.csv'").fetchall()
 app.close()

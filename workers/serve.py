@@ -64,7 +64,7 @@ class Service:
         self._status = {"pid": os.getpid(), "started_at": _now(), "rebuild_running_since": None, "last_error": None,
                         "rebuild_backoff_until": None, "files_waiting": {}, "watcher_restarts": 0}
         self.stop_note = "abandoned the rebuild in progress"  # said at a stop during a rebuild (_abandon_rebuild)
-        self.board = StatusBoard(self._status_path(), s.home)  # status.snapshot() for an API; its file outlives a full disk
+        self.board = StatusBoard(self.status_path(), s.home)  # status.snapshot() for an API; its file outlives a full disk
 
     # -- files ---------------------------------------------------------------------------
     def take_file(self, path: Path) -> float | None:
@@ -211,7 +211,7 @@ class Service:
     def _run_rebuild(self, tokens: list[str], why: str) -> None:
         self.rebuilding.set()
         self._status["rebuild_running_since"] = _now()
-        self._write_status()
+        self.write_status()
         self.on_event("rebuild_started", {"why": why})
         outcome: dict
         try:
@@ -237,7 +237,7 @@ class Service:
         finally:
             self.rebuilding.clear()
             self._status["rebuild_running_since"] = None
-            self._write_status()
+            self.write_status()
         for token in tokens:
             handoff.answer(self.app.settings.home, handoff.REBUILD, token, outcome)
 
@@ -247,13 +247,13 @@ class Service:
 
     def _publish_files(self) -> None:
         self._status["files_waiting"] = {k: dict(v) for k, v in self._files.items()}
-        self._write_status()
+        self.write_status()
 
-    def _write_status(self) -> None:
+    def write_status(self) -> None:
         """What only this process knows (retrying files, backoff, a rebuild in progress) for `newsclust status`."""
         self.board.publish(self._status)
 
-    def _status_path(self) -> Path:
+    def status_path(self) -> Path:
         s = self.app.settings
         return s.state_dir / (f"service-{self.worker}.json" if s.shared else STATUS_FILE)
 
@@ -277,7 +277,7 @@ class Service:
             self.api = ApiServer(self.app, live_status=self.board.snapshot)
             self.api_url = self.api.start()
             self._status["api_url"] = self.api_url
-            self._write_status()
+            self.write_status()
         if self.role in ("all", "rebuild"):  # the process that raises alerts; ingest workers of a shared home would resend them
             self.app.resume_webhook()  # alerts left undelivered by the last stop are sent now
         if self.role in ("all", "rebuild"):
@@ -292,7 +292,7 @@ class Service:
             import service.report.page  # noqa: F401 — plotly's import, paid here and not by the first report (~2 s)
 
     def run(self, stop: threading.Event) -> None:
-        self._write_status()
+        self.write_status()
         if self.role in ("all", "ingest"):
             self.watcher.start()
         if self.role in ("all", "rebuild"):
@@ -315,7 +315,7 @@ class Service:
             for step in (self.maps.stop, lambda: self.api and self.api.stop(),
                          lambda: self._leader and self.app.coordination.release_lease("rebuild", self.worker),
                          self._abandon_rebuild,
-                         lambda: self._status_path().unlink(missing_ok=True)):
+                         lambda: self.status_path().unlink(missing_ok=True)):
                 try:  # each step alone: the database being away at shutdown must not skip the others or hang the exit
                     step()
                 except Exception as exc:  # noqa: BLE001
@@ -333,7 +333,7 @@ class Service:
         log.error("the inbox worker stopped; starting it again")
         self.watcher.restart()
         self._status["watcher_restarts"] = self.watcher.restarts
-        self._write_status()
+        self.write_status()
         time.sleep(0.5)
         if not self.watcher.alive():
             raise WatcherDied("the inbox worker cannot be restarted")
