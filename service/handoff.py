@@ -207,6 +207,12 @@ def await_answer(home: Path, kind: str, key: str, still_serving: Callable[[], bo
         time.sleep(poll_s)
 
 
+def answer_from_server(settings: Settings, kind: str, key: str, poll_s: float = 0.3) -> dict | None:
+    """The answer to one request once written; None if the serving process stopped first (a handed file stays in its
+    inbox)."""
+    return await_answer(settings.home, kind, key, lambda: serving_pid(settings) is not None, poll_s)
+
+
 def _sweep(folder: Path) -> None:
     cutoff = time.time() - ANSWER_TTL_S
     for p in folder.glob("*.answer"):

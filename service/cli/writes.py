@@ -44,8 +44,8 @@ def _hand_over(settings, files: list[Path], busy: handoff.Busy, no_wait: bool) -
     """The files go to the writer's inbox; with waiting, each outcome is printed as it comes. Returns the failures."""
     from .. import usecases
 
-    home, failed = settings.home, 0
-    handed = handoff.hand_over_files(home, settings.inbox, files, wait=not no_wait)
+    failed = 0
+    handed = handoff.hand_over_files(settings.home, settings.inbox, files, wait=not no_wait)
     for f, name in handed:
         if name is None:
             say(f"{f.name}: FAILED — {handoff.not_a_file(f)}")
@@ -56,7 +56,7 @@ def _hand_over(settings, files: list[Path], busy: handoff.Busy, no_wait: bool) -
     if no_wait:
         return failed
     for name in names:
-        outcome = handoff.await_answer(home, handoff.INGEST, name, lambda: handoff.serving_pid(settings) is not None)
+        outcome = handoff.answer_from_server(settings, handoff.INGEST, name)
         if outcome is None:
             say(f"{name}: the serving process stopped before answering; the file is in its inbox")
             failed += 1
@@ -105,7 +105,7 @@ def _ask_to_rebuild(inv: Invocation, who: str, no_wait: bool) -> None:
     if no_wait:
         return
     sys.stdout.flush()
-    outcome = handoff.await_answer(settings.home, handoff.REBUILD, token, lambda: handoff.serving_pid(settings) is not None, poll_s=0.1)
+    outcome = handoff.answer_from_server(settings, handoff.REBUILD, token, poll_s=0.1)
     if outcome is None:
         say("the serving process stopped before answering")
         raise typer.Exit(1)
