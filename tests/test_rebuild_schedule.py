@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from service.faults import Backoff
-from service.usecases.schedule import ASKED, SCHEDULED, WAIT, RebuildPlan
-
-
-def never_due():
-    raise AssertionError("the schedule must not be asked here")
+from service.usecases.schedule import ASKED, CHECK, SCHEDULED, WAIT, RebuildPlan
 
 
 def test_a_request_starts_an_idle_job_once_and_a_request_during_a_rebuild_runs_right_after_it():
@@ -16,34 +12,33 @@ def test_a_request_starts_an_idle_job_once_and_a_request_during_a_rebuild_runs_r
     plan, again = plan.asked(101.0)
     assert again is None  # one job is scheduled already
     plan = plan.job_started(leading=True)
-    plan, step = plan.decide(102.0, requests=False, first_pass=True, due=never_due)
-    assert step == ASKED and not plan.owed
+    plan, step = plan.decide(102.0, requests=False, due=None)
+    assert step == ASKED and not plan.owed  # owed: the schedule is not asked
     plan, during = plan.asked(103.0)  # asked while the rebuild runs: not handed to the scheduler...
     assert during is None and plan.owed
     plan, _ = plan.rebuilt(110.0, ok=True)
-    plan, step = plan.decide(110.0, requests=False, first_pass=False, due=never_due)
+    plan, step = plan.decide(110.0, requests=False, due=False)
     assert step == ASKED  # ...the running job loops once more
     plan, _ = plan.rebuilt(120.0, ok=True)
-    plan, step = plan.decide(120.0, requests=False, first_pass=False, due=never_due)
+    plan, step = plan.decide(120.0, requests=False, due=False)
     assert step == WAIT
     plan, when = plan.job_ended(120.0)
     assert when is None and not plan.running and not plan.owed
 
 
-def test_the_schedule_is_asked_once_per_tick_and_only_when_nothing_is_owed():
-    asked = []
-
-    def due():
-        asked.append(1)
-        return True
-
+def test_the_schedule_is_asked_only_when_nothing_is_owed_and_its_answer_decides():
     plan = RebuildPlan().job_started(leading=True)
-    plan, step = plan.decide(0.0, requests=False, first_pass=True, due=due)
-    assert step == SCHEDULED and asked == [1]
+    same, step = plan.decide(0.0, requests=False, due=None)
+    assert step == CHECK and same == plan  # the caller asks the schedule (a database read) and decides again
+    plan, step = plan.decide(0.0, requests=False, due=True)
+    assert step == SCHEDULED
     plan, _ = plan.rebuilt(5.0, ok=True)
-    plan, step = plan.decide(5.0, requests=False, first_pass=False, due=due)
-    assert step == WAIT and asked == [1]  # documents that arrived during the rebuild wait for the next tick
-    _, step = RebuildPlan(owed=True).decide(5.0, requests=False, first_pass=True, due=never_due)
+    plan, step = plan.decide(5.0, requests=False, due=False)  # later turns: the schedule is not asked again this tick
+    assert step == WAIT
+    _, step = plan.decide(6.0, requests=False, due=False)
+    assert step == WAIT
+    owed, _ = plan.asked(7.0)  # asked between the CHECK and the answer: the request wins over "not due"
+    _, step = owed.decide(7.0, requests=False, due=False)
     assert step == ASKED
 
 
@@ -51,11 +46,11 @@ def test_a_failing_rebuild_backs_off_exponentially_and_stays_owed():
     plan = RebuildPlan(backoff=Backoff(2.0, 300.0)).job_started(leading=True)
     plan, delay = plan.rebuilt(100.0, ok=False)
     assert delay == 2.0 and plan.owed and plan.not_before == 102.0
-    plan, step = plan.decide(101.0, requests=True, first_pass=False, due=never_due)
+    plan, step = plan.decide(101.0, requests=True, due=False)
     assert step == WAIT and plan.owed  # not before the backoff ends, even when a user asks
     plan, when = plan.job_ended(101.0)
     assert when == 102.0  # the job's end schedules the retry at the end of the backoff
-    plan, step = plan.decide(102.0, requests=False, first_pass=True, due=never_due)
+    plan, step = plan.decide(102.0, requests=False, due=None)
     assert step == ASKED
     plan, delay = plan.rebuilt(103.0, ok=False)
     assert delay == 4.0 and plan.failures == 2
@@ -68,14 +63,14 @@ def test_early_rebuilds_keep_the_minimum_gap_and_a_users_request_does_not_wait_f
     plan, when = plan.asked(1010.0)  # a new story in the noise pool
     assert when == 1010.0
     plan = plan.job_started(leading=True)
-    plan, step = plan.decide(1010.0, requests=False, first_pass=True, due=never_due)
+    plan, step = plan.decide(1010.0, requests=False, due=None)
     assert step == WAIT and plan.owed and plan.gap_until == 1060.0
     plan, when = plan.job_ended(1010.0)
     assert when == 1060.0
     plan, when = plan.asked(1020.0, by_user=True)  # `newsclust rebuild`: an idle job starts now
     assert when == 1020.0
     plan = plan.job_started(leading=True)
-    _, step = plan.decide(1020.0, requests=True, first_pass=True, due=never_due)
+    _, step = plan.decide(1020.0, requests=True, due=None)
     assert step == ASKED
 
 

@@ -25,7 +25,7 @@ from service import handoff, usecases
 from service.faults import Backoff, transient_cause
 from service import state as run_state
 from service.state import StatusBoard
-from service.usecases.schedule import ASKED, NEW_STORY, WAIT, after_arrivals, plan_for
+from service.usecases.schedule import ASKED, CHECK, NEW_STORY, WAIT, after_arrivals, plan_for
 
 from .scheduler import RebuildSchedule
 from .watcher import InboxWatcher
@@ -163,7 +163,11 @@ class Service:
             while not self._stopping.is_set():
                 tokens = handoff.rebuild_requests(self.app.settings.home)
                 with self._lock:
-                    self.plan, step = self.plan.decide(time.time(), bool(tokens), first_pass, self._schedule_due)
+                    self.plan, step = self.plan.decide(time.time(), bool(tokens), None if first_pass else False)
+                if step == CHECK:
+                    due = self._schedule_due()  # a database read: outside the lock the file handler waits on
+                    with self._lock:
+                        self.plan, step = self.plan.decide(time.time(), bool(tokens), due)
                 if step == WAIT:
                     return
                 first_pass = False

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("newsclust")
 
-WAIT, ASKED, SCHEDULED = "wait", "asked", "scheduled"  # what a job does next: return, or rebuild and say why
+# what a job does next: return, rebuild (and say why), or ask the schedule first
+WAIT, ASKED, SCHEDULED, CHECK = "wait", "asked", "scheduled", "check"
 
 
 @dataclass(frozen=True)
@@ -53,16 +54,19 @@ class RebuildPlan:
         """With several workers only the leader rebuilds; a request seen by another must not stay owed for ever."""
         return replace(self, running=True) if leading else replace(self, owed=False)
 
-    def decide(self, now: float, requests: bool, first_pass: bool, due: Callable[[], bool]) -> tuple[RebuildPlan, str]:
-        """One turn of the running job: WAIT (return), or rebuild because it was ASKED or SCHEDULED.
+    def decide(self, now: float, requests: bool, due: bool | None) -> tuple[RebuildPlan, str]:
+        """One turn of the running job: WAIT (return), rebuild because it was ASKED or SCHEDULED, or CHECK: ask the
+        schedule (new documents since the last run? a database read, so the caller asks it outside its lock) and
+        decide again with the answer.
 
-        requests: users' `newsclust rebuild` requests wait unanswered; due: the schedule's question (new documents
-        since the last run?), asked only on the job's first turn and only when nothing is owed (a database read)."""
+        requests: users' `newsclust rebuild` requests wait unanswered; due: the schedule's answer, None while not asked.
+        The job asks it on its first turn only (False after): documents that arrive during a rebuild (other workers
+        keep ingesting) wait for the next tick instead of starting rebuild after rebuild."""
         owed = self.owed or requests
         if now < self.not_before:  # backing off after a failure: keep what is owed
             return replace(self, owed=owed), WAIT
         if not owed:
-            return replace(self, owed=False), (SCHEDULED if first_pass and due() else WAIT)
+            return (self, CHECK) if due is None else (self, SCHEDULED if due else WAIT)
         gap_left = self.last_end + self.min_gap_s - now
         if not requests and gap_left > 0:  # an early rebuild keeps the minimum gap
             return replace(self, owed=True, gap_until=now + gap_left), WAIT
