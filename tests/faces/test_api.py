@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
-from .conftest import CLI, env_for, ingest_copies, start_serve, stop_serve, write_csv
+from ..conftest import CLI, env_for, ingest_copies, start_serve, stop_serve, write_csv
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ def test_quick_layout_keeps_known_documents_and_puts_new_ones_beside_their_neigh
     from service.clustering.graph import knn
     from service.clustering.layout import quick_layout
 
-    from .conftest import unit_vectors
+    from ..conftest import unit_vectors
 
     vectors, labels = unit_vectors(np.random.default_rng(0), centres=3, per=30)
     neigh = knn(vectors, 8)
@@ -210,7 +210,7 @@ def test_a_map_job_keeps_only_the_fitted_rows_and_lays_out_the_same_map():
     from service.clustering.graph import knn
     from service.clustering.layout import fit_sample_rows, layout_2d
 
-    from .conftest import unit_vectors
+    from ..conftest import unit_vectors
 
     vectors, _ = unit_vectors(np.random.default_rng(0), centres=4, per=30)
     neigh = knn(vectors, 8)

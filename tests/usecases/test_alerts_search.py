@@ -21,7 +21,7 @@ from service import usecases
 from service.clustering.alerts import SurgeRule, story_paces
 from service.demo import THEMES
 
-from .conftest import ingest_copies
+from ..conftest import ingest_copies
 
 
 def headlines(rng: random.Random, theme: str, n: int, start: datetime, span_h: float, tag: str) -> list[dict]:
@@ -157,7 +157,7 @@ def test_a_headline_finds_itself_first_and_story_and_topic_answer(make_app, demo
 
 @pytest.mark.slow
 def test_search_works_beside_a_running_serve(tmp_path, demo_days):
-    from .conftest import CLI, env_for, start_serve, stop_serve
+    from ..conftest import CLI, env_for, start_serve, stop_serve
 
     files, _ = demo_days
     home = tmp_path / "home"

@@ -16,7 +16,7 @@ from service.clustering.levels import settle
 from service.clustering.two_level import TwoLevelParams, fit_two_levels
 from service.domain import NOISE
 
-from .conftest import unit_vectors
+from ..conftest import unit_vectors
 
 
 def fit(x, min_cluster_size=8, min_samples=3):

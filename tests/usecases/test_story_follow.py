@@ -83,7 +83,7 @@ def test_an_arrival_next_to_a_running_story_is_placed_at_once(make_app, tmp_path
     from service.demo import Story, _headline
     from sqlalchemy import text
 
-    from .conftest import write_csv
+    from ..conftest import write_csv
 
     rng = random.Random(4)
     rows = [{"guid": f"g{t}{i}", "title": " — ".join(_headline(rng, Story(t, 0, 1, 1.0))), "published_at": f"2026-03-0{1 + i % 3}T10:00"}
@@ -120,7 +120,7 @@ def test_a_fragment_of_an_announced_story_does_not_alert_again_and_a_loose_bag_d
     from service import usecases
     from service.clustering.alerts import StoryProfiles
 
-    from .conftest import write_csv
+    from ..conftest import write_csv
 
     app = make_app()
     app.settings.inbox.mkdir(parents=True, exist_ok=True)
@@ -175,7 +175,7 @@ def test_history_reads_as_people_read_it(make_app, demo_days):
 
     from service import usecases
 
-    from .conftest import ingest_copies
+    from ..conftest import ingest_copies
 
     files, _ = demo_days
     app = make_app()
@@ -204,7 +204,7 @@ def test_the_first_events_id_stays_on_it_when_a_second_event_of_the_franchise_ar
     from service import usecases
     from service.domain import document_id
 
-    from .conftest import write_csv
+    from ..conftest import write_csv
 
     rows = franchise_stream(seed=2, days=5, bulk_day=3, trailer_per_day=12, bulk=80, others_per_day=5)
     truth = {document_id("guid:" + r["guid"]): r["story"] for r in rows}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CLI, STORY_ROWS as ROWS, env_for, wait_for, write_csv
+from ..conftest import CLI, STORY_ROWS as ROWS, env_for, wait_for, write_csv
 
 
 def done_runs(home: Path) -> int:

@@ -15,7 +15,7 @@ from service.adapters.sql.dialect import views_of
 from service.adapters.sql.repository import AlertStore, SqlRepository, StoryReader, make_engine, probability_band, upgrade
 from service.domain import Headline
 
-MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations" / "versions"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "versions"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from .conftest import CLI, env_for, unique_rows, write_csv
+from ..conftest import CLI, env_for, unique_rows, write_csv
 
 pytestmark = pytest.mark.slow
 

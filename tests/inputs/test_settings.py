@@ -49,7 +49,7 @@ def test_typos_and_bad_values_are_refused_naming_the_setting_and_its_source(tmp_
 def test_the_cli_refuses_a_bad_setting_in_one_line(tmp_path):
     import subprocess
 
-    from .conftest import CLI, env_for
+    from ..conftest import CLI, env_for
 
     out = subprocess.run([*CLI, "--home", str(tmp_path), "status"], env=env_for(NEWSCLUST_STABILIZE="flase"),
                          capture_output=True, text=True, timeout=120)

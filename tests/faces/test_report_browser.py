@@ -15,7 +15,7 @@ import pytest
 
 from service import usecases
 
-from .conftest import ingest_copies, write_csv
+from ..conftest import ingest_copies, write_csv
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 OUTPUT = Path(__file__).resolve().parent / "output"

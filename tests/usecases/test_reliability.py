@@ -20,7 +20,7 @@ import pytest
 from service import usecases
 from service.files import neutralise
 
-from .conftest import CLI, STORY_ROWS, env_for, ingest_copies, wait_for, write_csv
+from ..conftest import CLI, STORY_ROWS, env_for, ingest_copies, wait_for, write_csv
 
 ROWS = [
     {"guid": "r1", "title": "Wildfire forces thousands to evacuate in California", "description": "Crews fight the blaze"},
@@ -540,7 +540,7 @@ def test_a_committed_run_whose_page_a_stop_cut_off_is_written_at_the_next_start(
     current; its page was never written and latest.html stayed a run behind."""
     from service.state import stop_message
 
-    from .conftest import start_serve, stop_serve
+    from ..conftest import start_serve, stop_serve
 
     home = tmp_path / "home"
     app = make_app(home=home)

@@ -16,7 +16,7 @@ import pytest
 
 from service.ingest import read_headlines
 
-from .conftest import CLI, env_for, start_serve, stop_serve, unique_rows, wait_for, write_csv
+from ..conftest import CLI, env_for, start_serve, stop_serve, unique_rows, wait_for, write_csv
 
 pytestmark = pytest.mark.slow
 

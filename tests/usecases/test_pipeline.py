@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from service import usecases
 
-from .conftest import STORY_ROWS as ROWS, ingest_copies, write_csv
+from ..conftest import STORY_ROWS as ROWS, ingest_copies, write_csv
 
 
 def counts(app):

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from service import usecases
 
-from .conftest import ingest_copies, readme_queries
+from ..conftest import ingest_copies, readme_queries
 
 
 def test_migrations_go_up_down_and_up_again(database_url):

@@ -19,7 +19,7 @@ from service.report.sections import lineage_section
 from service.report.view import ReportView
 from service.report.publish import prune_run_pages, publish, run_pages, write_index
 
-from .conftest import write_csv
+from ..conftest import write_csv
 
 
 def dt(values):

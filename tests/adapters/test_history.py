@@ -8,7 +8,7 @@ import pytest
 
 from service import usecases
 
-from .conftest import ingest_copies, readme_queries
+from ..conftest import ingest_copies, readme_queries
 
 
 @pytest.fixture(scope="module")

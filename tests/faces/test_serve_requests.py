@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CLI, env_for, start_serve, stop_serve, wait_for, write_csv
+from ..conftest import CLI, env_for, start_serve, stop_serve, wait_for, write_csv
 
 pytestmark = pytest.mark.slow
 
