@@ -55,7 +55,7 @@ def ami(truth: np.ndarray, labels: np.ndarray) -> float:
     sklearn's expected-MI term loops over every pair of clusters: at 1M documents in ~30k clusters
     per side it did not finish in an hour. The expectation depends only on the two multisets of
     cluster sizes, so it is summed over distinct sizes, weighted by how often each occurs
-    (stories have a few hundred distinct sizes). Equal to sklearn's to ~1e-9 (tests/test_bench_metrics.py).
+    (stories have a few hundred distinct sizes). Equal to sklearn's to ~1e-9 (tests/bench/test_bench_metrics.py).
     """
     from scipy.special import gammaln
 

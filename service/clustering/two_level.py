@@ -200,7 +200,7 @@ def _precomputed_mst(sym, min_samples: int) -> np.ndarray:
     That step makes any sparse input symmetric (min over both directions) with a lexsort of every
     edge: 40% of the spanning tree's time at 100k. Our symmetric_graph already is that matrix (the
     same minima, floored above zero, no diagonal), so the steps after it run on it directly. The
-    steps are fast_hdbscan's own functions; tests/test_two_level.py checks the result equals the
+    steps are fast_hdbscan's own functions; tests/clustering/test_two_level.py checks the result equals the
     public path's edge for edge, which guards this against a fast_hdbscan release that moves them.
     """
     from fast_hdbscan.core_graph import CoreGraph, boruvka_mst

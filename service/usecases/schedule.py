@@ -10,7 +10,7 @@ asks for an early one when arrivals call for it. What it promises (README, Robus
   a rebuild (other workers keep ingesting) wait for the next tick, not rebuild after rebuild.
 
 RebuildPlan holds that state; its methods are pure (they return the next plan and what to do), so the
-decision is tested without threads or clocks (tests/test_serve_requests.py drives the real process).
+decision is tested without threads or clocks (tests/faces/test_serve_requests.py drives the real process).
 """
 
 from __future__ import annotations
