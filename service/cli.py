@@ -227,7 +227,7 @@ def _print_ingest(r: usecases.IngestResult) -> None:
 
 def _print_rebuild(r: usecases.RebuildResult) -> None:
     ev = ", ".join(f"{v} {k}" for k, v in sorted(r.events.items())) or "no changes"
-    _say(f"rebuild run {r.run_id}: {r.documents} documents -> {r.clusters} clusters, {r.noise} noise "
+    _say(f"rebuild run {r.run_id}: {r.documents} documents -> {r.stories} clusters, {r.noise} noise "
          f"(min_cluster_size {r.min_cluster_size}); events: {ev}")
     _say("  stages: " + " ".join(f"{k} {v:.2f}s" for k, v in r.seconds.items()))
     if r.report:
@@ -270,7 +270,9 @@ def _serving_pid(home: Path) -> int | None:
 
     settings = _settings()
     if settings.shared:  # workers are not tracked by a lock: any live worker status file counts
-        return -1 if any(settings.state_dir.glob("service-*.json")) else None
+        from .state import status_path
+
+        return -1 if any(settings.state_dir.glob(status_path(settings.state_dir, "*").name)) else None
 
     holder = HomeLock(home).holder()
     try:
@@ -592,7 +594,7 @@ def demo(
     with _opened() as a:
         try:
             with _writer(a):
-                known = a.repo.status()["documents"]
+                known = a.stories.status().documents
                 if known:
                     _say(f"this home already holds {known:,} documents: a stream it has seen changes nothing, so the rebuilds "
                          "below may be no-ops; for a fresh demo use a new home (--home some-new-folder)")

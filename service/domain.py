@@ -131,6 +131,44 @@ class ExportRow(NamedTuple):
     topic_name: str | None
 
 
+class FailedRun(NamedTuple):
+    run_id: int
+    at: datetime | None
+    error: str
+
+
+class FailedFile(NamedTuple):
+    name: str
+    at: datetime | None
+    reason: str | None
+
+
+class FileWaiting(NamedTuple):
+    """A file the service will take again (retrying) or leaves where it is (parked), with why."""
+
+    name: str
+    state: str
+    attempts: int
+    reason: str | None
+
+
+@dataclass
+class HistoryStatus:
+    """What the history says about the service: counts, the latest rebuild, the latest failures (times naive UTC)."""
+
+    documents: int
+    stories: int  # in the latest finished rebuild
+    noise: int  # documents that rebuild put in no story
+    pending_arrivals: int  # documents ingested since that rebuild started
+    last_run_id: int | None
+    last_run_at: datetime | None
+    running_since: datetime | None  # a rebuild marked running
+    failed_run: FailedRun | None  # the latest
+    failed_file: FailedFile | None  # the latest failed, retrying or parked file
+    files: dict[str, int]  # ledger state -> files
+    files_waiting: list[FileWaiting]
+
+
 # -- what the report reads ---------------------------------------------------------------------------------------
 
 @dataclass

@@ -45,7 +45,7 @@ class OutageSwitch:
 
     def __getattr__(self, name: str):
         attr = getattr(self._store, name)
-        if not callable(attr) or name == "close":
+        if not callable(attr) or name in ("close", "release"):
             return attr
 
         def call(*args, **kwargs):

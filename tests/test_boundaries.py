@@ -26,17 +26,6 @@ ALLOWED = {
 }
 
 
-# imports still to move behind a port: this list only shrinks (empty when the boundary holds)
-NOT_YET = {
-    "alerts.py": {"service.state", "service.bootstrap", "service.adapters.notify"},
-    "arrivals.py": {"service.bootstrap"},
-    "ingest.py": {"service.bootstrap"},
-    "queries.py": {"service.views", "service.bootstrap", "service.adapters.vector_cache", "service.state"},
-    "rebuild.py": {"service.state", "service.bootstrap"},
-    "report.py": {"service.state", "service.bootstrap", "service.report.page", "service.report.publish"},
-}
-
-
 def _imports(path: Path) -> list[tuple[int, str]]:
     """Every module a file imports, resolved to its dotted name (relative imports included, TYPE_CHECKING ones too:
     a use case typed against bootstrap's App would still depend on the composition root)."""
@@ -63,7 +52,7 @@ def test_usecases_import_only_domain_ports_and_clustering():
     for path in files:
         for line, module in _imports(path):
             ours = module == "service" or module.startswith(("service.", "workers"))
-            if ours and module not in NOT_YET.get(path.name, ()) and not any(module == a or module.startswith(a + ".") for a in ALLOWED):
+            if ours and not any(module == a or module.startswith(a + ".") for a in ALLOWED):
                 wrong.append(f"{path.name}:{line} imports {module}")
     assert wrong == [], "use cases reach I/O through ports (service/ports.py), wired in bootstrap:\n" + "\n".join(wrong)
 

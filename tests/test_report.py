@@ -116,7 +116,7 @@ def _run(run_id: int, n: int = 0) -> Run:
 
 def test_an_empty_home_gets_a_page_that_says_so(make_app):
     app = make_app()
-    html = render_report(app.repo, _run(1), None)
+    html = render_report(app.stories, _run(1), None)
     assert "Nothing to show yet" in html and "spec-map" not in html and "spec-timeline" not in html
     assert "No alerts yet" in html
 
@@ -129,9 +129,9 @@ def test_a_tiny_home_gets_words_not_empty_axes(make_app):
                                                for i, t in enumerate(["Storm hits coast", "Bank raises rates", "Team wins cup"])])
     usecases.ingest_file(app, app.settings.inbox / "few.csv")
     r = usecases.rebuild(app, write_report_after=False)
-    html = render_report(app.repo, app.repo.run(r.run_id), None)
+    html = render_report(app.stories, app.runs.run(r.run_id), None)
     assert "Too few headlines for stories yet" in html and "spec-map" not in html
-    standalone = render_report(app.repo, app.repo.run(r.run_id), None, standalone=True)
+    standalone = render_report(app.stories, app.runs.run(r.run_id), None, standalone=True)
     assert "<script src=\"plotly.min.js\">" not in standalone and len(standalone) > 3_000_000
 
 

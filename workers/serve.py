@@ -24,7 +24,7 @@ from pathlib import Path
 from service import handoff, usecases
 from service.faults import Backoff, transient_cause
 from service import state as run_state
-from service.state import StatusBoard
+from service.state import StatusBoard, status_path
 
 from .scheduler import RebuildSchedule
 from .watcher import InboxWatcher
@@ -33,7 +33,6 @@ log = logging.getLogger("newsclust.serve")
 
 # a file that keeps failing for a reason that is not the file's (its move, an internal error) is parked after this many tries
 PARK_AFTER = 4
-STATUS_FILE = "service.json"
 
 
 class WatcherDied(RuntimeError):
@@ -138,11 +137,11 @@ class Service:
     def _after_arrivals(self) -> None:
         """A new story in the noise pool, a big pool, or a prediction state that is gone: rebuild now, not at the hour."""
         try:
-            run = self.app.repo.latest_run()
+            run = self.app.runs.latest_run()
             if run is None or self.app.prediction_state(run.id) is None:
                 self.request_rebuild("no clustering to place arrivals in yet" if run is None else "the saved prediction state is missing")
                 return
-            if self.app.repo.noise_pool_size(run.id) >= self.app.settings.noise_pool_trigger:
+            if self.app.runs.noise_pool_size(run.id) >= self.app.settings.noise_pool_trigger:
                 self.request_rebuild("the noise pool is full")
                 return
             with self.app.write_lock:
@@ -215,7 +214,7 @@ class Service:
             return False
         if leader and not self._leader:
             log.info("%s leads the rebuilds now", self.worker)
-            self.app.repo.abandon_running_runs("its leader stopped")  # the lease says no other process is rebuilding
+            self.app.runs.abandon_running_runs("its leader stopped")  # the lease says no other process is rebuilding
         self._leader = leader
         return leader
 
@@ -287,7 +286,7 @@ class Service:
 
     def _status_path(self) -> Path:
         s = self.app.settings
-        return s.state_dir / (f"service-{self.worker}.json" if s.shared else STATUS_FILE)
+        return status_path(s.state_dir, self.worker if s.shared else None)
 
     # -- life -----------------------------------------------------------------------------
     def _watch_requests(self, stop: threading.Event) -> None:
@@ -358,8 +357,8 @@ class Service:
 
     def _abandon_rebuild(self) -> None:
         if self.rebuilding.is_set():
-            abandoned = self.app.repo.abandon_running_runs("stopped during the rebuild")
-            latest = self.app.repo.latest_run()
+            abandoned = self.app.runs.abandon_running_runs("stopped during the rebuild")
+            latest = self.app.runs.latest_run()
             self.stop_note = run_state.stop_message(abandoned, latest.id if latest else None)
 
     def _supervise(self) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 from pymilvus import DataType, MilvusClient
 
 from ..clustering.graph import cosine_to_distance
+from ..config import is_server_uri
 
 MAX_NQ = 16_384
 MAX_TOPK = 16_384
@@ -36,6 +37,7 @@ LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit
 class MilvusStore:
     def __init__(self, uri: str, collection: str, dim: int, token: str = ""):
         self.uri = uri
+        self.is_server = is_server_uri(uri)  # ports.VectorStore: else Milvus Lite, an engine inside this process
         self.collection = collection
         self.dim = dim
         # a Lite file's client is its own connection, closed for good by close(): a shared one stays registered in
@@ -63,7 +65,7 @@ class MilvusStore:
             schema.add_field("published_ts", DataType.INT64)
             schema.add_field("ingested_ts", DataType.INT64)
             index = c.prepare_index_params()
-            index.add_index(field_name="vector", index_type="AUTOINDEX" if self.uri.startswith("http") else "FLAT", metric_type="COSINE")
+            index.add_index(field_name="vector", index_type="AUTOINDEX" if self.is_server else "FLAT", metric_type="COSINE")
             c.create_collection(self.collection, schema=schema, index_params=index, consistency_level="Strong")
         c.load_collection(self.collection)
 
@@ -156,6 +158,15 @@ class MilvusStore:
                     out_ids[s + row, col] = int(hit["id"])
                     out_dist[s + row, col] = float(cosine_to_distance(np.float32(hit["distance"])))
         return out_ids, out_dist
+
+    def release(self) -> bool:
+        """Close; for Milvus Lite also stop its in-process server, handing back every loaded vector (release_local).
+        A server holds nothing in this process: it stays open (False)."""
+        if self.is_server:
+            return False
+        self.close()
+        release_local(self.uri)
+        return True
 
     def close(self) -> None:
         self.client.close()

@@ -22,7 +22,7 @@ import numpy as np
 import plotly.io as pio
 
 from ..domain import Alert, Lineage, ReportDocs, Run, StoryRow, TopicRow
-from ..ports import HistoryRepo
+from ..ports import StoryReads
 from . import model
 from .figures import esc, lineage_figure, map_figure, timeline_figure
 
@@ -35,7 +35,7 @@ MAX_OUTLIERS_LISTED = 10
 TITLE_LIMIT = 300
 
 
-def render_report(repo: HistoryRepo, run: Run, layout, max_points: int = 50_000, seed: int = 42, *, standalone: bool = False) -> str:
+def render_report(repo: StoryReads, run: Run, layout, max_points: int = 50_000, seed: int = 42, *, standalone: bool = False) -> str:
     """The page of one run. `standalone`: plotly.js inline, one file that renders anywhere (about 4.5 MB more)."""
     docs = repo.report_documents(run.id)
     stories = {s.story_id: s for s in repo.run_stories(run.id)}
