@@ -154,8 +154,8 @@ class App:
             if self._neighbours is not None:  # opened again after set_store_aside: the index fronts the new one
                 self._neighbours.store = self._store
         if s.vector_cache and self._neighbours is None:
-            self._neighbours = CachedVectorStore(self._store, self._copy_folder(), self.embedder.dim, source=self._copy_source(),
-                                                 knn_k=s.knn_k)
+            self._neighbours = CachedVectorStore(self._store, self._copy_folder(), self.embedder.dim,
+                                                 source=f"{s.resolved_milvus_uri}#{s.collection}", knn_k=s.knn_k)
         return self._neighbours if self._neighbours is not None else self._store
 
     def open_neighbours(self) -> NeighbourIndex | None:
@@ -189,7 +189,9 @@ class App:
         owns it (Lite: one process per file) — then LookupError."""
         from .adapters.vector_cache import CopyIndex
 
-        copy = CopyIndex(self._copy_folder(mine=False), self.embedder.dim, source=self._copy_source(written_by_serve=True))
+        s = self.settings
+        folder = self._copy_folder(mine=False)
+        copy = CopyIndex(folder, self.embedder.dim, source=copy_source(folder, s.resolved_milvus_uri, s.collection))
         if copy.usable:
             return copy
         if not serving or self.store_is_server:
@@ -203,20 +205,6 @@ class App:
         s = self.settings
         worker = f"-{s.resolved_worker_name}" if s.shared and mine else ""
         return s.state_dir / f"vectors-{s.collection}{worker}"
-
-    def _copy_source(self, written_by_serve: bool = False) -> str:
-        """The source a vector copy names (store URI # collection). A copy serve wrote may spell the same Lite file
-        another way (serve started with `--home h`, search with `--home /abs/h`: one file, two strings)."""
-        s = self.settings
-        ours = f"{s.resolved_milvus_uri}#{s.collection}"
-        if not written_by_serve or self.store_is_server:
-            return ours
-        try:
-            written = json.loads((self._copy_folder(mine=False) / "source.json").read_text()).get("source", "")
-        except (OSError, ValueError):
-            return ours
-        path, _, coll = written.rpartition("#")
-        return written if coll == s.collection and path and Path(path).resolve() == Path(s.resolved_milvus_uri).resolve() else ours
 
     @property
     def webhook(self):
@@ -252,6 +240,20 @@ class App:
             (self._neighbours or self._store).close()  # the index closes the store it fronts
             self._store = self._neighbours = None
         self.engine.dispose()
+
+
+def copy_source(folder: Path, uri: str, collection: str) -> str:
+    """The source a vector copy must name to be read: ours (store URI # collection), or the writer's spelling of the
+    same Lite file (serve started with `--home h`, search with `--home /abs/h`: one file, two strings)."""
+    ours = f"{uri}#{collection}"
+    if is_server_uri(uri):
+        return ours
+    try:
+        written = json.loads((folder / "source.json").read_text()).get("source", "")
+    except (OSError, ValueError):
+        return ours
+    path, _, coll = written.rpartition("#")
+    return written if coll == collection and path and Path(path).resolve() == Path(uri).resolve() else ours
 
 
 def _broken_database(exc: BaseException) -> str | None:

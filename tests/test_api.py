@@ -221,12 +221,12 @@ def test_a_map_job_keeps_only_the_fitted_rows_and_lays_out_the_same_map():
 
 
 def test_a_vector_copy_written_under_another_spelling_of_the_home_is_read(tmp_path, monkeypatch):
-    from service.usecases.queries import _copy_source
+    from service.bootstrap import copy_source
 
     monkeypatch.chdir(tmp_path)
     folder = tmp_path / "h" / "state" / "vectors-headlines"
     folder.mkdir(parents=True)
     (folder / "source.json").write_text(json.dumps({"source": "h/milvus.db#headlines", "dim": 384}))  # serve ran with --home h
-    assert _copy_source(folder, str(tmp_path / "h" / "milvus.db"), "headlines") == "h/milvus.db#headlines"
-    assert _copy_source(folder, str(tmp_path / "other" / "milvus.db"), "headlines") == f"{tmp_path / 'other' / 'milvus.db'}#headlines"
-    assert _copy_source(folder, "http://host:19530", "headlines") == "http://host:19530#headlines"
+    assert copy_source(folder, str(tmp_path / "h" / "milvus.db"), "headlines") == "h/milvus.db#headlines"
+    assert copy_source(folder, str(tmp_path / "other" / "milvus.db"), "headlines") == f"{tmp_path / 'other' / 'milvus.db'}#headlines"
+    assert copy_source(folder, "http://host:19530", "headlines") == "http://host:19530#headlines"

@@ -8,6 +8,8 @@ collections are Strong-consistency so a read right after a write sees it.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 from collections.abc import Iterator
 
@@ -16,6 +18,7 @@ from pymilvus import DataType, MilvusClient
 
 from ..clustering.graph import cosine_to_distance
 from ..config import is_server_uri
+from ..faults import StoreUnavailable
 
 MAX_NQ = 16_384
 MAX_TOPK = 16_384
@@ -31,9 +34,49 @@ def quiet_library_logs() -> None:
     logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
 
 
+def _library_fault(exc: BaseException) -> bool:
+    """pymilvus's errors and the gRPC channel's under it: the store failing, never the caller's data."""
+    from pymilvus.exceptions import MilvusException
+
+    return isinstance(exc, MilvusException) or type(exc).__module__.startswith("grpc")
+
+
+def _faults_as_ours(cls):
+    """The port speaks no library's exceptions: every public method's pymilvus or gRPC error is raised again as
+    faults.StoreUnavailable (a transient fault: the file is retried, the rebuild backs off), the library's as its cause."""
+
+    def wrap(fn):
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def gen(*args, **kwargs):
+                try:
+                    yield from fn(*args, **kwargs)
+                except Exception as exc:
+                    if _library_fault(exc):
+                        raise StoreUnavailable(str(getattr(exc, "message", None) or exc).splitlines()[0]) from exc
+                    raise
+            return gen
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                if _library_fault(exc):
+                    raise StoreUnavailable(str(getattr(exc, "message", None) or exc).splitlines()[0]) from exc
+                raise
+        return call
+
+    for name, fn in list(vars(cls).items()):
+        if inspect.isfunction(fn) and (name == "__init__" or not name.startswith("_")):
+            setattr(cls, name, wrap(fn))
+    return cls
+
+
 LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": False}
 
 
+@_faults_as_ours
 class MilvusStore:
     def __init__(self, uri: str, collection: str, dim: int, token: str = ""):
         self.uri = uri

@@ -49,18 +49,6 @@ def scaled_min_cluster_size(n: int) -> int:
     return int(max(5, min(200, round(math.sqrt(max(n, 1)) / 2))))
 
 
-def steady_min_cluster_size(n: int, previous: int | None, tolerance: float = 1.5) -> int:
-    """The scaled size, but the last run's while the scaled one stays within a factor `tolerance` of it.
-
-    Every change of min_cluster_size moves HDBSCAN's flat cut and re-partitions stories that did
-    not change; a size that moves in steps keeps ids steady between the steps.
-    """
-    scaled = scaled_min_cluster_size(n)
-    if previous and previous / tolerance <= scaled <= previous * tolerance:
-        return int(previous)
-    return scaled
-
-
 @dataclass(frozen=True)
 class Fit:
     labels: np.ndarray  # (n,) int64, 0..c-1 or NOISE

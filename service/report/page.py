@@ -21,6 +21,7 @@ from collections.abc import Collection
 import numpy as np
 import plotly.io as pio
 
+from ..config import Settings
 from ..domain import Alert, Lineage, ReportDocs, Run, StoryRow, TopicRow
 from ..ports import StoryReads
 from . import model
@@ -35,7 +36,8 @@ MAX_OUTLIERS_LISTED = 10
 TITLE_LIMIT = 300
 
 
-def render_report(repo: StoryReads, run: Run, layout, max_points: int = 50_000, seed: int = 42, *, standalone: bool = False) -> str:
+def render_report(repo: StoryReads, run: Run, layout, max_points: int = Settings.report_max_points, seed: int = Settings.seed, *,
+                  standalone: bool = False) -> str:
     """The page of one run. `standalone`: plotly.js inline, one file that renders anywhere (about 4.5 MB more)."""
     docs = repo.report_documents(run.id)
     stories = {s.story_id: s for s in repo.run_stories(run.id)}

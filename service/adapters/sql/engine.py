@@ -16,6 +16,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 
+from ...config import Settings
 from ...domain import unix_seconds
 from .dialect import bind_processor, param_mark
 
@@ -23,7 +24,7 @@ MIGRATIONS = Path(__file__).resolve().parents[3] / "migrations"
 CHUNK = 900  # SQLite's bound-parameter limit, with room to spare
 
 
-def make_engine(target: Path | str, busy_timeout_s: float = 30.0) -> Engine:
+def make_engine(target: Path | str, busy_timeout_s: float = Settings.db_busy_timeout_s) -> Engine:
     """A SQLite file (a path, or a sqlite:/// URL) or a PostgreSQL server (postgresql+psycopg://...).
 
     SQLite: WAL, so readers never wait on the writer; past busy_timeout_s of waiting for another
