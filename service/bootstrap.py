@@ -71,15 +71,6 @@ def check_home(settings: Settings) -> None:
         raise
 
 
-def check_lite_store(uri: str) -> None:
-    """A Milvus Lite store is a folder; a plain file there (a copy gone wrong, a stray download) cannot be opened."""
-    path = Path(uri)
-    if path.exists() and not path.is_dir():
-        raise BrokenStore(f"{path}: not a Milvus Lite store (a file where milvus-lite keeps a folder); nothing was changed: move "
-                          "it aside and restore the folder from a backup, or start a new one (the next rebuild needs the vectors: "
-                          "ingest the files in processed/ again)")
-
-
 class App:
     """The wired service: settings and the ports the use cases run on (service/ports.py).
 
@@ -143,12 +134,9 @@ class App:
         neighbour index in front of it: the store the use cases write to and search."""
         s = self.settings
         if self._store is None:
-            from .adapters.milvus import MilvusStore, is_lite, quiet_library_logs
+            from .adapters.milvus import open_milvus
 
-            quiet_library_logs()
-            if is_lite(s.resolved_milvus_uri):
-                check_lite_store(s.resolved_milvus_uri)
-            self._store = MilvusStore(s.resolved_milvus_uri, s.collection, self.embedder.dim, s.milvus_token)
+            self._store = open_milvus(s.resolved_milvus_uri, s.collection, self.embedder.dim, s.milvus_token)
             if self.failpoints.outages:
                 self._store = OutageSwitch(self._store, s.home / "faults" / "vector-store-down")
             if self._neighbours is not None:  # opened again after set_store_aside: the index fronts the new one

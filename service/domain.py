@@ -104,7 +104,7 @@ class Run:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     n_documents: int | None = None
-    n_clusters: int | None = None  # stories
+    n_stories: int | None = None  # SQL: runs.n_clusters
     n_noise: int | None = None
     timings: dict[str, float | str] = field(default_factory=dict)  # seconds per stage; {"error": why} for a failed run
     knn_k: int | None = None

@@ -111,7 +111,7 @@ def test_lineage_figure_has_one_link_per_flow():
 
 
 def _run(run_id: int, n: int = 0) -> Run:
-    return Run(id=run_id, status="done", finished_at=datetime(2026, 1, 1), n_documents=n, n_clusters=0, n_noise=0)
+    return Run(id=run_id, status="done", finished_at=datetime(2026, 1, 1), n_documents=n, n_stories=0, n_noise=0)
 
 
 def test_an_empty_home_gets_a_page_that_says_so(make_app):
@@ -136,7 +136,7 @@ def test_a_tiny_home_gets_words_not_empty_axes(make_app):
 
 
 def test_retention_keeps_the_last_pages_and_the_index_links_only_those(tmp_path):
-    runs = [SimpleNamespace(id=i, finished_at=datetime(2026, 1, i), n_documents=10, n_clusters=1, n_noise=0) for i in range(6, 0, -1)]
+    runs = [SimpleNamespace(id=i, finished_at=datetime(2026, 1, i), n_documents=10, n_stories=1, n_noise=0) for i in range(6, 0, -1)]
     for i in range(1, 6):
         publish(tmp_path, i, f"<html>run {i}</html>", runs, is_latest=False, keep_runs=0)
     out = publish(tmp_path, 6, "<html>run 6</html>", runs, is_latest=True, keep_runs=3)

@@ -12,13 +12,14 @@ import functools
 import inspect
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 from pymilvus import DataType, MilvusClient
 
 from ..clustering.graph import cosine_to_distance
 from ..config import is_server_uri
-from ..faults import StoreUnavailable
+from ..faults import BrokenStore, StoreUnavailable
 
 MAX_NQ = 16_384
 MAX_TOPK = 16_384
@@ -213,6 +214,23 @@ class MilvusStore:
 
     def close(self) -> None:
         self.client.close()
+
+
+def open_milvus(uri: str, collection: str, dim: int, token: str = "") -> MilvusStore:
+    """The store as bootstrap opens it: the library's noisy loggers muted, a Lite store checked to be a folder first."""
+    quiet_library_logs()
+    if is_lite(uri):
+        check_lite_store(uri)
+    return MilvusStore(uri, collection, dim, token)
+
+
+def check_lite_store(uri: str) -> None:
+    """A Milvus Lite store is a folder; a plain file there (a copy gone wrong, a stray download) cannot be opened."""
+    path = Path(uri)
+    if path.exists() and not path.is_dir():
+        raise BrokenStore(f"{path}: not a Milvus Lite store (a file where milvus-lite keeps a folder); nothing was changed: move "
+                          "it aside and restore the folder from a backup, or start a new one (the next rebuild needs the vectors: "
+                          "ingest the files in processed/ again)")
 
 
 def is_lite(uri: str) -> bool:

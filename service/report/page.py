@@ -538,7 +538,7 @@ def render_index(runs: list[Run], existing: Collection[int] | None = None) -> st
     shown = [r for r in runs if existing is None or r.id in existing]
     rows = "".join(
         f"<tr><td><a href='run-{r.id}.html'>run {r.id}</a></td><td>{esc(str(r.finished_at)[:19])}</td><td>{r.n_documents or 0:,}</td>"
-        f"<td>{r.n_clusters or 0}</td><td>{(r.n_noise or 0) / max(r.n_documents or 1, 1):.0%}</td></tr>"
+        f"<td>{r.n_stories or 0}</td><td>{(r.n_noise or 0) / max(r.n_documents or 1, 1):.0%}</td></tr>"
         for r in shown
     )
     dropped = len(runs) - len(shown)

@@ -1,4 +1,4 @@
-"""Arrivals between rebuilds: placed in the last rebuild's clusters, and a new story noticed among those left as noise."""
+"""Arrivals between rebuilds: placed in the last rebuild's stories, and a new story noticed among those left as noise."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def assign_arrivals(app: App, ids: np.ndarray, vectors: np.ndarray) -> int:
-    """Place arrivals in the last rebuild's clusters from their Milvus neighbours; nothing to do before a first rebuild."""
+    """Place arrivals in the last rebuild's stories from their stored neighbours; nothing to do before a first rebuild."""
     run = app.runs.latest_run()
     if run is None or len(ids) == 0:
         return 0

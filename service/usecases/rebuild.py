@@ -25,7 +25,7 @@ from .common import Progress, best_effort, no_progress
 from .report import MapJob, publish_quick_map
 
 if TYPE_CHECKING:
-    from ..ports import App, NeighbourIndex
+    from ..ports import App, NeighbourIndex, SavedName
 
 log = logging.getLogger("newsclust")
 
@@ -86,7 +86,8 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
     try:
         with stages("graph"):
             index = app.open_neighbours()  # held here: the store is set aside once the graph is read
-            doc_ids, vectors, neigh = read_graph(app, index)
+            known = app.ledger.all_document_ids()
+            doc_ids, vectors, neigh = read_graph(app, index, known)
         progress("vectors", len(doc_ids))
         with stages("cluster"):
             fit = fit_two_levels(neigh, params)
@@ -144,6 +145,8 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
         best_effort(app.runs.fail_run, run_id, f"{type(exc).__name__}: {exc}")
         raise
     app.forget_prediction_state()
+    with stages("restore"):  # after the graph read, so the read only reads (and a store set aside opens once, here)
+        best_effort(_restore_lost, app, known, doc_ids)
     counts: dict[str, int] = {}
     for e in events:
         key = e.kind if e.level == "story" else f"topic {e.kind}"
@@ -182,9 +185,10 @@ def _aligned(ids: np.ndarray, labels: np.ndarray, doc_ids: np.ndarray) -> np.nda
     return out
 
 
-def read_graph(app: App, index: NeighbourIndex | None):
+def read_graph(app: App, index: NeighbourIndex | None, known: np.ndarray | None = None):
     """(document ids sorted, vectors, kNN lists) of the documents this rebuild clusters: the window's, and only
-    those with a document row. index: the kept graph, else None (the store's vectors, searched here)."""
+    those with a document row (known: the history's document ids, read here if not given). index: the kept graph,
+    else None (the store's vectors, searched here). Reads only: lost vectors are restored after (_restore_lost)."""
     s = app.settings
     if index is not None:  # the graph was kept up to date as documents arrived
         # once the copy is checked against the store, an in-process store's copy of every vector is let go for the
@@ -194,22 +198,12 @@ def read_graph(app: App, index: NeighbourIndex | None):
     else:
         doc_ids, vectors = app.open_store().all_vectors(since_ts=_window_start(app), by=s.window_by)
         neigh = knn(vectors, s.knn_k)
-    return _documented_only(app, doc_ids, vectors, neigh)
+    return _documented_only(app.ledger.all_document_ids() if known is None else known, doc_ids, vectors, neigh)
 
 
-def _documented_only(app: App, doc_ids: np.ndarray, vectors, neigh):
-    """Milvus and SQLite agree on what a rebuild sees: a vector whose document row was never written (a file
-    interrupted between the two writes, retried later) is left out, never clustered as a phantom headline."""
-    known = app.ledger.all_document_ids()
-    if _window_start(app) is None and len(known) > len(doc_ids):
-        # the reverse: rows whose vector the store lost are embedded again now and join the next rebuild. On a shared
-        # home, ingest workers keep writing after the vectors were read: a document whose vector the store holds by
-        # now is not lost (a rebuild leader re-embedded hundreds of them per rebuild before this check)
-        missing = np.setdiff1d(known, doc_ids, assume_unique=True)[:RESTORE_LIMIT]
-        held = np.zeros(len(missing), bool)
-        if len(missing) and app.settings.shared:  # only a shared home has other writers; a Lite store set aside stays closed
-            held = np.any(app.open_store().vectors_of(missing) != 0, axis=1)
-        restore_missing_vectors(app, missing[~held])
+def _documented_only(known: np.ndarray, doc_ids: np.ndarray, vectors, neigh):
+    """The vector store and the history agree on what a rebuild sees: a vector whose document row was never written
+    (a file interrupted between the two writes, retried later) is left out, never clustered as a phantom headline."""
     keep = np.isin(doc_ids, known, assume_unique=True)
     if keep.all():
         return doc_ids, vectors, neigh
@@ -223,10 +217,23 @@ def _documented_only(app: App, doc_ids: np.ndarray, vectors, neigh):
 RESTORE_LIMIT = 20_000  # lost vectors embedded again per rebuild, so a rebuild stays bounded
 
 
+def _restore_lost(app: App, known: np.ndarray, read: np.ndarray) -> int:
+    """The reverse of _documented_only: rows whose vector the store lost (known, not read) are embedded again and join
+    the next rebuild. Only where the rebuild read the whole history (no window). On a shared home, ingest workers keep
+    writing after the vectors were read: a document whose vector the store holds by now is not lost (a rebuild leader
+    re-embedded hundreds of them per rebuild before this check)."""
+    if _window_start(app) is not None or len(known) <= len(read):
+        return 0
+    missing = np.setdiff1d(known, read, assume_unique=True)[:RESTORE_LIMIT]
+    if len(missing) and app.settings.shared:  # only a shared home has other writers
+        missing = missing[~np.any(app.open_store().vectors_of(missing) != 0, axis=1)]
+    return restore_missing_vectors(app, missing)
+
+
 def restore_missing_vectors(app: App, missing: np.ndarray | None = None, limit: int = RESTORE_LIMIT) -> int:
     """Documents whose vector the store lost (a vector store reset, a restored backup) are embedded again, up to
-    `limit` per call so a rebuild stays bounded; the rest follow at the next. The rebuild passes the ids it found
-    missing while reading the graph; called alone, it compares the history with the store's ids."""
+    `limit` per call so a rebuild stays bounded; the rest follow at the next. The rebuild passes the ids its graph
+    read found missing (_restore_lost, after the commit); called alone, it compares the history with the store's ids."""
     if missing is None:
         known = app.ledger.all_document_ids()
         if len(known) == 0:
@@ -251,13 +258,13 @@ def _text(title: str, description: str) -> str:
     return Headline(key="", title=title, description=description, url=None, published_at=None).text
 
 
-def _story_name(name, titles: list[str], doc_ids: np.ndarray) -> tuple[str, list[str], list[int]]:
+def _story_name(name, titles: list[str], doc_ids: np.ndarray) -> SavedName:
     """A story is called by its most central headline (people recognise a headline, not a keyword list)."""
     title = titles[name.title_row] if name.title_row >= 0 else ", ".join(name.keywords[:3])
     return (_clip(title) or ", ".join(name.keywords[:3]) or "untitled story", list(name.keywords), [int(doc_ids[r]) for r in name.representatives])
 
 
-def _topic_name(name, doc_ids: np.ndarray, topic_id: int) -> tuple[str, list[str], list[int]]:
+def _topic_name(name, doc_ids: np.ndarray, topic_id: int) -> SavedName:
     """A topic is broad: its top keywords say more than any one headline."""
     return (", ".join(name.keywords[:3]) or f"topic {topic_id}", list(name.keywords), [int(doc_ids[r]) for r in name.representatives])
 

@@ -11,6 +11,7 @@ import numpy as np
 from sqlalchemy import Engine, func, insert, select, update
 
 from ...domain import NOISE, ClusterEvent, Run, utcnow
+from ...ports import SavedName
 from .dialect import bulk_insert
 from .engine import CHUNK, driver_rows
 from .tables import (assignment_exits, assignments, cluster_events, cluster_snapshots, clusters, documents, runs, story_drift_checks, topic_snapshots,
@@ -117,13 +118,13 @@ class SqlRunHistory:
         labels: np.ndarray,
         probabilities: np.ndarray,
         outlier_scores: np.ndarray,
-        names: dict[int, tuple[str, list[str], list[int]]],
+        names: dict[int, SavedName],
         events: Iterable[ClusterEvent],
         timings: dict[str, float],
         params: dict,
         topics: np.ndarray | None = None,
         story_topics: dict[int, int] | None = None,
-        topic_names: dict[int, tuple[str, list[str], list[int]]] | None = None,
+        topic_names: dict[int, SavedName] | None = None,
         drift_checks: list[dict] | None = None,
     ) -> None:
         """Everything a rebuild produced, in one transaction: readers see the old run or the whole new one."""
@@ -170,7 +171,7 @@ class SqlRunHistory:
 
     @staticmethod
     def _commit_topics(c, run_id: int, now: datetime, topic_of: np.ndarray, story_topics: dict[int, int],
-                       topic_names: dict[int, tuple[str, list[str], list[int]]], story_labels: np.ndarray) -> None:
+                       topic_names: dict[int, SavedName], story_labels: np.ndarray) -> None:
         """The topic level of commit_run: ids kept alive or dead, one snapshot per live topic."""
         sizes = dict(zip(*np.unique(topic_of[topic_of != NOISE], return_counts=True)))
         alive = [int(k) for k in sizes]
@@ -228,7 +229,7 @@ RUN_PARAMS = ("knn_k", "min_samples", "story_min_cluster_size", "topic_min_clust
 def _run(row) -> Run:
     params = json.loads(row.params or "{}")
     return Run(id=int(row.id), status=row.status, started_at=row.started_at, finished_at=row.finished_at, n_documents=row.n_documents,
-               n_clusters=row.n_clusters, n_noise=row.n_noise, timings=json.loads(row.timings or "{}"),
+               n_stories=row.n_clusters, n_noise=row.n_noise, timings=json.loads(row.timings or "{}"),
                **{f: params.get(f) for f in RUN_PARAMS})
 
 
