@@ -210,6 +210,9 @@ class Notifier(Protocol):
 
 
 class ReportPages(Protocol):
+    def has_page(self, run_id: int) -> bool:
+        """Whether the run's page was written."""
+
     def publish(self, reads: StoryReads, run: Run, layout: tuple[np.ndarray, np.ndarray] | None, done_runs: list[Run], *,
                 is_latest: bool, out: Path | None = None, standalone: bool = False) -> Path:
         """Render a run's page from the history's reads and its layout, write it (and latest.html, index.html); its path."""

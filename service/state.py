@@ -241,24 +241,6 @@ class StateFolder:
         return serving_statuses(self.state_dir)
 
 
-def page_path(reports_dir: Path, run_id: int) -> Path:
-    return reports_dir / f"run-{run_id}.html"
-
-
-def write_cut_off_page(app) -> str | None:
-    """At a serving start: the latest committed run whose page a stop cut off (SIGTERM during the map or the page,
-    after the commit) gets its page now, so latest.html is not a run behind. Returns what was done, for the log."""
-    from .usecases import write_report
-
-    run = app.runs.latest_run()
-    if run is None or page_path(app.settings.reports_dir, run.id).exists():
-        return None
-    has_map = load_layout(app.settings.state_dir, run.id) is not None
-    write_report(app, run.id)
-    return (f"run {run.id}'s page was cut off by the last stop: written now"
-            + ("" if has_map else " (its map comes with the next rebuild)"))
-
-
 def stop_message(abandoned: int, current_run_id: int | None) -> str:
     """What `serve` says when SIGTERM comes during a rebuild: which run is current, and what happens to the cut one.
 

@@ -162,10 +162,10 @@ def test_a_fragment_of_an_announced_story_does_not_alert_again_and_a_loose_bag_d
 
 
 def test_alerts_per_rebuild_are_bounded_keeping_the_largest():
-    from service.usecases.alerts import _bounded
+    from service.usecases.alerts import bounded
 
     raised = [{"kind": "new", "story_id": i, "size": s, "details": {}} for i, s in enumerate([5, 50, 7, 30])]
-    kept = _bounded(raised, 2)
+    kept = bounded(raised, 2)
     assert [a["story_id"] for a in kept] == [1, 3] and all(a["details"]["held_back"] == 2 for a in kept)
 
 

@@ -316,7 +316,7 @@ class Service:
             self.app.resume_webhook()  # alerts left undelivered by the last stop are sent now
         if self.role in ("all", "rebuild"):
             try:
-                if note := run_state.write_cut_off_page(self.app):
+                if note := usecases.write_cut_off_page(self.app):
                     log.warning("%s", note)
             except Exception as exc:  # noqa: BLE001 — the next rebuild writes a page anyway
                 log.warning("the latest run's missing page not written (%s: %s)", type(exc).__name__, exc)

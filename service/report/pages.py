@@ -15,6 +15,11 @@ class HtmlPages:
     def __init__(self, reports_dir: Path, max_points: int, seed: int, keep_runs: int):
         self.reports_dir, self.max_points, self.seed, self.keep_runs = reports_dir, max_points, seed, keep_runs
 
+    def has_page(self, run_id: int) -> bool:
+        from .publish import run_pages
+
+        return run_id in run_pages(self.reports_dir)
+
     def publish(self, reads: StoryReads, run: Run, layout: tuple[np.ndarray, np.ndarray] | None, done_runs: list[Run], *,
                 is_latest: bool, out: Path | None = None, standalone: bool = False) -> Path:
         from .page import render_report

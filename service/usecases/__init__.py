@@ -16,10 +16,10 @@ from .ingest import (MAX_INTERNAL_ATTEMPTS, MAX_NAME_BYTES, IngestResult, Interr
                      short_name)
 from .queries import EXPORT_COLUMNS, export_csv, export_csv_file, search, status, story_detail, topic_detail
 from .rebuild import RebuildResult, read_graph, rebuild, rebuild_due, restore_missing_vectors
-from .report import write_report
+from .report import write_cut_off_page, write_report
 
 __all__ = ["EXPORT_COLUMNS", "MAX_INTERNAL_ATTEMPTS", "MAX_NAME_BYTES", "IngestResult", "Interrupted", "Progress", "RebuildResult",
            "assign_arrivals", "export_csv", "export_csv_file", "ingest_copy", "ingest_file",
            "new_story_in_noise_pool", "raise_alerts", "raise_alerts_safely", "read_graph", "rebuild", "rebuild_due", "recover",
            "restore_missing_vectors", "search", "short_name", "sha256_of", "status", "story_detail", "topic_detail",
-           "write_report"]
+           "write_cut_off_page", "write_report"]

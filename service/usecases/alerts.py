@@ -76,7 +76,7 @@ def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | 
             raised.append(_alert("surging", sid, card, pace, run_id, stream_time))
         if (announced, now_surging) != states.get(sid, (False, False)):
             changed[sid] = (announced, now_surging)
-    raised = _bounded(raised, s.alert_max_per_rebuild)
+    raised = bounded(raised, s.alert_max_per_rebuild)
     recorded = app.alerts.record(raised, changed) if (raised or changed) else []
     if recorded:
         _tell(app, recorded)
@@ -100,7 +100,7 @@ def _former_home(homes: dict[int, int], size: int, told: set[int], share: float 
     return None
 
 
-def _bounded(raised: list[dict], limit: int) -> list[dict]:
+def bounded(raised: list[dict], limit: int) -> list[dict]:
     """The `limit` largest alerts, each saying how many were held back (those stories stay marked as told)."""
     if len(raised) <= limit:
         return raised

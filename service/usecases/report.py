@@ -34,6 +34,18 @@ def write_report(app: App, run_id: int | None = None, out: Path | None = None, s
                              is_latest=latest is not None and latest.id == run.id, out=out, standalone=standalone)
 
 
+def write_cut_off_page(app: App) -> str | None:
+    """At a serving start: the latest committed run whose page a stop cut off (SIGTERM during the map or the page,
+    after the commit) gets its page now, so latest.html is not a run behind. Returns what was done, for the log."""
+    run = app.runs.latest_run()
+    if run is None or app.pages.has_page(run.id):
+        return None
+    has_map = app.run_files.load_layout(run.id) is not None
+    write_report(app, run.id)
+    return (f"run {run.id}'s page was cut off by the last stop: written now"
+            + ("" if has_map else " (its map comes with the next rebuild)"))
+
+
 @dataclass
 class MapJob:
     """The refined map of a committed run, to compute after its page is out: everything the layout needs, held in
