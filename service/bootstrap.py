@@ -136,7 +136,7 @@ class App:
         if self._store is None:
             from .adapters.milvus import open_milvus
 
-            self._store = open_milvus(s.resolved_milvus_uri, s.collection, self.embedder.dim, s.milvus_token)
+            self._store = open_milvus(s.resolved_milvus_uri, s.collection, lambda: self.embedder.dim, s.milvus_token)
             if self.failpoints.outages:
                 self._store = OutageSwitch(self._store, s.home / "faults" / "vector-store-down")
             if self._neighbours is not None:  # opened again after set_store_aside: the index fronts the new one

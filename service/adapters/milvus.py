@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -216,12 +216,13 @@ class MilvusStore:
         self.client.close()
 
 
-def open_milvus(uri: str, collection: str, dim: int, token: str = "") -> MilvusStore:
-    """The store as bootstrap opens it: the library's noisy loggers muted, a Lite store checked to be a folder first."""
+def open_milvus(uri: str, collection: str, dim: Callable[[], int], token: str = "") -> MilvusStore:
+    """The store as bootstrap opens it: the library's noisy loggers muted, a Lite store checked to be a folder before
+    anything is loaded; dim() is asked after (it loads the model)."""
     quiet_library_logs()
     if is_lite(uri):
         check_lite_store(uri)
-    return MilvusStore(uri, collection, dim, token)
+    return MilvusStore(uri, collection, dim(), token)
 
 
 def check_lite_store(uri: str) -> None:
