@@ -204,9 +204,9 @@ def wait_idle(home: Path, timeout: float = 900) -> None:
     """Until serve's status file has shown no rebuild in progress for two seconds."""
     end, quiet_since = time.monotonic() + timeout, None
     while time.monotonic() < end:
-        from service.state import read_status
+        from service.state import read_status, status_path
 
-        running = (read_status(home / "state" / "service.json") or {}).get("rebuild_running_since")
+        running = (read_status(status_path(home / "state")) or {}).get("rebuild_running_since")
         quiet_since = None if running else (quiet_since or time.monotonic())
         if quiet_since and time.monotonic() - quiet_since >= 2.0:
             return

@@ -201,9 +201,9 @@ def single_pass_tuned(vectors: np.ndarray, truth: np.ndarray, level: str) -> tup
 def _graph(app, vectors: np.ndarray, doc_ids: np.ndarray):
     """Our kNN graph as a rebuild reads it (rows in doc_ids order); our own knn at the configured k if that path moved."""
     try:
-        from service.usecases import _read_graph
+        from service.usecases import read_graph
 
-        ids, _, neigh = _read_graph(app)
+        ids, _, neigh = read_graph(app, app.open_neighbours())
         if np.array_equal(np.asarray(ids), doc_ids):
             return neigh
     except Exception as exc:  # noqa: BLE001 — a private helper: fall back rather than fail the bench
@@ -228,10 +228,10 @@ def _predictions(app) -> dict[int, tuple[int, int]]:
     """(story, topic) labels given by prediction to the arrivals since the last rebuild."""
     from sqlalchemy import text
 
-    run = app.repo.latest_run()
+    run = app.runs.latest_run()
     if run is None:
         return {}
-    with app.repo.engine.connect() as c:
+    with app.engine.connect() as c:
         rows = c.execute(text("SELECT document_id, cluster_id, topic_id FROM assignments WHERE run_id=:r AND assigned_by='predict'"),
                          {"r": run.id})
         return {int(d): (int(s), -1 if t is None else int(t)) for d, s, t in rows}
@@ -354,10 +354,10 @@ def run(csv_path: Path, label_col: str, chunks: int, overrides: dict, level: str
         t0 = time.perf_counter()
         r = usecases.rebuild(app, write_report_after=False)
         timings["rebuild"] += time.perf_counter() - t0
-        now = {"story": dict(zip(*(a.tolist() for a in app.repo.run_labels(r.run_id)))),
-               "topic": dict(zip(*(a.tolist() for a in app.repo.run_topic_labels(r.run_id))))}
+        now = {"story": dict(zip(*(a.tolist() for a in app.runs.run_labels(r.run_id)))),
+               "topic": dict(zip(*(a.tolist() for a in app.runs.run_topic_labels(r.run_id))))}
         entry = {"run": r.run_id, "documents": r.documents, "seconds": round(time.perf_counter() - t0, 2),
-                 "story": {"clusters": r.clusters, "noise": r.noise,
+                 "story": {"clusters": r.stories, "noise": r.noise,
                            **_compare(prev["story"], now["story"], {d: p[0] for d, p in predicted.items()}, pooled["story"])},
                  "topic": {"clusters": r.topics, "noise": r.topic_noise,
                            **_compare(prev["topic"], now["topic"], {d: p[1] for d, p in predicted.items()}, pooled["topic"])}}
@@ -368,9 +368,9 @@ def run(csv_path: Path, label_col: str, chunks: int, overrides: dict, level: str
             print(json.dumps(entry), file=sys.stderr, flush=True)
         prev = now
 
-    doc_ids, vectors = app.store.all_vectors()
+    doc_ids, vectors = app.open_store().all_vectors()
     doc_ids = np.asarray(doc_ids)
-    keys = {int(r.id): r.key for r in app.repo.export_rows()}
+    keys = {int(r.id): r.key for r in app.stories.export_rows()}
     guids = [keys[int(d)].split(":", 1)[1] for d in doc_ids]
     truth = np.unique([truth_by_guid[g] for g in guids], return_inverse=True)[1]
     time_order = np.argsort([order_by_guid[g] for g in guids], kind="stable")

@@ -52,7 +52,7 @@ def main() -> None:
     ids = np.array([h.id for h in heads], np.int64)
     for s in range(0, args.n, 10_000):
         store.upsert(ids[s : s + 10_000], vectors[s : s + 10_000], np.zeros(min(10_000, args.n - s), np.int64), np.zeros(min(10_000, args.n - s), np.int64))
-        app.repo.add_documents(heads[s : s + 10_000], None, datetime(2026, 2, 1))
+        app.ledger.add_documents(heads[s : s + 10_000], None, datetime(2026, 2, 1))
     r = usecases.rebuild(app, write_report_after=True)
     page = Path(r.report)
     t0 = time.perf_counter()
@@ -62,7 +62,7 @@ def main() -> None:
     from service.state import load_layout as _load
 
     t0 = time.perf_counter()
-    standalone = render_report(app.repo, app.repo.run(r.run_id), _load(settings.state_dir, r.run_id), standalone=True)
+    standalone = render_report(app.stories, app.runs.run(r.run_id), _load(settings.state_dir, r.run_id), standalone=True)
     standalone_s = time.perf_counter() - t0
 
     import plotly.express as px
@@ -77,7 +77,7 @@ def main() -> None:
     fig.write_html(home / "tutorial.html")
     tutorial_s = time.perf_counter() - t0
     result = {
-        "n": args.n, "clusters": r.clusters, "rebuild_s": round(sum(v for k, v in r.seconds.items() if k not in ("layout", "report")), 1),
+        "n": args.n, "clusters": r.stories, "rebuild_s": round(sum(v for k, v in r.seconds.items() if k not in ("layout", "report")), 1),
         "layout_s": r.seconds.get("layout"), "report_s": round(report_s, 2), "report_mb": round(page.stat().st_size / 2**20, 2),
         "standalone_s": round(standalone_s, 2), "standalone_mb": round(len(standalone.encode()) / 2**20, 2),
         "plotly_js_mb_beside": round((settings.reports_dir / "plotly.min.js").stat().st_size / 2**20, 2),

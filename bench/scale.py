@@ -174,10 +174,10 @@ def insert_phase(args, home: Path) -> dict:
     now = datetime(2024, 2, 1)
     t0 = time.perf_counter()
     for s in range(0, args.n, 20_000):
-        app.repo.add_documents(heads[s : s + 20_000], None, now)
+        app.ledger.add_documents(heads[s : s + 20_000], None, now)
     docs_s = time.perf_counter() - t0
     del heads, titles
-    store = app.store
+    store = app.open_store()
     ing = np.full(args.n, int((now - datetime(1970, 1, 1)).total_seconds()), np.int64)
     t0 = time.perf_counter()
     for s in range(0, args.n, 5_000):
@@ -212,7 +212,7 @@ def rebuild_phase(args, home: Path) -> dict:
     from service.clustering.warmup import warm_up
 
     app = _app(home, args.k)
-    store = app.store
+    store = app.open_store()
     open_mb = peak_rss_mb()
     warm_s = warm_up()  # as serve does at start (numba's compiled code, scikit-learn's import); reported apart
     t0 = time.perf_counter()
@@ -225,12 +225,12 @@ def rebuild_phase(args, home: Path) -> dict:
               "read_graph_s": round(read_s, 2), "fit_s": round(fit_s, 2),
               "rest_s": round(rebuild_s - read_s - fit_s, 2), "stages": {k: round(v, 2) for k, v in sec.items()},
               "peak_rss_mb": round(rebuild_mb, 1), "milvus_open_rss_mb": round(open_mb, 1),
-              "documents": r.documents, "stories": r.clusters, "story_noise": r.noise, "topics": r.topics, "topic_noise": r.topic_noise}
+              "documents": r.documents, "stories": r.stories, "story_noise": r.noise, "topics": r.topics, "topic_noise": r.topic_noise}
     truth = np.load(home / "truth.npz")
     order = np.argsort(truth["ids"])
     ids = truth["ids"][order]
-    story_labels = _labels_for(ids, app.repo.run_labels(r.run_id))
-    topic_labels = _labels_for(ids, app.repo.run_topic_labels(r.run_id))
+    story_labels = _labels_for(ids, app.runs.run_labels(r.run_id))
+    topic_labels = _labels_for(ids, app.runs.run_topic_labels(r.run_id))
     st = scores(truth["story"][order], story_labels)
     tp = scores(truth["topic"][order], topic_labels)
     result.update({"story_ami": st["ami_all"], "topic_ami": tp["ami_all"], "story_pair_f1": st["pair_f1"], "story_bcubed_f1": st["bcubed_f1"],
@@ -241,7 +241,7 @@ def rebuild_phase(args, home: Path) -> dict:
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"scale-rebuild-{args.n}.json").write_text(json.dumps(result) + "\n")
 
-    store = app.store  # the rebuild let go of Milvus Lite's copy (App.set_store_aside): opened again, as serve's next write does
+    store = app.open_store()  # the rebuild let go of Milvus Lite's copy (App.set_store_aside): opened again, as serve's next write does
     doc_ids, vecs, neigh = store.neighbour_graph()
     result["graph_recall"] = round(graph_recall(vecs, neigh, args.k), 3)
     arrivals = np.load(home / "arrivals.npy")
@@ -281,15 +281,15 @@ def rebuild_phase(args, home: Path) -> dict:
     again = usecases.rebuild(app, write_report_after=False)
     result["rebuild_again_s"] = round(time.perf_counter() - t0, 2)
     result["rebuild_again_stages"] = {k: round(v, 2) for k, v in again.seconds.items()}
-    first, second = _labels_for(ids, app.repo.run_labels(r.run_id)), _labels_for(ids, app.repo.run_labels(again.run_id))
+    first, second = _labels_for(ids, app.runs.run_labels(r.run_id)), _labels_for(ids, app.runs.run_labels(again.run_id))
     clustered = first >= 0
     result["rebuild_again_same_story_id"] = round(float((second[clustered] == first[clustered]).mean()), 4) if clustered.any() else None
     from sqlalchemy import text
 
-    with app.repo.engine.connect() as c:  # changed-rows-only assignments: what the second rebuild wrote, of its documents
+    with app.engine.connect() as c:  # changed-rows-only assignments: what the second rebuild wrote, of its documents
         result["rebuild_again_rows_written"] = c.execute(text(
             "SELECT COUNT(*) FROM assignments WHERE run_id = :r AND assigned_by = 'rebuild'"), {"r": again.run_id}).scalar()
-    result["rebuild_again_documents"] = len(app.repo.run_labels(again.run_id)[0])
+    result["rebuild_again_documents"] = len(app.runs.run_labels(again.run_id)[0])
     app.close()
     return result
 

@@ -48,8 +48,8 @@ def build_home(home: Path, n: int, embedder) -> object:
         heads = [Headline(key=f"guid:syn{i}", title=f"Synthetic headline {i}", description="", url=None, published_at=now)
                  for i in range(s, min(n, s + step))]
         ids = np.array([h.id for h in heads], np.int64)
-        app.store.upsert(ids, vectors[s : s + len(heads)], np.zeros(len(heads), np.int64), np.zeros(len(heads), np.int64))
-        app.repo.add_documents(heads, None, now)
+        app.open_store().upsert(ids, vectors[s : s + len(heads)], np.zeros(len(heads), np.int64), np.zeros(len(heads), np.int64))
+        app.ledger.add_documents(heads, None, now)
     return app, vectors
 
 
@@ -86,7 +86,7 @@ def main() -> None:
             ours = timed(lambda q: usecases.search(app, q, k=10, serving=True), queries)
             qv = embedder.embed(queries)
             floor = timed(lambda i: np.argpartition(-(vectors @ qv[i]), 10)[:10], range(len(queries)))
-            milvus = timed(lambda i: app.store.store.search(qv[i : i + 1], 10), range(min(20, len(queries))))
+            milvus = timed(lambda i: app.open_store().store.search(qv[i : i + 1], 10), range(min(20, len(queries))))
             app.close()
         print(json.dumps({"n": n, "build_s": round(built, 1), "ours_search": summary(ours),
                           "baseline_numpy_in_memory_no_embedding": summary(floor), "baseline_milvus_lite_search_no_embedding": summary(milvus),

@@ -1,26 +1,35 @@
 """The composition root: settings -> adapters -> the App the use cases run on.
 
-The embedder and Milvus are opened on first use, so reads (status, export, report) touch
-only SQLite: they stay fast and work while `serve` owns the Milvus Lite file.
+The embedder and the vector store are opened on first use, so reads (status, export, report) touch
+only SQL: they stay fast and work while `serve` owns the Milvus Lite file.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
 import os
 import threading
 from pathlib import Path
 
 from . import state as run_state
+from .adapters.notify import Teller
+from .adapters.sql.alerts import SqlAlertHistory
+from .adapters.sql.coordination import SqlCoordination
+from .adapters.sql.engine import make_engine, upgrade
+from .adapters.sql.ledger import SqlLedger
+from .adapters.sql.reads import SqlStoryReads
+from .adapters.sql.runs import SqlRunHistory
 from .adapters.vector_cache import CachedVectorStore
-from .adapters.sql.repository import AlertStore, Coordination, SqlRepository, StoryReader, make_engine, upgrade
 from .clustering.assign import PredictionState
-from .config import Settings
+from .config import Settings, is_server_uri
 from .faults import BrokenStore
 from .failpoints import Failpoints, OutageSwitch
-from .ports import Embedder, HistoryRepo, NeighbourIndex, VectorStore
+from .ports import (AlertHistory, Coordination, DocumentLedger, Embedder, NeighbourIndex, Notifier, ReportPages, RunFiles, RunHistory,
+                    SearchIndex, StoryReads, VectorStore)
+from .report.pages import HtmlPages
 
 
 log = logging.getLogger("newsclust")
@@ -62,16 +71,14 @@ def check_home(settings: Settings) -> None:
         raise
 
 
-def check_lite_store(uri: str) -> None:
-    """A Milvus Lite store is a folder; a plain file there (a copy gone wrong, a stray download) cannot be opened."""
-    path = Path(uri)
-    if path.exists() and not path.is_dir():
-        raise BrokenStore(f"{path}: not a Milvus Lite store (a file where milvus-lite keeps a folder); nothing was changed: move "
-                          "it aside and restore the folder from a backup, or start a new one (the next rebuild needs the vectors: "
-                          "ingest the files in processed/ again)")
-
-
 class App:
+    """The wired service: settings and the ports the use cases run on (service/ports.py).
+
+    History ports (SQL), run files and the notifier are built here at once (cheap: no model, no vector store).
+    The embedder and the vector store are opened on first use, by name: `embedder` loads the model the first
+    time it is read; `open_store()` / `open_neighbours()` open the store (and the kept graph in front of it);
+    `search_index()` picks what a query may read. Reads (status, export, report) so touch only SQL."""
+
     def __init__(self, settings: Settings, embedder: Embedder | None = None, store: VectorStore | None = None):
         check_home(settings)
         self.settings = settings
@@ -85,11 +92,18 @@ class App:
             engine.dispose()
             raise BrokenStore(f"{settings.sqlite_path if not settings.database_url else 'the database'}: {broken}; nothing was "
                               "changed: restore it from a backup (sqlite3's .recover can save what is readable), or choose another --home") from exc
-        self._engine = engine
-        self.repo: HistoryRepo = SqlRepository(engine)
-        self.alerts = AlertStore(engine)
-        self.reader = StoryReader(engine)
-        self.coordination = Coordination(engine)
+        self.engine = engine
+        self.ledger: DocumentLedger = SqlLedger(engine)
+        self.runs: RunHistory = SqlRunHistory(engine)
+        self.stories: StoryReads = SqlStoryReads(engine)
+        self.alerts: AlertHistory = SqlAlertHistory(engine)
+        self.coordination: Coordination = SqlCoordination(engine)
+        self.run_files: RunFiles = run_state.StateFolder(settings.state_dir)
+        home_key = hashlib.sha256(str(settings.home.resolve()).encode()).hexdigest()[:16]
+        self.notifier: Notifier = Teller(settings.reports_dir / "alerts.xml", f"urn:newsclust:{home_key}",
+                                         webhook=(lambda: self.webhook) if settings.webhook_url else None)
+        self.pages: ReportPages = HtmlPages(settings.reports_dir, settings.report_max_points, settings.seed, settings.report_keep_runs)
+        self._home_key = home_key
         self._webhook = None
         self._embedder = embedder
         self._store = store
@@ -102,6 +116,7 @@ class App:
 
     @property
     def embedder(self) -> Embedder:
+        """The model, loaded the first time it is asked for (seconds: torch and the weights)."""
         if self._embedder is None:
             from .adapters.embedders import make_embedder
 
@@ -109,61 +124,75 @@ class App:
             self._embedder = make_embedder(s.embedder, s.embedder_path, s.embed_batch_size, s.max_text_chars, s.max_tokens, s.embed_precision, s.embed_device)
         return self._embedder
 
+    @property
+    def store_is_server(self) -> bool:
+        """Whether the configured vector store is a server (config.is_server_uri), known without opening it."""
+        return is_server_uri(self.settings.resolved_milvus_uri)
+
     def open_store(self) -> VectorStore:
         """Load the model (the store needs its dimension), open the vector store and, with vector_cache on, the
         neighbour index in front of it: the store the use cases write to and search."""
         s = self.settings
         if self._store is None:
-            from .adapters.milvus import MilvusStore, is_lite, quiet_library_logs
+            from .adapters.milvus import open_milvus
 
-            quiet_library_logs()
-            if is_lite(s.resolved_milvus_uri):
-                check_lite_store(s.resolved_milvus_uri)
-            self._store = MilvusStore(s.resolved_milvus_uri, s.collection, self.embedder.dim, s.milvus_token)
+            self._store = open_milvus(s.resolved_milvus_uri, s.collection, lambda: self.embedder.dim, s.milvus_token)
             if self.failpoints.outages:
                 self._store = OutageSwitch(self._store, s.home / "faults" / "vector-store-down")
             if self._neighbours is not None:  # opened again after set_store_aside: the index fronts the new one
                 self._neighbours.store = self._store
         if s.vector_cache and self._neighbours is None:
-            # several workers: each keeps its own copy (they would tear one shared file), refilled when Milvus holds more
-            folder = s.state_dir / (f"vectors-{s.collection}-{s.resolved_worker_name}" if s.shared else f"vectors-{s.collection}")
-            self._neighbours = CachedVectorStore(self._store, folder, self.embedder.dim,
+            self._neighbours = CachedVectorStore(self._store, self._copy_folder(), self.embedder.dim,
                                                  source=f"{s.resolved_milvus_uri}#{s.collection}", knn_k=s.knn_k)
         return self._neighbours if self._neighbours is not None else self._store
 
-    def set_store_aside(self) -> bool:
-        """Close a Milvus Lite file for now, to be opened again on next use (open_store); True if it was open.
-
-        Milvus Lite runs inside this process and holds every vector of the collection (3.9 GB at 1M
-        documents, more than the rest of a rebuild). A rebuild from the kept graph needs it only to check
-        the copy's count, so it lets go after that check and the next write opens it again (about 3 s at
-        1M). A Milvus server, or a store handed in by the caller, stays open."""
-        from .adapters.milvus import is_lite, release_local
-
-        s = self.settings
-        if self._store is None or self._store_handed_in or self._neighbours is None or not is_lite(s.resolved_milvus_uri):
-            return False
-
-        store, self._store = self._store, None
-        try:
-            store.close()
-        except Exception as exc:  # noqa: BLE001 — the rebuild goes on; the next use opens a new client anyway
-            log.warning("closing Milvus Lite for the rebuild failed (%s: %s)", type(exc).__name__, exc)
-        release_local(s.resolved_milvus_uri)
-        return True
-
-    @property
-    def store(self) -> VectorStore:
-        """The vector store, opened on first use (open_store)."""
-        return self.open_store()
-
-    @property
-    def neighbours(self) -> NeighbourIndex | None:
-        """The kept kNN graph and live index (the vector cache), opened on first use; None when vector_cache = false."""
+    def open_neighbours(self) -> NeighbourIndex | None:
+        """The kept kNN graph and live index (the vector cache), opening the store; None when vector_cache = false."""
         if not self.settings.vector_cache:
             return None
         self.open_store()
         return self._neighbours
+
+    def set_store_aside(self) -> bool:
+        """Let the vector store go for now, to be opened again on next use (open_store); True if it was let go.
+
+        An in-process store (Milvus Lite) holds every vector of the collection (3.9 GB at 1M documents, more than
+        the rest of a rebuild). A rebuild from the kept graph needs it only to check the copy's count, so it lets
+        go after that check and the next write opens it again (about 3 s at 1M). The store says whether it holds
+        anything to hand back (VectorStore.release: a server does not); a store handed in by the caller stays."""
+        if self._store is None or self._store_handed_in or self._neighbours is None:
+            return False
+        try:
+            released = self._store.release()
+        except Exception as exc:  # noqa: BLE001 — the rebuild goes on; the next use opens a new client anyway
+            log.warning("letting the vector store go for the rebuild failed (%s: %s)", type(exc).__name__, exc)
+            released = True
+        if released:
+            self._store = None
+        return released
+
+    def search_index(self, serving: bool = False) -> SearchIndex:
+        """What a query searches. The writer's vector copy under HOME/state/ when it is readable (beside a running
+        serve, which holds a Milvus Lite file, it is the only way in); else the store, unless a serving process
+        owns it (Lite: one process per file) — then LookupError."""
+        from .adapters.vector_cache import CopyIndex
+
+        s = self.settings
+        folder = self._copy_folder(mine=False)
+        copy = CopyIndex(folder, self.embedder.dim, source=copy_source(folder, s.resolved_milvus_uri, s.collection))
+        if copy.usable:
+            return copy
+        if not serving or self.store_is_server:
+            return self.open_store()
+        raise LookupError("search beside a running serve reads its vector copy under HOME/state/, and there is none "
+                          "(vector_cache = false): stop serve, or use a Milvus server")
+
+    def _copy_folder(self, mine: bool = True) -> Path:
+        """The vector copy's folder: several workers keep one each (they would tear one shared file), refilled when the
+        store holds more; a query reads the home's one copy."""
+        s = self.settings
+        worker = f"-{s.resolved_worker_name}" if s.shared and mine else ""
+        return s.state_dir / f"vectors-{s.collection}{worker}"
 
     @property
     def webhook(self):
@@ -172,8 +201,7 @@ class App:
             from .adapters.notify import Webhook
             from .adapters.sql.outbox import WebhookOutbox
 
-            home_key = hashlib.sha256(str(self.settings.home.resolve()).encode()).hexdigest()[:16]
-            self._webhook = Webhook(self.settings.webhook_url, outbox=WebhookOutbox(self._engine), key_prefix=f"newsclust:{home_key}")
+            self._webhook = Webhook(self.settings.webhook_url, outbox=WebhookOutbox(self.engine), key_prefix=f"newsclust:{self._home_key}")
         return self._webhook
 
     def resume_webhook(self) -> None:
@@ -184,8 +212,9 @@ class App:
             log.warning("webhook outbox not resumed (%s: %s)", type(exc).__name__, exc)
 
     def prediction_state(self, run_id: int) -> PredictionState | None:
+        """The run's prediction state, read once per run and kept."""
         if self._pstate is None or self._pstate[0] != run_id:
-            self._pstate = (run_id, run_state.load_prediction_state(self.settings.state_dir, run_id))
+            self._pstate = (run_id, self.run_files.load_prediction_state(run_id))
         return self._pstate[1]
 
     def forget_prediction_state(self) -> None:
@@ -198,7 +227,21 @@ class App:
         if self._neighbours is not None or self._store is not None:
             (self._neighbours or self._store).close()  # the index closes the store it fronts
             self._store = self._neighbours = None
-        self._engine.dispose()
+        self.engine.dispose()
+
+
+def copy_source(folder: Path, uri: str, collection: str) -> str:
+    """The source a vector copy must name to be read: ours (store URI # collection), or the writer's spelling of the
+    same Lite file (serve started with `--home h`, search with `--home /abs/h`: one file, two strings)."""
+    ours = f"{uri}#{collection}"
+    if is_server_uri(uri):
+        return ours
+    try:
+        written = json.loads((folder / "source.json").read_text()).get("source", "")
+    except (OSError, ValueError):
+        return ours
+    path, _, coll = written.rpartition("#")
+    return written if coll == collection and path and Path(path).resolve() == Path(uri).resolve() else ours
 
 
 def _broken_database(exc: BaseException) -> str | None:

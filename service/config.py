@@ -101,7 +101,7 @@ class Settings:
     def shared(self) -> bool:
         """Several processes may write this home: PostgreSQL for history and a Milvus server for vectors (neither
         allows only one writer). With SQLite or a Milvus Lite file, one process owns the home (HOME/writer.lock)."""
-        return self.database_url.startswith("postgresql") and self.resolved_milvus_uri.startswith(("http://", "https://", "tcp://"))
+        return self.database_url.startswith("postgresql") and is_server_uri(self.resolved_milvus_uri)
 
     @property
     def resolved_worker_name(self) -> str:
@@ -122,6 +122,12 @@ class Settings:
             d.mkdir(parents=True, exist_ok=True)
 
 
+def is_server_uri(uri: str) -> bool:
+    """The one rule for "is the vector store a server?": one reached by URL (Milvus server, Zilliz Cloud), which several
+    processes may open; anything else is a Milvus Lite file run inside the one process that opens it."""
+    return uri.startswith(("http://", "https://", "tcp://"))
+
+
 def describe_settings() -> list[tuple[str, str, str]]:
     """(name, default, help) for every setting, for `--help-settings` and the README check."""
     return [(f.name, str(f.default), f.metadata["help"]) for f in fields(Settings)]
@@ -136,7 +142,7 @@ class SettingsError(ValueError):
 
 # settings that take one of a few words; anything else is refused when the settings load, not at the first rebuild
 CHOICES = {
-    "embedder": ("minilm", "bge-m3"),
+    "embedder": ("minilm", "bge-m3"),  # adapters/embedders.py makes each of these, by these names
     "embed_precision": ("auto", "fp32", "bf16", "int8"),
     "embed_device": ("auto", "cpu", "cuda"),
     "window_by": ("published", "ingested"),

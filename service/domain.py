@@ -104,7 +104,7 @@ class Run:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     n_documents: int | None = None
-    n_clusters: int | None = None  # stories
+    n_stories: int | None = None  # SQL: runs.n_clusters
     n_noise: int | None = None
     timings: dict[str, float | str] = field(default_factory=dict)  # seconds per stage; {"error": why} for a failed run
     knn_k: int | None = None
@@ -129,6 +129,44 @@ class ExportRow(NamedTuple):
     run_id: int | None
     story_name: str | None
     topic_name: str | None
+
+
+class FailedRun(NamedTuple):
+    run_id: int
+    at: datetime | None
+    error: str
+
+
+class FailedFile(NamedTuple):
+    name: str
+    at: datetime | None
+    reason: str | None
+
+
+class FileWaiting(NamedTuple):
+    """A file the service will take again (retrying) or leaves where it is (parked), with why."""
+
+    name: str
+    state: str
+    attempts: int
+    reason: str | None
+
+
+@dataclass
+class HistoryStatus:
+    """What the history says about the service: counts, the latest rebuild, the latest failures (times naive UTC)."""
+
+    documents: int
+    stories: int  # in the latest finished rebuild
+    noise: int  # documents that rebuild put in no story
+    pending_arrivals: int  # documents ingested since that rebuild started
+    last_run_id: int | None
+    last_run_at: datetime | None
+    running_since: datetime | None  # a rebuild marked running
+    failed_run: FailedRun | None  # the latest
+    failed_file: FailedFile | None  # the latest failed, retrying or parked file
+    files: dict[str, int]  # ledger state -> files
+    files_waiting: list[FileWaiting]
 
 
 # -- what the report reads ---------------------------------------------------------------------------------------

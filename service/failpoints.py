@@ -4,8 +4,8 @@ Off unless the `failpoint` setting names one, as PHASE or PHASE:N (die the Nth t
 Phases: parse, embed, milvus, sqlite, move, rebuild. SIGKILL, not an exception: nothing gets to clean up.
 
 `failpoint = "outages"` instead lets a soak test cut the vector store off: while the file
-HOME/faults/vector-store-down exists, every call to Milvus raises pymilvus's own
-MilvusUnavailableException, as a stopped server does.
+HOME/faults/vector-store-down exists, every call to the vector store raises faults.StoreUnavailable, as the
+store's adapter does for a stopped server.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
+
+from .faults import StoreUnavailable
 
 PHASES = ("parse", "embed", "milvus", "sqlite", "move", "rebuild")
 
@@ -45,14 +47,12 @@ class OutageSwitch:
 
     def __getattr__(self, name: str):
         attr = getattr(self._store, name)
-        if not callable(attr) or name == "close":
+        if not callable(attr) or name in ("close", "release"):
             return attr
 
         def call(*args, **kwargs):
             if self._switch.exists():
-                from pymilvus.exceptions import MilvusUnavailableException
-
-                raise MilvusUnavailableException(message=f"vector store unreachable (fault injected by {self._switch.name})")
+                raise StoreUnavailable(f"vector store unreachable (fault injected by {self._switch.name})")
             return attr(*args, **kwargs)
 
         return call

@@ -12,6 +12,8 @@ import errno
 import sqlite3
 from dataclasses import dataclass
 
+from .config import Settings
+
 # OSError numbers that describe the machine, not the file
 _ENVIRONMENT_ERRNOS = {
     errno.ENOSPC: "disk full",
@@ -30,7 +32,8 @@ _ENVIRONMENT_ERRNOS = {
 
 
 class StoreUnavailable(Exception):
-    """The vector store could not be reached or did not answer; raised by the store adapters' callers."""
+    """The vector store failed or could not be reached: what a store adapter raises for its library's errors
+    (adapters/milvus.py turns pymilvus's and gRPC's into it), so no library's exceptions are known here."""
 
 
 def transient_cause(exc: BaseException) -> str | None:
@@ -47,7 +50,7 @@ def transient_cause(exc: BaseException) -> str | None:
 
 def _own_cause(exc: BaseException) -> str | None:
     if isinstance(exc, StoreUnavailable):
-        return f"vector store unavailable: {exc}"
+        return f"vector store unavailable: {exc}".splitlines()[0]
     if isinstance(exc, sqlite3.OperationalError):
         return f"SQLite: {exc}"
     try:
@@ -58,14 +61,6 @@ def _own_cause(exc: BaseException) -> str | None:
         return f"database: {str(exc.orig) if getattr(exc, 'orig', None) else exc}".splitlines()[0]
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return f"database connection lost: {exc.orig}".splitlines()[0]
-    try:
-        from pymilvus.exceptions import MilvusException
-    except ImportError:  # pragma: no cover
-        MilvusException = ()  # type: ignore[assignment]
-    if isinstance(exc, MilvusException):
-        return f"vector store: {getattr(exc, 'message', None) or exc}".splitlines()[0]
-    if type(exc).__module__.startswith("grpc"):
-        return f"vector store connection: {type(exc).__name__}: {exc}".splitlines()[0]
     if isinstance(exc, (ConnectionError, TimeoutError)):
         return f"{type(exc).__name__}: {exc}"
     if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
@@ -78,8 +73,8 @@ def _own_cause(exc: BaseException) -> str | None:
 class Backoff:
     """Exponential backoff: first, 2×first, 4×first … capped at `cap` seconds."""
 
-    first_s: float = 2.0
-    cap_s: float = 300.0
+    first_s: float = Settings.retry_first_s
+    cap_s: float = Settings.retry_max_s
 
     def delay(self, attempt: int) -> float:
         return float(min(self.cap_s, self.first_s * (2 ** max(0, attempt - 1))))

@@ -1,16 +1,41 @@
-"""The edges the use cases talk to; adapters implement them, bootstrap wires them."""
+"""The edges the use cases talk to: adapters implement them, bootstrap wires them, the App hands them out.
+
+| port           | what it serves                                     | adapter                                   |
+|----------------|----------------------------------------------------|-------------------------------------------|
+| Embedder       | text -> unit vectors                               | adapters/embedders.py                     |
+| VectorStore    | every vector, the source of truth                  | adapters/milvus.py                        |
+| NeighbourIndex | the kept kNN graph and live index before the store | adapters/vector_cache.py                  |
+| SearchIndex    | nearest stored headlines for a query, read only    | the store, or vector_cache.CopyIndex      |
+| DocumentLedger | files taken and the documents they brought         | adapters/sql/ledger.py                    |
+| RunHistory     | rebuilds, their stories and topics, placements     | adapters/sql/runs.py                      |
+| StoryReads     | what people and the report read                    | adapters/sql/reads.py                     |
+| AlertHistory   | what each story was announced as; the alerts       | adapters/sql/alerts.py                    |
+| Coordination   | claims on files and leases between workers         | adapters/sql/coordination.py              |
+| RunFiles       | per-run files beside the history (state/)          | state.py                                  |
+| Notifier       | telling people about alerts (log, feed, webhook)   | adapters/notify.py                        |
+| ReportPages    | a run's HTML page, rendered and published          | report/ (pages.py)                        |
+
+Ids are document ids (domain.document_id); times are naive UTC.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from .domain import Alert, ClusterEvent, ExportRow, Headline, Lineage, Neighbours, ReportDocs, Run, StoryRow, TopicRow
+from .clustering.assign import PredictionState
+from .config import Settings
+from .domain import (Alert, ClusterEvent, ExportRow, Headline, HistoryStatus, Lineage, Neighbours, ReportDocs, Run, StoryRow,
+                     TopicRow)
 
-Name = tuple[str, list[str], list[int]]  # a cluster's (title, keywords, representative document ids)
+if TYPE_CHECKING:
+    from .failpoints import Failpoints
+
+SavedName = tuple[str, list[str], list[int]]  # what the history keeps to name a story or topic: (title, keywords, representative ids)
 
 
 class Embedder(Protocol):
@@ -21,7 +46,18 @@ class Embedder(Protocol):
         """Unit-length float32 vectors, one row per text."""
 
 
-class VectorStore(Protocol):
+class SearchIndex(Protocol):
+    """Search only: what a query needs, from whichever copy of the vectors this process may read."""
+
+    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, cosine distances) of each query's k nearest stored vectors; missing slots are id -1, distance inf."""
+
+
+class VectorStore(SearchIndex, Protocol):
+    # A server is reached over the network and may be opened by several processes at once; the alternative is an
+    # engine inside this process, owned by one process (Milvus Lite: one process per file).
+    is_server: bool
+
     def upsert(self, ids: np.ndarray, vectors: np.ndarray, published_ts: np.ndarray, ingested_ts: np.ndarray) -> None: ...
 
     def count(self) -> int: ...
@@ -35,8 +71,9 @@ class VectorStore(Protocol):
     def iter_rows(self, batch_size: int = 5000, since_ts: int | None = None, by: str = "published") -> Iterator[tuple[np.ndarray, ...]]:
         """(ids, vectors, published_ts, ingested_ts) in batches: the whole collection, for refilling a cache."""
 
-    def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, cosine distances) of each query's k nearest stored vectors; missing slots are id -1, distance inf."""
+    def release(self) -> bool:
+        """Close, and hand back the memory an in-process engine holds for the collection (Milvus Lite: every vector);
+        True if it did. A server holds nothing here: it stays open (False). The store is opened again to be used."""
 
     def close(self) -> None: ...
 
@@ -45,6 +82,8 @@ class NeighbourIndex(Protocol):
     """Each document's kNN list kept up to date as vectors arrive, so a rebuild reads a finished graph instead of
     searching, and arrivals are placed from a live index instead of a vector-store search. It fronts the
     vector store: writes go through it to the store."""
+
+    last_sync: dict | None  # how the copy last met the store: current, caught up (rows read) or refilled
 
     def upsert(self, ids: np.ndarray, vectors: np.ndarray, published_ts: np.ndarray, ingested_ts: np.ndarray) -> None:
         """Add vectors (or correct known ones): written to the vector store, then to the index and the graph."""
@@ -58,21 +97,19 @@ class NeighbourIndex(Protocol):
         """As VectorStore.search, from the live index where this process keeps one."""
 
 
-class HistoryRepo(Protocol):
-    """The history the use cases and the report read and write (SQLAlchemy on SQLite or PostgreSQL:
-    adapters/sql/repository.py). Ids are document ids (domain.document_id); times are naive UTC."""
+class DocumentLedger(Protocol):
+    """The file ledger (one row per file however often it is retried) and the documents files brought."""
 
-    # the file ledger: one row per file however often it is retried
     def processed_file(self, sha256: str) -> int | None: ...
+    def file_name(self, file_id: int) -> str | None: ...
     def start_file(self, name: str, sha256: str, size: int, tries: int = 1) -> tuple[int, int]:
         """(ledger row, attempt number)."""
     def finish_file(self, file_id: int, state: str, *, seen: int = 0, stored: int = 0, duplicate: int = 0, rejected: int = 0,
                     updated: int = 0, encoding: str | None = None, reason: str | None = None) -> None: ...
     def note_file(self, file_id: int, state: str, reason: str) -> None: ...
-    def mark_interrupted(self) -> dict[str, int]: ...
-    def abandon_running_runs(self, reason: str) -> int: ...
+    def mark_interrupted(self) -> int:
+        """Files a stop cut off mid-file, now 'interrupted'; how many."""
 
-    # documents
     def stored_texts(self, ids: Sequence[int]) -> dict[int, tuple[str, str]]: ...
     def add_documents(self, headlines: Sequence[Headline], file_id: int | None, ingested_at: datetime) -> int: ...
     def revise_documents(self, headlines: Sequence[Headline], file_id: int | None, at: datetime) -> None: ...
@@ -83,34 +120,134 @@ class HistoryRepo(Protocol):
         """(published, ingested) of each id."""
     def newest_time(self, by: str) -> datetime | None: ...
 
-    # runs and their clusterings
+
+class RunHistory(Protocol):
+    """Rebuilds and what they produced, and the arrivals placed between them."""
+
+    def abandon_running_runs(self, reason: str) -> int: ...
+    def arrival_counts(self) -> tuple[int, int]:
+        """(documents, documents ingested since the latest finished rebuild started)."""
     def start_run(self, params: dict) -> int: ...
     def fail_run(self, run_id: int, reason: str) -> None: ...
     def latest_run(self) -> Run | None:
         """The latest finished rebuild."""
     def done_runs(self) -> list[Run]: ...
     def run(self, run_id: int) -> Run | None: ...
-    def next_cluster_id(self) -> int: ...
+    def next_story_id(self) -> int: ...
     def next_topic_id(self) -> int: ...
-    def run_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def run_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """(document ids, story ids) of a run."""
     def run_topic_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]: ...
     def placed_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]: ...
     def story_topics(self, run_id: int) -> dict[int, int]: ...
     def commit_run(self, run_id: int, *, doc_ids: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, outlier_scores: np.ndarray,
-                   names: dict[int, Name], events: Iterable[ClusterEvent], timings: dict[str, float], params: dict,
+                   names: dict[int, SavedName], events: Iterable[ClusterEvent], timings: dict[str, float], params: dict,
                    topics: np.ndarray | None = None, story_topics: dict[int, int] | None = None,
-                   topic_names: dict[int, Name] | None = None) -> None:
+                   topic_names: dict[int, SavedName] | None = None, drift_checks: list[dict] | None = None) -> None:
         """Everything a rebuild produced, in one transaction."""
     def record_predictions(self, run_id: int, doc_ids: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
                            outlier_scores: np.ndarray, topic_ids: np.ndarray | None = None) -> None: ...
     def noise_pool_ids(self, run_id: int) -> np.ndarray: ...
     def noise_pool_size(self, run_id: int) -> int: ...
 
-    # reads for people
+
+class StoryReads(Protocol):
+    """Reads for people (search hits, a story, a topic, the export, the status) and for the report page."""
+
+    def documents(self, ids: Sequence[int]) -> dict[int, dict]: ...
+    def story(self, story_id: int) -> dict | None: ...
+    def topic(self, topic_id: int) -> dict | None: ...
     def export_rows(self) -> Iterator[ExportRow]: ...
-    def status(self) -> dict: ...
+    def status(self) -> HistoryStatus: ...
     def report_documents(self, run_id: int) -> ReportDocs: ...
     def run_stories(self, run_id: int) -> list[StoryRow]: ...
     def run_topics(self, run_id: int) -> list[TopicRow]: ...
     def lineage(self, run_id: int) -> Lineage: ...
     def run_alerts(self, run_id: int, limit: int = 20) -> list[Alert]: ...
+
+
+class AlertHistory(Protocol):
+    def story_times(self, run_id: int, since: datetime | None) -> tuple[np.ndarray, np.ndarray]:
+        """(story id, news time in unix seconds) of every headline the run clustered or placed since `since`."""
+    def born_stories(self, run_id: int) -> set[int]: ...
+    def earlier_homes(self, run_id: int, story_ids: list[int], runs_back: int = 3) -> dict[int, dict[int, int]]: ...
+    def first_done_run(self) -> int | None: ...
+    def story_cards(self, run_id: int) -> dict[int, dict]: ...
+    def states(self) -> dict[int, tuple[bool, bool]]:
+        """story id -> (announced as new, surging now)."""
+    def record(self, raised: list[dict], states: dict[int, tuple[bool, bool]]) -> list[dict]: ...
+    def latest(self, limit: int = 100) -> list[dict]: ...
+
+
+class Coordination(Protocol):
+    """Claims and leases through the store every worker shares: the store decides the race."""
+
+    def claim_file(self, name: str, worker: str, lease_s: float) -> bool: ...
+    def heartbeat(self, names: Sequence[str], worker: str) -> None: ...
+    def finish_claim(self, name: str, worker: str) -> None: ...
+    def take_lease(self, name: str, holder: str, ttl_s: float) -> bool: ...
+    def release_lease(self, name: str, holder: str) -> None: ...
+
+
+class RunFiles(Protocol):
+    """Per-run files derived from the vectors and the history (prediction state, map layout, story cohesion), and
+    what the serving processes publish about themselves. A file that is missing or unreadable reads as None."""
+
+    def save_prediction_state(self, run_id: int, state: PredictionState) -> None: ...
+    def load_prediction_state(self, run_id: int) -> PredictionState | None: ...
+    def save_layout(self, run_id: int, doc_ids: np.ndarray, xy: np.ndarray) -> None: ...
+    def load_layout(self, run_id: int) -> tuple[np.ndarray, np.ndarray] | None: ...
+    def save_story_cohesion(self, run_id: int, story_ids: np.ndarray, cohesion: np.ndarray) -> None: ...
+    def load_story_cohesion(self, run_id: int) -> tuple[np.ndarray, np.ndarray] | None: ...
+    def serving_statuses(self) -> list[dict]:
+        """What each serving process of this home last published (one; on a shared home, one per worker)."""
+
+
+class Notifier(Protocol):
+    def tell(self, recorded: list[dict], feed: list[dict]) -> None:
+        """Tell people about the alerts just recorded (a log line each, the webhook) and rewrite the feed of the
+        latest ones (`feed`)."""
+
+
+class ReportPages(Protocol):
+    def has_page(self, run_id: int) -> bool:
+        """Whether the run's page was written."""
+
+    def publish(self, reads: StoryReads, run: Run, layout: tuple[np.ndarray, np.ndarray] | None, done_runs: list[Run], *,
+                is_latest: bool, out: Path | None = None, standalone: bool = False) -> Path:
+        """Render a run's page from the history's reads and its layout, write it (and latest.html, index.html); its path."""
+
+
+class App(Protocol):
+    """What a use case is given: the settings and the ports, wired by bootstrap.App (the one implementation)."""
+
+    settings: Settings
+    ledger: DocumentLedger
+    runs: RunHistory
+    stories: StoryReads
+    alerts: AlertHistory
+    coordination: Coordination
+    run_files: RunFiles
+    notifier: Notifier
+    pages: ReportPages
+    failpoints: Failpoints
+
+    @property
+    def embedder(self) -> Embedder:
+        """The model, loaded on first use."""
+
+    def open_store(self) -> VectorStore:
+        """The store to write to and search (the neighbour index in front of it where one is kept), opened on first use."""
+
+    def open_neighbours(self) -> NeighbourIndex | None:
+        """The kept kNN graph, opening the store; None when none is kept (vector_cache = false)."""
+
+    def set_store_aside(self) -> bool:
+        """Let the store's in-process memory go until its next use."""
+
+    def search_index(self, serving: bool = False) -> SearchIndex:
+        """What a query may search (LookupError where nothing is readable beside a running serve)."""
+
+    def prediction_state(self, run_id: int) -> PredictionState | None: ...
+
+    def forget_prediction_state(self) -> None: ...

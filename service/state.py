@@ -33,7 +33,8 @@ def _atomic_savez(path: Path, **arrays: np.ndarray) -> None:
 
 
 def _load_npz(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray] | None:
-    """The named arrays, or None (and the damaged file removed) when the file is not whole."""
+    """The named arrays, or None when the file is missing or not whole. A read only reads: a damaged file stays
+    until the next rebuild writes the run's file again (under the same name, atomically) or pruning removes it."""
     if not path.exists():
         return None
     try:
@@ -41,10 +42,6 @@ def _load_npz(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray] | Non
             return {n: z[n] for n in names}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         log.warning("derived state %s is unreadable (%s: %s): ignored; the next rebuild writes it again", path.name, type(exc).__name__, exc)
-        try:
-            path.unlink()
-        except OSError:
-            pass
         return None
 
 
@@ -200,22 +197,48 @@ def read_status(path: Path, tries: int = 5) -> dict | None:
     return None
 
 
-def page_path(reports_dir: Path, run_id: int) -> Path:
-    return reports_dir / f"run-{run_id}.html"
+STATUS_FILE = "service.json"  # one serving process per home; a shared home's workers each write service-WORKER.json
 
 
-def write_cut_off_page(app) -> str | None:
-    """At a serving start: the latest committed run whose page a stop cut off (SIGTERM during the map or the page,
-    after the commit) gets its page now, so latest.html is not a run behind. Returns what was done, for the log."""
-    from .usecases import write_report
+def status_path(state_dir: Path, worker: str | None = None) -> Path:
+    """Where a serving process publishes its status: the home's one server, or (shared home) one worker of it."""
+    return state_dir / (f"service-{worker}.json" if worker else STATUS_FILE)
 
-    run = app.repo.latest_run()
-    if run is None or page_path(app.settings.reports_dir, run.id).exists():
-        return None
-    has_map = load_layout(app.settings.state_dir, run.id) is not None
-    write_report(app, run.id)
-    return (f"run {run.id}'s page was cut off by the last stop: written now"
-            + ("" if has_map else " (its map comes with the next rebuild)"))
+
+def serving_statuses(state_dir: Path) -> list[dict]:
+    """What the serving processes of a home published: the one server's file, else every worker's."""
+    one = read_status(status_path(state_dir))
+    if one is not None:
+        return [one]
+    return [st for p in sorted(state_dir.glob(status_path(state_dir, "*").name)) if (st := read_status(p)) is not None]
+
+
+class StateFolder:
+    """The run files of one home (HOME/state/): ports.RunFiles."""
+
+    def __init__(self, state_dir: Path):
+        self.state_dir = state_dir
+
+    def save_prediction_state(self, run_id: int, state: PredictionState) -> None:
+        save_prediction_state(self.state_dir, run_id, state)
+
+    def load_prediction_state(self, run_id: int) -> PredictionState | None:
+        return load_prediction_state(self.state_dir, run_id)
+
+    def save_layout(self, run_id: int, doc_ids: np.ndarray, xy: np.ndarray) -> None:
+        save_layout(self.state_dir, run_id, doc_ids, xy)
+
+    def load_layout(self, run_id: int) -> tuple[np.ndarray, np.ndarray] | None:
+        return load_layout(self.state_dir, run_id)
+
+    def save_story_cohesion(self, run_id: int, story_ids: np.ndarray, cohesion: np.ndarray) -> None:
+        save_story_cohesion(self.state_dir, run_id, story_ids, cohesion)
+
+    def load_story_cohesion(self, run_id: int) -> tuple[np.ndarray, np.ndarray] | None:
+        return load_story_cohesion(self.state_dir, run_id)
+
+    def serving_statuses(self) -> list[dict]:
+        return serving_statuses(self.state_dir)
 
 
 def stop_message(abandoned: int, current_run_id: int | None) -> str:

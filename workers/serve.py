@@ -24,7 +24,7 @@ from pathlib import Path
 from service import handoff, usecases
 from service.faults import Backoff, transient_cause
 from service import state as run_state
-from service.state import StatusBoard
+from service.state import StatusBoard, status_path as status_file_path
 from service.usecases.schedule import ASKED, CHECK, NEW_STORY, WAIT, after_arrivals, plan_for
 
 from .scheduler import RebuildSchedule
@@ -34,7 +34,6 @@ log = logging.getLogger("newsclust.serve")
 
 # a file that keeps failing for a reason that is not the file's (its move, an internal error) is parked after this many tries
 PARK_AFTER = 4
-STATUS_FILE = "service.json"
 
 
 class WatcherDied(RuntimeError):
@@ -190,7 +189,7 @@ class Service:
             return False
         if leader and not self._leader:
             log.info("%s leads the rebuilds now", self.worker)
-            self.app.repo.abandon_running_runs("its leader stopped")  # the lease says no other process is rebuilding
+            self.app.runs.abandon_running_runs("its leader stopped")  # the lease says no other process is rebuilding
         self._leader = leader
         return leader
 
@@ -259,7 +258,7 @@ class Service:
 
     def status_path(self) -> Path:
         s = self.app.settings
-        return s.state_dir / (f"service-{self.worker}.json" if s.shared else STATUS_FILE)
+        return status_file_path(s.state_dir, self.worker if s.shared else None)
 
     # -- life -----------------------------------------------------------------------------
     def _watch_requests(self, stop: threading.Event) -> None:
@@ -286,7 +285,7 @@ class Service:
             self.app.resume_webhook()  # alerts left undelivered by the last stop are sent now
         if self.role in ("all", "rebuild"):
             try:
-                if note := run_state.write_cut_off_page(self.app):
+                if note := usecases.write_cut_off_page(self.app):
                     log.warning("%s", note)
             except Exception as exc:  # noqa: BLE001 — the next rebuild writes a page anyway
                 log.warning("the latest run's missing page not written (%s: %s)", type(exc).__name__, exc)
@@ -327,8 +326,8 @@ class Service:
 
     def _abandon_rebuild(self) -> None:
         if self.rebuilding.is_set():
-            abandoned = self.app.repo.abandon_running_runs("stopped during the rebuild")
-            latest = self.app.repo.latest_run()
+            abandoned = self.app.runs.abandon_running_runs("stopped during the rebuild")
+            latest = self.app.runs.latest_run()
             self.stop_note = run_state.stop_message(abandoned, latest.id if latest else None)
 
     def _supervise(self) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import CHOICES, Settings
+
 
 def _offline() -> None:
     # Weights never come from a hub at run time: only the bundled or local copies.
@@ -187,13 +189,16 @@ class BgeM3Embedder:
         return _normalise(result)
 
 
-def make_embedder(kind: str, path: str = "", batch_size: int = 0, max_chars: int = 2000, max_tokens: int = 256,
-                  precision: str = "auto", device: str = "auto"):
-    """batch_size 0: the device's own (DEVICE_BATCH). BGE-M3 reads up to 8192 word pieces: at most 32 a batch on
-    the CPU, as before; 128 on a GPU (not measured: no GPU was at hand when it was written)."""
-    if kind == "minilm":
+def make_embedder(kind: str, path: str = Settings.embedder_path, batch_size: int = Settings.embed_batch_size,
+                  max_chars: int = Settings.max_text_chars, max_tokens: int = Settings.max_tokens,
+                  precision: str = Settings.embed_precision, device: str = Settings.embed_device):
+    """kind: one of config.CHOICES["embedder"], where the names are declared. batch_size 0: the device's own
+    (DEVICE_BATCH). BGE-M3 reads up to 8192 word pieces: at most 32 a batch on the CPU, as before; 128 on a GPU
+    (not measured: no GPU was at hand when it was written)."""
+    minilm, bge_m3 = CHOICES["embedder"]
+    if kind == minilm:
         return MiniLMEmbedder(path or None, batch_size=batch_size, max_chars=max_chars, max_tokens=max_tokens, precision=precision, device=device)
-    if kind == "bge-m3":
+    if kind == bge_m3:
         bge_batch = min(batch_size or 32, 32) if resolve_device(device) == "cpu" else (batch_size or 128)
         return BgeM3Embedder(path or None, batch_size=bge_batch, max_chars=max_chars, max_tokens=max_tokens, precision=precision, device=device)
-    raise ValueError(f"unknown embedder {kind!r}: use 'minilm' or 'bge-m3'")
+    raise ValueError(f"unknown embedder {kind!r}: one of {', '.join(CHOICES['embedder'])}")

@@ -8,13 +8,18 @@ collections are Strong-consistency so a read right after a write sees it.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 from pymilvus import DataType, MilvusClient
 
 from ..clustering.graph import cosine_to_distance
+from ..config import is_server_uri
+from ..faults import BrokenStore, StoreUnavailable
 
 MAX_NQ = 16_384
 MAX_TOPK = 16_384
@@ -30,12 +35,53 @@ def quiet_library_logs() -> None:
     logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
 
 
+def _library_fault(exc: BaseException) -> bool:
+    """pymilvus's errors and the gRPC channel's under it: the store failing, never the caller's data."""
+    from pymilvus.exceptions import MilvusException
+
+    return isinstance(exc, MilvusException) or type(exc).__module__.startswith("grpc")
+
+
+def _faults_as_ours(cls):
+    """The port speaks no library's exceptions: every public method's pymilvus or gRPC error is raised again as
+    faults.StoreUnavailable (a transient fault: the file is retried, the rebuild backs off), the library's as its cause."""
+
+    def wrap(fn):
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def gen(*args, **kwargs):
+                try:
+                    yield from fn(*args, **kwargs)
+                except Exception as exc:
+                    if _library_fault(exc):
+                        raise StoreUnavailable(str(getattr(exc, "message", None) or exc).splitlines()[0]) from exc
+                    raise
+            return gen
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                if _library_fault(exc):
+                    raise StoreUnavailable(str(getattr(exc, "message", None) or exc).splitlines()[0]) from exc
+                raise
+        return call
+
+    for name, fn in list(vars(cls).items()):
+        if inspect.isfunction(fn) and (name == "__init__" or not name.startswith("_")):
+            setattr(cls, name, wrap(fn))
+    return cls
+
+
 LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": False}
 
 
+@_faults_as_ours
 class MilvusStore:
     def __init__(self, uri: str, collection: str, dim: int, token: str = ""):
         self.uri = uri
+        self.is_server = is_server_uri(uri)  # ports.VectorStore: else Milvus Lite, an engine inside this process
         self.collection = collection
         self.dim = dim
         # a Lite file's client is its own connection, closed for good by close(): a shared one stays registered in
@@ -63,7 +109,7 @@ class MilvusStore:
             schema.add_field("published_ts", DataType.INT64)
             schema.add_field("ingested_ts", DataType.INT64)
             index = c.prepare_index_params()
-            index.add_index(field_name="vector", index_type="AUTOINDEX" if self.uri.startswith("http") else "FLAT", metric_type="COSINE")
+            index.add_index(field_name="vector", index_type="AUTOINDEX" if self.is_server else "FLAT", metric_type="COSINE")
             c.create_collection(self.collection, schema=schema, index_params=index, consistency_level="Strong")
         c.load_collection(self.collection)
 
@@ -157,8 +203,35 @@ class MilvusStore:
                     out_dist[s + row, col] = float(cosine_to_distance(np.float32(hit["distance"])))
         return out_ids, out_dist
 
+    def release(self) -> bool:
+        """Close; for Milvus Lite also stop its in-process server, handing back every loaded vector (release_local).
+        A server holds nothing in this process: it stays open (False)."""
+        if self.is_server:
+            return False
+        self.close()
+        release_local(self.uri)
+        return True
+
     def close(self) -> None:
         self.client.close()
+
+
+def open_milvus(uri: str, collection: str, dim: Callable[[], int], token: str = "") -> MilvusStore:
+    """The store as bootstrap opens it: the library's noisy loggers muted, a Lite store checked to be a folder before
+    anything is loaded; dim() is asked after (it loads the model)."""
+    quiet_library_logs()
+    if is_lite(uri):
+        check_lite_store(uri)
+    return MilvusStore(uri, collection, dim(), token)
+
+
+def check_lite_store(uri: str) -> None:
+    """A Milvus Lite store is a folder; a plain file there (a copy gone wrong, a stray download) cannot be opened."""
+    path = Path(uri)
+    if path.exists() and not path.is_dir():
+        raise BrokenStore(f"{path}: not a Milvus Lite store (a file where milvus-lite keeps a folder); nothing was changed: move "
+                          "it aside and restore the folder from a backup, or start a new one (the next rebuild needs the vectors: "
+                          "ingest the files in processed/ again)")
 
 
 def is_lite(uri: str) -> bool:

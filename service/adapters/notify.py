@@ -63,6 +63,25 @@ def _rfc3339(at) -> str:
     return at.replace(tzinfo=timezone.utc, microsecond=0).isoformat().replace("+00:00", "Z")
 
 
+class Teller:
+    """ports.Notifier: each alert one log line and a webhook POST (when a webhook is set), then the feed rewritten.
+
+    webhook: a callable giving the poster, or None where no webhook_url is set; called on the first alert only, so a
+    home that never alerts never starts the poster's thread."""
+
+    def __init__(self, feed_path: Path, feed_id: str, webhook=None):
+        self.feed_path, self.feed_id, self._webhook = feed_path, feed_id, webhook
+
+    def tell(self, recorded: list[dict], feed: list[dict]) -> None:
+        poster = self._webhook() if self._webhook is not None and recorded else None
+        for a in recorded:
+            logging.getLogger("newsclust").info("ALERT %s", describe(a))  # info: serve and demo print each alert once themselves
+            if poster is not None:
+                poster.post({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in a.items()})
+        self.feed_path.parent.mkdir(parents=True, exist_ok=True)
+        write_atom_feed(self.feed_path, feed, feed_id=self.feed_id)
+
+
 class Outbox(Protocol):
     """Where undelivered alerts wait (the history database's webhook_outbox table; sql/outbox.py)."""
 

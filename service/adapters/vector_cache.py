@@ -466,3 +466,12 @@ class CacheReader:
                 best_rows, best_sims = np.take_along_axis(best_rows, keep, axis=1), np.take_along_axis(best_sims, keep, axis=1)
         order = np.argsort(-best_sims, axis=1, kind="stable")
         return ids[np.take_along_axis(best_rows, order, axis=1)], np.take_along_axis(best_sims, order, axis=1)
+
+
+class CopyIndex(CacheReader):
+    """ports.SearchIndex over the writer's copy: CacheReader's similarities as the distances every store answers
+    (sqrt(2 - 2 cos), the clustering core's)."""
+
+    def search(self, queries: np.ndarray, k: int, chunk: int = 262_144) -> tuple[np.ndarray, np.ndarray]:
+        ids, sims = super().search(queries, k, chunk)
+        return ids, np.sqrt(np.clip(2.0 - 2.0 * sims.astype(np.float64), 0.0, 4.0)).astype(np.float32)

@@ -111,7 +111,7 @@ def print_ingest(r: usecases.IngestResult) -> None:
 
 def print_rebuild(r: usecases.RebuildResult) -> None:
     ev = ", ".join(f"{v} {k}" for k, v in sorted(r.events.items())) or "no changes"
-    say(f"rebuild run {r.run_id}: {r.documents} documents -> {r.clusters} clusters, {r.noise} noise "
+    say(f"rebuild run {r.run_id}: {r.documents} documents -> {r.stories} clusters, {r.noise} noise "
         f"(min_cluster_size {r.min_cluster_size}); events: {ev}")
     say("  stages: " + " ".join(f"{k} {v:.2f}s" for k, v in r.seconds.items()))
     if r.report:

@@ -130,7 +130,7 @@ def demo(
         try:
             with handoff.writer(a) as recovered:
                 print_recovered(recovered)
-                known = a.repo.status()["documents"]
+                known = a.stories.status().documents
                 if known:
                     say(f"this home already holds {known:,} documents: a stream it has seen changes nothing, so the rebuilds "
                         "below may be no-ops; for a fresh demo use a new home (--home some-new-folder)")

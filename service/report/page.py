@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from ..config import Settings
 from ..domain import Run
-from ..ports import HistoryRepo
+from ..ports import StoryReads
 from . import model
 from .assets import SCRIPT, STYLE
 from .figures import esc
@@ -28,7 +29,8 @@ from .sections import (alerts_section, data_script, lede_section, lineage_sectio
 from .view import ReportView
 
 
-def render_report(repo: HistoryRepo, run: Run, layout, max_points: int = 50_000, seed: int = 42, *, standalone: bool = False) -> str:
+def render_report(repo: StoryReads, run: Run, layout, max_points: int = Settings.report_max_points, seed: int = Settings.seed, *,
+                  standalone: bool = False) -> str:
     """The page of one run. `standalone`: plotly.js inline, one file that renders anywhere (about 4.5 MB more)."""
     docs = repo.report_documents(run.id)
     stories = {s.story_id: s for s in repo.run_stories(run.id)}
@@ -81,7 +83,7 @@ def render_index(runs: list[Run], existing: Collection[int] | None = None) -> st
     shown = [r for r in runs if existing is None or r.id in existing]
     rows = "".join(
         f"<tr><td><a href='run-{r.id}.html'>run {r.id}</a></td><td>{esc(str(r.finished_at)[:19])}</td><td>{r.n_documents or 0:,}</td>"
-        f"<td>{r.n_clusters or 0}</td><td>{(r.n_noise or 0) / max(r.n_documents or 1, 1):.0%}</td></tr>"
+        f"<td>{r.n_stories or 0}</td><td>{(r.n_noise or 0) / max(r.n_documents or 1, 1):.0%}</td></tr>"
         for r in shown
     )
     dropped = len(runs) - len(shown)

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import state as run_state
 from ..clustering.alerts import StoryProfiles, SurgeRule, fragment_of, loose, story_paces
 from ..clustering.identity import DRIFT_MIN_COSINE
 
 if TYPE_CHECKING:
-    from ..bootstrap import App
+    from ..ports import App
 
 log = logging.getLogger("newsclust")
 
@@ -35,11 +33,11 @@ def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | 
     announced story in the last three runs); a story that is a loose bag of one-offs alerts neither way;
     at most alert_max_per_rebuild alerts, the largest stories first, the number held back in each one's details."""
     s = app.settings
-    run = app.repo.latest_run()
+    run = app.runs.latest_run()
     if run is None:
         return []
     rule = SurgeRule(window_s=s.surge_window_h * 3600.0, factor=s.surge_factor, min_recent=s.surge_min_headlines)
-    newest = app.repo.newest_time("published")
+    newest = app.ledger.newest_time("published")
     since = newest - timedelta(seconds=rule.window_s * 30) if newest is not None else None  # a month of 6-h windows is plenty of past
     story_ids, times = app.alerts.story_times(run.id, since)
     paces = {p.story_id: p for p in story_paces(story_ids, times, rule)}
@@ -78,7 +76,7 @@ def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | 
             raised.append(_alert("surging", sid, card, pace, run_id, stream_time))
         if (announced, now_surging) != states.get(sid, (False, False)):
             changed[sid] = (announced, now_surging)
-    raised = _bounded(raised, s.alert_max_per_rebuild)
+    raised = bounded(raised, s.alert_max_per_rebuild)
     recorded = app.alerts.record(raised, changed) if (raised or changed) else []
     if recorded:
         _tell(app, recorded)
@@ -89,7 +87,7 @@ def _cohesion(app: App, run_id: int, profiles: StoryProfiles | None) -> dict[int
     """story id -> cohesion: the rebuild's profiles, else what the rebuild saved for the surges between rebuilds."""
     if profiles is not None:
         return dict(zip(profiles.story_ids.tolist(), profiles.cohesion.tolist()))
-    saved = run_state.load_story_cohesion(app.settings.state_dir, run_id)
+    saved = app.run_files.load_story_cohesion(run_id)
     return dict(zip(saved[0].tolist(), saved[1].tolist())) if saved is not None else {}
 
 
@@ -102,7 +100,7 @@ def _former_home(homes: dict[int, int], size: int, told: set[int], share: float 
     return None
 
 
-def _bounded(raised: list[dict], limit: int) -> list[dict]:
+def bounded(raised: list[dict], limit: int) -> list[dict]:
     """The `limit` largest alerts, each saying how many were held back (those stories stay marked as told)."""
     if len(raised) <= limit:
         return raised
@@ -119,15 +117,7 @@ def _alert(kind: str, sid: int, card: dict, pace, run_id: int | None, stream_tim
 
 
 def _tell(app: App, recorded: list[dict]) -> None:
-    from ..adapters.notify import describe, write_atom_feed
-
-    for a in recorded:
-        log.info("ALERT %s", describe(a))  # info: serve and demo print each alert once themselves
-        if app.webhook is not None:
-            app.webhook.post({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in a.items()})
-    s = app.settings
-    s.reports_dir.mkdir(parents=True, exist_ok=True)
-    write_atom_feed(s.reports_dir / "alerts.xml", app.alerts.latest(100), feed_id=f"urn:newsclust:{hashlib.sha256(str(s.home.resolve()).encode()).hexdigest()[:16]}")
+    app.notifier.tell(recorded, feed=app.alerts.latest(100))
 
 
 def raise_alerts_safely(app: App, run_id: int | None = None, profiles: StoryProfiles | None = None,

@@ -22,7 +22,7 @@ from .arrivals import assign_arrivals
 from .common import Progress, best_effort, no_progress
 
 if TYPE_CHECKING:
-    from ..bootstrap import App
+    from ..ports import App
 
 log = logging.getLogger("newsclust")
 
@@ -116,7 +116,7 @@ class Interrupted(Exception):
 
 def recover(app: App) -> dict[str, int]:
     """At a writer's start: runs and files a killed process left half-done are marked so; their files are still in the inbox."""
-    return app.repo.mark_interrupted()
+    return {"files": app.ledger.mark_interrupted(), "runs": app.runs.abandon_running_runs("interrupted")}
 
 
 def ingest_file(app: App, path: Path, progress: Progress = no_progress, should_stop: Callable[[], bool] = lambda: False,
@@ -153,7 +153,7 @@ def ingest_file(app: App, path: Path, progress: Progress = no_progress, should_s
         if cause is None:
             log.exception("ingest of %s failed (attempt %d), will retry", path.name, result.attempt)
         if result.ledger_id is not None:
-            best_effort(app.repo.note_file, result.ledger_id, "retrying", result.reason)
+            best_effort(app.ledger.note_file, result.ledger_id, "retrying", result.reason)
     return result
 
 
@@ -189,13 +189,13 @@ def _ingest(app: App, path: Path, result: IngestResult, progress: Progress, shou
     digest = sha256_of(path, before[0])  # the bytes read below: a file growing meanwhile is read up to here
     quiet_s = time.time() - before[1] / 1e9
     settling = settle_s > 0 and quiet_s < settle_s
-    done = app.repo.processed_file(digest)
+    done = app.ledger.processed_file(digest)
     if done is not None:
         if settling:  # taken already, still warm: rows appended now must not go into processed/ unseen
             result.state, result.retry_in_s = "waiting", settle_s - quiet_s
             result.reason = f"{path.name}: rows taken; it stays in the inbox until it holds still {settle_s:.0f}s"
             return
-        if app.repo.file_name(done) == path.name and settle_s > 0:
+        if app.ledger.file_name(done) == path.name and settle_s > 0:
             result.state, result.reason = "settled", f"{path.name}: held still {settle_s:.0f}s after its rows were taken; moved to processed/"
         else:
             result.state, result.reason = "duplicate", f"{path.name}: same bytes as a file already ingested; nothing to do"
@@ -203,7 +203,7 @@ def _ingest(app: App, path: Path, result: IngestResult, progress: Progress, shou
         return
 
     result.attempt = tries  # if the database cannot be written (a full disk), this try still counts in the service's status
-    file_id, result.attempt = app.repo.start_file(path.name, digest, before[0], tries)
+    file_id, result.attempt = app.ledger.start_file(path.name, digest, before[0], tries)
     result.ledger_id = file_id
     rejects: list[Rejected] = []
     t = {"parse": 0.0, "embed": 0.0, "milvus": 0.0, "sqlite": 0.0, "predict": 0.0}
@@ -233,7 +233,7 @@ def _ingest(app: App, path: Path, result: IngestResult, progress: Progress, shou
             result.predicted += stored.predicted
             progress("rows", result.rows_seen)
     except Interrupted:
-        app.repo.finish_file(file_id, "interrupted", seen=result.rows_seen, stored=result.stored, duplicate=result.duplicates,
+        app.ledger.finish_file(file_id, "interrupted", seen=result.rows_seen, stored=result.stored, duplicate=result.duplicates,
                              rejected=len(rejects), updated=result.updated, encoding=result.encoding,
                              reason="shutdown before the end of the file; it stays in the inbox")
         result.state, result.reason = "interrupted", "shutdown before the end of the file; it stays in the inbox and is taken again at restart"
@@ -242,7 +242,7 @@ def _ingest(app: App, path: Path, result: IngestResult, progress: Progress, shou
         if settling and exc.incomplete:  # a writer has made the file and not yet written its rows
             result.state, result.retry_in_s = "waiting", settle_s - quiet_s
             result.reason = f"{exc}; it was written {quiet_s:.0f}s ago, so it waits for its rows"
-            app.repo.note_file(file_id, "waiting", result.reason)
+            app.ledger.note_file(file_id, "waiting", result.reason)
             return
         result.reason = str(exc)
         result.rejected = len(rejects)
@@ -262,7 +262,7 @@ def _ingest(app: App, path: Path, result: IngestResult, progress: Progress, shou
         atomic_write(s.failed_dir / f"{rejects_name}.reason.txt", reason + "\n")
         result.reason = reason
     notes = "; ".join(filter(None, [result.reason, *result.warnings])) or None  # the ledger keeps what the summary line said
-    app.repo.finish_file(file_id, "processed", seen=result.rows_seen, stored=result.stored, duplicate=result.duplicates,
+    app.ledger.finish_file(file_id, "processed", seen=result.rows_seen, stored=result.stored, duplicate=result.duplicates,
                          rejected=result.rejected, updated=result.updated, encoding=result.encoding, reason=notes)
     result.state = "processed"
     if _signature(path) != before or sha256_of(path, before[0]) != digest:  # written to while we read it: read it again
@@ -290,7 +290,7 @@ def _finish_failed(app: App, path: Path, result: IngestResult, file_id: int | No
     result.moved_to = str(_fail(app, path, result.reason or "failed", rejects))
     result.state = "failed"
     if file_id is not None:
-        app.repo.finish_file(file_id, "failed", seen=result.rows_seen, stored=result.stored, duplicate=result.duplicates,
+        app.ledger.finish_file(file_id, "failed", seen=result.rows_seen, stored=result.stored, duplicate=result.duplicates,
                              rejected=result.rejected, updated=result.updated, encoding=result.encoding, reason=result.reason)
 
 
@@ -311,17 +311,17 @@ def _store_headlines(app: App, headlines: list[Headline], file_id: int, t: dict[
         return out
     t0 = time.perf_counter()
     # stored texts in the normal form: a row stored before texts were normalised is not "corrected" by its own words
-    known = {i: (normalise_text(t), normalise_text(d)) for i, (t, d) in app.repo.stored_texts([h.id for h in headlines]).items()}
+    known = {i: (normalise_text(t), normalise_text(d)) for i, (t, d) in app.ledger.stored_texts([h.id for h in headlines]).items()}
     t["sqlite"] += time.perf_counter() - t0
     new = [h for h in headlines if h.id not in known]
     corrected = [h for h in headlines if h.id in known and known[h.id] != (h.title, h.description)]
     out.duplicates = len(headlines) - len(new) - len(corrected)
     if retry and out.duplicates:
         # an earlier attempt of this file stored these rows, then failed before placing them: place them now
-        unplaced = app.repo.unplaced_ids([h.id for h in headlines if h.id in known and known[h.id] == (h.title, h.description)])
+        unplaced = app.ledger.unplaced_ids([h.id for h in headlines if h.id in known and known[h.id] == (h.title, h.description)])
         if len(unplaced):
             t0 = time.perf_counter()
-            out.predicted += assign_arrivals(app, unplaced, app.store.vectors_of(unplaced))
+            out.predicted += assign_arrivals(app, unplaced, app.open_store().vectors_of(unplaced))
             t["predict"] += time.perf_counter() - t0
     bs = 256  # small enough that a shutdown between batches comes within seconds
     for kind, todo in (("new", new), ("corrected", corrected)):
@@ -337,15 +337,15 @@ def _store_headlines(app: App, headlines: list[Headline], file_id: int, t: dict[
             ids = np.array([h.id for h in batch], np.int64)
             t0 = time.perf_counter()
             published = np.array([int(unix_seconds(h.published_at)) for h in batch], np.int64)
-            app.store.upsert(ids, vectors, published, np.full(len(batch), int(unix_seconds(now)), np.int64))
+            app.open_store().upsert(ids, vectors, published, np.full(len(batch), int(unix_seconds(now)), np.int64))
             app.failpoints.reach("milvus")
             t["milvus"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             if kind == "new":
-                app.repo.add_documents(batch, file_id, now)
+                app.ledger.add_documents(batch, file_id, now)
                 out.stored += len(batch)
             else:
-                app.repo.revise_documents(batch, file_id, now)
+                app.ledger.revise_documents(batch, file_id, now)
                 out.updated += len(batch)
             app.failpoints.reach("sqlite")
             t["sqlite"] += time.perf_counter() - t0

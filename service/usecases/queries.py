@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..domain import HistoryStatus
 from ..files import SafeCsvWriter, atomic_open
-from ..views import format_status  # noqa: F401 — re-exported: usecases.format_status
-
-if TYPE_CHECKING:
-    from ..bootstrap import App
+from ..ports import App
 
 
 # a title can be a whole article pasted into the title column (184 KB seen), past the csv module's default field limit
@@ -24,24 +21,13 @@ EXPORT_COLUMNS = ["guid", "title", "story_id", "story_name", "topic_id", "topic_
 
 def search(app: App, query: str, k: int = 10, serving: bool = False) -> list[dict]:
     """The headlines nearest to `query`, with their story and topic. Beside a running serve (which holds a Milvus
-    Lite file) it reads the writer's vector copy under HOME/state/, never opening Milvus as a second writer."""
-    from ..adapters.vector_cache import CacheReader
-
-    s = app.settings
-    vector = app.embedder.embed([query])
+    Lite file) the App's search index is the writer's vector copy, never the store opened as a second writer."""
+    index = app.search_index(serving)
     fetch = 2 * k + 8  # over-fetch: a vector whose document row is not written yet is dropped
-    folder = s.state_dir / f"vectors-{s.collection}"
-    reader = CacheReader(folder, app.embedder.dim, source=_copy_source(folder, s.resolved_milvus_uri, s.collection))
-    if reader.usable:
-        ids, sims = reader.search(vector, fetch)
-    elif not serving or s.resolved_milvus_uri.startswith(("http://", "https://", "tcp://")):
-        ids, dist = app.store.search(vector, fetch)
-        sims = 1.0 - dist.astype(np.float64) ** 2 / 2.0
-    else:
-        raise LookupError("search beside a running serve reads its vector copy under HOME/state/, and there is none "
-                          "(vector_cache = false): stop serve, or use a Milvus server")
+    ids, dist = index.search(app.embedder.embed([query]), fetch)
+    sims = 1.0 - dist.astype(np.float64) ** 2 / 2.0
     found = [(int(i), float(sim)) for i, sim in zip(ids[0], sims[0]) if i >= 0]
-    docs = app.reader.documents([i for i, _ in found])
+    docs = app.stories.documents([i for i, _ in found])
     out = []
     for doc_id, sim in found:
         if doc_id in docs:
@@ -51,26 +37,12 @@ def search(app: App, query: str, k: int = 10, serving: bool = False) -> list[dic
     return out[:k]
 
 
-def _copy_source(folder: Path, uri: str, collection: str) -> str:
-    """The source a vector copy must name to be read: ours, or the writer's spelling of the same Lite file (serve
-    started with `--home h`, search with `--home /abs/h`: one file, two strings)."""
-    ours = f"{uri}#{collection}"
-    if uri.startswith(("http://", "https://", "tcp://")):
-        return ours
-    try:
-        written = json.loads((folder / "source.json").read_text()).get("source", "")
-    except (OSError, ValueError):
-        return ours
-    path, _, coll = written.rpartition("#")
-    return written if coll == collection and path and Path(path).resolve() == Path(uri).resolve() else ours
-
-
 def story_detail(app: App, story_id: int) -> dict | None:
-    return app.reader.story(story_id)
+    return app.stories.story(story_id)
 
 
 def topic_detail(app: App, topic_id: int) -> dict | None:
-    return app.reader.topic(topic_id)
+    return app.stories.topic(topic_id)
 
 
 def export_csv(app: App, out) -> int:
@@ -80,7 +52,7 @@ def export_csv(app: App, out) -> int:
     w.writerow(EXPORT_COLUMNS)
     n = 0
     blank = lambda v: "" if v is None else v  # noqa: E731
-    for r in app.repo.export_rows():
+    for r in app.stories.export_rows():
         guid = r.key.split(":", 1)[1] if r.key.startswith(("guid:", "url:")) else r.key
         title = r.title if len(r.title or "") <= EXPORT_TITLE_CHARS else r.title[: EXPORT_TITLE_CHARS - 1] + "…"
         w.writerow([guid, title, blank(r.cluster_id), blank(r.story_name), blank(r.topic_id), blank(r.topic_name),
@@ -98,22 +70,34 @@ def export_csv_file(app: App, out: Path) -> int:
 
 
 def status(app: App, serving_pid: int | None = None, live: dict | None = None) -> dict:
-    """The history's counts, plus what the serving process alone knows (files it is retrying, a rebuild's backoff,
-    where its query API listens): `live` when asked inside serve, else read from the status file serve writes."""
-    st = app.repo.status()
-    run_id = st["last_rebuild_run"]
-    st["stories"] = st["clusters"]  # "clusters" is the name scripts written before topics read
-    st["noise_headlines"] = st["noise"]
-    st["topics"] = len(app.repo.run_topics(run_id)) if run_id else 0
+    """The history's counts, plus what the serving processes alone know (files they are retrying, a rebuild's backoff,
+    where the query API listens): `live` when asked inside serve, else what they published (RunFiles.serving_statuses:
+    the one server's, or every worker's on a shared home)."""
+    h = app.stories.status()
+    st = {
+        "documents": h.documents,
+        "clusters": h.stories,  # "clusters" is the name scripts written before topics read
+        "noise": h.noise,
+        "pending_arrivals": h.pending_arrivals,
+        "last_rebuild_run": h.last_run_id,
+        "last_rebuild_at": _when(h.last_run_at),
+        "rebuild_running_since": _when(h.running_since),
+        "last_error": _last_error(h),
+        "files": h.files,
+        "files_waiting": [{"file": w.name, "state": w.state, "attempts": w.attempts, "reason": w.reason} for w in h.files_waiting],
+    }
+    st["stories"] = h.stories
+    st["noise_headlines"] = h.noise
+    st["topics"] = len(app.stories.run_topics(h.last_run_id)) if h.last_run_id else 0
     inbox = app.settings.inbox
     st["inbox_backlog"] = sum(1 for p in inbox.iterdir() if p.is_file() and not p.name.startswith(".")) if inbox.exists() else 0
     st["serving_pid"] = serving_pid
-    if live is None and serving_pid:
-        live = _serving_status(app.settings.state_dir / "service.json")
-    st["api_url"] = (live or {}).get("api_url")
-    if live:
+    lives = [live] if live is not None else (app.run_files.serving_statuses() if serving_pid else [])
+    lives = [x for x in lives if x]
+    st["api_url"] = next((x["api_url"] for x in lives if x.get("api_url")), None)
+    for live in lives:
         st["rebuild_running_since"] = live.get("rebuild_running_since") or st["rebuild_running_since"]
-        st["rebuild_backoff_until"] = live.get("rebuild_backoff_until")
+        st["rebuild_backoff_until"] = live.get("rebuild_backoff_until") or st.get("rebuild_backoff_until")
         if live.get("last_error") and (st["last_error"] is None or (live["last_error"]["at"] or "") >= (st["last_error"]["at"] or "")):
             st["last_error"] = live["last_error"]
         waiting = {w["file"]: w for w in st["files_waiting"]}
@@ -124,8 +108,18 @@ def status(app: App, serving_pid: int | None = None, live: dict | None = None) -
     return st
 
 
-def _serving_status(path: Path) -> dict | None:
-    from ..state import read_status
+def _when(at: datetime | None) -> str | None:
+    return at.isoformat(sep=" ", timespec="seconds") if at is not None else None
 
-    return read_status(path)
 
+def _last_error(h: HistoryStatus) -> dict | None:
+    """The later of the latest failed rebuild and the latest failed (or retried) file."""
+    errors = []
+    if h.failed_run is not None:
+        errors.append((h.failed_run.at, f"rebuild run {h.failed_run.run_id} failed: {h.failed_run.error}"))
+    if h.failed_file is not None:
+        errors.append((h.failed_file.at, h.failed_file.reason or f"{h.failed_file.name}: failed"))
+    if not errors:
+        return None
+    at, what = max(errors, key=lambda e: e[0] or datetime.min)
+    return {"at": _when(at), "what": what}

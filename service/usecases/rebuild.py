@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from .. import state as run_state
 from ..clustering.alerts import story_profiles
 from ..clustering.assign import PredictionState
 from ..clustering.graph import complete_lists, knn, subgraph
@@ -26,7 +25,7 @@ from .common import Progress, best_effort, no_progress
 from .report import MapJob, publish_quick_map
 
 if TYPE_CHECKING:
-    from ..bootstrap import App
+    from ..ports import App, NeighbourIndex, SavedName
 
 log = logging.getLogger("newsclust")
 
@@ -39,7 +38,7 @@ STORY_NAME_DOCS = 30
 class RebuildResult:
     run_id: int
     documents: int
-    clusters: int  # stories
+    stories: int
     noise: int  # documents in no story
     min_cluster_size: int  # the story level's
     events: dict[str, int]
@@ -68,8 +67,8 @@ class _Stages:
 
 def rebuild_due(app: App) -> bool:
     """The schedule's rule: there is something to cluster, and enough has arrived since the last rebuild."""
-    st = app.repo.status()
-    return st["documents"] > 0 and st["pending_arrivals"] >= app.settings.rebuild_min_pending
+    documents, arrived = app.runs.arrival_counts()
+    return documents > 0 and arrived >= app.settings.rebuild_min_pending
 
 
 def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_progress,
@@ -79,44 +78,45 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
     The refined map is handed to on_map_job to run after (None: refined here before returning)."""
     s = app.settings
     if not s.shared:  # one writer, one rebuild at a time: a run still 'running' is one whose failure could not be recorded
-        app.repo.abandon_running_runs("a previous rebuild failed before its failure could be recorded")
-    prev = app.repo.latest_run()
+        app.runs.abandon_running_runs("a previous rebuild failed before its failure could be recorded")
+    prev = app.runs.latest_run()
     params = TwoLevelParams(story_min_cluster_size=s.story_min_size, topic_min_cluster_size=s.topic_min_size, min_samples=s.min_samples)
-    run_id = app.repo.start_run({**asdict(params), "knn_k": s.knn_k})
+    run_id = app.runs.start_run({**asdict(params), "knn_k": s.knn_k})
     stages = _Stages()
     try:
         with stages("graph"):
-            index = app.neighbours if s.vector_cache else None  # held here: reading app.neighbours later would open the store again
-            doc_ids, vectors, neigh = _read_graph(app)
+            index = app.open_neighbours()  # held here: the store is set aside once the graph is read
+            known = app.ledger.all_document_ids()
+            doc_ids, vectors, neigh = read_graph(app, index, known)
         progress("vectors", len(doc_ids))
         with stages("cluster"):
             fit = fit_two_levels(neigh, params)
         with stages("settle"):
-            prev_docs, prev_stories = app.repo.run_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+            prev_docs, prev_stories = app.runs.run_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
             anchor = None
             if s.stabilize and len(prev_docs):
                 # hold what users have seen: the last run's members and the arrivals placed since
-                anchor = Anchor(prev_docs, prev_stories, doc_ids, s.hold_margin, app.repo.placed_labels(prev.id))
-            prev_topic_docs, prev_topics = app.repo.run_topic_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+                anchor = Anchor(prev_docs, prev_stories, doc_ids, s.hold_margin, app.runs.placed_labels(prev.id))
+            prev_topic_docs, prev_topics = app.runs.run_topic_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
             levels = settle(fit, neigh, vectors, anchor, _aligned(prev_topic_docs, prev_topics, doc_ids), params.topics)
         with stages("match"):
             drifted_from = {ch.split_label: ch.old_id for ch in levels.drift_checks if ch.split_label != NOISE}
-            story_match = match_clusters(prev_docs, prev_stories, doc_ids, levels.story_labels, app.repo.next_cluster_id(), s.match_min_jaccard,
+            story_match = match_clusters(prev_docs, prev_stories, doc_ids, levels.story_labels, app.runs.next_story_id(), s.match_min_jaccard,
                                          drifted_from)
             drift_rows = [{"story_id": int(story_match.ids[ch.label]), "old_members": ch.old_members, "new_members": ch.new_members,
                            "cosine": ch.cosine, "min_cosine": DRIFT_MIN_COSINE,
                            "split_story_id": int(story_match.ids[ch.split_label]) if ch.split_label != NOISE else None}
                           for ch in levels.drift_checks]
             drift_rows = list({r["story_id"]: r for r in reversed(drift_rows)}.values())[::-1]  # one row per story kept (the table's key)
-            topic_match = match_clusters(prev_topic_docs, prev_topics, doc_ids, levels.topic_labels, app.repo.next_topic_id(),
+            topic_match = match_clusters(prev_topic_docs, prev_topics, doc_ids, levels.topic_labels, app.runs.next_topic_id(),
                                          s.match_min_jaccard)
             stories = persistent(levels.story_labels, story_match.ids)
             topics = persistent(levels.topic_labels, topic_match.ids)
             story_topic_ids = persistent(levels.story_topic, topic_match.ids)
-            moves = story_moves(app.repo.story_topics(prev.id) if prev else {}, story_match.ids, story_topic_ids)
+            moves = story_moves(app.runs.story_topics(prev.id) if prev else {}, story_match.ids, story_topic_ids)
             events = story_match.events + moves + [replace(e, level="topic") for e in topic_match.events]
         with stages("name"):
-            texts_by_id = app.repo.document_texts(doc_ids)
+            texts_by_id = app.ledger.document_texts(doc_ids)
             titles = [texts_by_id.get(int(i), ("", ""))[0] for i in doc_ids]
             texts = [" ".join(texts_by_id.get(int(i), ("", ""))) for i in doc_ids]
             by_story = name_clusters(texts, levels.story_labels, vectors, titles=titles, max_keyword_docs=STORY_NAME_DOCS)
@@ -125,14 +125,14 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
             topic_names = {int(topic_match.ids[label]): _topic_name(name, doc_ids, int(topic_match.ids[label]))
                            for label, name in name_topics(by_story, levels.story_topic, story_sizes, titles=titles).items()}
         with stages("save_state"):
-            run_state.save_prediction_state(s.state_dir, run_id, PredictionState(
+            app.run_files.save_prediction_state(run_id, PredictionState(
                 doc_ids=doc_ids, labels=stories, probabilities=levels.story_probabilities, outlier_scores=levels.story_outlier_scores,
                 core_distances=fit.core_distances, cluster_ids=story_match.ids, cluster_max_edge=levels.story_max_edge,
                 cluster_min_core=levels.story_min_core, min_samples=s.min_samples, topics=topics, cluster_topics=story_topic_ids,
             ))
         with stages("commit"):
             app.failpoints.reach("rebuild")
-            app.repo.commit_run(run_id, doc_ids=doc_ids, labels=stories, probabilities=levels.story_probabilities,
+            app.runs.commit_run(run_id, doc_ids=doc_ids, labels=stories, probabilities=levels.story_probabilities,
                                 outlier_scores=levels.story_outlier_scores, names=story_names, events=events, timings=stages.seconds,
                                 params={**asdict(params), "knn_k": s.knn_k, "min_cluster_size_used": fit.story_min_cluster_size,
                                         "topic_min_cluster_size_used": fit.topic_min_cluster_size,
@@ -142,19 +142,21 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
                                 topic_names=topic_names, drift_checks=drift_rows)
     except Exception as exc:
         # best effort: the database may be what failed; a run left 'running' is closed before the next rebuild starts
-        best_effort(app.repo.fail_run, run_id, f"{type(exc).__name__}: {exc}")
+        best_effort(app.runs.fail_run, run_id, f"{type(exc).__name__}: {exc}")
         raise
     app.forget_prediction_state()
+    with stages("restore"):  # after the graph read, so the read only reads (and a store set aside opens once, here)
+        best_effort(_restore_lost, app, known, doc_ids)
     counts: dict[str, int] = {}
     for e in events:
         key = e.kind if e.level == "story" else f"topic {e.kind}"
         counts[key] = counts.get(key, 0) + 1
-    result = RebuildResult(run_id=run_id, documents=len(doc_ids), clusters=levels.n_stories, noise=int((stories == NOISE).sum()),
+    result = RebuildResult(run_id=run_id, documents=len(doc_ids), stories=levels.n_stories, noise=int((stories == NOISE).sum()),
                            min_cluster_size=fit.story_min_cluster_size, events=counts, seconds=stages.seconds,
                            topics=levels.n_topics, topic_noise=int((topics == NOISE).sum()))
     with stages("alerts"):
         profiles = story_profiles(vectors, stories)
-        best_effort(run_state.save_story_cohesion, s.state_dir, run_id, profiles.story_ids, profiles.cohesion)
+        best_effort(app.run_files.save_story_cohesion, run_id, profiles.story_ids, profiles.cohesion)
         drifted = frozenset(r["split_story_id"] for r in drift_rows if r["split_story_id"] is not None)
         result.alerts = raise_alerts_safely(app, run_id, profiles, drifted)
     if write_report_after:
@@ -183,34 +185,25 @@ def _aligned(ids: np.ndarray, labels: np.ndarray, doc_ids: np.ndarray) -> np.nda
     return out
 
 
-def _read_graph(app: App):
+def read_graph(app: App, index: NeighbourIndex | None, known: np.ndarray | None = None):
     """(document ids sorted, vectors, kNN lists) of the documents this rebuild clusters: the window's, and only
-    those with a document row."""
+    those with a document row (known: the history's document ids, read here if not given). index: the kept graph,
+    else None (the store's vectors, searched here). Reads only: lost vectors are restored after (_restore_lost)."""
     s = app.settings
-    if app.neighbours is not None:  # the graph was kept up to date as documents arrived
-        # once the copy is checked against Milvus, a Lite file's in-process copy of every vector is let go for the
-        # rest of the rebuild (bootstrap.App.set_store_aside): the next write opens it again
-        doc_ids, vectors, neigh = app.neighbours.neighbour_graph(since_ts=_window_start(app), by=s.window_by,
-                                                                 checked=app.set_store_aside)
+    if index is not None:  # the graph was kept up to date as documents arrived
+        # once the copy is checked against the store, an in-process store's copy of every vector is let go for the
+        # rest of the rebuild (App.set_store_aside, VectorStore.release): the next write opens it again
+        doc_ids, vectors, neigh = index.neighbour_graph(since_ts=_window_start(app), by=s.window_by,
+                                                     checked=app.set_store_aside)
     else:
-        doc_ids, vectors = app.store.all_vectors(since_ts=_window_start(app), by=s.window_by)
+        doc_ids, vectors = app.open_store().all_vectors(since_ts=_window_start(app), by=s.window_by)
         neigh = knn(vectors, s.knn_k)
-    return _documented_only(app, doc_ids, vectors, neigh)
+    return _documented_only(app.ledger.all_document_ids() if known is None else known, doc_ids, vectors, neigh)
 
 
-def _documented_only(app: App, doc_ids: np.ndarray, vectors, neigh):
-    """Milvus and SQLite agree on what a rebuild sees: a vector whose document row was never written (a file
-    interrupted between the two writes, retried later) is left out, never clustered as a phantom headline."""
-    known = app.repo.all_document_ids()
-    if _window_start(app) is None and len(known) > len(doc_ids):
-        # the reverse: rows whose vector the store lost are embedded again now and join the next rebuild. On a shared
-        # home, ingest workers keep writing after the vectors were read: a document whose vector the store holds by
-        # now is not lost (a rebuild leader re-embedded hundreds of them per rebuild before this check)
-        missing = np.setdiff1d(known, doc_ids, assume_unique=True)[:RESTORE_LIMIT]
-        held = np.zeros(len(missing), bool)
-        if len(missing) and app.settings.shared:  # only a shared home has other writers; a Lite store set aside stays closed
-            held = np.any(app.store.vectors_of(missing) != 0, axis=1)
-        restore_missing_vectors(app, missing[~held])
+def _documented_only(known: np.ndarray, doc_ids: np.ndarray, vectors, neigh):
+    """The vector store and the history agree on what a rebuild sees: a vector whose document row was never written
+    (a file interrupted between the two writes, retried later) is left out, never clustered as a phantom headline."""
     keep = np.isin(doc_ids, known, assume_unique=True)
     if keep.all():
         return doc_ids, vectors, neigh
@@ -224,27 +217,40 @@ def _documented_only(app: App, doc_ids: np.ndarray, vectors, neigh):
 RESTORE_LIMIT = 20_000  # lost vectors embedded again per rebuild, so a rebuild stays bounded
 
 
+def _restore_lost(app: App, known: np.ndarray, read: np.ndarray) -> int:
+    """The reverse of _documented_only: rows whose vector the store lost (known, not read) are embedded again and join
+    the next rebuild. Only where the rebuild read the whole history (no window). On a shared home, ingest workers keep
+    writing after the vectors were read: a document whose vector the store holds by now is not lost (a rebuild leader
+    re-embedded hundreds of them per rebuild before this check)."""
+    if _window_start(app) is not None or len(known) <= len(read):
+        return 0
+    missing = np.setdiff1d(known, read, assume_unique=True)[:RESTORE_LIMIT]
+    if len(missing) and app.settings.shared:  # only a shared home has other writers
+        missing = missing[~np.any(app.open_store().vectors_of(missing) != 0, axis=1)]
+    return restore_missing_vectors(app, missing)
+
+
 def restore_missing_vectors(app: App, missing: np.ndarray | None = None, limit: int = RESTORE_LIMIT) -> int:
     """Documents whose vector the store lost (a vector store reset, a restored backup) are embedded again, up to
-    `limit` per call so a rebuild stays bounded; the rest follow at the next. The rebuild passes the ids it found
-    missing while reading the graph; called alone, it compares the history with the store's ids."""
+    `limit` per call so a rebuild stays bounded; the rest follow at the next. The rebuild passes the ids its graph
+    read found missing (_restore_lost, after the commit); called alone, it compares the history with the store's ids."""
     if missing is None:
-        known = app.repo.all_document_ids()
+        known = app.ledger.all_document_ids()
         if len(known) == 0:
             return 0
-        missing = np.setdiff1d(known, app.store.all_vectors()[0], assume_unique=True)
+        missing = np.setdiff1d(known, app.open_store().all_vectors()[0], assume_unique=True)
     missing = missing[:limit]
     if len(missing) == 0:
         return 0
     log.warning("%d document(s) have no vector in the store: embedding them again", len(missing))
-    texts = app.repo.document_texts(missing)
-    times = app.repo.document_times(missing)
+    texts = app.ledger.document_texts(missing)
+    times = app.ledger.document_times(missing)
     for start in range(0, len(missing), 256):
         ids = missing[start : start + 256]
         vectors = app.embedder.embed([_text(*texts[int(i)]) for i in ids])
         published = np.array([int(unix_seconds(times[int(i)][0])) for i in ids], np.int64)
         ingested = np.array([int(unix_seconds(times[int(i)][1])) for i in ids], np.int64)
-        app.store.upsert(ids, vectors, published, ingested)
+        app.open_store().upsert(ids, vectors, published, ingested)
     return len(missing)
 
 
@@ -252,13 +258,13 @@ def _text(title: str, description: str) -> str:
     return Headline(key="", title=title, description=description, url=None, published_at=None).text
 
 
-def _story_name(name, titles: list[str], doc_ids: np.ndarray) -> tuple[str, list[str], list[int]]:
+def _story_name(name, titles: list[str], doc_ids: np.ndarray) -> SavedName:
     """A story is called by its most central headline (people recognise a headline, not a keyword list)."""
     title = titles[name.title_row] if name.title_row >= 0 else ", ".join(name.keywords[:3])
     return (_clip(title) or ", ".join(name.keywords[:3]) or "untitled story", list(name.keywords), [int(doc_ids[r]) for r in name.representatives])
 
 
-def _topic_name(name, doc_ids: np.ndarray, topic_id: int) -> tuple[str, list[str], list[int]]:
+def _topic_name(name, doc_ids: np.ndarray, topic_id: int) -> SavedName:
     """A topic is broad: its top keywords say more than any one headline."""
     return (", ".join(name.keywords[:3]) or f"topic {topic_id}", list(name.keywords), [int(doc_ids[r]) for r in name.representatives])
 
@@ -273,7 +279,7 @@ def _window_start(app: App) -> int | None:
     s = app.settings
     if s.window_days <= 0:
         return None
-    newest = app.repo.newest_time(s.window_by)
+    newest = app.ledger.newest_time(s.window_by)
     if newest is None:
         return None
     return int(unix_seconds(newest - timedelta(days=s.window_days)))

@@ -17,29 +17,33 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from .. import state as run_state
-
 if TYPE_CHECKING:
-    from ..bootstrap import App
     from ..domain import Neighbours
+    from ..ports import App
 
 log = logging.getLogger("newsclust")
 
 
 def write_report(app: App, run_id: int | None = None, out: Path | None = None, standalone: bool = False) -> Path:
-    """Render a run's page from the SQLite history and its stored layout; refresh latest.html and index.html."""
-    from ..report.page import render_report
-    from ..report.publish import publish
-
-    s = app.settings
-    run = app.repo.run(run_id) if run_id else app.repo.latest_run()
+    """Render a run's page from the history and its stored layout; refresh latest.html and index.html."""
+    run = app.runs.run(run_id) if run_id else app.runs.latest_run()
     if run is None or run.status != "done":
         raise LookupError(f"no finished rebuild {'with id ' + str(run_id) if run_id else 'yet'}: run `newsclust rebuild` first")
-    layout = run_state.load_layout(s.state_dir, run.id)
-    html = render_report(app.repo, run, layout, max_points=s.report_max_points, seed=s.seed, standalone=standalone)
-    latest = app.repo.latest_run()
-    return publish(s.reports_dir, run.id, html, app.repo.done_runs(), is_latest=latest is not None and latest.id == run.id,
-                   keep_runs=s.report_keep_runs, out=out, standalone=standalone).page
+    latest = app.runs.latest_run()
+    return app.pages.publish(app.stories, run, app.run_files.load_layout(run.id), app.runs.done_runs(),
+                             is_latest=latest is not None and latest.id == run.id, out=out, standalone=standalone)
+
+
+def write_cut_off_page(app: App) -> str | None:
+    """At a serving start: the latest committed run whose page a stop cut off (SIGTERM during the map or the page,
+    after the commit) gets its page now, so latest.html is not a run behind. Returns what was done, for the log."""
+    run = app.runs.latest_run()
+    if run is None or app.pages.has_page(run.id):
+        return None
+    has_map = app.run_files.load_layout(run.id) is not None
+    write_report(app, run.id)
+    return (f"run {run.id}'s page was cut off by the last stop: written now"
+            + ("" if has_map else " (its map comes with the next rebuild)"))
 
 
 @dataclass
@@ -64,7 +68,7 @@ class MapJob:
         t0 = time.perf_counter()
         kwargs = {"seed": self.seed, "init": self.init, "neigh": self.neigh, "sample": self.sample}
         xy = layout_2d(self.sample_vectors, **kwargs) if compute is None else compute(layout_2d, (self.sample_vectors,), kwargs)
-        run_state.save_layout(app.settings.state_dir, self.run_id, self.doc_ids, xy)
+        app.run_files.save_layout(self.run_id, self.doc_ids, xy)
         log.info("run %d: map of %d documents refined in %.1f s", self.run_id, len(self.doc_ids), time.perf_counter() - t0)
         if publish_lock is None:
             return write_report(app, self.run_id)
@@ -80,7 +84,7 @@ def publish_quick_map(app: App, prev_run, run_id: int, doc_ids: np.ndarray, vect
     s = app.settings
     previous = _previous_positions(app, prev_run, doc_ids)
     xy, seeded = quick_layout(vectors, neigh, previous, np.random.default_rng(s.seed))
-    run_state.save_layout(s.state_dir, run_id, doc_ids, xy)
+    app.run_files.save_layout(run_id, doc_ids, xy)
     sample = fit_sample_rows(len(doc_ids), s.seed)
     job = MapJob(run_id, doc_ids, sample, np.ascontiguousarray(vectors[sample]), neigh, xy if seeded else None, s.seed)
     page = str(write_report(app, run_id))
@@ -92,7 +96,7 @@ def _previous_positions(app: App, prev_run, doc_ids: np.ndarray) -> np.ndarray |
     """(n, 2): the last map's coordinates of these documents, NaN for those it did not have; None without a last map."""
     if prev_run is None:
         return None
-    stored = run_state.load_layout(app.settings.state_dir, prev_run.id)
+    stored = app.run_files.load_layout(prev_run.id)
     if stored is None:
         return None
     prev_ids, prev_xy = stored

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from ..faults import Backoff
 
 if TYPE_CHECKING:
-    from ..bootstrap import App
+    from ..ports import App
 
 log = logging.getLogger("newsclust")
 
@@ -100,12 +100,12 @@ def after_arrivals(app: App, on_alert: Callable[[dict], None]) -> tuple[str | No
     from .alerts import raise_alerts_safely
     from .arrivals import new_story_in_noise_pool
 
-    run = app.repo.latest_run()
+    run = app.runs.latest_run()
     if run is None:
         return NO_CLUSTERING, None
     if app.prediction_state(run.id) is None:
         return STATE_MISSING, run.id
-    if app.repo.noise_pool_size(run.id) >= app.settings.noise_pool_trigger:
+    if app.runs.noise_pool_size(run.id) >= app.settings.noise_pool_trigger:
         return POOL_FULL, run.id
     with app.write_lock:
         for alert in raise_alerts_safely(app):

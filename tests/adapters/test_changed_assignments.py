@@ -12,7 +12,11 @@ import pytest
 from sqlalchemy import text
 
 from service.adapters.sql.dialect import views_of
-from service.adapters.sql.repository import AlertStore, SqlRepository, StoryReader, make_engine, probability_band, upgrade
+from service.adapters.sql.alerts import SqlAlertHistory
+from service.adapters.sql.engine import make_engine, upgrade
+from service.adapters.sql.ledger import SqlLedger
+from service.adapters.sql.reads import SqlStoryReads
+from service.adapters.sql.runs import SqlRunHistory, probability_band
 from service.domain import Headline
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "versions"
@@ -47,28 +51,37 @@ def _stream(seed: int, n_docs: int = 600, n_runs: int = 7):
     return steps
 
 
-def _play(url: str, every_row: bool, steps) -> tuple[SqlRepository, list[int]]:
+class _History:
+    """The SQL adapters of one database, as bootstrap wires them."""
+
+    def __init__(self, engine, every_row: bool = False):
+        self.engine = engine
+        self.ledger, self.runs = SqlLedger(engine), SqlRunHistory(engine, every_row=every_row)
+        self.stories, self.alerts = SqlStoryReads(engine), SqlAlertHistory(engine)
+
+
+def _play(url: str, every_row: bool, steps) -> tuple[_History, list[int]]:
     engine = make_engine(url)
     upgrade(engine)
-    repo = SqlRepository(engine, every_row=every_row)
+    repo = _History(engine, every_row=every_row)
     t0 = datetime(2026, 1, 1)
     n = max(int(s[0].max()) for s in steps) + 100
     headlines = [Headline(f"k{i}", f"headline {i}", "", None, t0 + timedelta(hours=i)) for i in range(n)]
-    repo.add_documents(headlines, None, t0)
+    repo.ledger.add_documents(headlines, None, t0)
     ids = np.array([h.id for h in headlines], np.int64)  # the stream's document i is ids[i]
     run_ids = []
     for in_run, stories, probs, arrivals, revised in steps:
-        run = repo.start_run({})
+        run = repo.runs.start_run({})
         topics = np.where(stories >= 0, stories // 5, -1)
         alive = sorted(set(stories[stories >= 0].tolist()))
         order = np.argsort(ids[in_run])  # a rebuild's documents come in id order
         in_run, stories, probs, topics = in_run[order], stories[order], probs[order], topics[order]
-        repo.commit_run(run, doc_ids=ids[in_run], labels=stories, probabilities=probs, outlier_scores=1 - probs,
+        repo.runs.commit_run(run, doc_ids=ids[in_run], labels=stories, probabilities=probs, outlier_scores=1 - probs,
                         names={c: (f"story {c}", ["w"], []) for c in alive}, events=[], timings={}, params={}, topics=topics,
                         story_topics={c: c // 5 for c in alive}, topic_names={t: (f"topic {t}", ["w"], []) for t in {c // 5 for c in alive}})
         placed = ids[np.r_[arrivals, revised]]
         labels = (np.r_[arrivals, revised] % 7).astype(np.int64)
-        repo.record_predictions(run, placed, labels, np.full(len(placed), 0.6), np.full(len(placed), 0.4), labels // 5)
+        repo.runs.record_predictions(run, placed, labels, np.full(len(placed), 0.6), np.full(len(placed), 0.4), labels // 5)
         run_ids.append(run)
     return repo, run_ids
 
@@ -99,18 +112,18 @@ def test_changed_rows_only_answers_as_the_full_rows_did(two_databases):
 
     for run in run_ids:
         for read in ("run_labels", "run_topic_labels", "placed_labels"):
-            a, b = getattr(full, read)(run), getattr(changed, read)(run)
+            a, b = getattr(full.runs, read)(run), getattr(changed.runs, read)(run)
             assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]), (read, run)
-        a, b = full.report_documents(run), changed.report_documents(run)
+        a, b = full.stories.report_documents(run), changed.stories.report_documents(run)
         for field in ("ids", "story", "topic", "predicted"):
             assert np.array_equal(getattr(a, field), getattr(b, field)), (field, run)
-        assert full.lineage(run).flows == changed.lineage(run).flows
-        ta, tb = AlertStore(full.engine).story_times(run, None), AlertStore(changed.engine).story_times(run, None)
+        assert full.stories.lineage(run).flows == changed.stories.lineage(run).flows
+        ta, tb = full.alerts.story_times(run, None), changed.alerts.story_times(run, None)
         assert sorted(zip(*ta)) == sorted(zip(*tb))
     strip = lambda rows: [(r.key, r.cluster_id, r.topic_id, r.assigned_by, r.run_id, r.story_name) for r in rows]  # noqa: E731
-    assert strip(full.export_rows()) == strip(changed.export_rows())
-    some_story = int(full.run_labels(run_ids[-1])[1].max())
-    assert StoryReader(full.engine).story(some_story)["headlines"] == StoryReader(changed.engine).story(some_story)["headlines"]
+    assert strip(full.stories.export_rows()) == strip(changed.stories.export_rows())
+    some_story = int(full.runs.run_labels(run_ids[-1])[1].max())
+    assert full.stories.story(some_story)["headlines"] == changed.stories.story(some_story)["headlines"]
 
 
 def test_the_table_grows_by_the_changed_documents_only(two_databases):
@@ -134,15 +147,15 @@ def test_the_table_grows_by_the_changed_documents_only(two_databases):
 def test_a_story_reborn_after_runs_standing_still_finds_its_earlier_home(tmp_path):
     """A story that sat still for more runs than the fragment check looks back has one old row per member (rebuilds
     write changed rows only): the check still finds where its members were, so the rebirth is no 'new' story."""
-    from service.adapters.sql.repository import AlertStore, SqlRepository, make_engine, upgrade
     from service.domain import NOISE, ClusterEvent, Headline, utcnow
 
     engine = make_engine(tmp_path / "h.sqlite")
     upgrade(engine)
-    repo, alerts = SqlRepository(engine), AlertStore(engine)
-    repo.add_documents([Headline(key=f"guid:g{i}", title=f"t{i}", description="", url=None, published_at=None) for i in range(40)],
+    history = _History(engine)
+    repo, alerts = history.runs, history.alerts
+    history.ledger.add_documents([Headline(key=f"guid:g{i}", title=f"t{i}", description="", url=None, published_at=None) for i in range(40)],
                        None, utcnow())
-    ids = np.sort(repo.all_document_ids())
+    ids = np.sort(history.ledger.all_document_ids())
 
     def commit(labels, born):
         run = repo.start_run({})

@@ -17,7 +17,7 @@ def test_migrations_go_up_down_and_up_again(database_url):
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from service.adapters.sql.repository import MIGRATIONS, make_engine, upgrade
+    from service.adapters.sql.engine import MIGRATIONS, make_engine, upgrade
 
     views = {"document_current", "story_current", "topic_current", "cluster_lineage", "story_moves", "alert_feed"}
     engine = make_engine(database_url)
@@ -47,17 +47,17 @@ def test_the_pipeline_alerts_reads_and_readme_queries_on_both(make_app, demo_day
     for f in files[:-1]:
         ingest_copies(app, [f])
         r = usecases.rebuild(app, write_report_after=False)
-    assert r.clusters >= 5 and r.topics >= 1
+    assert r.stories >= 5 and r.topics >= 1
     (last,) = ingest_copies(app, files[-1:])
     assert last.state == "processed" and last.predicted == last.stored > 0
     out = io.StringIO()
-    assert usecases.export_csv(app, out) == len(app.repo.all_document_ids())
+    assert usecases.export_csv(app, out) == len(app.ledger.all_document_ids())
     st = usecases.status(app)
     assert st["documents"] > 0 and st["last_rebuild_run"] == r.run_id
-    ids, stories = app.repo.run_labels(r.run_id)
+    ids, stories = app.runs.run_labels(r.run_id)
     story_id = int(stories[stories >= 0][0])
     assert usecases.story_detail(app, story_id)["headlines"]
-    topic_id = app.repo.story_topics(r.run_id)[story_id]
+    topic_id = app.runs.story_topics(r.run_id)[story_id]
     assert usecases.topic_detail(app, topic_id)["stories"]
     page = usecases.write_report(app, r.run_id)
     assert page.exists()

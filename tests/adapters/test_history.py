@@ -72,7 +72,7 @@ def test_names_are_kept_per_run(history_db):
     with sqlite3.connect(app.settings.sqlite_path) as c:
         n = c.execute("SELECT COUNT(DISTINCT run_id) FROM cluster_snapshots").fetchone()[0]
         reps = c.execute("SELECT representatives, keywords FROM cluster_snapshots LIMIT 1").fetchone()
-    assert n == len([r for r in runs if r.clusters]) and reps[0].startswith("[") and reps[1].startswith("[")
+    assert n == len([r for r in runs if r.stories]) and reps[0].startswith("[") and reps[1].startswith("[")
 
 
 def test_time_window_clusters_only_recent_documents(make_app, demo_days):
@@ -80,10 +80,10 @@ def test_time_window_clusters_only_recent_documents(make_app, demo_days):
     app = make_app(window_days=2.0)
     ingest_copies(app, files)
     r = usecases.rebuild(app, write_report_after=False)
-    total = app.repo.status()["documents"]
+    total = app.stories.status().documents
     assert 0 < r.documents < total
-    ids, _ = app.repo.run_labels(r.run_id)
-    times = app.repo.document_times(app.repo.all_document_ids())
+    ids, _ = app.runs.run_labels(r.run_id)
+    times = app.ledger.document_times(app.ledger.all_document_ids())
     newest = max(p for p, _ in times.values())
     assert all((newest - times[int(i)][0]).total_seconds() <= 2 * 86400 + 1 for i in ids)
 
@@ -105,7 +105,7 @@ def test_every_story_sits_in_exactly_one_topic_and_both_levels_are_queryable(his
         current = c.execute("SELECT story_id, topic_id FROM document_current WHERE story_id >= 0").fetchall()
     assert per_story and all(n == 1 for _, n in per_story)
     assert snapshot_topic == doc_topic
-    assert len(stories) == runs[-1].clusters and all(title for _, title, *_ in stories)
+    assert len(stories) == runs[-1].stories and all(title for _, title, *_ in stories)
     assert sum(n for *_, n in topics) == sum(1 for s in stories if s[2] >= 0) and life
     assert all(t is not None for _, t in current)
 
@@ -115,7 +115,7 @@ def test_an_old_home_upgrades_in_place(tmp_path):
     from alembic import command
     from alembic.config import Config
 
-    from service.adapters.sql.repository import MIGRATIONS, make_engine, upgrade
+    from service.adapters.sql.engine import MIGRATIONS, make_engine, upgrade
 
     engine = make_engine(tmp_path / "old.sqlite")
     cfg = Config()

@@ -43,7 +43,7 @@ def test_api_answers_queries_and_refuses_bad_parameters_with_json(served):
         story_id = next(h["story_id"] for h in body["hits"] if h["story_id"] not in (None, -1))
         story = http.get(f"/stories/{story_id}").json()
         assert story["story_id"] == story_id and story["headlines"]
-        topic_id = app.repo.run_topics(app.repo.latest_run().id)[0].topic_id
+        topic_id = app.stories.run_topics(app.runs.latest_run().id)[0].topic_id
         assert http.get(f"/topics/{topic_id}").json()["topic_id"] == topic_id
         st = http.get("/status").json()
         assert st["documents"] > 0 and st["stories"] == st["clusters"] > 0 and st["topics"] > 0
@@ -82,7 +82,7 @@ def test_the_page_is_published_before_the_map_is_refined(served):
     from service import state
 
     app, _, maps = served
-    run = app.repo.latest_run()
+    run = app.runs.latest_run()
     assert len(maps) == 1 and maps[0].run_id == run.id
     page = app.settings.reports_dir / f"run-{run.id}.html"
     quick_ids, quick_xy = state.load_layout(app.settings.state_dir, run.id)
@@ -221,12 +221,12 @@ def test_a_map_job_keeps_only_the_fitted_rows_and_lays_out_the_same_map():
 
 
 def test_a_vector_copy_written_under_another_spelling_of_the_home_is_read(tmp_path, monkeypatch):
-    from service.usecases.queries import _copy_source
+    from service.bootstrap import copy_source
 
     monkeypatch.chdir(tmp_path)
     folder = tmp_path / "h" / "state" / "vectors-headlines"
     folder.mkdir(parents=True)
     (folder / "source.json").write_text(json.dumps({"source": "h/milvus.db#headlines", "dim": 384}))  # serve ran with --home h
-    assert _copy_source(folder, str(tmp_path / "h" / "milvus.db"), "headlines") == "h/milvus.db#headlines"
-    assert _copy_source(folder, str(tmp_path / "other" / "milvus.db"), "headlines") == f"{tmp_path / 'other' / 'milvus.db'}#headlines"
-    assert _copy_source(folder, "http://host:19530", "headlines") == "http://host:19530#headlines"
+    assert copy_source(folder, str(tmp_path / "h" / "milvus.db"), "headlines") == "h/milvus.db#headlines"
+    assert copy_source(folder, str(tmp_path / "other" / "milvus.db"), "headlines") == f"{tmp_path / 'other' / 'milvus.db'}#headlines"
+    assert copy_source(folder, "http://host:19530", "headlines") == "http://host:19530#headlines"

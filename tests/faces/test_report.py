@@ -113,12 +113,12 @@ def test_lineage_figure_has_one_link_per_flow():
 
 
 def _run(run_id: int, n: int = 0) -> Run:
-    return Run(id=run_id, status="done", finished_at=datetime(2026, 1, 1), n_documents=n, n_clusters=0, n_noise=0)
+    return Run(id=run_id, status="done", finished_at=datetime(2026, 1, 1), n_documents=n, n_stories=0, n_noise=0)
 
 
 def test_an_empty_home_gets_a_page_that_says_so(make_app):
     app = make_app()
-    html = render_report(app.repo, _run(1), None)
+    html = render_report(app.stories, _run(1), None)
     assert "Nothing to show yet" in html and "spec-map" not in html and "spec-timeline" not in html
     assert "No alerts yet" in html
 
@@ -131,14 +131,14 @@ def test_a_tiny_home_gets_words_not_empty_axes(make_app):
                                                for i, t in enumerate(["Storm hits coast", "Bank raises rates", "Team wins cup"])])
     usecases.ingest_file(app, app.settings.inbox / "few.csv")
     r = usecases.rebuild(app, write_report_after=False)
-    html = render_report(app.repo, app.repo.run(r.run_id), None)
+    html = render_report(app.stories, app.runs.run(r.run_id), None)
     assert "Too few headlines for stories yet" in html and "spec-map" not in html
-    standalone = render_report(app.repo, app.repo.run(r.run_id), None, standalone=True)
+    standalone = render_report(app.stories, app.runs.run(r.run_id), None, standalone=True)
     assert "<script src=\"plotly.min.js\">" not in standalone and len(standalone) > 3_000_000
 
 
 def test_retention_keeps_the_last_pages_and_the_index_links_only_those(tmp_path):
-    runs = [SimpleNamespace(id=i, finished_at=datetime(2026, 1, i), n_documents=10, n_clusters=1, n_noise=0) for i in range(6, 0, -1)]
+    runs = [SimpleNamespace(id=i, finished_at=datetime(2026, 1, i), n_documents=10, n_stories=1, n_noise=0) for i in range(6, 0, -1)]
     for i in range(1, 6):
         publish(tmp_path, i, f"<html>run {i}</html>", runs, is_latest=False, keep_runs=0)
     out = publish(tmp_path, 6, "<html>run 6</html>", runs, is_latest=True, keep_runs=3)

@@ -84,7 +84,7 @@ def _published_span(app) -> tuple[str, str]:
     """The stream's published range without the decade-old row."""
     from sqlalchemy import text
 
-    with app.repo.engine.connect() as c:
+    with app.engine.connect() as c:
         lo, hi = c.execute(text("SELECT MIN(published_at), MAX(published_at) FROM documents WHERE published_at >= '2020-01-01'")).one()
     return str(lo)[:19], str(hi)[:19]
 
@@ -124,7 +124,7 @@ def test_report_in_headless_chromium(report, tmp_path):
     assert not errors, errors
     assert all(u.startswith("file://") for u in requests), [u for u in requests if not u.startswith("file://")]
     assert pwned is None
-    assert points == app.repo.status()["documents"]
+    assert points == app.stories.status().documents
     assert not fallback_shown
     # the timeline's x range lies within the stream's published range: the decade-old row does not stretch it
     lo, hi = _published_span(app)
@@ -150,10 +150,10 @@ def test_standalone_file_renders_alone_and_plain_page_says_why_not(report, tmp_p
     from service.state import load_layout
 
     app, result = report
-    run = app.repo.run(result.run_id)
+    run = app.runs.run(result.run_id)
     alone = tmp_path / "mail"
     alone.mkdir()
-    html = render_report(app.repo, run, load_layout(app.settings.state_dir, run.id), standalone=True)
+    html = render_report(app.stories, run, load_layout(app.settings.state_dir, run.id), standalone=True)
     publish(alone, run.id, html, [], is_latest=True, out=alone / "report.html", standalone=True)
     assert [p.name for p in alone.iterdir()] == ["report.html"]
     plain = tmp_path / "plain"
@@ -193,7 +193,7 @@ def test_every_index_link_resolves_after_retention(report, tmp_path):
     shutil.copytree(app.settings.reports_dir, folder)
     removed = prune_run_pages(folder, keep=1, protect={result.run_id})
     assert removed and set(run_pages(folder)) == {result.run_id}
-    write_index(folder, app.repo.done_runs())
+    write_index(folder, app.runs.done_runs())
     with sync_playwright() as p:
         browser = _browser(p, tmp_path)
         page = browser.new_page()

@@ -24,9 +24,9 @@ def cli(home: Path, *args: str, timeout: float = 300, **env) -> subprocess.Compl
 
 
 def live_status(home: Path) -> dict:
-    from service.state import read_status
+    from service.state import read_status, status_path
 
-    return read_status(home / "state" / "service.json") or {}
+    return read_status(status_path(home / "state")) or {}
 
 
 def test_serve_answers_every_request_and_retries_through_an_outage(tmp_path):

@@ -16,9 +16,9 @@ from ..conftest import STORY_ROWS as ROWS, ingest_copies, write_csv
 
 
 def counts(app):
-    with app.repo.engine.connect() as c:
+    with app.engine.connect() as c:
         n_sql = c.execute(text("SELECT COUNT(*) FROM documents")).scalar_one()
-    return n_sql, app.store.count()
+    return n_sql, app.open_store().count()
 
 
 def drop(app, name, rows, header=None):
@@ -66,7 +66,7 @@ def test_rebuild_then_export_then_arrivals_are_predicted(make_app, demo_days):
     app = make_app()
     ingest_copies(app, files[:-1])
     r = usecases.rebuild(app, write_report_after=False)
-    assert r.clusters >= 10
+    assert r.stories >= 10
     rows = export_rows(app)
     assert len(rows) == r.documents and all(x["assigned_by"] == "rebuild" for x in rows)
     assert list(rows[0]) == ["guid", "title", "story_id", "story_name", "topic_id", "topic_name", "probability", "outlier_score",
@@ -96,8 +96,8 @@ def test_rebuild_twice_on_the_same_data_keeps_every_id(make_app, demo_days):
     ingest_copies(app, files[:3])
     a = usecases.rebuild(app, write_report_after=False)
     b = usecases.rebuild(app, write_report_after=False)
-    da, la = app.repo.run_labels(a.run_id)
-    db, lb = app.repo.run_labels(b.run_id)
+    da, la = app.runs.run_labels(a.run_id)
+    db, lb = app.runs.run_labels(b.run_id)
     assert np.array_equal(da, db) and np.array_equal(la, lb)
     assert set(b.events) <= {"grew", "shrank"} and not b.events  # nothing was born, died, split or merged
 
@@ -113,12 +113,12 @@ def test_arrival_placement_is_the_same_from_milvus_and_from_the_live_index(make_
     heads = [h for c in chunks for h in c.headlines]
     ids = np.array([h.id for h in heads], np.int64)
     vectors = app.embedder.embed([h.text for h in heads])
-    app.store.upsert(ids, vectors, np.zeros(len(ids), np.int64), np.zeros(len(ids), np.int64))
-    assert app.repo.latest_run().id == run.run_id
+    app.open_store().upsert(ids, vectors, np.zeros(len(ids), np.int64), np.zeros(len(ids), np.int64))
+    assert app.runs.latest_run().id == run.run_id
     usecases.assign_arrivals(app, ids, vectors)  # the writer's live index over the vector cache
-    milvus_only = make_app(home=app.settings.home, vector_cache=False, store=app.store.store)  # the same Milvus client
+    milvus_only = make_app(home=app.settings.home, vector_cache=False, store=app.open_store().store)  # the same Milvus client
     usecases.assign_arrivals(milvus_only, ids, vectors)  # a Milvus search
-    with app.repo.engine.connect() as c:
+    with app.engine.connect() as c:
         rows = c.execute(text("SELECT document_id, cluster_id FROM assignments WHERE assigned_by='predict' ORDER BY id")).all()
     first, second = rows[: len(ids)], rows[len(ids):]
     differ = sum(a[1] != b[1] for a, b in zip(first, second))
@@ -142,8 +142,8 @@ def test_a_new_story_among_the_arrivals_left_as_noise_is_noticed(make_app, demo_
     for first_id, vectors in ((10**15, scattered), (2 * 10**15, story)):
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         ids = np.arange(first_id, first_id + 40, dtype=np.int64)
-        app.store.upsert(ids, vectors, np.zeros(40, np.int64), np.zeros(40, np.int64))
-        app.repo.record_predictions(run.run_id, ids, np.full(40, -1), np.zeros(40, np.float32), np.ones(40, np.float32))
+        app.open_store().upsert(ids, vectors, np.zeros(40, np.int64), np.zeros(40, np.int64))
+        app.runs.record_predictions(run.run_id, ids, np.full(40, -1), np.zeros(40, np.float32), np.ones(40, np.float32))
         if first_id == 10**15:
             assert not usecases.new_story_in_noise_pool(app)  # 40 unrelated arrivals: no story
     assert usecases.new_story_in_noise_pool(app)
@@ -155,11 +155,11 @@ def test_a_rebuild_lets_go_of_milvus_lite_and_the_next_write_opens_it_again(make
     files, _ = demo_days
     app = make_app()
     ingest_copies(app, files[:2])
-    cache = app.neighbours
+    cache = app.open_neighbours()
     first = usecases.rebuild(app, write_report_after=False)
     assert app._store is None  # let go: Lite's server for the file is stopped
     (later,) = ingest_copies(app, files[2:3])  # the write opens it again, behind the same neighbour index
-    assert later.stored > 0 and app.neighbours is cache and cache.store is app._store
+    assert later.stored > 0 and app.open_neighbours() is cache and cache.store is app._store
     assert counts(app) == (first.documents + later.stored,) * 2
     again = usecases.rebuild(app, write_report_after=False)
     assert again.documents == first.documents + later.stored

@@ -84,7 +84,7 @@ def test_an_unreachable_vector_store_is_retried_and_a_file_cut_halfway_leaves_no
     phantom = rng.normal(size=(40, app.embedder.dim)).astype(np.float32)
     phantom /= np.linalg.norm(phantom, axis=1, keepdims=True)
     phantom_ids = np.arange(10**12, 10**12 + 40, dtype=np.int64)
-    app.store.upsert(phantom_ids, phantom, np.zeros(40, np.int64), np.zeros(40, np.int64))
+    app.open_store().upsert(phantom_ids, phantom, np.zeros(40, np.int64), np.zeros(40, np.int64))
     more = [{"guid": f"m{i}", "title": f"Wildfire update number {i} from the fire lines", "description": ""} for i in range(30)]
     usecases.ingest_file(app, drop(app, "more.csv", more))
     r = usecases.rebuild(app, write_report_after=False)
@@ -99,10 +99,10 @@ def test_a_document_whose_vector_was_lost_is_embedded_again(make_app):
     usecases.ingest_file(app, drop(app, "good.csv", ROWS))
     from service.domain import document_id
 
-    app.store.client.delete(app.settings.collection, ids=[document_id("guid:" + ROWS[0]["guid"])])  # a store reset, in small
-    assert app.store.count() == 2
+    app.open_store().client.delete(app.settings.collection, ids=[document_id("guid:" + ROWS[0]["guid"])])  # a store reset, in small
+    assert app.open_store().count() == 2
     assert usecases.restore_missing_vectors(app) == 1
-    assert app.store.count() == 3
+    assert app.open_store().count() == 3
 
 
 def test_one_bad_cell_rejects_or_repairs_its_row_not_the_file(make_app, tmp_path):
@@ -141,7 +141,8 @@ def test_truncated_derived_state_is_rebuilt_not_fatal(make_app, demo_days):
     assert later.state == "processed" and later.predicted == 0  # nothing to place in until the next rebuild
     page = usecases.write_report(app)  # no layout: the page says so instead of a traceback
     assert "No map" in page.read_text()
-    assert not list(app.settings.state_dir.glob(f"run-{r.run_id}.npz"))  # the damaged file is gone
+    # a read only reads: the damaged file stays, reads as missing, and the next rebuild writes its own run's file
+    assert list(app.settings.state_dir.glob(f"run-{r.run_id}.npz")) and app.run_files.load_prediction_state(r.run_id) is None
     r2 = usecases.rebuild(app, write_report_after=False)
     assert app.prediction_state(r2.run_id) is not None
 
@@ -159,10 +160,10 @@ def test_a_correction_keeps_the_newest_text_and_the_old_one_in_revisions(make_ap
         revisions = c.execute("SELECT title FROM document_revisions WHERE document_id=?", (title[1],)).fetchall()
         placed = c.execute("SELECT COUNT(*) FROM assignments WHERE document_id=? AND assigned_by='predict'", (title[1],)).fetchone()[0]
     assert title[0].startswith("Wildfire forces 20,000") and revisions == [(ROWS[0]["title"],)] and placed == 1
-    stored = app.store.vectors_of(np.array([title[1]]))[0]
+    stored = app.open_store().vectors_of(np.array([title[1]]))[0]
     expected = app.embedder.embed([fixed[0]["title"] + ". " + fixed[0]["description"]])[0]
     assert float(stored @ expected) > 0.999
-    assert app.store.count() == 3
+    assert app.open_store().count() == 3
 
 
 def test_csv_cells_that_would_run_as_formulas_are_neutralised(make_app):
@@ -346,7 +347,7 @@ def test_a_row_dated_2999_is_kept_honest_in_the_summary_the_alert_times_and_the_
     run = usecases.rebuild(app, write_report_after=False).run_id
     _, times = app.alerts.story_times(run, None)
     assert len(times) and max(times) < datetime(2015, 1, 1).timestamp(), times  # the ingest time (today) stands in for no row
-    docs = report_documents(app.repo.engine, run)
+    docs = report_documents(app.engine, run)
     claimed = {int(i): str(t) for i, t in zip(docs.ids, docs.future) if not np.isnat(t)}
     assert list(claimed.values()) == ["2999-01-01T00:00:00"], claimed
 

@@ -92,13 +92,13 @@ def test_an_arrival_next_to_a_running_story_is_placed_at_once(make_app, tmp_path
     (app.settings.inbox).mkdir(parents=True, exist_ok=True)
     usecases.ingest_file(app, write_csv(app.settings.inbox / "a.csv", rows))
     usecases.rebuild(app, write_report_after=False)
-    ids, labels = app.repo.run_labels(app.repo.latest_run().id)
+    ids, labels = app.runs.run_labels(app.runs.latest_run().id)
     arrivals = [{"guid": f"late{i}", "title": " — ".join(_headline(rng, Story("quake", 0, 1, 1.0))), "published_at": "2026-03-04T10:00"}
                 for i in range(6)]
     usecases.ingest_file(app, write_csv(app.settings.inbox / "b.csv", arrivals))
-    with app.repo.engine.connect() as c:
+    with app.engine.connect() as c:
         placed = [r[0] for r in c.execute(text("SELECT cluster_id FROM assignments WHERE assigned_by='predict'"))]
-    quake_story = {int(l) for i, l in zip(ids.tolist(), labels.tolist()) if l >= 0 and app.repo.document_texts([i])[i][0] in
+    quake_story = {int(l) for i, l in zip(ids.tolist(), labels.tolist()) if l >= 0 and app.ledger.document_texts([i])[i][0] in
                    {r["title"] for r in rows if r["guid"].startswith("gquake")}}
     assert len(quake_story) == 1
     assert sum(p in quake_story for p in placed) >= 5, placed
@@ -107,9 +107,9 @@ def test_an_arrival_next_to_a_running_story_is_placed_at_once(make_app, tmp_path
 def _commit(app, doc_ids, labels, born, parents=()):
     from service.domain import ClusterEvent
 
-    run_id = app.repo.start_run({})
+    run_id = app.runs.start_run({})
     names = {int(c): (f"story {c}", [], []) for c in np.unique(labels[labels >= 0])}
-    app.repo.commit_run(run_id, doc_ids=doc_ids, labels=labels, probabilities=np.ones(len(doc_ids), np.float32),
+    app.runs.commit_run(run_id, doc_ids=doc_ids, labels=labels, probabilities=np.ones(len(doc_ids), np.float32),
                         outlier_scores=np.zeros(len(doc_ids), np.float32), names=names,
                         events=[ClusterEvent("born", c, parents=tuple(parents), size_after=int((labels == c).sum())) for c in born],
                         timings={}, params={})
@@ -126,7 +126,7 @@ def test_a_fragment_of_an_announced_story_does_not_alert_again_and_a_loose_bag_d
     app.settings.inbox.mkdir(parents=True, exist_ok=True)
     rows = [{"guid": f"g{i}", "title": f"headline number {i}", "published_at": f"2026-03-01T10:{i:02d}"} for i in range(50)]
     usecases.ingest_file(app, write_csv(app.settings.inbox / "a.csv", rows))
-    doc_ids = np.sort(app.repo.all_document_ids())
+    doc_ids = np.sort(app.ledger.all_document_ids())
     labels = np.full(len(doc_ids), NOISE, np.int64)
     labels[:10] = 1
     first = _commit(app, doc_ids, labels, born=[1])
@@ -162,10 +162,10 @@ def test_a_fragment_of_an_announced_story_does_not_alert_again_and_a_loose_bag_d
 
 
 def test_alerts_per_rebuild_are_bounded_keeping_the_largest():
-    from service.usecases.alerts import _bounded
+    from service.usecases.alerts import bounded
 
     raised = [{"kind": "new", "story_id": i, "size": s, "details": {}} for i, s in enumerate([5, 50, 7, 30])]
-    kept = _bounded(raised, 2)
+    kept = bounded(raised, 2)
     assert [a["story_id"] for a in kept] == [1, 3] and all(a["details"]["held_back"] == 2 for a in kept)
 
 
@@ -215,7 +215,7 @@ def test_the_first_events_id_stays_on_it_when_a_second_event_of_the_franchise_ar
         part = [{k: v for k, v in r.items() if k != "story"} for r in rows if r["published_at"].startswith(day)]
         usecases.ingest_file(app, write_csv(app.settings.inbox / f"{day}.csv", part))
         run = usecases.rebuild(app, write_report_after=False)
-        ids, labels = app.repo.run_labels(run.run_id)
+        ids, labels = app.runs.run_labels(run.run_id)
         events = collections.defaultdict(collections.Counter)
         for d, l in zip(ids.tolist(), labels.tolist()):
             if l >= 0:

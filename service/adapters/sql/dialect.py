@@ -1,4 +1,4 @@
-"""The few SQL spellings SQLite and PostgreSQL do not share, for the migrations' views and the repository's inserts.
+"""The few SQL spellings SQLite and PostgreSQL do not share, for the migrations' views and the history's inserts.
 
 One schema, one set of views: the differences are spelled here, not forked into two schemas.
 """

@@ -1,6 +1,6 @@
 """Every read the report needs, as functions over an Engine returning plain data (no SQLAlchemy rows leave here).
 
-The page code (`service/report/`) reads them through the repository (SqlRepository's report reads) and
+The page code (`service/report/`) reads them through the StoryReads port (reads.py) and
 imports nothing of SQLAlchemy: it gets columnar numpy arrays for the documents (100k rows in a fraction of
 a second) and small dataclasses (service/domain.py) for stories, topics, events and alerts. Queries stay
 plain SQL-92 where that is easy; times come back as numpy datetime64[s], NaT where NULL, whether the driver

@@ -120,7 +120,7 @@ assignments = Table(
 )
 
 # A rebuild writes an assignments row only for documents whose story, topic or probability band changed
-# (repository.probability_band); a document of the previous run that this run left out (it left the window,
+# (runs.probability_band); a document of the previous run that this run left out (it left the window,
 # or its vector was lost) gets a row here, so "the document's row at or before run R" still says whether R held it.
 assignment_exits = Table(
     "assignment_exits",

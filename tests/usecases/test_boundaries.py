@@ -1,0 +1,64 @@
+"""The layout's one-way imports, checked on the source: use cases reach I/O only through ports.
+
+A use case holds the order of steps; what it reads and writes comes in through the App's ports (service/ports.py),
+wired by bootstrap alone. So a use case imports the plain data (domain), the port Protocols, the pure core
+(clustering), its sibling use cases, and the few rules that are data-only (what a CSV row may be, whose fault a
+failure is, how a file is written whole) — never an adapter, the run state files, a worker or a face.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+USECASES = ROOT / "service" / "usecases"
+
+# service modules a use case may import (a prefix matches its submodules), each for a reason
+ALLOWED = {
+    "service.domain": "plain data",
+    "service.ports": "the Protocols the App hands out",
+    "service.clustering": "the pure core over arrays",
+    "service.usecases": "sibling use cases",
+    "service.ingest": "the CSV reading rules (bytes -> headlines + rejects), no I/O of its own",
+    "service.faults": "which failures are our environment's (retry) and which the file's",
+    "service.files": "how the inbox's files are written whole (temp + rename)",
+}
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """Every module a file imports, resolved to its dotted name (relative imports included, TYPE_CHECKING ones too:
+    a use case typed against bootstrap's App would still depend on the composition root)."""
+    package = "service.usecases"
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+                names = [module] if node.module else [f"{module}.{a.name}" for a in node.names]
+            else:
+                names = [node.module]
+            out += [(node.lineno, n) for n in names]
+    return out
+
+
+def test_usecases_import_only_domain_ports_and_clustering():
+    files = sorted(USECASES.glob("*.py"))
+    assert len(files) >= 5  # the walk found the use cases
+    wrong = []
+    for path in files:
+        for line, module in _imports(path):
+            ours = module == "service" or module.startswith(("service.", "workers"))
+            if ours and not any(module == a or module.startswith(a + ".") for a in ALLOWED):
+                wrong.append(f"{path.name}:{line} imports {module}")
+    assert wrong == [], "use cases reach I/O through ports (service/ports.py), wired in bootstrap:\n" + "\n".join(wrong)
+
+
+def test_the_walk_sees_relative_and_lazy_imports(tmp_path):
+    """The check itself: a relative import inside a function resolves to the module it names."""
+    sample = tmp_path / "x.py"
+    sample.write_text("def f():\n    from ..adapters.notify import describe\n    from .. import state\n")
+    assert [m for _, m in _imports(sample)] == ["service.adapters.notify", "service.state"]
