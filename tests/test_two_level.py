@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from service.clustering.graph import knn
+from service.domain import NOISE
 from service.clustering.two_level import TwoLevelParams, fit_two_levels
 
 DIM = 48
@@ -281,3 +282,29 @@ def test_a_graph_without_links_gives_each_story_its_own_topic():
     stories = np.repeat(np.arange(4), 3)
     t = topics_over_stories(Neighbours(np.full((12, 3), -1, np.int64), np.zeros((12, 3), np.float32)), stories, np.full(12, 7), TopicParams())
     assert np.array_equal(t.story_topic, np.arange(4)) and np.array_equal(t.topic_labels, stories)
+
+
+def _around(centre: np.ndarray, count: int, rng, spread: float = 0.05) -> np.ndarray:
+    x = centre + spread * rng.standard_normal((count, len(centre)))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_the_hold_drags_no_unrelated_part_across_a_topic_border_but_keeps_one_event_whole():
+    from service.clustering.levels import keep_within_topics
+
+    rng = np.random.default_rng(0)
+    a, b, c = np.eye(DIM)[0], np.eye(DIM)[1], np.eye(DIM)[2]
+    # the hold put docs 0-5 in one story; this run's topics cut it: 0-3 in topic 0, 4-5 in topic 1 (fit story 2 there)
+    held = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, NOISE], np.int64)
+    fit_stories = np.array([0, 0, 0, 0, 2, 2, 1, 1, 1, NOISE], np.int64)
+    fit_topics = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, NOISE], np.int64)
+    unrelated = np.vstack([_around(a, 4, rng), _around(b, 2, rng), _around(c, 4, rng)]).astype(np.float32)
+    got = keep_within_topics(held, fit_stories, fit_topics, unrelated)
+    assert len(set(got[:4].tolist())) == 1 and len(set(got[4:6].tolist())) == 1 and got[0] != got[4]
+    assert got[4] != got[6] and (got[6:9] == got[6]).all() and got[9] == NOISE
+    assert sorted(set(got[got >= 0].tolist())) == [0, 1, 2]  # renumbered 0..s-1
+    # the part across the border is the same event (its wording differs a little): the story stays whole
+    one_event = np.vstack([_around(a, 4, rng), _around(a + 0.3 * b, 2, rng), _around(c, 4, rng)]).astype(np.float32)
+    np.testing.assert_array_equal(keep_within_topics(held, fit_stories, fit_topics, one_event), held)
+    # nothing crosses: unchanged
+    np.testing.assert_array_equal(keep_within_topics(fit_stories, fit_stories, fit_topics, unrelated), fit_stories)

@@ -60,7 +60,7 @@ rescue round follows. Measured on story-shaped synthetic corpora (cached kNN gra
 alone): story AMI 0.792 -> 0.856 at 100k documents, 0.735 -> 0.815 at 1M (through the service,
 bench/scale.py: 0.725 -> 0.821; stories of 5 left as noise ~81% -> ~38%, of 6-9 ~45% -> ~17%);
 the story file streamed kept its scores (pairwise F1 0.955 -> 0.953, BCubed 0.947 -> 0.946; AG
-News topics 0.480 -> 0.484, with levels._held_within_topics). Tried with it and dropped: a rescue that also asks a
+News topics 0.480 -> 0.484, with levels.keep_within_topics). Tried with it and dropped: a rescue that also asks a
 document to sit within 1.45x the story's median core distance of its voters. It kept most
 background out of stories on the synthetic corpus (+0.02 AMI at both sizes) but left real
 stragglers out on the story file (noise 1.6% -> 4.3%, pairwise F1 0.954 -> 0.940).
