@@ -540,7 +540,7 @@ _labels_seen: dict[str, np.ndarray] = {}  # the last streamed run's labels per r
 def topic_shape(labels: np.ndarray, stories: np.ndarray) -> dict:
     """The guards' figures for one labelling: the largest cluster's share of all documents, and how many stories
     (given) each cluster holds, a story counted once, in the cluster most of its members sit in."""
-    from service.clustering.two_level import majority_topics
+    from service.clustering.topics import majority_topics
 
     labels, stories = np.asarray(labels, np.int64), np.asarray(stories, np.int64)
     out = {"largest_share": round(float(np.bincount(labels[labels >= 0]).max() / len(labels)), 4) if (labels >= 0).any() else 0.0}

@@ -222,7 +222,7 @@ def test_the_leftover_pass_keeps_labels_when_it_finds_nothing():
 # ---- the topic level: communities of stories (topics_over_stories) ------------------------------------------------
 
 def _topics(v, story=None, previous=None, **kw):
-    from service.clustering.two_level import TopicParams, topics_over_stories
+    from service.clustering.topics import TopicParams, topics_over_stories
 
     neigh = knn(v, 15)
     stories = story if story is not None else fit_two_levels(neigh, TwoLevelParams()).story_labels
@@ -247,7 +247,7 @@ def test_no_topic_swallows_a_long_stream_the_share_guard_recuts():
 
 
 def test_lone_stories_are_grouped_when_the_median_guard_asks_and_left_alone_when_nothing_is_near():
-    from service.clustering.two_level import TopicParams, topics_over_stories
+    from service.clustering.topics import TopicParams, topics_over_stories
 
     v, story, topic = corpus(stories_per_topic=8, topics=4, story_size=10, seed=3)
     neigh = knn(v, 15)
@@ -276,7 +276,7 @@ def test_topics_carry_over_from_the_last_run_and_equal_input_gives_equal_topics(
 
 
 def test_a_graph_without_links_gives_each_story_its_own_topic():
-    from service.clustering.two_level import TopicParams, topics_over_stories
+    from service.clustering.topics import TopicParams, topics_over_stories
     from service.domain import Neighbours
 
     stories = np.repeat(np.arange(4), 3)

@@ -15,7 +15,8 @@ from .centres import centre_cosine, group_sums
 from .graph import Neighbours
 from .hdbscan_fit import Anchor, cluster_max_edges, cluster_min_core
 from .identity import DriftCheck, compact_labels, previous_clusters, relabel_checks, split_drifted, stabilize
-from .two_level import TopicParams, TwoLevelFit, _one_topic_per_story, majority_topics, topics_over_stories
+from .topics import TopicParams, majority_topics, one_topic_per_story, topics_over_stories
+from .two_level import TwoLevelFit
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def settle(fit: TwoLevelFit, neigh: Neighbours, vectors: np.ndarray, anchor: Anc
         if stories is fit.story_labels:
             story_topic, topics, topic_prob = fit.story_topic, fit.topic_labels, fit.topic_probabilities
         else:  # (rare: the fit's own stories respect the size) one topic per story again
-            story_topic, topics, topic_prob = _one_topic_per_story(stories, fit.topic_labels, fit.topic_probabilities)
+            story_topic, topics, topic_prob = one_topic_per_story(stories, fit.topic_labels, fit.topic_probabilities)
         return _levels(fit, neigh, stories, topics, topic_prob, story_topic)
     stories = stabilize(anchor.doc_ids, anchor.labels, anchor.new_doc_ids, fit.story_labels, vectors=vectors, hold_margin=anchor.hold_margin,
                         placed=anchor.placed)
