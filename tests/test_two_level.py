@@ -308,3 +308,22 @@ def test_the_hold_drags_no_unrelated_part_across_a_topic_border_but_keeps_one_ev
     np.testing.assert_array_equal(keep_within_topics(held, fit_stories, fit_topics, one_event), held)
     # nothing crosses: unchanged
     np.testing.assert_array_equal(keep_within_topics(fit_stories, fit_stories, fit_topics, unrelated), fit_stories)
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda i, d: (i[:, :-1], d), "one shape"),
+    (lambda i, d: (i.astype(np.float64), d), "integers"),
+    (lambda i, d: (np.where(i == i[:, :1], 10_000, i), d), "outside"),
+    (lambda i, d: (i, np.where(d == d[:, :1], np.nan, d)), "NaN"),
+    (lambda i, d: (np.where(np.arange(i.shape[1]) == 1, -1, i), d), "go together"),
+    (lambda i, d: (np.where(np.arange(i.shape[1]) == 0, np.arange(len(i))[:, None], i), d), "lists itself"),
+    (lambda i, d: (i, d[:, ::-1].copy()), "closest first"),
+])
+def test_the_fit_refuses_a_graph_that_breaks_the_neighbours_contract(breakage, message):
+    from service.domain import Neighbours
+
+    v, _, _ = corpus(stories_per_topic=2, topics=2, story_size=10)
+    good = knn(v, 8)
+    fit_two_levels(good, TwoLevelParams())  # the real graph holds it
+    with pytest.raises(ValueError, match=message):
+        fit_two_levels(Neighbours(*breakage(good.indices, good.distances)), TwoLevelParams())

@@ -16,7 +16,7 @@ from .graph import Neighbours
 from .hdbscan_fit import Anchor, cluster_max_edges, cluster_min_core
 from .identity import DriftCheck, compact_labels, previous_clusters, relabel_checks, split_drifted, stabilize
 from .topics import TopicParams, majority_topics, one_topic_per_story, topics_over_stories
-from .two_level import TwoLevelFit
+from .two_level import TwoLevelFit, check_neighbours
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,9 @@ def settle(fit: TwoLevelFit, neigh: Neighbours, vectors: np.ndarray, anchor: Anc
     so topic ids carry over. The fit's own topics are read here too (keep_within_topics: this run's topic borders
     over the fit's stories), so grouping twice is not repeated work; the placing thresholds are measured once, on
     the stories shipped (_levels)."""
+    check_neighbours(neigh, len(fit.story_labels))
+    if len(vectors) != len(fit.story_labels):
+        raise ValueError(f"settle: {len(vectors)} vectors for {len(fit.story_labels)} documents")
     stories = _at_least(fit.story_labels, fit.story_min_cluster_size)
     if anchor is None:
         if stories is fit.story_labels:

@@ -70,20 +70,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..domain import NOISE
+from . import defaults
 from .graph import Neighbours, core_distances, subgraph, symmetric_graph
 from .hdbscan_fit import glosh_scores, scaled_min_cluster_size
 from .topics import TopicParams, topics_over_stories
 from .votes import vote_rounds
 
-STORY_MIN_CLUSTER_SIZE = 5
 UNLINKED_DISTANCE = float(np.sqrt(2.0))  # unit vectors at cosine 0: unrelated headlines
 
 
 @dataclass(frozen=True)
 class TwoLevelParams:
-    story_min_cluster_size: int = STORY_MIN_CLUSTER_SIZE  # fixed: never grows with the corpus
-    topic_min_cluster_size: int = 0  # 0: scaled with n (hdbscan_fit.scaled_min_cluster_size)
-    min_samples: int = 5
+    story_min_cluster_size: int = defaults.STORY_MIN_SIZE  # fixed: never grows with the corpus
+    topic_min_cluster_size: int = defaults.TOPIC_MIN_SIZE  # 0: scaled with n (hdbscan_fit.scaled_min_cluster_size)
+    min_samples: int = defaults.MIN_SAMPLES
     story_rescue_rounds: int = 2  # noise documents joining a story by a strict majority of their nearest neighbours...
     story_rescue_neighbours: int = 9  # ...this many of them (at most the graph's k)
     leftover_min_samples: int = 2  # stories among what the cut left: core distance rank there (0: no such pass)...
@@ -115,8 +115,41 @@ class TwoLevelFit:
         return int(self.topic_labels.max()) + 1 if (self.topic_labels >= 0).any() else 0
 
 
+def check_neighbours(neigh: Neighbours, n: int | None = None) -> Neighbours:
+    """neigh as domain.Neighbours states it, else a ValueError saying what is wrong: indices (n, k) integers in
+    [-1, n), distances (n, k) floats, each row closest first, -1 exactly where the distance is inf (fewer than k
+    others), no NaN, no negative distance, no row listing itself. (n: the rows expected, when the caller knows.)
+
+    Why checked where the core takes it: a graph that breaks the contract does not fail loudly downstream, it
+    clusters wrongly (fast_hdbscan validates its own precomputed input for the same reason). O(n k), vectorised."""
+    idx, dist = np.asarray(neigh.indices), np.asarray(neigh.distances)
+    if idx.ndim != 2 or dist.shape != idx.shape:
+        raise ValueError(f"neighbours: indices {idx.shape} and distances {dist.shape} must be two (n, k) arrays of one shape")
+    if n is not None and idx.shape[0] != n:
+        raise ValueError(f"neighbours: {idx.shape[0]} rows for {n} documents")
+    if not np.issubdtype(idx.dtype, np.integer) or not np.issubdtype(dist.dtype, np.floating):
+        raise ValueError(f"neighbours: indices must be integers ({idx.dtype}) and distances floats ({dist.dtype})")
+    rows = idx.shape[0]
+    if idx.size == 0:
+        return neigh
+    if int(idx.min()) < -1 or int(idx.max()) >= rows:
+        raise ValueError(f"neighbours: indices outside [-1, {rows})")
+    if np.isnan(dist).any() or (dist < 0).any():
+        raise ValueError("neighbours: distances must be non-negative numbers (NaN or negative found)")
+    missing = idx < 0
+    if not np.array_equal(missing, np.isinf(dist)):
+        raise ValueError("neighbours: -1 (no neighbour) and an infinite distance must go together")
+    if (idx == np.arange(rows)[:, None]).any():
+        raise ValueError("neighbours: a row lists itself (the lists hold each document's nearest others)")
+    finite = np.where(missing, np.finfo(np.float64).max, dist.astype(np.float64))
+    if (np.diff(finite, axis=1) < -1e-6).any():
+        raise ValueError("neighbours: each row must list its neighbours closest first")
+    return neigh
+
+
 def fit_two_levels(neigh: Neighbours, params: TwoLevelParams = TwoLevelParams()) -> TwoLevelFit:
-    """Stories and topics from one kNN graph (neigh: each document's k nearest others, sqrt(2-2cos))."""
+    """Stories and topics from one kNN graph (neigh: each document's k nearest others, sqrt(2-2cos); checked)."""
+    check_neighbours(neigh)
     n = neigh.indices.shape[0]
     s_mcs = int(params.story_min_cluster_size)
     t_mcs = int(params.topic_min_cluster_size or scaled_min_cluster_size(n))
