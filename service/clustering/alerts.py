@@ -11,7 +11,7 @@ is not a surge, and a story that suddenly draws a crowd is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -67,10 +67,16 @@ class StoryProfiles:
     centres: np.ndarray  # (s, d) unit
     cohesion: np.ndarray  # (s,)
     sizes: np.ndarray | None = None  # (s,) members; given, cosines are between the centres members were drawn from
+    topics: np.ndarray | None = None  # (s,) each story's topic (NOISE for none); given, fragments are looked for in it too
 
     def of(self, story_id: int) -> int:
         at = int(np.searchsorted(self.story_ids, story_id))
         return at if at < len(self.story_ids) and self.story_ids[at] == story_id else -1
+
+    def with_topics(self, topic_of: dict[int, int | None]) -> StoryProfiles:
+        """The same profiles with each story's topic (story id -> topic id; None or absent: no topic)."""
+        topics = np.array([-1 if topic_of.get(int(s)) is None else int(topic_of[int(s)]) for s in self.story_ids], np.int64)
+        return replace(self, topics=topics)
 
 
 def story_profiles(vectors: np.ndarray, story_ids: np.ndarray) -> StoryProfiles:
@@ -115,6 +121,11 @@ SAME_EVENT_COSINE = DRIFT_MIN_COSINE
 MIN_COHESION_RATIO = 0.75
 # A new story half of whose members sat in one announced story in one of the last runs is that story, reborn.
 FORMER_HOME_SHARE = 0.5
+# Inside one topic, a new story as close to an announced one as the parts of one story are to each other is part of
+# it: levels.BORDER_SAME_STORY_COSINE, the figure that keeps a held story whole across a topic border. On the story
+# file, stories of one label born apart (two Apple TV stories, a Missouri bill beside Colorado's marijuana taxes)
+# sat at 0.53-0.68 in one topic; distinct labels in one topic at 0.46 and below.
+SAME_TOPIC_FRAGMENT_COSINE = 0.5
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,7 @@ class NewStoryRule:
 
     min_size: int = defaults.ALERT_NEW_MIN_SIZE
     same_event_cosine: float = SAME_EVENT_COSINE
+    same_topic_cosine: float = SAME_TOPIC_FRAGMENT_COSINE
     former_home_share: float = FORMER_HOME_SHARE
 
 
@@ -135,16 +147,42 @@ def worth_announcing(size: int, recent: int, is_bag: bool, rule: NewStoryRule) -
 def fragment_home(story_id: int, size: int, profiles: StoryProfiles | None, told: np.ndarray,
                   homes: dict[int, int], ever_told: set[int], rule: NewStoryRule) -> int | None:
     """The announced story this new one is part of, None if it is news: its centroid within rule.same_event_cosine
-    of a story told (fragment_of; told: the stories announced so far, the larger ones of this run included), or at
-    least rule.former_home_share of its members in one announced story in one of the last runs (homes: earlier story
-    -> members of this one it held; the same event reborn under a new id after a run as noise or in another story)."""
-    part_of = fragment_of(profiles, story_id, told, rule.same_event_cosine) if profiles is not None else None
-    if part_of is not None:
-        return part_of
+    of a story told (fragment_of; told: the stories announced so far, the larger ones of this run included), or within
+    rule.same_topic_cosine of a told story in its own topic (profiles.topics), or at least
+    rule.former_home_share of its members in one announced story in one of the last runs (homes: earlier story ->
+    members of this one it held; the same event reborn under a new id after a run as noise or in another story)."""
+    told = np.asarray(told, np.int64)
+    if profiles is not None:
+        part_of = fragment_of(profiles, story_id, told, rule.same_event_cosine)
+        me = profiles.of(story_id)
+        if part_of is None and profiles.topics is not None and me >= 0 and profiles.topics[me] >= 0 and len(told):
+            at = np.minimum(np.searchsorted(profiles.story_ids, told), len(profiles.story_ids) - 1)
+            beside = told[(profiles.story_ids[at] == told) & (profiles.topics[at] == profiles.topics[me])]
+            part_of = fragment_of(profiles, story_id, beside, rule.same_topic_cosine)
+        if part_of is not None:
+            return part_of
     for earlier, n in sorted(homes.items(), key=lambda kv: -kv[1]):
         if earlier in ever_told and n >= rule.former_home_share * size:
             return earlier
     return None
+
+
+def placed_homes(doc_ids: np.ndarray, stories: np.ndarray, placed_doc_ids: np.ndarray, placed_stories: np.ndarray) -> dict[int, dict[int, int]]:
+    """This run's story -> {the story its members were placed in as they arrived: how many}. Users saw those members in
+    that story: a new story made of them is its fragment (the franchise stream's show came back as two small stories
+    of 9 and 6 headlines, 8 and 6 of them placed in the announced show as they arrived, and both were told as new).
+    doc_ids/stories: this run's rows and persistent story ids (NOISE for none); placed_*: the arrivals placed since
+    the last run (document ids, persistent story ids or NOISE)."""
+    doc_ids, placed_doc_ids = np.asarray(doc_ids, np.int64), np.asarray(placed_doc_ids, np.int64)
+    _, mine, theirs = np.intersect1d(doc_ids, placed_doc_ids, return_indices=True)
+    now, then = np.asarray(stories)[mine], np.asarray(placed_stories)[theirs]
+    both = (now >= 0) & (then >= 0)
+    out: dict[int, dict[int, int]] = {}
+    if both.any():
+        pairs, counts = np.unique(np.column_stack([now[both], then[both]]), axis=0, return_counts=True)
+        for (story, earlier), n in zip(pairs.tolist(), counts.tolist()):
+            out.setdefault(int(story), {})[int(earlier)] = int(n)
+    return out
 
 
 def loose(cohesion: float, typical: float, ratio: float) -> bool:

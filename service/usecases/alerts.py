@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("newsclust")
 
-def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | None = None, drifted: frozenset[int] = frozenset()) -> list[dict]:
+def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | None = None, drifted: frozenset[int] = frozenset(),
+                 placed: dict[int, dict[int, int]] | None = None) -> list[dict]:
     """After a rebuild (run_id: new stories and surges) or after arrivals (surges only): decide, record once per
     story and state change, then tell: the Atom feed, one log line each, the webhook.
 
@@ -49,6 +50,11 @@ def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | 
     ever_told = {sid for sid, (announced, _) in states.items() if announced}
     candidates = [sid for sid in born if sid in cards and not states.get(sid, (False, False))[0]] if announce_new else []
     homes = app.alerts.earlier_homes(run.id, candidates)  # where the members of each new story sat in the last runs
+    for sid in candidates:  # ... and where users saw them placed as they arrived (placed: clustering.alerts.placed_homes)
+        for earlier, n in (placed or {}).get(sid, {}).items():
+            homes.setdefault(sid, {})[earlier] = max(homes.get(sid, {}).get(earlier, 0), n)
+    if profiles is not None and candidates:  # each story's topic beside its centre: fragments are looked for in it too
+        profiles = profiles.with_topics({sid: card["topic_id"] for sid, card in cards.items()})
     raised, changed = [], {}
     for sid, card in sorted(cards.items(), key=lambda kv: -kv[1]["size"]):  # largest first: a fragment defers to its bigger part
         announced, surging = states.get(sid, (False, False))
@@ -112,10 +118,10 @@ def _tell(app: App, recorded: list[dict]) -> None:
 
 
 def raise_alerts_safely(app: App, run_id: int | None = None, profiles: StoryProfiles | None = None,
-                        drifted: frozenset[int] = frozenset()) -> list[dict]:
+                        drifted: frozenset[int] = frozenset(), placed: dict[int, dict[int, int]] | None = None) -> list[dict]:
     """Alerts never fail what they follow: a rebuild stays committed, a file stays ingested."""
     try:
-        return raise_alerts(app, run_id, profiles, drifted)
+        return raise_alerts(app, run_id, profiles, drifted, placed)
     except Exception as exc:  # noqa: BLE001
         log.warning("alerts not raised (%s: %s)", type(exc).__name__, exc)
         return []
