@@ -327,3 +327,22 @@ def test_the_fit_refuses_a_graph_that_breaks_the_neighbours_contract(breakage, m
     fit_two_levels(good, TwoLevelParams())  # the real graph holds it
     with pytest.raises(ValueError, match=message):
         fit_two_levels(Neighbours(*breakage(good.indices, good.distances)), TwoLevelParams())
+
+
+def test_a_new_story_as_close_as_one_storys_parts_joins_the_story_it_is_part_of():
+    from service.clustering.levels import join_parts
+
+    rng = np.random.default_rng(1)
+    a, b = np.eye(DIM)[0], np.eye(DIM)[1]
+    old = _around(a, 20, rng)
+    part = _around(a + 0.5 * b, 8, rng)  # the same event in other words: centre cosine ~0.9 to the old story
+    v = np.vstack([old, part]).astype(np.float32)
+    neigh = knn(v, 10)
+    stories = np.array([0] * 20 + [1] * 8, np.int64)
+    fresh = np.array([False, True])
+    np.testing.assert_array_equal(join_parts(stories, np.array([0, 0]), neigh, v, fresh), np.zeros(28, np.int64))
+    assert join_parts(stories, np.array([0, 1]), neigh, v, fresh) is stories  # another topic: not this rule's
+    assert join_parts(stories, np.array([0, 0]), neigh, v, np.array([False, False])) is stories  # both followed already
+    assert join_parts(stories, np.array([0, 0]), neigh, v, fresh, apart=[(0, 1)]) is stories  # a drift split stays apart
+    far = np.vstack([old, _around(b, 8, rng)]).astype(np.float32)  # unrelated: never joined
+    assert join_parts(stories, np.array([0, 0]), knn(far, 10), far, fresh) is stories
