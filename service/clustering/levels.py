@@ -56,8 +56,9 @@ def settle(fit: TwoLevelFit, neigh: Neighbours, vectors: np.ndarray, anchor: Anc
     content moved away split from its old event, then the topics grouped again over the settled stories, starting
     from the topic each story's members had (previous_topics: the last run's topic id of each row, NOISE for none),
     so topic ids carry over. The fit's own topics are read here too (keep_within_topics: this run's topic borders
-    over the fit's stories), so grouping twice is not repeated work; the placing thresholds are measured once, on
-    the stories shipped (_levels)."""
+    over the fit's stories), so grouping twice is not repeated work; last, a story new in this run joins the story of
+    its topic it is a part of (join_parts). The placing thresholds are measured once, on the stories shipped
+    (_levels). neigh is checked against the Neighbours contract (two_level.check_neighbours)."""
     check_neighbours(neigh, len(fit.story_labels))
     if len(vectors) != len(fit.story_labels):
         raise ValueError(f"settle: {len(vectors)} vectors for {len(fit.story_labels)} documents")
