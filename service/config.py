@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .clustering import defaults as core
+
 
 def _setting(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
@@ -38,14 +40,14 @@ class Settings:
     max_text_chars: int = _setting(2000, "Text longer than this is cut before embedding (the full text is kept in SQLite).")
     vector_cache: bool = _setting(True, "Keep a copy of the vectors in HOME/state/ so a rebuild reads them at disk speed instead of through Milvus's query iterator; checked against Milvus's count and refilled from it when they differ.")
     knn_k: int = _setting(15, "Neighbours per document in the kNN graph.")
-    story_min_size: int = _setting(5, "Fewest headlines that make a story. Fixed, not scaled with the corpus: five headlines about one event are a story at 1k and at 1M documents.")
-    topic_min_size: int = _setting(0, "Fewest documents of the coarse HDBSCAN cut that keeps stories from swallowing a dense group of stories (topics themselves are communities of stories); 0 scales it with the number of documents (sqrt(n)/2).")
-    min_samples: int = _setting(5, "HDBSCAN min_samples (core distance neighbour rank).")
+    story_min_size: int = _setting(core.STORY_MIN_SIZE, "Fewest headlines that make a story. Fixed, not scaled with the corpus: five headlines about one event are a story at 1k and at 1M documents.")
+    topic_min_size: int = _setting(core.TOPIC_MIN_SIZE, "Fewest documents of the coarse HDBSCAN cut that keeps stories from swallowing a dense group of stories (topics themselves are communities of stories); 0 scales it with the number of documents (sqrt(n)/2).")
+    min_samples: int = _setting(core.MIN_SAMPLES, "HDBSCAN min_samples (core distance neighbour rank).")
     stabilize: bool = _setting(True, "Hysteresis: undo splits and merges that only reshuffle documents the last run already clustered (new documents still split and merge stories).")
-    hold_margin: float = _setting(0.35, "Hysteresis: a document the last run clustered leaves its story for another (in a flow under 30% of its story) only when it is closer to the other cluster's centre by this much cosine. Tuned on all-MiniLM-L6-v2; models with a narrower cosine range (BGE-M3) want less.")
+    hold_margin: float = _setting(core.HOLD_MARGIN, "Hysteresis: a document the last run clustered leaves its story for another (in a flow under 30% of its story) only when it is closer to the other cluster's centre by this much cosine. Tuned on all-MiniLM-L6-v2; models with a narrower cosine range (BGE-M3) want less.")
     assign_neighbours: int = _setting(20, "Fitted neighbours consulted when placing an arrival between rebuilds.")
     assign_min_vote: float = _setting(0.5, "Placing an arrival: the share of its fitted neighbours' weight (1/mutual reachability; noise votes too) its cluster must hold, else it waits for the rebuild as noise. 0: the nearest clustered neighbour alone decides (more placed at once, more of them moved by the rebuild).")
-    match_min_jaccard: float = _setting(0.2, "Smallest member overlap (Jaccard) for a new cluster to inherit an old cluster's id.")
+    match_min_jaccard: float = _setting(core.MATCH_MIN_JACCARD, "Smallest member overlap (Jaccard) for a new cluster to inherit an old cluster's id.")
     window_days: float = _setting(0.0, "Cluster only documents of the last N days (0: all). Older ones keep their final assignment in history.")
     window_by: str = _setting("published", "Which time the window uses: 'published' (falls back to ingested where unknown) or 'ingested'.")
     rebuild_interval_s: int = _setting(600, "Seconds between scheduled rebuilds in `serve`.")
@@ -55,11 +57,11 @@ class Settings:
     db_busy_timeout_s: float = _setting(30.0, "Seconds a database write waits for another program's lock (a backup, a long query) before the file is retried later with backoff.")
     retry_first_s: float = _setting(2.0, "First wait before a file (or a rebuild) that our environment failed is tried again; doubles on each try, up to retry_max_s.")
     retry_max_s: float = _setting(300.0, "Longest wait between tries of a file or a rebuild that our environment keeps failing.")
-    alert_new_min_size: int = _setting(6, "A story born in a rebuild (not the first) with at least this many headlines raises a 'new story' alert.")
+    alert_new_min_size: int = _setting(core.ALERT_NEW_MIN_SIZE, "A story born in a rebuild (not the first) with at least this many headlines raises a 'new story' alert.")
     alert_max_per_rebuild: int = _setting(10, "Most alerts one rebuild raises: the largest stories are told, the rest held back (counted in the alerts' details and the log).")
-    surge_window_h: float = _setting(6.0, "Surge alerts compare a story's headlines in the last this-many hours of news time with its usual pace.")
-    surge_factor: float = _setting(3.0, "A story surges when its last window holds this many times its own usual pace and the stream's typical story's.")
-    surge_min_headlines: int = _setting(5, "Fewest headlines in the last window for a surge alert.")
+    surge_window_h: float = _setting(core.SURGE_WINDOW_H, "Surge alerts compare a story's headlines in the last this-many hours of news time with its usual pace.")
+    surge_factor: float = _setting(core.SURGE_FACTOR, "A story surges when its last window holds this many times its own usual pace and the stream's typical story's.")
+    surge_min_headlines: int = _setting(core.SURGE_MIN_HEADLINES, "Fewest headlines in the last window for a surge alert.")
     webhook_url: str = _setting("", "POST each alert as JSON here (timeout, retries with backoff, from a background thread). Empty: no webhook.")
     stable_wait_s: float = _setting(1.0, "A dropped file is taken once its size and mtime held still this long.")
     settle_s: float = _setting(10.0, "A file written in place in the inbox (not renamed into it) stays there until it held still this long: rows appended meanwhile are taken too, and a last row without a line end waits this long for the rest.")

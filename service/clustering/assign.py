@@ -1,10 +1,10 @@
 """Place arrivals between rebuilds, in the spirit of hdbscan's approximate_predict.
 
-An approximation, said plainly: it can only put a document into a cluster the last
+An approximation, said plainly: it can only put a document into a story the last
 rebuild found, never create one. The rule (measured at 96-97% agreement
 with a full refit): among the arrival's nearest fitted documents, take the closest in
 mutual reachability, max(d, own core distance, neighbour's core distance), that sits in a
-cluster; accept it when that distance is no looser than the loosest link the cluster
+story; accept it when that distance is no looser than the loosest link the story
 accepted itself (its largest internal MST edge), otherwise the arrival is noise and waits
 in the noise pool for the next rebuild. An exact duplicate of a fitted document takes
 that document's result as it is, so predicting on the fitted documents reproduces them.
@@ -23,10 +23,10 @@ DUPLICATE_DISTANCE = 1e-6
 
 @dataclass(frozen=True)
 class PredictionState:
-    """What a rebuild leaves behind for placing arrivals: per fitted document and per cluster."""
+    """What a rebuild leaves behind for placing arrivals: per fitted document and per story (the cluster_* fields: one entry per story)."""
 
     doc_ids: np.ndarray  # (n,) int64, Milvus primary keys of the fitted documents
-    labels: np.ndarray  # (n,) int64 cluster ids (persistent ids once matched), NOISE for noise
+    labels: np.ndarray  # (n,) int64 story ids (persistent ids once matched), NOISE for noise
     probabilities: np.ndarray  # (n,) float32
     outlier_scores: np.ndarray  # (n,) float32
     core_distances: np.ndarray  # (n,) float32
@@ -49,7 +49,7 @@ class PredictionState:
 
 @dataclass(frozen=True)
 class Placement:
-    labels: np.ndarray  # (m,) int64 cluster ids or NOISE
+    labels: np.ndarray  # (m,) int64 story ids or NOISE
     probabilities: np.ndarray  # (m,) float32
     outlier_scores: np.ndarray  # (m,) float32
 
@@ -66,9 +66,9 @@ def place(state: PredictionState, neighbour_pos: np.ndarray, neighbour_dist: np.
     Story file streamed in 10 chunks: of the arrivals the rebuild put into an existing story, 61% -> 83% placed at
     once, 99.7% -> 98.9% of placed ones kept (bench/quality.py; AG News in the README).
 
-    min_vote > 0 also asks the neighbourhood: the chosen cluster must hold at least that share
+    min_vote > 0 also asks the neighbourhood: the chosen story must hold at least that share
     of the fitted neighbours' weight (1 / mutual reachability; noise neighbours vote too), so an
-    arrival between clusters, or at the edge of noise, waits for the rebuild instead of guessing.
+    arrival between stories, or at the edge of noise, waits for the rebuild instead of guessing.
     """
     m = neighbour_pos.shape[0]
     labels = np.full(m, NOISE, np.int64)
@@ -93,13 +93,13 @@ def place(state: PredictionState, neighbour_pos: np.ndarray, neighbour_dist: np.
     mr[~valid] = np.inf
     nb_label = np.where(valid, state.labels[pos], NOISE)
 
-    cluster_row = {int(c): i for i, c in enumerate(state.cluster_ids)}
-    label_row = np.vectorize(lambda c: cluster_row.get(int(c), -1), otypes=[np.int64])(nb_label) if nb_label.size else nb_label
-    in_cluster = label_row >= 0
-    mr_clustered = np.where(in_cluster, mr, np.inf)
-    best = np.argmin(mr_clustered, axis=1)
+    story_row = {int(c): i for i, c in enumerate(state.cluster_ids)}
+    label_row = np.vectorize(lambda c: story_row.get(int(c), -1), otypes=[np.int64])(nb_label) if nb_label.size else nb_label
+    in_story = label_row >= 0
+    mr_in_story = np.where(in_story, mr, np.inf)
+    best = np.argmin(mr_in_story, axis=1)
     rows = np.arange(m)
-    best_mr = mr_clustered[rows, best]
+    best_mr = mr_in_story[rows, best]
     best_row = label_row[rows, best]
     has = np.isfinite(best_mr)
     threshold = np.where(has, state.cluster_max_edge[np.maximum(best_row, 0)], 0.0)
@@ -151,7 +151,7 @@ def place_topics(state: PredictionState, neighbour_pos: np.ndarray, story_labels
 
 
 def _vote_share(mr: np.ndarray, nb_label: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """Share of each row's neighbour weight (1 / mutual reachability) that sits in the chosen cluster."""
+    """Share of each row's neighbour weight (1 / mutual reachability) that sits in the chosen story."""
     with np.errstate(divide="ignore"):
         weight = np.where(np.isfinite(mr), 1.0 / np.maximum(mr, 1e-6), 0.0)
     total = weight.sum(axis=1)

@@ -21,6 +21,8 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components
 
 from ..domain import NOISE, ClusterEvent
+from . import defaults
+from .centres import centre_cosine, group_sums, unit_rows
 
 # A share of a cluster's members this large moving to another cluster makes them parent and child.
 LINEAGE_SHARE = 0.2
@@ -48,7 +50,7 @@ def match_clusters(
     new_doc_ids: np.ndarray,
     new_labels: np.ndarray,
     next_id: int,
-    min_jaccard: float = 0.2,
+    min_jaccard: float = defaults.MATCH_MIN_JACCARD,
     drifted_from: dict[int, int] | None = None,
 ) -> Matching:
     """prev_labels are persistent ids (NOISE for noise); new_labels are 0..c-1 or NOISE. drifted_from: new label ->
@@ -146,7 +148,7 @@ def _max_weight_matching(rows: np.ndarray, cols: np.ndarray, weights: np.ndarray
 
 def stabilize(prev_doc_ids: np.ndarray, prev_labels: np.ndarray, new_doc_ids: np.ndarray, new_labels: np.ndarray,
               min_old_share: float = 0.5, purity: float = 0.8, hold_share: float = 0.3,
-              vectors: np.ndarray | None = None, hold_margin: float = 0.35,
+              vectors: np.ndarray | None = None, hold_margin: float = defaults.HOLD_MARGIN,
               placed: tuple[np.ndarray, np.ndarray] | None = None, merge_budget: float = 0.03) -> np.ndarray:
     """Hysteresis against re-partitioning: undo splits and merges that only reshuffle documents already seen.
 
@@ -298,15 +300,11 @@ def _hold_members(labels, old_of, hold_share, vectors, hold_margin) -> np.ndarra
 
 def _unit_centres(vectors: np.ndarray, labels: np.ndarray, c: int, which: np.ndarray) -> np.ndarray:
     """Unit mean vector of the clusters `which` (zeros elsewhere); reads only their members' rows."""
-    member = np.flatnonzero(np.isin(labels, which))
-    sums = sp.csr_matrix((np.ones(len(member), np.float32), (labels[member], np.arange(len(member)))),
-                         shape=(c, len(member))) @ np.asarray(vectors[member], np.float32)
-    sums = np.asarray(sums, np.float32)
-    return sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+    return unit_rows(group_sums(vectors, np.where(np.isin(labels, which), labels, -1), c)[0])
 
 
 # Content continuity: an id inherited by overlap must still mean the event it was born with. Measured (MiniLM,
-# _centroid_cosine): a labelled story's early 20-40% against the rest sat at 0.88-1.0 (story file, median 0.99; the
+# centres.centre_cosine): a labelled story's early 20-40% against the rest sat at 0.88-1.0 (story file, median 0.99; the
 # generated franchise stream 0.94-1.0); two events of one franchise (bench/synthetic.franchise_stream) at 0.757, the
 # two closest labelled stories of the story file at 0.475.
 DRIFT_MIN_NEW_SHARE = 0.5
@@ -321,7 +319,7 @@ class DriftCheck:
     old_id: int  # the previous run's story it continues (persistent id)
     old_members: int  # its members the last run had in that old cluster
     new_members: int  # its members the last run had in no story (new documents, last run's noise)
-    cosine: float  # between the centres the old and the new members were drawn from (_centroid_cosine)
+    cosine: float  # between the centres the old and the new members were drawn from (centres.centre_cosine)
     split_label: int  # the label the drifted part got, NOISE where the cluster stayed whole
 
 
@@ -362,8 +360,8 @@ def split_drifted(labels: np.ndarray, old_of: np.ndarray, prev_ids: np.ndarray, 
         old_rows = members[old_of[members] == old]
         new_rows = members[old_of[members] < 0]
         old_sum, new_sum = (np.asarray(vectors[r], np.float32).sum(0) for r in (old_rows, new_rows))
-        old_centre, new_centre = _unit(old_sum), _unit(new_sum)
-        cosine = _centroid_cosine(old_sum, len(old_rows), new_sum, len(new_rows))
+        old_centre, new_centre = unit_rows(old_sum), unit_rows(new_sum)
+        cosine = round(float(centre_cosine(old_sum, len(old_rows), new_sum, len(new_rows))), 4)
         split = NOISE
         if cosine < min_cosine:
             x = np.asarray(vectors[new_rows], np.float32)
@@ -389,22 +387,3 @@ def relabel_checks(checks: list[DriftCheck], before: np.ndarray, after: np.ndarr
         if kept != NOISE:
             out.append(replace(ch, label=kept, split_label=most.get(ch.split_label, NOISE) if ch.split_label != NOISE else NOISE))
     return out
-
-
-def _centroid_cosine(sum_a: np.ndarray, n_a: int, sum_b: np.ndarray, n_b: int) -> float:
-    """Cosine between the centres two samples of unit vectors were drawn from, not between the samples' means.
-
-    A sample's mean is shorter the fewer members it has (E|sum|^2 = n + n(n-1) rho^2 for unit vectors around a centre
-    of length rho), so two parts of five headlines of one event looked 0.25-0.8 apart (AG News' blurry stories: 9 of
-    17 checks split). The dot product of the means is unbiased for the centres' dot product, and rho^2 is estimated
-    from each part alone; a part too spread to estimate falls back to the plain cosine."""
-    rho2_a = (float(sum_a @ sum_a) - n_a) / max(n_a * (n_a - 1), 1)
-    rho2_b = (float(sum_b @ sum_b) - n_b) / max(n_b * (n_b - 1), 1)
-    if rho2_a <= 1e-6 or rho2_b <= 1e-6:
-        return round(float(_unit(sum_a) @ _unit(sum_b)), 4)
-    dot = float(sum_a @ sum_b) / (n_a * n_b)
-    return round(float(np.clip(dot / np.sqrt(rho2_a * rho2_b), -1.0, 1.0)), 4)
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / max(float(np.linalg.norm(v)), 1e-12)

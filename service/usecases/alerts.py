@@ -8,35 +8,27 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..clustering.alerts import StoryProfiles, SurgeRule, fragment_of, loose, story_paces
-from ..clustering.identity import DRIFT_MIN_COSINE
+from ..clustering.alerts import MIN_COHESION_RATIO, NewStoryRule, StoryProfiles, SurgeRule, fragment_home, loose, story_paces, worth_announcing
 
 if TYPE_CHECKING:
     from ..ports import App
 
 log = logging.getLogger("newsclust")
 
-# Two stories whose centroids are this close are one event (the same figure that keeps an id on its event).
-SAME_EVENT_COSINE = DRIFT_MIN_COSINE
-# An alert needs a story at least this cohesive relative to the run's median story (cohesion: mean cosine of the
-# members to their centre). The demo's filler headlines (one-offs of 24 kinds in 6 towns) made a story at 0.63-0.73
-# of the median; the demo's real stories sat at 0.80 and above, the story file's 25 labelled stories at 0.80-1.2.
-MIN_COHESION_RATIO = 0.75
-
-
-def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | None = None, drifted: frozenset[int] = frozenset()) -> list[dict]:
+def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | None = None, drifted: frozenset[int] = frozenset(),
+                 placed: dict[int, dict[int, int]] | None = None) -> list[dict]:
     """After a rebuild (run_id: new stories and surges) or after arrivals (surges only): decide, record once per
     story and state change, then tell: the Atom feed, one log line each, the webhook.
 
     Worth reading: a 'new' story needs headlines in the last window and must not be a fragment of a story already
-    announced (centroid within SAME_EVENT_COSINE: profiles, given by the rebuild; or half its members in one
-    announced story in the last three runs); a story that is a loose bag of one-offs alerts neither way;
+    announced (clustering.alerts: worth_announcing, fragment_home; profiles given by the rebuild); a story that is a loose bag of one-offs alerts neither way;
     at most alert_max_per_rebuild alerts, the largest stories first, the number held back in each one's details."""
     s = app.settings
     run = app.runs.latest_run()
     if run is None:
         return []
     rule = SurgeRule(window_s=s.surge_window_h * 3600.0, factor=s.surge_factor, min_recent=s.surge_min_headlines)
+    new_rule = NewStoryRule(min_size=s.alert_new_min_size)
     newest = app.ledger.newest_time("published")
     since = newest - timedelta(seconds=rule.window_s * 30) if newest is not None else None  # a month of 6-h windows is plenty of past
     story_ids, times = app.alerts.story_times(run.id, since)
@@ -56,6 +48,11 @@ def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | 
     ever_told = {sid for sid, (announced, _) in states.items() if announced}
     candidates = [sid for sid in born if sid in cards and not states.get(sid, (False, False))[0]] if announce_new else []
     homes = app.alerts.earlier_homes(run.id, candidates)  # where the members of each new story sat in the last runs
+    for sid in candidates:  # ... and where users saw them placed as they arrived (placed: clustering.alerts.placed_homes)
+        for earlier, n in (placed or {}).get(sid, {}).items():
+            homes.setdefault(sid, {})[earlier] = max(homes.get(sid, {}).get(earlier, 0), n)
+    if profiles is not None and candidates:  # each story's topic beside its centre: fragments are looked for in it too
+        profiles = profiles.with_topics({sid: card["topic_id"] for sid, card in cards.items()})
     raised, changed = [], {}
     for sid, card in sorted(cards.items(), key=lambda kv: -kv[1]["size"]):  # largest first: a fragment defers to its bigger part
         announced, surging = states.get(sid, (False, False))
@@ -63,9 +60,8 @@ def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | 
         now_new = sid in born and not announced
         if now_new:
             announced = True
-            if announce_new and card["size"] >= s.alert_new_min_size and pace is not None and pace.recent > 0 and not bag(sid):
-                part_of = fragment_of(profiles, sid, np.array(told, np.int64), SAME_EVENT_COSINE) if profiles is not None else None
-                part_of = part_of if part_of is not None else _former_home(homes.get(sid, {}), card["size"], ever_told)
+            if announce_new and worth_announcing(card["size"], pace.recent if pace else 0, bag(sid), new_rule):
+                part_of = fragment_home(sid, card["size"], profiles, np.array(told, np.int64), homes.get(sid, {}), ever_told, new_rule)
                 if part_of is None:
                     raised.append(_alert("new", sid, card, pace, run_id, stream_time))
                 else:
@@ -91,15 +87,6 @@ def _cohesion(app: App, run_id: int, profiles: StoryProfiles | None) -> dict[int
     return dict(zip(saved[0].tolist(), saved[1].tolist())) if saved is not None else {}
 
 
-def _former_home(homes: dict[int, int], size: int, told: set[int], share: float = 0.5) -> int | None:
-    """The announced story that held at least `share` of this story's members in one of the last runs: the same
-    event, reborn under a new id after a run as noise or in another story (born_stories sees the last run only)."""
-    for earlier, n in sorted(homes.items(), key=lambda kv: -kv[1]):
-        if earlier in told and n >= share * size:
-            return earlier
-    return None
-
-
 def bounded(raised: list[dict], limit: int) -> list[dict]:
     """The `limit` largest alerts, each saying how many were held back (those stories stay marked as told)."""
     if len(raised) <= limit:
@@ -121,10 +108,10 @@ def _tell(app: App, recorded: list[dict]) -> None:
 
 
 def raise_alerts_safely(app: App, run_id: int | None = None, profiles: StoryProfiles | None = None,
-                        drifted: frozenset[int] = frozenset()) -> list[dict]:
+                        drifted: frozenset[int] = frozenset(), placed: dict[int, dict[int, int]] | None = None) -> list[dict]:
     """Alerts never fail what they follow: a rebuild stays committed, a file stays ingested."""
     try:
-        return raise_alerts(app, run_id, profiles, drifted)
+        return raise_alerts(app, run_id, profiles, drifted, placed)
     except Exception as exc:  # noqa: BLE001
         log.warning("alerts not raised (%s: %s)", type(exc).__name__, exc)
         return []

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ..clustering.alerts import story_profiles
+from ..clustering.alerts import placed_homes, story_profiles
 from ..clustering.assign import PredictionState
 from ..clustering.graph import complete_lists, knn, subgraph
 from ..clustering.hdbscan_fit import Anchor
@@ -158,7 +158,8 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
         profiles = story_profiles(vectors, stories)
         best_effort(app.run_files.save_story_cohesion, run_id, profiles.story_ids, profiles.cohesion)
         drifted = frozenset(r["split_story_id"] for r in drift_rows if r["split_story_id"] is not None)
-        result.alerts = raise_alerts_safely(app, run_id, profiles, drifted)
+        placed = placed_homes(doc_ids, stories, *anchor.placed) if anchor is not None and anchor.placed is not None else None
+        result.alerts = raise_alerts_safely(app, run_id, profiles, drifted, placed)
     if write_report_after:
         # the run is committed: a failing map or page (a report folder not writable, a full disk) is reported, not a failed rebuild
         try:

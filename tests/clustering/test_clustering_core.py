@@ -405,18 +405,3 @@ def test_an_arrival_sparser_than_nearly_all_of_a_story_waits_for_the_rebuild():
     assert got[0] == 0 and got[1] == NOISE
     loose = place(replace(state, cluster_max_edge=np.array([1.2], np.float32)), pos, dist).labels
     assert loose[1] == 0  # the loosest MST edge alone let it in
-
-
-def test_the_hold_never_drags_a_document_across_a_topic_border():
-    from service.clustering.levels import _held_within_topics
-
-    # the hold put docs 0-5 in one story; this run's topics cut it: 0-3 in topic 0, 4-5 in topic 1 (fit story 2 there)
-    held = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, NOISE], np.int64)
-    fit_stories = np.array([0, 0, 0, 0, 2, 2, 1, 1, 1, NOISE], np.int64)
-    fit_topics = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, NOISE], np.int64)
-    got = _held_within_topics(held, fit_stories, fit_topics)
-    assert len(set(got[:4].tolist())) == 1 and len(set(got[4:6].tolist())) == 1 and got[0] != got[4]
-    assert got[4] != got[6] and (got[6:9] == got[6]).all() and got[9] == NOISE
-    assert sorted(set(got[got >= 0].tolist())) == [0, 1, 2]  # renumbered 0..s-1
-    # nothing crosses: unchanged
-    np.testing.assert_array_equal(_held_within_topics(fit_stories, fit_stories, fit_topics), fit_stories)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from service.clustering.graph import knn
+from service.domain import NOISE
 from service.clustering.two_level import TwoLevelParams, fit_two_levels
 
 DIM = 48
@@ -221,7 +222,7 @@ def test_the_leftover_pass_keeps_labels_when_it_finds_nothing():
 # ---- the topic level: communities of stories (topics_over_stories) ------------------------------------------------
 
 def _topics(v, story=None, previous=None, **kw):
-    from service.clustering.two_level import TopicParams, topics_over_stories
+    from service.clustering.topics import TopicParams, topics_over_stories
 
     neigh = knn(v, 15)
     stories = story if story is not None else fit_two_levels(neigh, TwoLevelParams()).story_labels
@@ -246,7 +247,7 @@ def test_no_topic_swallows_a_long_stream_the_share_guard_recuts():
 
 
 def test_lone_stories_are_grouped_when_the_median_guard_asks_and_left_alone_when_nothing_is_near():
-    from service.clustering.two_level import TopicParams, topics_over_stories
+    from service.clustering.topics import TopicParams, topics_over_stories
 
     v, story, topic = corpus(stories_per_topic=8, topics=4, story_size=10, seed=3)
     neigh = knn(v, 15)
@@ -275,9 +276,73 @@ def test_topics_carry_over_from_the_last_run_and_equal_input_gives_equal_topics(
 
 
 def test_a_graph_without_links_gives_each_story_its_own_topic():
-    from service.clustering.two_level import TopicParams, topics_over_stories
+    from service.clustering.topics import TopicParams, topics_over_stories
     from service.domain import Neighbours
 
     stories = np.repeat(np.arange(4), 3)
     t = topics_over_stories(Neighbours(np.full((12, 3), -1, np.int64), np.zeros((12, 3), np.float32)), stories, np.full(12, 7), TopicParams())
     assert np.array_equal(t.story_topic, np.arange(4)) and np.array_equal(t.topic_labels, stories)
+
+
+def _around(centre: np.ndarray, count: int, rng, spread: float = 0.05) -> np.ndarray:
+    x = centre + spread * rng.standard_normal((count, len(centre)))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_the_hold_drags_no_unrelated_part_across_a_topic_border_but_keeps_one_event_whole():
+    from service.clustering.levels import keep_within_topics
+
+    rng = np.random.default_rng(0)
+    a, b, c = np.eye(DIM)[0], np.eye(DIM)[1], np.eye(DIM)[2]
+    # the hold put docs 0-5 in one story; this run's topics cut it: 0-3 in topic 0, 4-5 in topic 1 (fit story 2 there)
+    held = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, NOISE], np.int64)
+    fit_stories = np.array([0, 0, 0, 0, 2, 2, 1, 1, 1, NOISE], np.int64)
+    fit_topics = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, NOISE], np.int64)
+    unrelated = np.vstack([_around(a, 4, rng), _around(b, 2, rng), _around(c, 4, rng)]).astype(np.float32)
+    got = keep_within_topics(held, fit_stories, fit_topics, unrelated)
+    assert len(set(got[:4].tolist())) == 1 and len(set(got[4:6].tolist())) == 1 and got[0] != got[4]
+    assert got[4] != got[6] and (got[6:9] == got[6]).all() and got[9] == NOISE
+    assert sorted(set(got[got >= 0].tolist())) == [0, 1, 2]  # renumbered 0..s-1
+    # the part across the border is the same event (its wording differs a little): the story stays whole
+    one_event = np.vstack([_around(a, 4, rng), _around(a + 0.3 * b, 2, rng), _around(c, 4, rng)]).astype(np.float32)
+    np.testing.assert_array_equal(keep_within_topics(held, fit_stories, fit_topics, one_event), held)
+    # nothing crosses: unchanged
+    np.testing.assert_array_equal(keep_within_topics(fit_stories, fit_stories, fit_topics, unrelated), fit_stories)
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda i, d: (i[:, :-1], d), "one shape"),
+    (lambda i, d: (i.astype(np.float64), d), "integers"),
+    (lambda i, d: (np.where(i == i[:, :1], 10_000, i), d), "outside"),
+    (lambda i, d: (i, np.where(d == d[:, :1], np.nan, d)), "NaN"),
+    (lambda i, d: (np.where(np.arange(i.shape[1]) == 1, -1, i), d), "go together"),
+    (lambda i, d: (np.where(np.arange(i.shape[1]) == 0, np.arange(len(i))[:, None], i), d), "lists itself"),
+    (lambda i, d: (i, d[:, ::-1].copy()), "closest first"),
+])
+def test_the_fit_refuses_a_graph_that_breaks_the_neighbours_contract(breakage, message):
+    from service.domain import Neighbours
+
+    v, _, _ = corpus(stories_per_topic=2, topics=2, story_size=10)
+    good = knn(v, 8)
+    fit_two_levels(good, TwoLevelParams())  # the real graph holds it
+    with pytest.raises(ValueError, match=message):
+        fit_two_levels(Neighbours(*breakage(good.indices, good.distances)), TwoLevelParams())
+
+
+def test_a_new_story_as_close_as_one_storys_parts_joins_the_story_it_is_part_of():
+    from service.clustering.levels import join_parts
+
+    rng = np.random.default_rng(1)
+    a, b = np.eye(DIM)[0], np.eye(DIM)[1]
+    old = _around(a, 20, rng)
+    part = _around(a + 0.5 * b, 8, rng)  # the same event in other words: centre cosine ~0.9 to the old story
+    v = np.vstack([old, part]).astype(np.float32)
+    neigh = knn(v, 10)
+    stories = np.array([0] * 20 + [1] * 8, np.int64)
+    fresh = np.array([False, True])
+    np.testing.assert_array_equal(join_parts(stories, np.array([0, 0]), neigh, v, fresh), np.zeros(28, np.int64))
+    assert join_parts(stories, np.array([0, 1]), neigh, v, fresh) is stories  # another topic: not this rule's
+    assert join_parts(stories, np.array([0, 0]), neigh, v, np.array([False, False])) is stories  # both followed already
+    assert join_parts(stories, np.array([0, 0]), neigh, v, fresh, apart=[(0, 1)]) is stories  # a drift split stays apart
+    far = np.vstack([old, _around(b, 8, rng)]).astype(np.float32)  # unrelated: never joined
+    assert join_parts(stories, np.array([0, 0]), knn(far, 10), far, fresh) is stories

@@ -225,3 +225,36 @@ def test_the_first_events_id_stays_on_it_when_a_second_event_of_the_franchise_ar
         members = events[first_trailer_id]
         assert members.most_common(1)[0][0] == "trailer", (day, dict(members))
         assert members["gameshow"] <= 0.1 * sum(members.values()), (day, dict(members))
+
+
+def test_the_new_story_rule_is_a_pure_function_beside_the_surge_rule():
+    from service.clustering.alerts import NewStoryRule, StoryProfiles, fragment_home, worth_announcing
+
+    rule = NewStoryRule(min_size=6)
+    assert worth_announcing(10, 3, False, rule)
+    assert not worth_announcing(10, 0, False, rule)  # no headline in the last window: no news
+    assert not worth_announcing(5, 5, False, rule) and not worth_announcing(10, 3, True, rule)
+    a, b = np.eye(8)[0], np.eye(8)[1]
+    profiles = StoryProfiles(np.array([1, 2, 3]), np.stack([a, a, b]).astype(np.float32), np.full(3, 0.8, np.float32))
+    assert fragment_home(2, 10, profiles, np.array([1]), {}, {1}, rule) == 1  # the same event as told story 1
+    assert fragment_home(3, 10, profiles, np.array([1]), {}, {1}, rule) is None  # news
+    assert fragment_home(3, 10, profiles, np.array([1]), {1: 5}, {1}, rule) == 1  # half its members sat in story 1
+    assert fragment_home(3, 10, None, np.array([1]), {1: 4}, {1}, rule) is None
+
+
+def test_a_new_story_of_arrivals_users_saw_placed_in_an_announced_story_is_its_fragment():
+    from service.clustering.alerts import NewStoryRule, StoryProfiles, fragment_home, placed_homes
+
+    # this run: docs 10-18 form new story 9; 8 of them were placed in announced story 7 as they arrived
+    doc_ids = np.arange(20, dtype=np.int64)
+    stories = np.where(doc_ids >= 10, 9, NOISE)[:19].tolist() + [NOISE]
+    homes = placed_homes(doc_ids, np.array(stories), np.arange(10, 19), np.array([7] * 8 + [NOISE]))
+    assert homes == {9: {7: 8}}
+    rule = NewStoryRule(min_size=6)
+    assert fragment_home(9, 9, None, np.array([7]), homes[9], {7}, rule) == 7
+    # inside one topic a closer-than-a-story's-parts neighbour is the same story; across topics it is not
+    a = np.eye(8)[0]
+    near = 0.6 * a + 0.8 * np.eye(8)[1]  # cosine 0.6: under the same-event figure, over the same-topic one
+    profiles = StoryProfiles(np.array([1, 2]), np.stack([a, near]).astype(np.float32), np.full(2, 0.9, np.float32))
+    assert fragment_home(2, 10, profiles.with_topics({1: 5, 2: 5}), np.array([1]), {}, {1}, rule) == 1
+    assert fragment_home(2, 10, profiles.with_topics({1: 5, 2: 6}), np.array([1]), {}, {1}, rule) is None
