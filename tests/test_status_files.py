@@ -52,7 +52,7 @@ def test_a_damaged_run_file_reads_as_missing_and_stays(make_app):
 
 
 def test_the_schedules_two_counts_agree_with_the_status(database_url):
-    """rebuild_due reads (documents, arrived since the latest rebuild) in one statement; the status counts the same."""
+    """rebuild_due reads just (documents, arrived since the latest rebuild); the status counts the same."""
     from datetime import timedelta
 
     from service.adapters.sql.engine import make_engine, upgrade
