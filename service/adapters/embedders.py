@@ -98,8 +98,8 @@ class MiniLMEmbedder:
     but measurably coarser clusters (bench/embed.py prints all three), so it is opt-in.
     """
 
-    def __init__(self, path: str | Path | None = None, batch_size: int = 0, max_chars: int = 2000, max_tokens: int = 256,
-                 precision: str = "auto", device: str = "auto"):
+    def __init__(self, path: str | Path | None = None, batch_size: int = Settings.embed_batch_size, max_chars: int = Settings.max_text_chars,
+                 max_tokens: int = Settings.max_tokens, precision: str = Settings.embed_precision, device: str = Settings.embed_device):
         _offline()
         _threads()
         from sentence_transformers import SentenceTransformer
@@ -157,8 +157,8 @@ def _quantise_linear_layers(model) -> None:
 class BgeM3Embedder:
     """BGE-M3 dense vectors through FlagEmbedding; weights from a local folder or the HF cache."""
 
-    def __init__(self, path: str | Path | None = None, batch_size: int = 16, max_chars: int = 2000, max_tokens: int = 256,
-                 precision: str = "auto", device: str = "auto"):
+    def __init__(self, path: str | Path | None = None, batch_size: int = 16, max_chars: int = Settings.max_text_chars,
+                 max_tokens: int = Settings.max_tokens, precision: str = Settings.embed_precision, device: str = Settings.embed_device):
         _offline()
         _threads()
         from FlagEmbedding import BGEM3FlagModel

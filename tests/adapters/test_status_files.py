@@ -49,3 +49,32 @@ def test_a_damaged_run_file_reads_as_missing_and_stays(make_app):
     path = next(app.settings.state_dir.glob("layout-3.npz"))
     path.write_bytes(path.read_bytes()[:50])
     assert app.run_files.load_layout(3) is None and path.exists()
+
+
+def test_the_schedules_two_counts_agree_with_the_status(database_url):
+    """rebuild_due reads just (documents, arrived since the latest rebuild); the status counts the same."""
+    from datetime import timedelta
+
+    from service.adapters.sql.engine import make_engine, upgrade
+    from service.adapters.sql.ledger import SqlLedger
+    from service.adapters.sql.reads import SqlStoryReads
+    from service.adapters.sql.runs import SqlRunHistory
+    from service.domain import Headline, utcnow
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    ledger, runs, reads = SqlLedger(engine), SqlRunHistory(engine), SqlStoryReads(engine)
+    try:
+        assert runs.arrival_counts() == (0, 0)
+        t0 = utcnow() - timedelta(hours=1)
+        ledger.add_documents([Headline(f"guid:a{i}", f"a {i}", "", None, None) for i in range(5)], None, t0)
+        assert runs.arrival_counts() == (5, 5)  # no rebuild yet: everything is pending
+        ids = np.sort(ledger.all_document_ids())
+        run = runs.start_run({})
+        runs.commit_run(run, doc_ids=ids, labels=np.zeros(5, np.int64), probabilities=np.ones(5), outlier_scores=np.zeros(5),
+                        names={0: ("a", [], [])}, events=[], timings={}, params={})
+        ledger.add_documents([Headline(f"guid:b{i}", f"b {i}", "", None, None) for i in range(2)], None, utcnow() + timedelta(seconds=1))
+        st = reads.status()
+        assert runs.arrival_counts() == (7, 2) == (st.documents, st.pending_arrivals)
+    finally:
+        engine.dispose()

@@ -62,3 +62,35 @@ def test_the_walk_sees_relative_and_lazy_imports(tmp_path):
     sample = tmp_path / "x.py"
     sample.write_text("def f():\n    from ..adapters.notify import describe\n    from .. import state\n")
     assert [m for _, m in _imports(sample)] == ["service.adapters.notify", "service.state"]
+
+
+def _methods(cls) -> dict[str, list[str]]:
+    import inspect
+
+    return {name: [p for p in inspect.signature(fn).parameters if p != "self"]
+            for name, fn in vars(cls).items() if inspect.isfunction(fn) and not name.startswith("_")}
+
+
+def test_each_adapter_has_every_method_of_its_port_with_its_parameters():
+    """The ports are the contract: an adapter missing a method, or naming its parameters otherwise, fails here and not
+    at the first call in production."""
+    from service import ports
+    from service.adapters.milvus import MilvusStore
+    from service.adapters.notify import Teller
+    from service.adapters.sql.alerts import SqlAlertHistory
+    from service.adapters.sql.coordination import SqlCoordination
+    from service.adapters.sql.ledger import SqlLedger
+    from service.adapters.sql.reads import SqlStoryReads
+    from service.adapters.sql.runs import SqlRunHistory
+    from service.report.pages import HtmlPages
+    from service.state import StateFolder
+
+    pairs = [(ports.DocumentLedger, SqlLedger), (ports.RunHistory, SqlRunHistory), (ports.StoryReads, SqlStoryReads),
+             (ports.AlertHistory, SqlAlertHistory), (ports.Coordination, SqlCoordination), (ports.RunFiles, StateFolder),
+             (ports.Notifier, Teller), (ports.ReportPages, HtmlPages), (ports.VectorStore, MilvusStore),
+             (ports.SearchIndex, MilvusStore)]
+    for port, adapter in pairs:
+        have = _methods(adapter)
+        for name, params in _methods(port).items():
+            assert name in have, f"{adapter.__name__} lacks {port.__name__}.{name}"
+            assert have[name] == params, f"{adapter.__name__}.{name}{tuple(have[name])} is not {port.__name__}.{name}{tuple(params)}"
