@@ -129,6 +129,11 @@ class App:
         """Whether the configured vector store is a server (config.is_server_uri), known without opening it."""
         return is_server_uri(self.settings.resolved_milvus_uri)
 
+    @property
+    def opened_store(self) -> VectorStore | None:
+        """The vector store this process holds open now; None once let go (a rebuild closes Milvus Lite)."""
+        return self._store
+
     def open_store(self) -> VectorStore:
         """Load the model (the store needs its dimension), open the vector store and, with vector_cache on, the
         neighbour index in front of it: the store the use cases write to and search."""

@@ -158,7 +158,7 @@ def default_stories(days: int) -> list[Story]:
     return stories
 
 
-def _headline(rng: random.Random, story: Story) -> tuple[str, str]:
+def headline(rng: random.Random, story: Story) -> tuple[str, str]:
     themes = [story.name, *story.mix]
     subj_t, act_t, det_t = (rng.choice(themes) if rng.random() < 0.3 else story.name for _ in range(3))
     subjects, _, _ = THEMES[subj_t]
@@ -185,7 +185,7 @@ def generate(out_dir: Path, days: int = 10, seed: int = 1, start: datetime | Non
         rows = []
         for story in stories:
             for _ in range(int(round(story.volume(day) * rng.uniform(0.7, 1.3)))):
-                title, desc = _headline(rng, story)
+                title, desc = headline(rng, story)
                 rows.append((title, desc, story.name))
         for _ in range(max(1, int(len(rows) * noise_share))):
             rows.append((rng.choice(NOISE_ITEMS) + f" in {rng.choice(['Ashby', 'Brell', 'Corwin', 'Dalmore', 'Elsworth', 'Fenwick'])}", "A local story.", "noise"))

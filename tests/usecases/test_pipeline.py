@@ -157,9 +157,9 @@ def test_a_rebuild_lets_go_of_milvus_lite_and_the_next_write_opens_it_again(make
     ingest_copies(app, files[:2])
     cache = app.open_neighbours()
     first = usecases.rebuild(app, write_report_after=False)
-    assert app._store is None  # let go: Lite's server for the file is stopped
+    assert app.opened_store is None  # let go: Lite's server for the file is stopped
     (later,) = ingest_copies(app, files[2:3])  # the write opens it again, behind the same neighbour index
-    assert later.stored > 0 and app.open_neighbours() is cache and cache.store is app._store
+    assert later.stored > 0 and app.open_neighbours() is cache and cache.store is app.opened_store
     assert counts(app) == (first.documents + later.stored,) * 2
     again = usecases.rebuild(app, write_report_after=False)
     assert again.documents == first.documents + later.stored

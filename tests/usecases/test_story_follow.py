@@ -80,20 +80,20 @@ def test_an_arrival_next_to_a_running_story_is_placed_at_once(make_app, tmp_path
     import random
 
     from service import usecases
-    from service.demo import Story, _headline
+    from service.demo import Story, headline
     from sqlalchemy import text
 
     from ..conftest import write_csv
 
     rng = random.Random(4)
-    rows = [{"guid": f"g{t}{i}", "title": " — ".join(_headline(rng, Story(t, 0, 1, 1.0))), "published_at": f"2026-03-0{1 + i % 3}T10:00"}
+    rows = [{"guid": f"g{t}{i}", "title": " — ".join(headline(rng, Story(t, 0, 1, 1.0))), "published_at": f"2026-03-0{1 + i % 3}T10:00"}
             for t in ("wildfire", "rates", "quake", "climate") for i in range(14)]
     app = make_app()
     (app.settings.inbox).mkdir(parents=True, exist_ok=True)
     usecases.ingest_file(app, write_csv(app.settings.inbox / "a.csv", rows))
     usecases.rebuild(app, write_report_after=False)
     ids, labels = app.runs.run_labels(app.runs.latest_run().id)
-    arrivals = [{"guid": f"late{i}", "title": " — ".join(_headline(rng, Story("quake", 0, 1, 1.0))), "published_at": "2026-03-04T10:00"}
+    arrivals = [{"guid": f"late{i}", "title": " — ".join(headline(rng, Story("quake", 0, 1, 1.0))), "published_at": "2026-03-04T10:00"}
                 for i in range(6)]
     usecases.ingest_file(app, write_csv(app.settings.inbox / "b.csv", arrivals))
     with app.engine.connect() as c:
