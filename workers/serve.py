@@ -262,6 +262,8 @@ class Service:
             self._rebuild_failures, self._rebuild_not_before = 0, 0.0
             self._status["rebuild_backoff_until"] = None
             self.on_event("rebuild", result)
+            # the rebuild let Milvus Lite go (App.set_store_aside): opened again now, not by the next file (1-1.5 s at 100k)
+            self._in_background("vector store opened again", lambda: self._with_write_lock(self.app.open_store))
             if result.report_error:
                 self._error(f"run {result.run_id}: report not written: {result.report_error}")
             outcome = {"ok": True, **asdict(result)}
@@ -272,6 +274,23 @@ class Service:
             self._write_status()
         for token in tokens:
             handoff.answer(self.app.settings.home, handoff.REBUILD, token, outcome)
+
+    def _with_write_lock(self, fn):
+        with self.app.write_lock:
+            return fn()
+
+    @staticmethod
+    def _in_background(what: str, fn) -> None:
+        """Start-up work a file would otherwise wait for, done beside it; a failure only means the file does it."""
+        def run():
+            t0 = time.perf_counter()
+            try:
+                fn()
+                log.info("%s in %.1f s", what, time.perf_counter() - t0)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("%s: not done in the background (%s: %s)", what, type(exc).__name__, exc)
+
+        threading.Thread(target=run, name=what, daemon=True).start()
 
     # -- status ---------------------------------------------------------------------------
     def _error(self, what: str) -> None:
@@ -306,6 +325,8 @@ class Service:
     def open(self) -> None:
         """Load the model and open Milvus before taking files, so the first file is not slow and failures show at start."""
         self.app.open_store()
+        if (index := self.app.neighbours) is not None:  # read back or built beside the first files, not inside one
+            self._in_background("live index ready", index.warm_up)
         if self.app.settings.api:
             from .api import ApiServer
 

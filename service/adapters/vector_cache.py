@@ -35,12 +35,11 @@ from ..clustering.graph import (EXACT_SEARCH_MAX_N, Neighbours, build_index, com
                                 search_index, subgraph)
 from ..files import atomic_write
 from ..ports import VectorStore
+from .live_index import LiveIndex
 
 log = logging.getLogger("newsclust.vector_cache")
 
 META_COLUMNS = 3  # id, published_ts, ingested_ts
-# An IVF index trained on n vectors is retrained once the collection doubles: its lists would grow long.
-RETRAIN_GROWTH = 2.0
 # New documents look this many times k deep, so more existing documents hear of them: an older document in a
 # sparse spot is a true neighbour of a new one in a dense spot without being among its nearest 4·k. Replay of
 # the insert on story-shaped 10k (exact index): kept-graph recall 0.893 at 4·k, 0.945 at 8·k, 0.978 at 16·k;
@@ -68,8 +67,7 @@ class CachedVectorStore:
         self._info_path = folder / "source.json"
         self._known: set[int] | None = None
         self._ids: np.ndarray | None = None
-        self._index = None  # live faiss index over cache rows 0..ntotal-1
-        self._index_built_at = 0
+        self._live = LiveIndex(folder, dim, lambda x: build_index(x, knn_k), EXACT_SEARCH_MAX_N)  # faiss over cache rows 0..ntotal-1
         self._trusted = self._same_source()
         # how the last check against the store went: "current", "catch_up" or "refill", and the rows read for it
         self.last_sync: dict[str, object] = {"kind": "current", "rows_read": 0, "rows_added": 0}
@@ -118,9 +116,14 @@ class CachedVectorStore:
         if sizes_ok and (self._ids is None or len(self._ids) == rows):
             return True
         log.warning("vector cache %s was cut or changed under us: it is refilled from Milvus at the next rebuild", self.folder.name)
-        self._trusted, self._index, self._ids, self._known = False, None, None, None
-        self._info_path.unlink(missing_ok=True)
+        self._distrust()
         return False
+
+    def _distrust(self) -> None:
+        """The files no longer hold a copy we can append to: refilled at the next read."""
+        self._trusted, self._ids, self._known = False, None, None
+        self._live.drop()
+        self._info_path.unlink(missing_ok=True)
 
     def _overwrite(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Corrections (a known id with new text): the cached vector is replaced in place and its kNN list found
@@ -129,8 +132,7 @@ class CachedVectorStore:
         order = np.argsort(row_ids, kind="stable")
         rows = order[np.clip(np.searchsorted(row_ids[order], ids), 0, max(len(row_ids) - 1, 0))]
         if len(row_ids) == 0 or not np.array_equal(row_ids[rows], ids):  # not all cached after all: refill, never guess a row
-            self._trusted, self._index, self._ids, self._known = False, None, None, None
-            self._info_path.unlink(missing_ok=True)
+            self._distrust()
             return
         new = np.ascontiguousarray(vectors, dtype=np.float32)
         cached = np.memmap(self._vec_path, dtype=np.float32, mode="r+", shape=(len(row_ids), self.dim))
@@ -138,14 +140,14 @@ class CachedVectorStore:
         if not changed.any():
             del cached
             return
+        self._live.drop()  # faiss (and its saved file) holds the old vectors: rebuilt from the cache on next use
         cached[rows[changed]] = new[changed]
         cached.flush()
         del cached
-        self._index = None  # faiss holds the old vectors: rebuilt from the cache on next use
         total = len(row_ids)
         if self._graph_rows() != total:
             return
-        index = self._live_index(total)
+        index = self._live.over(total, lambda: self._load()[1])
         found = search_index(index, new[changed], min(REVERSE_DEPTH * self.k + 1, total))
         own = nearest_others(found, rows[changed], self.k)
         gidx = np.memmap(self._gidx_path, dtype=np.int64, mode="r+", shape=(total, self.k))
@@ -166,9 +168,10 @@ class CachedVectorStore:
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """From the live index where this process keeps one (the writer), else from Milvus."""
-        if self._index is None or self._index.ntotal != self._complete_rows():
+        index = self._live.ready(self._complete_rows())
+        if index is None:
             return self.store.search(vectors, k)
-        nb = search_index(self._index, vectors, k)
+        nb = search_index(index, vectors, k)
         ids = self._row_ids()
         return np.where(nb.indices >= 0, ids[np.maximum(nb.indices, 0)], -1), nb.distances
 
@@ -181,6 +184,7 @@ class CachedVectorStore:
         return np.asarray(self._load()[1][order[at]], dtype=np.float32)
 
     def close(self) -> None:
+        self._live.save_if_behind()  # the next start reads it back instead of adding what arrived since
         self.store.close()
 
     def all_vectors(self, since_ts: int | None = None, by: str = "published") -> tuple[np.ndarray, np.ndarray]:
@@ -218,9 +222,15 @@ class CachedVectorStore:
         return meta[keep, 0].copy(), window, neigh
 
     # --- the graph ----------------------------------------------------------------------
+    def warm_up(self) -> float:
+        """Load or build the live index now (serve's start, in a background thread), not in the first file's ingest:
+        11-15 s at 100k documents on 2 busy cores when built, under 1 s read back from its file. Seconds spent."""
+        if not self._trusted:
+            return 0.0
+        return self._live.warm_up(self._complete_rows(), lambda: self._load()[1])
+
     def _extend_graph(self, new: np.ndarray, first_row: int) -> None:
-        index = self._live_index(first_row)
-        index.add(new)
+        index = self._live.over(first_row, lambda: self._load()[1], add=new)
         total = first_row + len(new)
         depth = min(REVERSE_DEPTH * self.k + 1, total)
         found = search_index(index, new, depth)
@@ -244,22 +254,14 @@ class CachedVectorStore:
         gdist.flush()
         del gidx, gdist
 
-    def _live_index(self, rows: int):
-        """The index over cache rows 0..rows-1, (re)built from the cached vectors when missing or outgrown."""
-        outgrown = self._index is not None and rows > EXACT_SEARCH_MAX_N and rows > RETRAIN_GROWTH * self._index_built_at
-        if self._index is None or self._index.ntotal != rows or outgrown:
-            vecs = self._load()[1][:rows]
-            self._index = build_index(np.asarray(vecs, dtype=np.float32).reshape(rows, self.dim), self.k)
-            self._index_built_at = rows
-        return self._index
-
     def _recompute_graph(self, vecs) -> None:
         """The whole graph from scratch: after a refill, or when a crash left it behind the vectors."""
         rows = len(vecs)
         x = np.asarray(vecs, dtype=np.float32)
-        self._index = build_index(x, self.k) if rows else None
-        self._index_built_at = rows
-        neigh = knn(x, self.k, index=self._index) if rows else Neighbours(np.zeros((0, self.k), np.int64), np.zeros((0, self.k), np.float32))
+        index = build_index(x, self.k) if rows else None
+        if index is not None:
+            self._live.install(index, rows)
+        neigh = knn(x, self.k, index=index) if rows else Neighbours(np.zeros((0, self.k), np.int64), np.zeros((0, self.k), np.float32))
         idx = np.full((rows, self.k), -1, np.int64)
         dist = np.full((rows, self.k), np.inf, np.float32)
         idx[:, : neigh.k], dist[:, : neigh.k] = neigh.indices, neigh.distances
@@ -285,12 +287,13 @@ class CachedVectorStore:
                 fh.flush()
                 os.fsync(fh.fileno())
         self._info_path.unlink(missing_ok=True)
+        self._live.drop()
         for path in (self._gidx_path, self._gdist_path):
             path.unlink(missing_ok=True)
         os.replace(tmp_vec, self._vec_path)
         os.replace(tmp_meta, self._meta_path)
         self._info_path.write_text(json.dumps({"source": self.source, "dim": self.dim, "k": self.k}))
-        self._known, self._ids, self._index, self._trusted = known, None, None, True
+        self._known, self._ids, self._trusted = known, None, True
         if not known:
             self._recompute_graph(np.zeros((0, self.dim), np.float32))
 
