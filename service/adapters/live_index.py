@@ -84,10 +84,15 @@ class LiveIndex:
             self.save_if_behind()
         return time.perf_counter() - t0
 
-    def save_if_behind(self) -> None:
-        with self._lock:
+    def save_if_behind(self, wait: bool = True) -> None:
+        """Write the index again if RESAVE_SHARE of its rows came since it was saved; wait=False: not while a build runs."""
+        if not self._lock.acquire(blocking=wait):
+            return
+        try:
             if self._index is not None and self._index.ntotal - self._saved_rows >= RESAVE_SHARE * max(self._saved_rows, 1):
                 self._save()
+        finally:
+            self._lock.release()
 
     def drop(self) -> None:
         """Forget the index, in memory and on disk: rows it holds are about to be rewritten."""

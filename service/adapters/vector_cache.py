@@ -184,7 +184,7 @@ class CachedVectorStore:
         return np.asarray(self._load()[1][order[at]], dtype=np.float32)
 
     def close(self) -> None:
-        self._live.save_if_behind()  # the next start reads it back instead of adding what arrived since
+        self._live.save_if_behind(wait=False)  # the next start reads it back instead of adding what arrived since
         self.store.close()
 
     def all_vectors(self, since_ts: int | None = None, by: str = "published") -> tuple[np.ndarray, np.ndarray]:
