@@ -9,7 +9,9 @@ biggest cost (15-27 s at 100k with an IVF index, minutes at 1M), while each arri
 neighbour search is needed for placing it anyway. So every new batch is searched in a live
 faiss index over all cached vectors: the batch's own lists are written, and each neighbour
 found is offered the new document (merge_neighbours). A rebuild then reads a finished graph.
-The live index also answers `search` for placing arrivals, ~30x faster than Milvus Lite.
+The live index (adapters/live_index.py: kept in memory, saved beside the copy) also answers `search`
+for placing arrivals, ~30x faster than Milvus Lite. Another process reads the copy through
+adapters/cache_reader.py.
 
 Milvus stays the source of truth. The copy is trusted only when it was filled from the same
 Milvus URI and collection and holds exactly as many distinct ids as Milvus does. When Milvus holds
@@ -17,8 +19,8 @@ more (other processes wrote it: the ingest workers of a shared home, whose rebui
 copy), the copy catches up: it reads only the rows stamped since its newest row (less an overlap for
 clocks), appends the ones it lacks and extends its graph exactly as the writer's own upserts do. Only
 when that still leaves the counts apart, or the copy is missing or foreign, is it refilled from Milvus
-and the graph recomputed. A torn last row from a crash
-mid-append is cut off on open; a graph shorter than the vectors is recomputed.
+and the graph recomputed. Opening a copy repairs it (a torn last row from a crash mid-append cut
+off, a graph of another knn_k dropped); reads only read; a graph shorter than the vectors is recomputed.
 """
 
 from __future__ import annotations
@@ -35,11 +37,11 @@ from ..clustering.graph import (EXACT_SEARCH_MAX_N, Neighbours, build_index, com
                                 search_index, subgraph)
 from ..files import atomic_write
 from ..ports import VectorStore
+from .cache_reader import META_COLUMNS, CacheReader  # noqa: F401 — CacheReader: read by usecases/queries.py from here
 from .live_index import LiveIndex
 
 log = logging.getLogger("newsclust.vector_cache")
 
-META_COLUMNS = 3  # id, published_ts, ingested_ts
 # New documents look this many times k deep, so more existing documents hear of them: an older document in a
 # sparse spot is a true neighbour of a new one in a dense spot without being among its nearest 4·k. Replay of
 # the insert on story-shaped 10k (exact index): kept-graph recall 0.893 at 4·k, 0.945 at 8·k, 0.978 at 16·k;
@@ -68,10 +70,14 @@ class CachedVectorStore:
         self._known: set[int] | None = None
         self._ids: np.ndarray | None = None
         self._live = LiveIndex(folder, dim, lambda x: build_index(x, knn_k), EXACT_SEARCH_MAX_N)  # faiss over cache rows 0..ntotal-1
-        self._trusted = self._same_source()
+        info = self._source_info()
+        self._trusted = info.get("source") == source and info.get("dim") == dim
         # how the last check against the store went: "current", "catch_up" or "refill", and the rows read for it
         self.last_sync: dict[str, object] = {"kind": "current", "rows_read": 0, "rows_added": 0}
-        if self._trusted:
+        if self._trusted:  # opening a copy repairs it: a torn last row cut, a graph of another knn_k dropped
+            if info.get("k") != self.k:  # the vectors hold; the graph is recomputed at the next rebuild
+                self._drop_graph()
+                self._write_info()
             self._cut_torn_rows()
         elif store.count() == 0:
             self.refill()  # a new collection: start the cache with it, nothing to copy
@@ -89,7 +95,11 @@ class CachedVectorStore:
     def _take(self, ids: np.ndarray, vectors: np.ndarray, published_ts: np.ndarray, ingested_ts: np.ndarray) -> int:
         """Rows the store holds into the copy: new ids appended (their graph lists found, older lists offered
         them), known ids with another vector overwritten. Returns how many rows were appended."""
-        if not self._trusted or not self._whole():
+        if not self._trusted:
+            return 0
+        if not self._whole():
+            log.warning("vector cache %s was cut or changed under us: it is refilled from Milvus at the next rebuild", self.folder.name)
+            self._distrust()
             return 0
         known = self._known_ids()
         seen_before = np.array([int(i) in known for i in ids], dtype=bool)
@@ -108,16 +118,11 @@ class CachedVectorStore:
         return int(fresh.sum())
 
     def _whole(self) -> bool:
-        """The files still hold the rows this process wrote; if something cut them (a full disk, a hand), the
-        copy is no longer trusted and is refilled from Milvus at the next read instead of appended to."""
+        """Whether the files still hold the rows this process wrote (a full disk or a hand may have cut them)."""
         rows = self._complete_rows()
         sizes_ok = (self._vec_path.stat().st_size if self._vec_path.exists() else 0) == rows * 4 * self.dim and \
             (self._meta_path.stat().st_size if self._meta_path.exists() else 0) == rows * 8 * META_COLUMNS
-        if sizes_ok and (self._ids is None or len(self._ids) == rows):
-            return True
-        log.warning("vector cache %s was cut or changed under us: it is refilled from Milvus at the next rebuild", self.folder.name)
-        self._distrust()
-        return False
+        return sizes_ok and (self._ids is None or len(self._ids) == rows)
 
     def _distrust(self) -> None:
         """The files no longer hold a copy we can append to: refilled at the next read."""
@@ -149,19 +154,7 @@ class CachedVectorStore:
             return
         index = self._live.over(total, lambda: self._load()[1])
         found = search_index(index, new[changed], min(REVERSE_DEPTH * self.k + 1, total))
-        own = nearest_others(found, rows[changed], self.k)
-        gidx = np.memmap(self._gidx_path, dtype=np.int64, mode="r+", shape=(total, self.k))
-        gdist = np.memmap(self._gdist_path, dtype=np.float32, mode="r+", shape=(total, self.k))
-        gidx[rows[changed]] = own.indices
-        gdist[rows[changed]] = own.distances
-        others = found.indices >= 0
-        touched, idx, dist = merge_neighbours(gidx, gdist, found.indices[others],
-                                              np.broadcast_to(rows[changed][:, None], others.shape)[others], found.distances[others])
-        gidx[touched] = idx
-        gdist[touched] = dist
-        gidx.flush()
-        gdist.flush()
-        del gidx, gdist
+        self._offer(total, rows[changed], found, own=nearest_others(found, rows[changed], self.k))
 
     def count(self) -> int:
         return self.store.count()
@@ -240,16 +233,23 @@ class CachedVectorStore:
             fh.write(own.indices.tobytes())
         with self._gdist_path.open("ab") as fh:
             fh.write(own.distances.tobytes())
-        # the older documents each new one found: offer it to their lists
-        older = (found.indices >= 0) & (found.indices < first_row)
-        if not older.any():
+        self._offer(total, rows, found, older_than=first_row)  # the older documents each new one found
+
+    def _offer(self, total: int, rows: np.ndarray, found: Neighbours, own: Neighbours | None = None,
+               older_than: int | None = None) -> None:
+        """Write `own` as the lists of `rows` (if given), then offer each of them to the lists of the documents it
+        found (only those before row `older_than`, if given), in place in the graph files."""
+        take = found.indices >= 0 if older_than is None else (found.indices >= 0) & (found.indices < older_than)
+        if own is None and not take.any():
             return
         gidx = np.memmap(self._gidx_path, dtype=np.int64, mode="r+", shape=(total, self.k))
         gdist = np.memmap(self._gdist_path, dtype=np.float32, mode="r+", shape=(total, self.k))
-        touched, idx, dist = merge_neighbours(gidx, gdist, found.indices[older], np.broadcast_to(rows[:, None], older.shape)[older],
-                                              found.distances[older])
-        gidx[touched] = idx
-        gdist[touched] = dist
+        if own is not None:
+            gidx[rows], gdist[rows] = own.indices, own.distances
+        if take.any():
+            touched, idx, dist = merge_neighbours(gidx, gdist, found.indices[take], np.broadcast_to(rows[:, None], take.shape)[take],
+                                                  found.distances[take])
+            gidx[touched], gdist[touched] = idx, dist
         gidx.flush()
         gdist.flush()
         del gidx, gdist
@@ -288,11 +288,10 @@ class CachedVectorStore:
                 os.fsync(fh.fileno())
         self._info_path.unlink(missing_ok=True)
         self._live.drop()
-        for path in (self._gidx_path, self._gdist_path):
-            path.unlink(missing_ok=True)
+        self._drop_graph()
         os.replace(tmp_vec, self._vec_path)
         os.replace(tmp_meta, self._meta_path)
-        self._info_path.write_text(json.dumps({"source": self.source, "dim": self.dim, "k": self.k}))
+        self._write_info()
         self._known, self._ids, self._trusted = known, None, True
         if not known:
             self._recompute_graph(np.zeros((0, self.dim), np.float32))
@@ -370,24 +369,25 @@ class CachedVectorStore:
                 os.truncate(path, rows * row_bytes)
         graph_rows = self._graph_rows()
         if graph_rows > rows:
-            for path in (self._gidx_path, self._gdist_path):
-                path.unlink(missing_ok=True)
+            self._drop_graph()
         elif graph_rows >= 0:  # a torn or half-written last row: cut both to the rows they both hold
             os.truncate(self._gidx_path, graph_rows * 8 * self.k)
             os.truncate(self._gdist_path, graph_rows * 4 * self.k)
 
-    def _same_source(self) -> bool:
+    def _source_info(self) -> dict:
+        """What the copy says it was filled from ({} if it says nothing readable); reads only."""
         try:
             info = json.loads(self._info_path.read_text())
         except (OSError, ValueError):
-            return False
-        if info.get("source") != self.source or info.get("dim") != self.dim:
-            return False
-        if info.get("k") != self.k:  # knn_k changed: the vectors hold, the graph is recomputed at the next rebuild
-            for path in (self._gidx_path, self._gdist_path):
-                path.unlink(missing_ok=True)
-            self._info_path.write_text(json.dumps({"source": self.source, "dim": self.dim, "k": self.k}))
-        return True
+            return {}
+        return info if isinstance(info, dict) else {}
+
+    def _write_info(self) -> None:
+        self._info_path.write_text(json.dumps({"source": self.source, "dim": self.dim, "k": self.k}))
+
+    def _drop_graph(self) -> None:
+        for path in (self._gidx_path, self._gdist_path):
+            path.unlink(missing_ok=True)
 
 
 def _first_seen(ids: np.ndarray, seen: set[int]) -> np.ndarray:
@@ -425,47 +425,3 @@ def _window_rows(meta: np.ndarray, since_ts: int | None, by: str) -> np.ndarray:
     published, ingested = meta[order, 1], meta[order, 2]
     inside = ingested >= since_ts if by == "ingested" else (published >= since_ts) | ((published == 0) & (ingested >= since_ts))
     return order[inside]
-
-
-
-class CacheReader:
-    """Read-only search over the writer's vector copy, for a second process (`newsclust search` beside `serve`,
-    which holds the Milvus Lite file): exact cosine over the complete rows, in chunks, never a write."""
-
-    def __init__(self, folder: Path, dim: int, source: str):
-        self.folder, self.dim = folder, dim
-        try:
-            info = json.loads((folder / "source.json").read_text())
-        except (OSError, ValueError):
-            info = {}
-        self.usable = info.get("source") == source and info.get("dim") == dim
-
-    def search(self, queries: np.ndarray, k: int, chunk: int = 262_144) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, cosine similarities) of each query's k nearest cached vectors, best first. The writer may refill
-        or trim the files meanwhile: a read that comes out short is tried again once."""
-        try:
-            return self._search(queries, k, chunk)
-        except (ValueError, OSError):
-            return self._search(queries, k, chunk)
-
-    def _search(self, queries: np.ndarray, k: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-        vec_path, meta_path = self.folder / "vectors.f32", self.folder / "rows.i64"
-        rows = min(vec_path.stat().st_size // (4 * self.dim), meta_path.stat().st_size // (8 * META_COLUMNS))
-        q = np.ascontiguousarray(queries, dtype=np.float32)
-        if rows == 0:
-            return np.zeros((len(q), 0), np.int64), np.zeros((len(q), 0), np.float32)
-        ids = np.fromfile(meta_path, dtype=np.int64, count=rows * META_COLUMNS).reshape(rows, META_COLUMNS)[:, 0]
-        vecs = np.memmap(vec_path, dtype=np.float32, mode="r", shape=(rows, self.dim))
-        best_rows = np.zeros((len(q), 0), np.int64)
-        best_sims = np.zeros((len(q), 0), np.float32)
-        for start in range(0, rows, chunk):
-            sims = q @ np.asarray(vecs[start : start + chunk]).T
-            take = min(k, sims.shape[1])
-            part = np.argpartition(-sims, take - 1, axis=1)[:, :take]
-            best_rows = np.hstack([best_rows, part + start])
-            best_sims = np.hstack([best_sims, np.take_along_axis(sims, part, axis=1)])
-            if best_rows.shape[1] > k:
-                keep = np.argpartition(-best_sims, k - 1, axis=1)[:, :k]
-                best_rows, best_sims = np.take_along_axis(best_rows, keep, axis=1), np.take_along_axis(best_sims, keep, axis=1)
-        order = np.argsort(-best_sims, axis=1, kind="stable")
-        return ids[np.take_along_axis(best_rows, order, axis=1)], np.take_along_axis(best_sims, order, axis=1)
