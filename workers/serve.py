@@ -263,8 +263,6 @@ class Service:
             self._rebuild_failures, self._rebuild_not_before = 0, 0.0
             self._status["rebuild_backoff_until"] = None
             self.on_event("rebuild", result)
-            # the rebuild let Milvus Lite go (App.set_store_aside): opened again now, not by the next file (1-1.5 s at 100k)
-            self._in_background("vector store opened again", self._reopen_store, join_at_stop=True)
             if result.report_error:
                 self._error(f"run {result.run_id}: report not written: {result.report_error}")
             outcome = {"ok": True, **asdict(result)}
@@ -275,6 +273,9 @@ class Service:
             self._write_status()
         for token in tokens:
             handoff.answer(self.app.settings.home, handoff.REBUILD, token, outcome)
+        if outcome["ok"]:  # after the answers: opening Lite takes the CPU for a second, which the waiting user should not pay
+            # the rebuild let Milvus Lite go (App.set_store_aside): opened again now, not by the next file (1-1.5 s at 100k)
+            self._in_background("vector store opened again", self._reopen_store, join_at_stop=True)
 
     def _reopen_store(self) -> None:
         with self.app.write_lock:
