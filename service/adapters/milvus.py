@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 from pymilvus import DataType, MilvusClient
 
-from ..clustering.graph import cosine_to_distance
+from ..domain import cosine_to_distance
 
 MAX_NQ = 16_384
 MAX_TOPK = 16_384

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..clustering.graph import (EXACT_SEARCH_MAX_N, Neighbours, build_index, complete_lists, knn, merge_neighbours, nearest_others,
-                                search_index, subgraph)
+from ..clustering.graph import EXACT_SEARCH_MAX_N, build_index, complete_lists, knn, merge_neighbours, nearest_others, search_index, subgraph
+from ..domain import Neighbours
 from ..files import atomic_write
 from ..ports import VectorStore
 from .cache_reader import META_COLUMNS, CacheReader  # noqa: F401 — CacheReader: read by usecases/queries.py from here
