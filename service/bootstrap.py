@@ -180,7 +180,7 @@ class App:
         """What a query searches. The writer's vector copy under HOME/state/ when it is readable (beside a running
         serve, which holds a Milvus Lite file, it is the only way in); else the store, unless a serving process
         owns it (Lite: one process per file) — then LookupError."""
-        from .adapters.vector_cache import CopyIndex
+        from .adapters.cache_reader import CopyIndex
 
         s = self.settings
         folder = self._copy_folder(mine=False)

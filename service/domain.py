@@ -94,6 +94,19 @@ class Neighbours:
         return self.indices.shape[1]
 
 
+# A float32 cosine of two identical unit vectors comes back as 1 minus a few 1e-7 (Milvus gave
+# 1 - 7e-7), which the square root turns into a distance of ~1e-3: far past DUPLICATE_DISTANCE, so a
+# twin was a duplicate by one search path and not by the other. Cosines this close to 1 are 1.
+COSINE_ROUNDING = 2e-6
+
+
+def cosine_to_distance(similarity: np.ndarray) -> np.ndarray:
+    """The distance every neighbour list holds, Euclidean between unit vectors, sqrt(2 - 2·cos): the vector stores
+    answer in it (Milvus's COSINE gives a similarity) and the clustering core measures in it."""
+    similarity = np.where(similarity >= 1.0 - COSINE_ROUNDING, 1.0, similarity)
+    return np.sqrt(np.clip(2.0 - 2.0 * similarity, 0.0, 4.0)).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Run:
     """A rebuild as the history keeps it, its JSON columns read once. The `*_used` sizes are what the fit chose

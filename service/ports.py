@@ -5,7 +5,7 @@
 | Embedder       | text -> unit vectors                               | adapters/embedders.py                     |
 | VectorStore    | every vector, the source of truth                  | adapters/milvus.py                        |
 | NeighbourIndex | the kept kNN graph and live index before the store | adapters/vector_cache.py                  |
-| SearchIndex    | nearest stored headlines for a query, read only    | the store, or vector_cache.CopyIndex      |
+| SearchIndex    | nearest stored headlines for a query, read only    | the store, or cache_reader.CopyIndex      |
 | DocumentLedger | files taken and the documents they brought         | adapters/sql/ledger.py                    |
 | RunHistory     | rebuilds, their stories and topics, placements     | adapters/sql/runs.py                      |
 | StoryReads     | what people and the report read                    | adapters/sql/reads.py                     |
@@ -95,6 +95,9 @@ class NeighbourIndex(Protocol):
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """As VectorStore.search, from the live index where this process keeps one."""
+
+    def warm_up(self) -> float:
+        """Read back (or build) the live index before the first file needs it; the seconds it took."""
 
 
 class DocumentLedger(Protocol):

@@ -59,6 +59,7 @@ class Service:
         self._files: dict[str, dict] = {}  # name -> attempts, reason, state (retrying / parked)
         self.maps = MapRefiner(app, on_event=self.on_event)  # refined maps after each rebuild's quick page
         self.api = None  # the query API (workers/api.py), started by open()
+        self._joined_at_stop: list[threading.Thread] = []  # background work the stop waits for (_in_background)
         self.api_url: str | None = None
         self._status = {"pid": os.getpid(), "started_at": _now(), "rebuild_running_since": None, "last_error": None,
                         "rebuild_backoff_until": None, "files_waiting": {}, "watcher_restarts": 0}
@@ -243,6 +244,30 @@ class Service:
             self.write_status()
         for token in tokens:
             handoff.answer(self.app.settings.home, handoff.REBUILD, token, outcome)
+        if outcome["ok"]:  # after the answers: opening Lite takes the CPU for a second, which the waiting user should not pay
+            # the rebuild let Milvus Lite go (App.set_store_aside): opened again now, not by the next file (1-1.5 s at 100k)
+            self._in_background("vector store opened again", self._reopen_store, join_at_stop=True)
+
+    def _reopen_store(self) -> None:
+        with self.app.write_lock:
+            if not self._stopping.is_set():
+                self.app.open_store()
+
+    def _in_background(self, what: str, fn, join_at_stop: bool = False) -> None:
+        """Work a file would otherwise wait for, done beside it; a failure only means the file does it. join_at_stop:
+        the stop waits for it (it opens what the stop closes)."""
+        def run():
+            t0 = time.perf_counter()
+            try:
+                fn()
+                log.info("%s in %.1f s", what, time.perf_counter() - t0)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("%s: not done in the background (%s: %s)", what, type(exc).__name__, exc)
+
+        thread = threading.Thread(target=run, name=what, daemon=True)
+        if join_at_stop:
+            self._joined_at_stop.append(thread)
+        thread.start()
 
     # -- status ---------------------------------------------------------------------------
     def _error(self, what: str) -> None:
@@ -274,6 +299,8 @@ class Service:
     def open(self) -> None:
         """Load the model and open Milvus before taking files, so the first file is not slow and failures show at start."""
         self.app.open_store()
+        if (index := self.app.open_neighbours()) is not None:  # read back or built beside the first files, not inside one
+            self._in_background("live index ready", index.warm_up)
         if self.app.settings.api:
             from .api import ApiServer
 
@@ -315,7 +342,7 @@ class Service:
             # transaction, so the previous clustering stays whole; its run is marked failed now, not at the next start
             if self.role in ("all", "rebuild"):
                 self.schedule.stop(wait=False)
-            for step in (self.maps.stop, lambda: self.api and self.api.stop(),
+            for step in (self.maps.stop, lambda: self.api and self.api.stop(), self._join_background,
                          lambda: self._leader and self.app.coordination.release_lease("rebuild", self.worker),
                          self._abandon_rebuild,
                          lambda: self.status_path().unlink(missing_ok=True)):
@@ -323,6 +350,10 @@ class Service:
                     step()
                 except Exception as exc:  # noqa: BLE001
                     log.warning("at shutdown: %s", transient_cause(exc) or exc)
+
+    def _join_background(self) -> None:
+        for thread in self._joined_at_stop:
+            thread.join(timeout=60)
 
     def _abandon_rebuild(self) -> None:
         if self.rebuilding.is_set():

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from pymilvus import DataType, MilvusClient
 
-from ..clustering.graph import cosine_to_distance
+from ..domain import cosine_to_distance
 from ..config import is_server_uri
 from ..faults import BrokenStore, StoreUnavailable
 

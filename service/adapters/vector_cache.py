@@ -9,7 +9,9 @@ biggest cost (15-27 s at 100k with an IVF index, minutes at 1M), while each arri
 neighbour search is needed for placing it anyway. So every new batch is searched in a live
 faiss index over all cached vectors: the batch's own lists are written, and each neighbour
 found is offered the new document (merge_neighbours). A rebuild then reads a finished graph.
-The live index also answers `search` for placing arrivals, ~30x faster than Milvus Lite.
+The live index (adapters/live_index.py: kept in memory, saved beside the copy) also answers `search`
+for placing arrivals, ~30x faster than Milvus Lite. Another process reads the copy through
+adapters/cache_reader.py.
 
 Milvus stays the source of truth. The copy is trusted only when it was filled from the same
 Milvus URI and collection and holds exactly as many distinct ids as Milvus does. When Milvus holds
@@ -17,8 +19,8 @@ more (other processes wrote it: the ingest workers of a shared home, whose rebui
 copy), the copy catches up: it reads only the rows stamped since its newest row (less an overlap for
 clocks), appends the ones it lacks and extends its graph exactly as the writer's own upserts do. Only
 when that still leaves the counts apart, or the copy is missing or foreign, is it refilled from Milvus
-and the graph recomputed. A torn last row from a crash
-mid-append is cut off on open; a graph shorter than the vectors is recomputed.
+and the graph recomputed. Opening a copy repairs it (a torn last row from a crash mid-append cut
+off, a graph of another knn_k dropped); reads only read; a graph shorter than the vectors is recomputed.
 """
 
 from __future__ import annotations
@@ -31,16 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..clustering.graph import (EXACT_SEARCH_MAX_N, Neighbours, build_index, complete_lists, knn, merge_neighbours, nearest_others,
-                                search_index, subgraph)
+from ..clustering.graph import EXACT_SEARCH_MAX_N, build_index, complete_lists, knn, merge_neighbours, nearest_others, search_index, subgraph
+from ..domain import Neighbours
 from ..files import atomic_write
 from ..ports import VectorStore
+from .cache_reader import META_COLUMNS
+from .live_index import LiveIndex
 
 log = logging.getLogger("newsclust.vector_cache")
 
-META_COLUMNS = 3  # id, published_ts, ingested_ts
-# An IVF index trained on n vectors is retrained once the collection doubles: its lists would grow long.
-RETRAIN_GROWTH = 2.0
 # New documents look this many times k deep, so more existing documents hear of them: an older document in a
 # sparse spot is a true neighbour of a new one in a dense spot without being among its nearest 4·k. Replay of
 # the insert on story-shaped 10k (exact index): kept-graph recall 0.893 at 4·k, 0.945 at 8·k, 0.978 at 16·k;
@@ -68,12 +69,15 @@ class CachedVectorStore:
         self._info_path = folder / "source.json"
         self._known: set[int] | None = None
         self._ids: np.ndarray | None = None
-        self._index = None  # live faiss index over cache rows 0..ntotal-1
-        self._index_built_at = 0
-        self._trusted = self._same_source()
+        self._live = LiveIndex(folder, dim, lambda x: build_index(x, knn_k), EXACT_SEARCH_MAX_N)  # faiss over cache rows 0..ntotal-1
+        info = self._source_info()
+        self._trusted = info.get("source") == source and info.get("dim") == dim
         # how the last check against the store went: "current", "catch_up" or "refill", and the rows read for it
         self.last_sync: dict[str, object] = {"kind": "current", "rows_read": 0, "rows_added": 0}
-        if self._trusted:
+        if self._trusted:  # opening a copy repairs it: a torn last row cut, a graph of another knn_k dropped
+            if info.get("k") != self.k:  # the vectors hold; the graph is recomputed at the next rebuild
+                self._drop_graph()
+                self._write_info()
             self._cut_torn_rows()
         elif store.count() == 0:
             self.refill()  # a new collection: start the cache with it, nothing to copy
@@ -91,7 +95,11 @@ class CachedVectorStore:
     def _take(self, ids: np.ndarray, vectors: np.ndarray, published_ts: np.ndarray, ingested_ts: np.ndarray) -> int:
         """Rows the store holds into the copy: new ids appended (their graph lists found, older lists offered
         them), known ids with another vector overwritten. Returns how many rows were appended."""
-        if not self._trusted or not self._whole():
+        if not self._trusted:
+            return 0
+        if not self._whole():
+            log.warning("vector cache %s was cut or changed under us: it is refilled from Milvus at the next rebuild", self.folder.name)
+            self._distrust()
             return 0
         known = self._known_ids()
         seen_before = np.array([int(i) in known for i in ids], dtype=bool)
@@ -110,17 +118,17 @@ class CachedVectorStore:
         return int(fresh.sum())
 
     def _whole(self) -> bool:
-        """The files still hold the rows this process wrote; if something cut them (a full disk, a hand), the
-        copy is no longer trusted and is refilled from Milvus at the next read instead of appended to."""
+        """Whether the files still hold the rows this process wrote (a full disk or a hand may have cut them)."""
         rows = self._complete_rows()
         sizes_ok = (self._vec_path.stat().st_size if self._vec_path.exists() else 0) == rows * 4 * self.dim and \
             (self._meta_path.stat().st_size if self._meta_path.exists() else 0) == rows * 8 * META_COLUMNS
-        if sizes_ok and (self._ids is None or len(self._ids) == rows):
-            return True
-        log.warning("vector cache %s was cut or changed under us: it is refilled from Milvus at the next rebuild", self.folder.name)
-        self._trusted, self._index, self._ids, self._known = False, None, None, None
+        return sizes_ok and (self._ids is None or len(self._ids) == rows)
+
+    def _distrust(self) -> None:
+        """The files no longer hold a copy we can append to: refilled at the next read."""
+        self._trusted, self._ids, self._known = False, None, None
+        self._live.drop()
         self._info_path.unlink(missing_ok=True)
-        return False
 
     def _overwrite(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Corrections (a known id with new text): the cached vector is replaced in place and its kNN list found
@@ -129,8 +137,7 @@ class CachedVectorStore:
         order = np.argsort(row_ids, kind="stable")
         rows = order[np.clip(np.searchsorted(row_ids[order], ids), 0, max(len(row_ids) - 1, 0))]
         if len(row_ids) == 0 or not np.array_equal(row_ids[rows], ids):  # not all cached after all: refill, never guess a row
-            self._trusted, self._index, self._ids, self._known = False, None, None, None
-            self._info_path.unlink(missing_ok=True)
+            self._distrust()
             return
         new = np.ascontiguousarray(vectors, dtype=np.float32)
         cached = np.memmap(self._vec_path, dtype=np.float32, mode="r+", shape=(len(row_ids), self.dim))
@@ -138,37 +145,26 @@ class CachedVectorStore:
         if not changed.any():
             del cached
             return
+        self._live.drop()  # faiss (and its saved file) holds the old vectors: rebuilt from the cache on next use
         cached[rows[changed]] = new[changed]
         cached.flush()
         del cached
-        self._index = None  # faiss holds the old vectors: rebuilt from the cache on next use
         total = len(row_ids)
         if self._graph_rows() != total:
             return
-        index = self._live_index(total)
+        index = self._live.over(total, lambda: self._load()[1])
         found = search_index(index, new[changed], min(REVERSE_DEPTH * self.k + 1, total))
-        own = nearest_others(found, rows[changed], self.k)
-        gidx = np.memmap(self._gidx_path, dtype=np.int64, mode="r+", shape=(total, self.k))
-        gdist = np.memmap(self._gdist_path, dtype=np.float32, mode="r+", shape=(total, self.k))
-        gidx[rows[changed]] = own.indices
-        gdist[rows[changed]] = own.distances
-        others = found.indices >= 0
-        touched, idx, dist = merge_neighbours(gidx, gdist, found.indices[others],
-                                              np.broadcast_to(rows[changed][:, None], others.shape)[others], found.distances[others])
-        gidx[touched] = idx
-        gdist[touched] = dist
-        gidx.flush()
-        gdist.flush()
-        del gidx, gdist
+        self._offer(total, rows[changed], found, own=nearest_others(found, rows[changed], self.k))
 
     def count(self) -> int:
         return self.store.count()
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """From the live index where this process keeps one (the writer), else from Milvus."""
-        if self._index is None or self._index.ntotal != self._complete_rows():
+        index = self._live.ready(self._complete_rows())
+        if index is None:
             return self.store.search(vectors, k)
-        nb = search_index(self._index, vectors, k)
+        nb = search_index(index, vectors, k)
         ids = self._row_ids()
         return np.where(nb.indices >= 0, ids[np.maximum(nb.indices, 0)], -1), nb.distances
 
@@ -181,6 +177,7 @@ class CachedVectorStore:
         return np.asarray(self._load()[1][order[at]], dtype=np.float32)
 
     def close(self) -> None:
+        self._live.save_if_behind(wait=False)  # the next start reads it back instead of adding what arrived since
         self.store.close()
 
     def all_vectors(self, since_ts: int | None = None, by: str = "published") -> tuple[np.ndarray, np.ndarray]:
@@ -218,9 +215,15 @@ class CachedVectorStore:
         return meta[keep, 0].copy(), window, neigh
 
     # --- the graph ----------------------------------------------------------------------
+    def warm_up(self) -> float:
+        """Load or build the live index now (serve's start, in a background thread), not in the first file's ingest:
+        11-15 s at 100k documents on 2 busy cores when built, under 1 s read back from its file. Seconds spent."""
+        if not self._trusted:
+            return 0.0
+        return self._live.warm_up(self._complete_rows(), lambda: self._load()[1])
+
     def _extend_graph(self, new: np.ndarray, first_row: int) -> None:
-        index = self._live_index(first_row)
-        index.add(new)
+        index = self._live.over(first_row, lambda: self._load()[1], add=new)
         total = first_row + len(new)
         depth = min(REVERSE_DEPTH * self.k + 1, total)
         found = search_index(index, new, depth)
@@ -230,36 +233,35 @@ class CachedVectorStore:
             fh.write(own.indices.tobytes())
         with self._gdist_path.open("ab") as fh:
             fh.write(own.distances.tobytes())
-        # the older documents each new one found: offer it to their lists
-        older = (found.indices >= 0) & (found.indices < first_row)
-        if not older.any():
+        self._offer(total, rows, found, older_than=first_row)  # the older documents each new one found
+
+    def _offer(self, total: int, rows: np.ndarray, found: Neighbours, own: Neighbours | None = None,
+               older_than: int | None = None) -> None:
+        """Write `own` as the lists of `rows` (if given), then offer each of them to the lists of the documents it
+        found (only those before row `older_than`, if given), in place in the graph files."""
+        take = found.indices >= 0 if older_than is None else (found.indices >= 0) & (found.indices < older_than)
+        if own is None and not take.any():
             return
         gidx = np.memmap(self._gidx_path, dtype=np.int64, mode="r+", shape=(total, self.k))
         gdist = np.memmap(self._gdist_path, dtype=np.float32, mode="r+", shape=(total, self.k))
-        touched, idx, dist = merge_neighbours(gidx, gdist, found.indices[older], np.broadcast_to(rows[:, None], older.shape)[older],
-                                              found.distances[older])
-        gidx[touched] = idx
-        gdist[touched] = dist
+        if own is not None:
+            gidx[rows], gdist[rows] = own.indices, own.distances
+        if take.any():
+            touched, idx, dist = merge_neighbours(gidx, gdist, found.indices[take], np.broadcast_to(rows[:, None], take.shape)[take],
+                                                  found.distances[take])
+            gidx[touched], gdist[touched] = idx, dist
         gidx.flush()
         gdist.flush()
         del gidx, gdist
-
-    def _live_index(self, rows: int):
-        """The index over cache rows 0..rows-1, (re)built from the cached vectors when missing or outgrown."""
-        outgrown = self._index is not None and rows > EXACT_SEARCH_MAX_N and rows > RETRAIN_GROWTH * self._index_built_at
-        if self._index is None or self._index.ntotal != rows or outgrown:
-            vecs = self._load()[1][:rows]
-            self._index = build_index(np.asarray(vecs, dtype=np.float32).reshape(rows, self.dim), self.k)
-            self._index_built_at = rows
-        return self._index
 
     def _recompute_graph(self, vecs) -> None:
         """The whole graph from scratch: after a refill, or when a crash left it behind the vectors."""
         rows = len(vecs)
         x = np.asarray(vecs, dtype=np.float32)
-        self._index = build_index(x, self.k) if rows else None
-        self._index_built_at = rows
-        neigh = knn(x, self.k, index=self._index) if rows else Neighbours(np.zeros((0, self.k), np.int64), np.zeros((0, self.k), np.float32))
+        index = build_index(x, self.k) if rows else None
+        if index is not None:
+            self._live.install(index, rows)
+        neigh = knn(x, self.k, index=index) if rows else Neighbours(np.zeros((0, self.k), np.int64), np.zeros((0, self.k), np.float32))
         idx = np.full((rows, self.k), -1, np.int64)
         dist = np.full((rows, self.k), np.inf, np.float32)
         idx[:, : neigh.k], dist[:, : neigh.k] = neigh.indices, neigh.distances
@@ -285,12 +287,12 @@ class CachedVectorStore:
                 fh.flush()
                 os.fsync(fh.fileno())
         self._info_path.unlink(missing_ok=True)
-        for path in (self._gidx_path, self._gdist_path):
-            path.unlink(missing_ok=True)
+        self._live.drop()
+        self._drop_graph()
         os.replace(tmp_vec, self._vec_path)
         os.replace(tmp_meta, self._meta_path)
-        self._info_path.write_text(json.dumps({"source": self.source, "dim": self.dim, "k": self.k}))
-        self._known, self._ids, self._index, self._trusted = known, None, None, True
+        self._write_info()
+        self._known, self._ids, self._trusted = known, None, True
         if not known:
             self._recompute_graph(np.zeros((0, self.dim), np.float32))
 
@@ -367,24 +369,25 @@ class CachedVectorStore:
                 os.truncate(path, rows * row_bytes)
         graph_rows = self._graph_rows()
         if graph_rows > rows:
-            for path in (self._gidx_path, self._gdist_path):
-                path.unlink(missing_ok=True)
+            self._drop_graph()
         elif graph_rows >= 0:  # a torn or half-written last row: cut both to the rows they both hold
             os.truncate(self._gidx_path, graph_rows * 8 * self.k)
             os.truncate(self._gdist_path, graph_rows * 4 * self.k)
 
-    def _same_source(self) -> bool:
+    def _source_info(self) -> dict:
+        """What the copy says it was filled from ({} if it says nothing readable); reads only."""
         try:
             info = json.loads(self._info_path.read_text())
         except (OSError, ValueError):
-            return False
-        if info.get("source") != self.source or info.get("dim") != self.dim:
-            return False
-        if info.get("k") != self.k:  # knn_k changed: the vectors hold, the graph is recomputed at the next rebuild
-            for path in (self._gidx_path, self._gdist_path):
-                path.unlink(missing_ok=True)
-            self._info_path.write_text(json.dumps({"source": self.source, "dim": self.dim, "k": self.k}))
-        return True
+            return {}
+        return info if isinstance(info, dict) else {}
+
+    def _write_info(self) -> None:
+        self._info_path.write_text(json.dumps({"source": self.source, "dim": self.dim, "k": self.k}))
+
+    def _drop_graph(self) -> None:
+        for path in (self._gidx_path, self._gdist_path):
+            path.unlink(missing_ok=True)
 
 
 def _first_seen(ids: np.ndarray, seen: set[int]) -> np.ndarray:
@@ -422,56 +425,3 @@ def _window_rows(meta: np.ndarray, since_ts: int | None, by: str) -> np.ndarray:
     published, ingested = meta[order, 1], meta[order, 2]
     inside = ingested >= since_ts if by == "ingested" else (published >= since_ts) | ((published == 0) & (ingested >= since_ts))
     return order[inside]
-
-
-
-class CacheReader:
-    """Read-only search over the writer's vector copy, for a second process (`newsclust search` beside `serve`,
-    which holds the Milvus Lite file): exact cosine over the complete rows, in chunks, never a write."""
-
-    def __init__(self, folder: Path, dim: int, source: str):
-        self.folder, self.dim = folder, dim
-        try:
-            info = json.loads((folder / "source.json").read_text())
-        except (OSError, ValueError):
-            info = {}
-        self.usable = info.get("source") == source and info.get("dim") == dim
-
-    def search(self, queries: np.ndarray, k: int, chunk: int = 262_144) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, cosine similarities) of each query's k nearest cached vectors, best first. The writer may refill
-        or trim the files meanwhile: a read that comes out short is tried again once."""
-        try:
-            return self._search(queries, k, chunk)
-        except (ValueError, OSError):
-            return self._search(queries, k, chunk)
-
-    def _search(self, queries: np.ndarray, k: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-        vec_path, meta_path = self.folder / "vectors.f32", self.folder / "rows.i64"
-        rows = min(vec_path.stat().st_size // (4 * self.dim), meta_path.stat().st_size // (8 * META_COLUMNS))
-        q = np.ascontiguousarray(queries, dtype=np.float32)
-        if rows == 0:
-            return np.zeros((len(q), 0), np.int64), np.zeros((len(q), 0), np.float32)
-        ids = np.fromfile(meta_path, dtype=np.int64, count=rows * META_COLUMNS).reshape(rows, META_COLUMNS)[:, 0]
-        vecs = np.memmap(vec_path, dtype=np.float32, mode="r", shape=(rows, self.dim))
-        best_rows = np.zeros((len(q), 0), np.int64)
-        best_sims = np.zeros((len(q), 0), np.float32)
-        for start in range(0, rows, chunk):
-            sims = q @ np.asarray(vecs[start : start + chunk]).T
-            take = min(k, sims.shape[1])
-            part = np.argpartition(-sims, take - 1, axis=1)[:, :take]
-            best_rows = np.hstack([best_rows, part + start])
-            best_sims = np.hstack([best_sims, np.take_along_axis(sims, part, axis=1)])
-            if best_rows.shape[1] > k:
-                keep = np.argpartition(-best_sims, k - 1, axis=1)[:, :k]
-                best_rows, best_sims = np.take_along_axis(best_rows, keep, axis=1), np.take_along_axis(best_sims, keep, axis=1)
-        order = np.argsort(-best_sims, axis=1, kind="stable")
-        return ids[np.take_along_axis(best_rows, order, axis=1)], np.take_along_axis(best_sims, order, axis=1)
-
-
-class CopyIndex(CacheReader):
-    """ports.SearchIndex over the writer's copy: CacheReader's similarities as the distances every store answers
-    (sqrt(2 - 2 cos), the clustering core's)."""
-
-    def search(self, queries: np.ndarray, k: int, chunk: int = 262_144) -> tuple[np.ndarray, np.ndarray]:
-        ids, sims = super().search(queries, k, chunk)
-        return ids, np.sqrt(np.clip(2.0 - 2.0 * sims.astype(np.float64), 0.0, 4.0)).astype(np.float32)

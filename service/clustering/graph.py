@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ..domain import Neighbours  # noqa: F401 — plain data, defined with the rest of the domain; imported from here by the core
+from ..domain import Neighbours, cosine_to_distance  # noqa: F401 — defined with the domain (the vector stores answer in it too)
 
 # scipy drops explicit zeros when it sums or compares sparse matrices, which would cut
 # duplicate headlines (distance 0) out of the graph: floor every edge at this.
@@ -21,17 +21,6 @@ EXACT_SEARCH_MAX_N = 50_000
 IVF_PROBES = 32  # 16 -> 32 with REVERSE_DEPTH 16: kept-graph recall at 100k 0.806 -> 0.901 (bench/scale.py)
 TRAIN_PER_LIST = 40
 TRAIN_ITERATIONS = 10
-
-
-# A float32 cosine of two identical unit vectors comes back as 1 minus a few 1e-7 (Milvus gave
-# 1 - 7e-7), which the square root turns into a distance of ~1e-3: far past DUPLICATE_DISTANCE, so a
-# twin was a duplicate by one search path and not by the other. Cosines this close to 1 are 1.
-COSINE_ROUNDING = 2e-6
-
-
-def cosine_to_distance(similarity: np.ndarray) -> np.ndarray:
-    similarity = np.where(similarity >= 1.0 - COSINE_ROUNDING, 1.0, similarity)
-    return np.sqrt(np.clip(2.0 - 2.0 * similarity, 0.0, 4.0)).astype(np.float32)
 
 
 def knn(vectors: np.ndarray, k: int, *, threads: int | None = None, index=None) -> Neighbours:
@@ -202,8 +191,15 @@ def merge_neighbours(indices: np.ndarray, distances: np.ndarray, rows: np.ndarra
     indices/distances: the current (n, k) lists (-1 / inf in empty slots). Candidate j is
     document candidates[j] at candidate_distances[j] from document rows[j].
     Returns (the rows touched, sorted; their new lists; their new distances).
+
+    A candidate farther than its row's current k-th entry cannot enter the list (a tie can, by index), so those
+    are dropped before the sort: a batch of 256 arrivals offers ~60k candidates at 100k documents, and ~95% of them
+    fall out here (0.9 -> 0.1 s a batch, same lists).
     """
     k = indices.shape[1]
+    rows = np.asarray(rows)
+    may_enter = np.asarray(candidate_distances) <= distances[rows, k - 1] if k else np.zeros(len(rows), bool)
+    rows, candidates, candidate_distances = rows[may_enter], np.asarray(candidates)[may_enter], np.asarray(candidate_distances)[may_enter]
     touched = np.unique(rows)
     r = np.concatenate([np.repeat(touched, k), rows])
     c = np.concatenate([indices[touched].ravel(), candidates])

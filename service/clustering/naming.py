@@ -86,7 +86,7 @@ def name_clusters(texts: list[str], labels: np.ndarray, vectors: np.ndarray, n_k
     tokens = [_tokenize(texts[r]) for r in doc_rows]
     affixes = _learn_affixes(tokens, doc_cl, n_clusters, min_clusters)
     firsts = _first_words(affixes)
-    stripped = [_strip(t, affixes, firsts) for t in tokens]
+    stripped = [_strip(t, affixes, firsts) for t in tokens] if affixes else tokens
 
     keywords = _keywords(stripped, doc_cl, n_clusters, n_keywords, common_share, min_clusters)
 
@@ -99,7 +99,7 @@ def name_clusters(texts: list[str], labels: np.ndarray, vectors: np.ndarray, n_k
             if len(picked) >= n_representatives:
                 break
             r = int(doc_rows[j])
-            if titles is not None:
+            if titles is not None and not _same_tokens(titles[r], texts[r]):
                 keys = _headline_keys(_strip(_tokenize(titles[r]), affixes, firsts))
             else:
                 keys = _headline_keys(stripped[j])
@@ -134,6 +134,16 @@ def _tokenize(text: str) -> list[str]:
     if "&" in text:
         text = html.unescape(html.unescape(text))
     return [t if t[0].isalpha() else _SEP for t in _TOKEN.findall(text.lower())]
+
+
+# a title ending in one of these may tokenize otherwise with a space after it: ":" and " -" are separators only then
+_ENDS_BEFORE_SPACE = frozenset(":-|\u2013\u2014\u2022\u00b7")
+
+
+def _same_tokens(title: str, text: str) -> bool:
+    """Whether a title tokenizes as its text does: the text is the title and an empty description ("title "), and the
+    space added cannot make a separator of the title's end."""
+    return len(text) == len(title) + 1 and text.endswith(" ") and text.startswith(title) and title[-1:] not in _ENDS_BEFORE_SPACE
 
 
 def _affix_candidates(toks: list[str]):
@@ -305,11 +315,13 @@ def _keywords(stripped: list[list[str]], doc_cl: np.ndarray, n_clusters: int, n_
         a, b = divmod(int(codes[i - v]), v)
         return f"{words[a]} {words[b]}"
 
+    # every cluster's terms ranked in one sort, the cluster first: by weight, on a tie the bigram ("high school") first
+    row = np.repeat(np.arange(n_clusters), np.diff(weights.indptr))
+    idx = weights.indices
+    ranked = idx[np.lexsort((idx, idx < v, -weights.data, row))]
     out = []
     for c in range(n_clusters):
-        lo, hi = weights.indptr[c], weights.indptr[c + 1]
-        idx, w = weights.indices[lo:hi], weights.data[lo:hi]
-        top = idx[np.lexsort((idx, idx < v, -w))][: n_keywords * 4]  # on a tie the bigram ("high school") first
+        top = ranked[weights.indptr[c] : min(weights.indptr[c + 1], weights.indptr[c] + n_keywords * 4)]
         out.append(_drop_contained(tuple(term(int(t)) for t in top))[:n_keywords])
     return out
 

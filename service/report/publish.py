@@ -5,6 +5,7 @@ Every file is written atomically (temp file, then rename). The index links only 
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,20 @@ def prune_run_pages(folder: Path, keep: int, protect: set[int] = frozenset()) ->
     return removed
 
 
+def _same_file(page: Path, target: Path, html: str) -> None:
+    """target made the page's twin: a hard link renamed into place (the page is written once: 7 MB and an fsync at
+    100k documents), or, where the file system has no hard links, a second atomic write. A later write of either
+    replaces its own name only (atomic_write renames a new file in)."""
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.link.tmp")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(page, tmp)
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        atomic_write(target, html)
+
+
 def write_index(folder: Path, runs) -> Path:
     target = folder / "index.html"
     atomic_write(target, render_index(runs, existing=set(run_pages(folder))))
@@ -74,7 +89,7 @@ def publish(folder: Path, run_id: int, html: str, runs, *, is_latest: bool, keep
     page = folder / f"run-{run_id}.html"
     atomic_write(page, html)
     if is_latest:
-        atomic_write(folder / "latest.html", html)
+        _same_file(page, folder / "latest.html", html)
     removed = prune_run_pages(folder, keep_runs, protect={run_id})
     write_index(folder, runs)
     return Published(page, removed)

@@ -170,3 +170,17 @@ def test_a_bare_first_name_is_named_with_the_word_its_headlines_follow_it_by():
     names = name_topics(stories, np.array([0, 0, 1]), np.array([9, 5, 4]), titles=titles)
     assert names[0].keywords[0] == "zac efron" and "zac" not in names[0].keywords and "efron" not in names[0].keywords
     assert names[1].keywords[0] == "miley"  # followed once only: too few times to tell
+
+
+def test_a_title_said_to_tokenize_as_its_text_does():
+    """naming reuses a text's tokens for its title when the description is empty; _same_tokens must never say so wrongly
+    (separators, colons, entities and odd endings included)."""
+    from service.clustering.naming import _same_tokens, _tokenize
+
+    rng = np.random.default_rng(3)
+    parts = ["Storm", " - ", "Reuters", ":", " | ", "&amp;", "&amp", "ΑΣ", " •", "x", " ", "–", "·", "Fed's", "2024", "-"]
+    for _ in range(3000):
+        title = "".join(rng.choice(parts, int(rng.integers(1, 7))))
+        for text in (" ".join((title, "")), " ".join((title, "more words"))):
+            if _same_tokens(title, text):
+                assert _tokenize(title) == _tokenize(text), (title, text)

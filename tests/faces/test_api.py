@@ -110,6 +110,9 @@ def test_quick_layout_keeps_known_documents_and_puts_new_ones_beside_their_neigh
     assert np.all(np.abs(xy[new, 0] - 10.0 * labels[new]) < 1.0)  # beside their own cluster
     first, seeded = quick_layout(vectors, neigh, None, np.random.default_rng(2))  # no last map: principal plane
     assert not seeded and first.shape == (len(vectors), 2) and np.isfinite(first).all()
+    centred = vectors - vectors.mean(axis=0)  # the plane of the two largest singular directions, up to each one's sign
+    plane = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T
+    assert np.allclose(np.abs(first), np.abs(plane), atol=1e-4)
 
 
 @pytest.mark.slow

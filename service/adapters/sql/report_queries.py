@@ -39,7 +39,9 @@ def report_documents(engine: Engine, run_id: int) -> ReportDocs:
     )
     latest: dict[int, tuple] = {}
     with engine.connect() as c:
-        for row in c.execute(q, {"run": run_id}):
+        # the driver's own tuples: at 100k documents SQLAlchemy's rows cost 0.5 s more than the query (the values are the
+        # same: a text() query converts nothing)
+        for row in c.execute(q, {"run": run_id}).cursor.fetchall():
             latest[row[0]] = row  # arrivals placed after the rebuild come later and win
     rows = list(latest.values())
     rows.sort(key=lambda r: r[0])
