@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .files import TEMP_SUFFIXES, atomic_write
-from .state import status_path
 
 if TYPE_CHECKING:
     from .bootstrap import App
@@ -107,6 +106,8 @@ def writer(app: App, worker: bool = False) -> Iterator[dict]:
 def serving_pid(settings: Settings) -> int | None:
     """The pid of the process serving this home, if one is alive (a shared home's workers are not tracked: -1)."""
     if settings.shared:  # workers are not tracked by a lock: any live worker status file counts
+        from .state import status_path  # here: the state files bring numpy, which a command that only asks need not load
+
         return -1 if any(settings.state_dir.glob(status_path(settings.state_dir, "*").name)) else None
     try:
         pid = int(HomeLock(settings.home).holder())

@@ -21,6 +21,7 @@ Ids are document ids (domain.document_id); times are naive UTC.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -234,6 +235,7 @@ class App(Protocol):
     notifier: Notifier
     pages: ReportPages
     failpoints: Failpoints
+    write_lock: AbstractContextManager  # one writer at a time in this process (files, rebuilds, alerts between them)
 
     @property
     def embedder(self) -> Embedder:

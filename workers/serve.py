@@ -147,9 +147,11 @@ class Service:
     def request_rebuild(self, why: str, by_user: bool = False) -> None:
         """Owed rebuilds are never dropped: one asked while a rebuild runs is run right after it."""
         with self._lock:
+            was_owed = self.plan.owed
             self.plan, when = self.plan.asked(time.time(), by_user)
         if when is not None:
-            log.info("rebuild asked: %s", why)
+            if not was_owed:  # the request poller asks again every 0.2 s while a user's request waits (a backoff)
+                log.info("rebuild asked: %s", why)
             self.schedule.run_at(when)
 
     def _rebuild_job(self) -> None:
@@ -250,7 +252,7 @@ class Service:
 
     def _reopen_store(self) -> None:
         with self.app.write_lock:
-            if not self._stopping.is_set():
+            if not self._stopping.is_set() and not self.plan.owed:  # another rebuild owed would let it go again
                 self.app.open_store()
 
     def _in_background(self, what: str, fn, join_at_stop: bool = False) -> None:
@@ -265,8 +267,8 @@ class Service:
                 log.warning("%s: not done in the background (%s: %s)", what, type(exc).__name__, exc)
 
         thread = threading.Thread(target=run, name=what, daemon=True)
-        if join_at_stop:
-            self._joined_at_stop.append(thread)
+        if join_at_stop:  # one per rebuild for weeks: the finished ones are let go
+            self._joined_at_stop = [t for t in self._joined_at_stop if t.is_alive()] + [thread]
         thread.start()
 
     # -- status ---------------------------------------------------------------------------

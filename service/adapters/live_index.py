@@ -75,12 +75,13 @@ class LiveIndex:
             self._index, self._built_at = index, rows
             self._save()
 
-    def warm_up(self, rows: int, vectors: Callable[[], np.ndarray]) -> float:
+    def warm_up(self, rows: Callable[[], int], vectors: Callable[[], np.ndarray]) -> float:
         """Load or build the index over the rows there are now (serve's start, in the background), and save it again
-        if much was added to the saved one. Returns the seconds spent."""
+        if much was added to the saved one. Returns the seconds spent. rows: counted inside the lock, so a file that
+        grows the index meanwhile is not taken for a stale index (a rebuild of it)."""
         t0 = time.perf_counter()
         with self._lock:
-            self.over(rows, vectors)
+            self.over(rows(), vectors)
             self.save_if_behind()
         return time.perf_counter() - t0
 

@@ -86,8 +86,11 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
     try:
         with stages("graph"):
             index = app.open_neighbours()  # held here: the store is set aside once the graph is read
-            known = app.ledger.all_document_ids()
-            doc_ids, vectors, neigh = read_graph(app, index, known)
+            # a file stores its vectors before its rows: rows read before the graph all have their vector in it
+            # unless the store lost it (restored below); rows read after it also count the documents stored meanwhile
+            # (other workers ingest during the read), which would otherwise be left out as vectors without a row
+            known_before = app.ledger.all_document_ids()
+            doc_ids, vectors, neigh = read_graph(app, index)
         progress("vectors", len(doc_ids))
         with stages("cluster"):
             fit = fit_two_levels(neigh, params)
@@ -146,7 +149,7 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
         raise
     app.forget_prediction_state()
     with stages("restore"):  # after the graph read, so the read only reads (and a store set aside opens once, here)
-        best_effort(_restore_lost, app, known, doc_ids)
+        best_effort(_restore_lost, app, known_before, doc_ids)
     counts: dict[str, int] = {}
     for e in events:
         key = e.kind if e.level == "story" else f"topic {e.kind}"
