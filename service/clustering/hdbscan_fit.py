@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse.csgraph import minimum_spanning_tree
 
+from . import defaults
 from .graph import Neighbours, mutual_reachability, symmetric_graph
 
 
@@ -34,7 +35,7 @@ class Anchor:
     doc_ids: np.ndarray
     labels: np.ndarray
     new_doc_ids: np.ndarray
-    hold_margin: float = 0.35
+    hold_margin: float = defaults.HOLD_MARGIN
     placed: tuple[np.ndarray, np.ndarray] | None = None  # arrivals placed since: (doc ids, persistent ids)
 
 
