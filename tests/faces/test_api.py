@@ -7,6 +7,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 
 import httpx
 import numpy as np
@@ -125,8 +126,12 @@ def test_cli_queries_go_through_serve_without_importing_torch(tmp_path):
     write_csv(home / "inbox" / "a.csv", rows[:6])
     proc = start_serve(home, NEWSCLUST_REBUILD_INTERVAL_S="1")
     try:
-        st = json.loads(subprocess.run([*CLI, "--home", str(home), "status", "--json"], env=env_for(), capture_output=True,
-                                       text=True, timeout=60, check=True).stdout)
+        for _ in range(120):  # the file is taken beside serve's start: search once its rows are stored
+            st = json.loads(subprocess.run([*CLI, "--home", str(home), "status", "--json"], env=env_for(), capture_output=True,
+                                           text=True, timeout=60, check=True).stdout)
+            if st["documents"] >= 6:
+                break
+            time.sleep(0.25)
         assert st["api_url"].startswith("http://127.0.0.1:") and st["serving_pid"] == proc.pid
         # a relative --home finds the same serve: the API file holds the resolved home
         probe = ("import sys, runpy; sys.argv = ['newsclust', '--home', 'home', 'search', 'wildfire', '--k', '2', '--json']\n"
