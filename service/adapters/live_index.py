@@ -45,6 +45,12 @@ class LiveIndex:
         self._saved_rows = 0  # rows the file on disk covers
         self._lock = threading.RLock()  # one build or load at a time; users wait for it
 
+    @property
+    def rows(self) -> int | None:
+        """How many rows the index holds now (None: none loaded or built); never waits."""
+        index = self._index
+        return None if index is None else int(index.ntotal)
+
     def ready(self, rows: int):
         """The index if it covers exactly rows 0..rows-1 now, else None; never waits."""
         index = self._index

@@ -114,9 +114,9 @@ def symmetric_graph(neigh: Neighbours, weights: np.ndarray | None = None) -> sp.
     (9x faster than sorting int64 pair keys at 100k documents).
     """
     n = neigh.indices.shape[0]
-    rows, cols, vals = _listed_edges(neigh, weights)
+    rows, cols, vals = listed_edges(neigh, weights)
     if _lists_repeat(neigh.indices):
-        return _symmetric_by_sort(n, rows, cols, vals)
+        return symmetric_by_sort(n, rows, cols, vals)
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
     g = sp.csr_matrix((_FLIP - vals.view(np.int32), cols, indptr), shape=(n, n))
@@ -139,7 +139,7 @@ def _lists_repeat(indices: np.ndarray) -> bool:
     return bool(((s[:, 1:] == s[:, :-1]) & (s[:, 1:] >= 0)).any())
 
 
-def _symmetric_by_sort(n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> sp.csr_matrix:
+def symmetric_by_sort(n: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> sp.csr_matrix:
     """The general path: every (row, column) pair once, with its smallest weight, by one int64 pair key."""
     r = np.concatenate([rows, cols])
     c = np.concatenate([cols, rows])
@@ -160,13 +160,13 @@ def directed_graph(neigh: Neighbours) -> sp.csr_matrix:
     """The kNN lists as they are, one row per document (floored like symmetric_graph): for fast_hdbscan,
     which takes the min over both directions itself, so building our symmetric copy first only costs memory."""
     n = neigh.indices.shape[0]
-    rows, cols, vals = _listed_edges(neigh, None)
+    rows, cols, vals = listed_edges(neigh, None)
     indptr = np.zeros(n + 1, np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
     return sp.csr_matrix((vals, cols, indptr), shape=(n, n))
 
 
-def _listed_edges(neigh: Neighbours, weights: np.ndarray | None):
+def listed_edges(neigh: Neighbours, weights: np.ndarray | None):
     """(row, column, weight) of every listed neighbour, row-major; weights floored at MIN_DISTANCE."""
     n, k = neigh.indices.shape
     w = neigh.distances if weights is None else weights

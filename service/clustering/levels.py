@@ -129,7 +129,7 @@ def _levels(fit: TwoLevelFit, neigh: Neighbours, stories: np.ndarray, topics: np
     """The shipped levels, with the placing thresholds of the stories shipped (measured once per rebuild, here)."""
     s = len(story_topic)
     return Levels(stories, fit.story_probabilities, fit.story_outlier_scores, topics, topic_prob, story_topic,
-                  _placing_threshold(cluster_max_edges(neigh, fit.core_distances, stories, s), fit.core_distances, stories),
+                  placing_threshold(cluster_max_edges(neigh, fit.core_distances, stories, s), fit.core_distances, stories),
                   cluster_min_core(fit.core_distances, stories, s), checks)
 
 
@@ -209,7 +209,7 @@ def story_moves(before: dict[int, int], story_ids: np.ndarray, story_topic_ids: 
 PLACE_CORE_QUANTILE = 0.9
 
 
-def _placing_threshold(max_edge: np.ndarray, core: np.ndarray, labels: np.ndarray, q: float = PLACE_CORE_QUANTILE) -> np.ndarray:
+def placing_threshold(max_edge: np.ndarray, core: np.ndarray, labels: np.ndarray, q: float = PLACE_CORE_QUANTILE) -> np.ndarray:
     """How loose a link an arrival may join a story by: the story's loosest internal MST edge, capped at the core
     distance that q of its members are at least as dense as.
 

@@ -193,7 +193,7 @@ def _spanning_tree(neigh: Neighbours, min_samples: int) -> np.ndarray:
     apart as unrelated headlines (cosine 0: sqrt(2)), and no closer than the loosest real link, so
     the bridges get that finite weight; the parts still join last, as before.
     """
-    mst = _precomputed_mst(symmetric_graph(neigh), int(min_samples))
+    mst = precomputed_mst(symmetric_graph(neigh), int(min_samples))
     w = mst[:, 2]
     bridge = ~np.isfinite(w)
     if bridge.any():
@@ -201,7 +201,7 @@ def _spanning_tree(neigh: Neighbours, min_samples: int) -> np.ndarray:
     return mst
 
 
-def _precomputed_mst(sym, min_samples: int) -> np.ndarray:
+def precomputed_mst(sym, min_samples: int) -> np.ndarray:
     """fast_hdbscan.precomputed.compute_mst_from_precomputed_sparse, minus its first step.
 
     That step makes any sparse input symmetric (min over both directions) with a lexsort of every

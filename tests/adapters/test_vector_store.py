@@ -234,7 +234,7 @@ def test_the_live_index_is_read_back_after_a_restart_and_a_stale_file_is_ignored
                 cached.close()
                 milvus = MilvusStore(str(tmp_path / db), "r", 16)
                 cached = CachedVectorStore(milvus, folder, 16, source=f"{db}#r", knn_k=8)
-                assert cached.warm_up() >= 0 and cached._live.ready(s) is not None  # read back, tail added
+                assert cached.warm_up() >= 0 and cached.live_rows == s  # read back, tail added
             cached.upsert(ids[s : s + 150], x[s : s + 150], z[s : s + 150], z[s : s + 150])
         graph = cached.neighbour_graph()[2]
         cached.close()
@@ -250,5 +250,5 @@ def test_the_live_index_is_read_back_after_a_restart_and_a_stale_file_is_ignored
     milvus = MilvusStore(str(tmp_path / "b.db"), "r", 16)
     cached = CachedVectorStore(milvus, tmp_path / "b", 16, source="b.db#r", knn_k=8)
     cached.warm_up()
-    assert cached._live.ready(900).ntotal == 900
+    assert cached.live_rows == 900
     cached.close()

@@ -389,12 +389,12 @@ def test_stabilize_lets_a_merge_of_a_small_old_block_stand_but_undoes_a_large_on
 
 
 def test_an_arrival_sparser_than_nearly_all_of_a_story_waits_for_the_rebuild():
-    from service.clustering.levels import _placing_threshold
+    from service.clustering.levels import placing_threshold
 
     # one story: 10 members with core distances 0.30..0.48 and one loose member that stretched its MST to 1.2
     core = np.array([0.30, 0.32, 0.34, 0.36, 0.38, 0.40, 0.42, 0.44, 0.46, 0.48, 1.2, 0.9], np.float32)
     labels = np.array([0] * 11 + [NOISE], np.int64)
-    threshold = _placing_threshold(np.array([1.2], np.float32), core, labels)
+    threshold = placing_threshold(np.array([1.2], np.float32), core, labels)
     assert 0.46 <= threshold[0] <= 0.48  # 9 in 10 of its members are at least this dense
     state = PredictionState(doc_ids=np.arange(12, dtype=np.int64), labels=labels, probabilities=np.ones(12, np.float32),
                             outlier_scores=np.zeros(12, np.float32), core_distances=core, cluster_ids=np.array([0]),

@@ -139,11 +139,11 @@ def test_tiny_input_is_all_noise():
 
 
 def test_the_spanning_tree_equals_fast_hdbscans_public_path_edge_for_edge():
-    """_precomputed_mst runs fast_hdbscan's own steps after its symmetrisation: a release that moves them must fail here."""
+    """precomputed_mst runs fast_hdbscan's own steps after its symmetrisation: a release that moves them must fail here."""
     from fast_hdbscan.hdbscan import compute_minimum_spanning_tree
 
     from service.clustering.graph import directed_graph, symmetric_graph
-    from service.clustering.two_level import _precomputed_mst
+    from service.clustering.two_level import precomputed_mst
     from service.domain import Neighbours
 
     v, _, _ = corpus(4, 3, 10, seed=3)
@@ -158,12 +158,12 @@ def test_the_spanning_tree_equals_fast_hdbscans_public_path_edge_for_edge():
     idx[~far] = np.where(np.isin(idx[~far], np.flatnonzero(far)), -1, idx[~far])
     neigh = Neighbours(idx, dist)
     theirs = np.array(compute_minimum_spanning_tree(directed_graph(neigh), min_samples=4, metric="precomputed")[0], np.float64)
-    ours = _precomputed_mst(symmetric_graph(neigh), 4)
+    ours = precomputed_mst(symmetric_graph(neigh), 4)
     assert np.array_equal(theirs, ours)
 
 
 def test_the_symmetric_graph_keeps_the_smaller_direction_whichever_path_builds_it():
-    from service.clustering.graph import _listed_edges, _symmetric_by_sort, symmetric_graph
+    from service.clustering.graph import listed_edges, symmetric_by_sort, symmetric_graph
     from service.domain import Neighbours
 
     rng = np.random.default_rng(5)
@@ -174,12 +174,12 @@ def test_the_symmetric_graph_keeps_the_smaller_direction_whichever_path_builds_i
     idx[::7, -1], dist[::7, -1] = -1, np.inf
     neigh = Neighbours(idx, np.sort(dist, axis=1))
     fast = symmetric_graph(neigh)
-    slow = _symmetric_by_sort(n, *_listed_edges(neigh, None))
+    slow = symmetric_by_sort(n, *listed_edges(neigh, None))
     fast.sort_indices()
     assert np.array_equal(fast.indptr, slow.indptr) and np.array_equal(fast.indices, slow.indices)
     assert np.array_equal(fast.data, slow.data) and fast.data.dtype == np.float32
     twice = Neighbours(np.where(np.arange(k) == 1, idx[:, :1], idx), neigh.distances)  # a row listing one neighbour twice
-    assert (symmetric_graph(twice) != _symmetric_by_sort(n, *_listed_edges(twice, None))).nnz == 0
+    assert (symmetric_graph(twice) != symmetric_by_sort(n, *listed_edges(twice, None))).nnz == 0
 
 
 @pytest.fixture(scope="module")
