@@ -83,7 +83,7 @@ def name_clusters(texts: list[str], labels: np.ndarray, vectors: np.ndarray, n_k
     doc_rows, doc_cl = rows_sorted[read], cl_sorted[read]
     doc_starts = np.searchsorted(doc_cl, np.arange(n_clusters + 1))
 
-    tokens = [_tokenize(texts[r]) for r in doc_rows]
+    tokens = [tokenize(texts[r]) for r in doc_rows]
     affixes = _learn_affixes(tokens, doc_cl, n_clusters, min_clusters)
     firsts = _first_words(affixes)
     stripped = [_strip(t, affixes, firsts) for t in tokens] if affixes else tokens
@@ -99,8 +99,8 @@ def name_clusters(texts: list[str], labels: np.ndarray, vectors: np.ndarray, n_k
             if len(picked) >= n_representatives:
                 break
             r = int(doc_rows[j])
-            if titles is not None and not _same_tokens(titles[r], texts[r]):
-                keys = _headline_keys(_strip(_tokenize(titles[r]), affixes, firsts))
+            if titles is not None and not same_tokens(titles[r], texts[r]):
+                keys = _headline_keys(_strip(tokenize(titles[r]), affixes, firsts))
             else:
                 keys = _headline_keys(stripped[j])
             if keys & seen_keys:
@@ -129,7 +129,7 @@ def _closeness(vectors: np.ndarray, rows: np.ndarray, cl: np.ndarray, n_clusters
     return out
 
 
-def _tokenize(text: str) -> list[str]:
+def tokenize(text: str) -> list[str]:
     """Lowercase words, with every separator as _SEP; HTML entities decoded ("&amp;nbsp;" too)."""
     if "&" in text:
         text = html.unescape(html.unescape(text))
@@ -140,7 +140,7 @@ def _tokenize(text: str) -> list[str]:
 _ENDS_BEFORE_SPACE = frozenset(":-|\u2013\u2014\u2022\u00b7")
 
 
-def _same_tokens(title: str, text: str) -> bool:
+def same_tokens(title: str, text: str) -> bool:
     """Whether a title tokenizes as its text does: the text is the title and an empty description ("title "), and the
     space added cannot make a separator of the title's end."""
     return len(text) == len(title) + 1 and text.endswith(" ") and text.startswith(title) and title[-1:] not in _ENDS_BEFORE_SPACE
@@ -389,7 +389,7 @@ def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_siz
         members = np.flatnonzero(story_topic == t)
         if titles is not None:
             rows = [r for s in members.tolist() if s in story_names for r in story_names[s].representatives]
-            ranked = _joined_names(ranked[: n_keywords * 4], [_tokenize(titles[r]) for r in rows], joined_share)
+            ranked = _joined_names(ranked[: n_keywords * 4], [tokenize(titles[r]) for r in rows], joined_share)
         largest = members[np.argsort(-np.asarray(story_sizes)[members], kind="stable")]
         reps = tuple(int(story_names[int(s)].title_row) for s in largest
                      if int(s) in story_names and story_names[int(s)].title_row >= 0)[:n_representatives]

@@ -173,14 +173,14 @@ def test_a_bare_first_name_is_named_with_the_word_its_headlines_follow_it_by():
 
 
 def test_a_title_said_to_tokenize_as_its_text_does():
-    """naming reuses a text's tokens for its title when the description is empty; _same_tokens must never say so wrongly
+    """naming reuses a text's tokens for its title when the description is empty; same_tokens must never say so wrongly
     (separators, colons, entities and odd endings included)."""
-    from service.clustering.naming import _same_tokens, _tokenize
+    from service.clustering.naming import same_tokens, tokenize
 
     rng = np.random.default_rng(3)
     parts = ["Storm", " - ", "Reuters", ":", " | ", "&amp;", "&amp", "ΑΣ", " •", "x", " ", "–", "·", "Fed's", "2024", "-"]
     for _ in range(3000):
         title = "".join(rng.choice(parts, int(rng.integers(1, 7))))
         for text in (" ".join((title, "")), " ".join((title, "more words"))):
-            if _same_tokens(title, text):
-                assert _tokenize(title) == _tokenize(text), (title, text)
+            if same_tokens(title, text):
+                assert tokenize(title) == tokenize(text), (title, text)
