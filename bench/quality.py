@@ -595,7 +595,7 @@ def synthetic_run(kind: str, n: int, seed: int = 0, umap_baselines: bool = True,
     fits = {}
 
     def first_rebuild():  # what a first rebuild ships: the fit, settled with no last run to hold
-        fit = fit_two_levels(neigh, TwoLevelParams())
+        fit = fit_two_levels(neigh, TwoLevelParams(), vectors)
         fits["f"] = settle(fit, neigh, vectors, None)
         return fits["f"].topic_labels
 

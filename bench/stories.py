@@ -176,7 +176,7 @@ def rows_for(level: str, vectors: np.ndarray, truth: np.ndarray, skip_umap: bool
         out.append((name, score(truth, labels), time.perf_counter() - t))
 
     fit = {}
-    timed(f"ours: two-level, {level}", lambda: getattr(fit.setdefault("f", fit_two_levels(neigh)), f"{level}_labels"))
+    timed(f"ours: two-level, {level}", lambda: getattr(fit.setdefault("f", fit_two_levels(neigh, vectors=vectors)), f"{level}_labels"))
     other = "topic" if level == "story" else "story"
     out.append((f"ours: two-level, {other} (other level)", score(truth, getattr(fit["f"], f"{other}_labels")), 0.0))
     timed("raw graph fast_hdbscan mcs 5", lambda: raw_graph(neigh, 5))
@@ -203,7 +203,7 @@ def scale(n: int) -> dict:
     neigh = knn(vectors, K)
     graph_s = time.perf_counter() - t
     t = time.perf_counter()
-    fit = fit_two_levels(neigh)
+    fit = fit_two_levels(neigh, vectors=vectors)
     fit_s = time.perf_counter() - t
     from bench.metrics import peak_rss_mb
 

@@ -93,7 +93,7 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
             doc_ids, vectors, neigh = read_graph(app, index)
         progress("vectors", len(doc_ids))
         with stages("cluster"):
-            fit = fit_two_levels(neigh, params)
+            fit = fit_two_levels(neigh, params, vectors)
         with stages("settle"):
             prev_docs, prev_stories = app.runs.run_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
             anchor = None

@@ -7,7 +7,7 @@ import pytest
 
 from service.clustering.graph import knn
 from service.domain import NOISE
-from service.clustering.two_level import TwoLevelParams, fit_two_levels
+from service.clustering.two_level import TwoLevelParams, fit_two_levels, loose_to_noise
 
 DIM = 48
 
@@ -40,7 +40,7 @@ def corpus(stories_per_topic: int, topics: int, story_size: int, seed: int = 0, 
 
 
 def fit(vectors, **kw):
-    return fit_two_levels(knn(vectors, 15), TwoLevelParams(**kw))
+    return fit_two_levels(knn(vectors, 15), TwoLevelParams(**kw), vectors)
 
 
 def test_every_story_sits_in_exactly_one_topic():
@@ -346,3 +346,22 @@ def test_a_new_story_as_close_as_one_storys_parts_joins_the_story_it_is_part_of(
     assert join_parts(stories, np.array([0, 0]), neigh, v, fresh, apart=[(0, 1)]) is stories  # a drift split stays apart
     far = np.vstack([old, _around(b, 8, rng)]).astype(np.float32)  # unrelated: never joined
     assert join_parts(stories, np.array([0, 0]), knn(far, 10), far, fresh) is stories
+
+
+def test_a_loose_group_is_no_story():
+    """A group whose members point every which way (mean unit vector short: the AG News blob of 100 first-rebuild
+    headlines over three classes, 0.33) goes back to noise; a group of near-duplicate wordings stays; noise stays."""
+    rng = np.random.default_rng(3)
+    centre = rng.standard_normal(DIM)
+    tight = centre / np.linalg.norm(centre) + 0.03 * rng.standard_normal((12, DIM))
+    loose = rng.standard_normal((30, DIM))
+    alone = rng.standard_normal((5, DIM))
+    vectors = np.vstack([loose, tight, alone]).astype(np.float32)
+    labels = np.array([0] * 30 + [1] * 12 + [NOISE] * 5, np.int64)
+    prob = np.ones(len(labels), np.float32)
+    out, out_prob = loose_to_noise(labels, prob, vectors, TwoLevelParams().story_min_cohesion)
+    assert (out[:30] == NOISE).all() and (out_prob[:30] == 0).all()
+    assert (out[30:42] == 0).all() and (out_prob[30:42] == 1).all()  # renumbered 0..c-1
+    assert (out[42:] == NOISE).all()
+    same, _ = loose_to_noise(labels, prob, vectors, 0.0)  # 0: the check is off
+    assert np.array_equal(same, labels)
