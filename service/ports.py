@@ -33,6 +33,9 @@ from .config import Settings
 from .domain import (Alert, ClusterEvent, ExportRow, Headline, HistoryStatus, Lineage, Neighbours, ReportDocs, Run, StoryRow,
                      TopicRow)
 
+# story labels a caller holds in memory, by run id: (document ids, story ids); a rebuild's page reads them from here
+HeldLabels = dict[int, tuple[np.ndarray, np.ndarray]]
+
 if TYPE_CHECKING:
     from .failpoints import Failpoints
 
@@ -166,7 +169,8 @@ class StoryReads(Protocol):
     def report_documents(self, run_id: int) -> ReportDocs: ...
     def run_stories(self, run_id: int) -> list[StoryRow]: ...
     def run_topics(self, run_id: int) -> list[TopicRow]: ...
-    def lineage(self, run_id: int) -> Lineage: ...
+    def lineage(self, run_id: int, held: HeldLabels | None = None) -> Lineage:
+        """held: story labels the caller already has, by run id (document ids, story ids): those runs are not read back."""
     def run_alerts(self, run_id: int, limit: int = 20) -> list[Alert]: ...
 
 
@@ -218,8 +222,9 @@ class ReportPages(Protocol):
         """Whether the run's page was written."""
 
     def publish(self, reads: StoryReads, run: Run, layout: tuple[np.ndarray, np.ndarray] | None, done_runs: list[Run], *,
-                is_latest: bool, out: Path | None = None, standalone: bool = False) -> Path:
-        """Render a run's page from the history's reads and its layout, write it (and latest.html, index.html); its path."""
+                is_latest: bool, out: Path | None = None, standalone: bool = False, held: HeldLabels | None = None) -> Path:
+        """Render a run's page from the history's reads and its layout, write it (and latest.html, index.html); its path.
+        held: the story labels of runs the caller holds in memory (StoryReads.lineage)."""
 
 
 class App(Protocol):

@@ -30,8 +30,9 @@ from .view import ReportView
 
 
 def render_report(repo: StoryReads, run: Run, layout, max_points: int = Settings.report_max_points, seed: int = Settings.seed, *,
-                  standalone: bool = False) -> str:
-    """The page of one run. `standalone`: plotly.js inline, one file that renders anywhere (about 4.5 MB more)."""
+                  standalone: bool = False, held=None) -> str:
+    """The page of one run. `standalone`: plotly.js inline, one file that renders anywhere (about 4.5 MB more).
+    held: story labels by run id the caller holds (the rebuild: its own and the last run's), for the lineage's flows."""
     docs = repo.report_documents(run.id)
     stories = {s.story_id: s for s in repo.run_stories(run.id)}
     topics = {t.topic_id: t for t in repo.run_topics(run.id)}
@@ -45,7 +46,7 @@ def render_report(repo: StoryReads, run: Run, layout, max_points: int = Settings
     if not len(docs) or not view.story_order:
         parts.append(too_small(len(docs)))
     else:
-        parts += [topics_section(view), timeline_section(view), map_section(view, layout, max_points, seed), lineage_section(repo.lineage(run.id), view)]
+        parts += [topics_section(view), timeline_section(view), map_section(view, layout, max_points, seed), lineage_section(repo.lineage(run.id, held), view)]
     parts.append(run_footer(run, docs))
     body = "\n".join(p for p in parts if p) + data_script(view)
     return _page(title, body, nav=True, standalone=standalone, sections=bool(view.story_order))

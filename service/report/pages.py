@@ -21,10 +21,10 @@ class HtmlPages:
         return run_id in run_pages(self.reports_dir)
 
     def publish(self, reads: StoryReads, run: Run, layout: tuple[np.ndarray, np.ndarray] | None, done_runs: list[Run], *,
-                is_latest: bool, out: Path | None = None, standalone: bool = False) -> Path:
+                is_latest: bool, out: Path | None = None, standalone: bool = False, held=None) -> Path:
         from .page import render_report
         from .publish import publish
 
-        html = render_report(reads, run, layout, max_points=self.max_points, seed=self.seed, standalone=standalone)
+        html = render_report(reads, run, layout, max_points=self.max_points, seed=self.seed, standalone=standalone, held=held)
         return publish(self.reports_dir, run.id, html, done_runs, is_latest=is_latest, keep_runs=self.keep_runs, out=out,
                        standalone=standalone).page

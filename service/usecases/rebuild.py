@@ -168,7 +168,8 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
         try:
             jobs: list[MapJob] = []
             with stages("report"):  # the quick map and the page; the refined map is on_map_job's (report.py)
-                result.report = publish_quick_map(app, prev, run_id, doc_ids, vectors, neigh, on_map_job or jobs.append)
+                held = {run_id: (doc_ids, stories), **({prev.id: (prev_docs, prev_stories)} if prev else {})}
+                result.report = publish_quick_map(app, prev, run_id, doc_ids, vectors, neigh, on_map_job or jobs.append, held)
             for job in jobs:  # no one to hand it to: refined here
                 with stages("layout"):
                     result.report = str(job.run(app))

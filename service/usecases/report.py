@@ -19,19 +19,21 @@ import numpy as np
 
 if TYPE_CHECKING:
     from ..domain import Neighbours
-    from ..ports import App
+    from ..ports import App, HeldLabels
 
 log = logging.getLogger("newsclust")
 
 
-def write_report(app: App, run_id: int | None = None, out: Path | None = None, standalone: bool = False) -> Path:
-    """Render a run's page from the history and its stored layout; refresh latest.html and index.html."""
+def write_report(app: App, run_id: int | None = None, out: Path | None = None, standalone: bool = False,
+                 held: HeldLabels | None = None) -> Path:
+    """Render a run's page from the history and its stored layout; refresh latest.html and index.html.
+    held: story labels by run id the caller holds in memory (ports.HeldLabels), not read back."""
     run = app.runs.run(run_id) if run_id else app.runs.latest_run()
     if run is None or run.status != "done":
         raise LookupError(f"no finished rebuild {'with id ' + str(run_id) if run_id else 'yet'}: run `newsclust rebuild` first")
     latest = app.runs.latest_run()
     return app.pages.publish(app.stories, run, app.run_files.load_layout(run.id), app.runs.done_runs(),
-                             is_latest=latest is not None and latest.id == run.id, out=out, standalone=standalone)
+                             is_latest=latest is not None and latest.id == run.id, out=out, standalone=standalone, held=held)
 
 
 def write_cut_off_page(app: App) -> str | None:
@@ -77,8 +79,9 @@ class MapJob:
 
 
 def publish_quick_map(app: App, prev_run, run_id: int, doc_ids: np.ndarray, vectors: np.ndarray, neigh: Neighbours,
-                      on_map_job: Callable[[MapJob], None]) -> str:
-    """Store the quick map, publish the page, and hand the refinement to on_map_job."""
+                      on_map_job: Callable[[MapJob], None], held: HeldLabels | None = None) -> str:
+    """Store the quick map, publish the page, and hand the refinement to on_map_job. held: the rebuild's story labels
+    and the last run's (ports.HeldLabels), so the page's lineage does not read both runs back."""
     from ..clustering.layout import fit_sample_rows, quick_layout
 
     s = app.settings
@@ -87,7 +90,7 @@ def publish_quick_map(app: App, prev_run, run_id: int, doc_ids: np.ndarray, vect
     app.run_files.save_layout(run_id, doc_ids, xy)
     sample = fit_sample_rows(len(doc_ids), s.seed)
     job = MapJob(run_id, doc_ids, sample, np.ascontiguousarray(vectors[sample]), neigh, xy if seeded else None, s.seed)
-    page = str(write_report(app, run_id))
+    page = str(write_report(app, run_id, held=held))
     on_map_job(job)
     return page
 

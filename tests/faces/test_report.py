@@ -170,3 +170,34 @@ def test_a_row_dated_far_ahead_is_listed_at_its_claimed_time_never_at_its_ingest
     st = model.stream_time(published, ingested, future)
     assert str(st.start) == "2014-03-10T08:00:00" and str(st.end) == "2014-03-11T10:00:00"
     assert st.outlier.tolist() == [False, False, False, True] and str(st.time[3]) == "2999-01-01T00:00:00" and st.n_fallback == 0
+
+
+def test_the_page_reads_the_run_as_the_run_assignments_view_does(tmp_path):
+    """The page's run documents and lineage flows, resolved in numpy (and the flows from labels the rebuild holds),
+    are the rows the run_assignments view gives: changed rows only, exits and arrivals placed between rebuilds."""
+    from sqlalchemy import text
+
+    from ..adapters.test_changed_assignments import _play, _stream
+
+    repo, run_ids = _play(f"sqlite:///{tmp_path / 'h.sqlite'}", False, _stream(seed=3, n_docs=300, n_runs=5))
+    view_docs = """SELECT a.document_id, a.cluster_id, COALESCE(a.topic_id, -1), a.probability, a.assigned_by = 'predict', d.title
+                   FROM run_assignments a JOIN documents d ON d.id = a.document_id WHERE a.run_id = :r
+                   ORDER BY CASE WHEN a.assigned_by = 'rebuild' THEN 0 ELSE 1 END, a.assignment_id"""
+    view_flows = """SELECT p.cluster_id, n.cluster_id, COUNT(*) FROM run_assignments p
+                    JOIN run_assignments n ON n.document_id = p.document_id AND n.run_id = :r AND n.assigned_by = 'rebuild'
+                    WHERE p.run_id = :p AND p.assigned_by = 'rebuild' AND NOT (p.cluster_id = -1 AND n.cluster_id = -1)
+                    GROUP BY p.cluster_id, n.cluster_id"""
+    for prev, run in zip([None, *run_ids], run_ids):
+        with repo.engine.connect() as c:
+            latest = {r[0]: r for r in c.execute(text(view_docs), {"r": run})}  # later rows (arrivals) win
+            flows = sorted((tuple(r) for r in c.execute(text(view_flows), {"r": run, "p": prev})), key=lambda f: (-f[2], f[0], f[1])) if prev else []
+        rows = [latest[k] for k in sorted(latest)]
+        docs = repo.stories.report_documents(run)
+        assert docs.ids.tolist() == [r[0] for r in rows]
+        assert docs.story.tolist() == [r[1] for r in rows] and docs.topic.tolist() == [r[2] for r in rows]
+        assert np.array_equal(docs.probability, np.array([r[3] for r in rows], np.float32))
+        assert docs.predicted.tolist() == [bool(r[4]) for r in rows] and docs.titles == [r[5] for r in rows]
+        lin = repo.stories.lineage(run)
+        assert lin.flows == flows
+        held = {r: repo.runs.run_labels(r) for r in (run, prev) if r}
+        assert repo.stories.lineage(run, held).flows == flows

@@ -88,8 +88,8 @@ class SqlStoryReads:
         """A run's topics, by id."""
         return rq.run_topics(self.engine, run_id)
 
-    def lineage(self, run_id: int) -> Lineage:
-        return rq.lineage(self.engine, run_id)
+    def lineage(self, run_id: int, held=None) -> Lineage:
+        return rq.lineage(self.engine, run_id, held)
 
     def run_alerts(self, run_id: int, limit: int = 20) -> list[Alert]:
         """The newest alerts raised up to the end of this run's time (the next finished rebuild), newest first."""
