@@ -30,7 +30,7 @@ def two_databases(request, tmp_path):
     return [new(), new()]
 
 
-def _stream(seed: int, n_docs: int = 600, n_runs: int = 7):
+def assignment_stream(seed: int, n_docs: int = 600, n_runs: int = 7):
     """A stream shaped like news: documents arrive in order, a window of 300 slides over them, ~95% of the
     documents a run held keep their story and topic, a few revised documents are placed again."""
     rng = np.random.default_rng(seed)
@@ -60,7 +60,7 @@ class _History:
         self.stories, self.alerts = SqlStoryReads(engine), SqlAlertHistory(engine)
 
 
-def _play(url: str, every_row: bool, steps) -> tuple[_History, list[int]]:
+def play_history(url: str, every_row: bool, steps) -> tuple[_History, list[int]]:
     engine = make_engine(url)
     upgrade(engine)
     repo = _History(engine, every_row=every_row)
@@ -92,9 +92,9 @@ def _rows(engine, sql: str) -> list[tuple]:
 
 
 def test_changed_rows_only_answers_as_the_full_rows_did(two_databases):
-    steps = _stream(seed=7)
-    full, run_ids = _play(two_databases[0], True, steps)
-    changed, same_runs = _play(two_databases[1], False, steps)
+    steps = assignment_stream(seed=7)
+    full, run_ids = play_history(two_databases[0], True, steps)
+    changed, same_runs = play_history(two_databases[1], False, steps)
     assert run_ids == same_runs
     dialect = full.engine.dialect.name
     old = views_of(MIGRATIONS / "0004_stories_and_topics.py", dialect)  # the views as the full-row schema had them
@@ -127,8 +127,8 @@ def test_changed_rows_only_answers_as_the_full_rows_did(two_databases):
 
 
 def test_the_table_grows_by_the_changed_documents_only(two_databases):
-    steps = _stream(seed=11)
-    changed, run_ids = _play(two_databases[1], False, steps)
+    steps = assignment_stream(seed=11)
+    changed, run_ids = play_history(two_databases[1], False, steps)
     with changed.engine.connect() as c:
         written = dict(c.execute(text("SELECT run_id, COUNT(*) FROM assignments WHERE assigned_by = 'rebuild' GROUP BY run_id")).all())
     kept_share = []

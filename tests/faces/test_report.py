@@ -177,9 +177,9 @@ def test_the_page_reads_the_run_as_the_run_assignments_view_does(tmp_path):
     are the rows the run_assignments view gives: changed rows only, exits and arrivals placed between rebuilds."""
     from sqlalchemy import text
 
-    from ..adapters.test_changed_assignments import _play, _stream
+    from ..adapters.test_changed_assignments import assignment_stream, play_history
 
-    repo, run_ids = _play(f"sqlite:///{tmp_path / 'h.sqlite'}", False, _stream(seed=3, n_docs=300, n_runs=5))
+    repo, run_ids = play_history(f"sqlite:///{tmp_path / 'h.sqlite'}", False, assignment_stream(seed=3, n_docs=300, n_runs=5))
     view_docs = """SELECT a.document_id, a.cluster_id, COALESCE(a.topic_id, -1), a.probability, a.assigned_by = 'predict', d.title
                    FROM run_assignments a JOIN documents d ON d.id = a.document_id WHERE a.run_id = :r
                    ORDER BY CASE WHEN a.assigned_by = 'rebuild' THEN 0 ELSE 1 END, a.assignment_id"""
