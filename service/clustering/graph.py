@@ -257,3 +257,35 @@ def complete_lists(neigh: Neighbours, vectors: np.ndarray) -> Neighbours:
     idx, dist = neigh.indices.copy(), neigh.distances.copy()
     idx[short, :k], dist[short, :k] = fixed.indices, fixed.distances
     return Neighbours(idx, dist.astype(np.float32))
+
+
+def check_neighbours(neigh: Neighbours, n: int | None = None) -> Neighbours:
+    """neigh as domain.Neighbours states it, else a ValueError saying what is wrong: indices (n, k) integers in
+    [-1, n), distances (n, k) floats, each row closest first, -1 exactly where the distance is inf (fewer than k
+    others), no NaN, no negative distance, no row listing itself. (n: the rows expected, when the caller knows.)
+
+    Why checked where the core takes it: a graph that breaks the contract does not fail loudly downstream, it
+    clusters wrongly (fast_hdbscan validates its own precomputed input for the same reason). O(n k), vectorised."""
+    idx, dist = np.asarray(neigh.indices), np.asarray(neigh.distances)
+    if idx.ndim != 2 or dist.shape != idx.shape:
+        raise ValueError(f"neighbours: indices {idx.shape} and distances {dist.shape} must be two (n, k) arrays of one shape")
+    if n is not None and idx.shape[0] != n:
+        raise ValueError(f"neighbours: {idx.shape[0]} rows for {n} documents")
+    if not np.issubdtype(idx.dtype, np.integer) or not np.issubdtype(dist.dtype, np.floating):
+        raise ValueError(f"neighbours: indices must be integers ({idx.dtype}) and distances floats ({dist.dtype})")
+    rows = idx.shape[0]
+    if idx.size == 0:
+        return neigh
+    if int(idx.min()) < -1 or int(idx.max()) >= rows:
+        raise ValueError(f"neighbours: indices outside [-1, {rows})")
+    if np.isnan(dist).any() or (dist < 0).any():
+        raise ValueError("neighbours: distances must be non-negative numbers (NaN or negative found)")
+    missing = idx < 0
+    if not np.array_equal(missing, np.isinf(dist)):
+        raise ValueError("neighbours: -1 (no neighbour) and an infinite distance must go together")
+    if (idx == np.arange(rows)[:, None]).any():
+        raise ValueError("neighbours: a row lists itself (the lists hold each document's nearest others)")
+    finite = np.where(missing, np.finfo(np.float64).max, dist.astype(np.float64))
+    if (np.diff(finite, axis=1) < -1e-6).any():
+        raise ValueError("neighbours: each row must list its neighbours closest first")
+    return neigh

@@ -13,11 +13,11 @@ import scipy.sparse as sp
 
 from ..domain import NOISE, ClusterEvent
 from .centres import centre_cosine, group_sums
-from .graph import Neighbours
+from .graph import Neighbours, check_neighbours
 from .hdbscan_fit import Anchor, cluster_max_edges, cluster_min_core
 from .identity import DriftCheck, compact_labels, previous_clusters, relabel_checks, split_drifted, stabilize
 from .topics import TopicParams, majority_topics, one_topic_per_story, story_graph, topics_over_stories
-from .two_level import TwoLevelFit, check_neighbours
+from .two_level import TwoLevelFit
 
 # A part of a held story that this run's topics put elsewhere stays in the story when its content is the story's:
 # measured (centres.centre_cosine, the part against the rest of the story), the wording groups of one labelled event
@@ -58,7 +58,7 @@ def settle(fit: TwoLevelFit, neigh: Neighbours, vectors: np.ndarray, anchor: Anc
     so topic ids carry over. The fit's own topics are read here too (keep_within_topics: this run's topic borders
     over the fit's stories), so grouping twice is not repeated work; last, a story new in this run joins the story of
     its topic it is a part of (join_parts). The placing thresholds are measured once, on the stories shipped
-    (_levels). neigh is checked against the Neighbours contract (two_level.check_neighbours)."""
+    (_levels). neigh is checked against the Neighbours contract (graph.check_neighbours)."""
     check_neighbours(neigh, len(fit.story_labels))
     if len(vectors) != len(fit.story_labels):
         raise ValueError(f"settle: {len(vectors)} vectors for {len(fit.story_labels)} documents")
