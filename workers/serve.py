@@ -147,11 +147,9 @@ class Service:
     def request_rebuild(self, why: str, by_user: bool = False) -> None:
         """Owed rebuilds are never dropped: one asked while a rebuild runs is run right after it."""
         with self._lock:
-            was_owed = self.plan.owed
             self.plan, when = self.plan.asked(time.time(), by_user)
         if when is not None:
-            if not was_owed:  # the request poller asks again every 0.2 s while a user's request waits (a backoff)
-                log.info("rebuild asked: %s", why)
+            log.info("rebuild asked: %s", why)
             self.schedule.run_at(when)
 
     def _rebuild_job(self) -> None:

@@ -15,7 +15,6 @@ decision is tested without threads or clocks (tests/faces/test_serve_requests.py
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -24,8 +23,6 @@ from ..faults import Backoff
 
 if TYPE_CHECKING:
     from ..ports import App
-
-log = logging.getLogger("newsclust")
 
 # what a job does next: return, rebuild (and say why), or ask the schedule first
 WAIT, ASKED, SCHEDULED, CHECK = "wait", "asked", "scheduled", "check"
@@ -41,18 +38,19 @@ class RebuildPlan:
     not_before: float = 0.0  # unix time: backing off after a failure until then
     last_end: float = 0.0  # unix time the last rebuild ended
     gap_until: float = 0.0  # unix time: early rebuilds wait until then
+    user_waiting: bool = False  # a user's request already started (or scheduled) the job it waits for
 
     def asked(self, now: float, by_user: bool = False) -> tuple[RebuildPlan, float | None]:
         """A rebuild is owed; the answer is when to start a job (None: one is scheduled already or running, and loops
         once more). A user's request starts an idle job even if an early rebuild already waits for the gap."""
-        plan = replace(self, owed=True)
-        if self.running or (self.owed and not by_user):
-            return plan, None
+        plan = replace(self, owed=True, user_waiting=self.user_waiting or by_user)
+        if self.running or (self.owed and (not by_user or self.user_waiting)):
+            return plan, None  # (the request poller asks again every 0.2 s while a user's request waits)
         return plan, max(now, self.not_before)
 
     def job_started(self, leading: bool) -> RebuildPlan:
         """With several workers only the leader rebuilds; a request seen by another must not stay owed for ever."""
-        return replace(self, running=True) if leading else replace(self, owed=False)
+        return replace(self, running=True) if leading else replace(self, owed=False, user_waiting=False)
 
     def decide(self, now: float, requests: bool, due: bool | None) -> tuple[RebuildPlan, str]:
         """One turn of the running job: WAIT (return), rebuild because it was ASKED or SCHEDULED, or CHECK: ask the
@@ -70,7 +68,7 @@ class RebuildPlan:
         gap_left = self.last_end + self.min_gap_s - now
         if not requests and gap_left > 0:  # an early rebuild keeps the minimum gap
             return replace(self, owed=True, gap_until=now + gap_left), WAIT
-        return replace(self, owed=False), ASKED
+        return replace(self, owed=False, user_waiting=False), ASKED
 
     def rebuilt(self, now: float, ok: bool) -> tuple[RebuildPlan, float]:
         """A rebuild ended; after a failure the answer is the backoff (s) before the next try, which is owed."""

@@ -78,3 +78,18 @@ def test_a_worker_that_does_not_lead_forgets_what_it_was_asked():
     plan, _ = RebuildPlan().asked(0.0)
     plan = plan.job_started(leading=False)
     assert not plan.owed and not plan.running
+
+
+def test_a_user_request_pulls_an_early_rebuild_forward_once_not_at_every_poll():
+    plan, when = RebuildPlan(backoff=Backoff(2.0, 300.0)).asked(100.0)  # an early rebuild, scheduled
+    plan, by_user = plan.asked(101.0, by_user=True)
+    assert by_user == 101.0  # a user's request does not wait behind it
+    plan, again = plan.asked(101.2, by_user=True)
+    assert again is None  # the request poller's next look: scheduled already
+    plan = plan.job_started(leading=True)
+    plan, step = plan.decide(102.0, requests=True, due=None)
+    assert step == ASKED and not plan.user_waiting
+    plan, _ = plan.rebuilt(110.0, ok=True)
+    plan, _ = plan.job_ended(110.0)
+    _, later = plan.asked(200.0, by_user=True)
+    assert later == 200.0  # a new request after that rebuild starts a job again
