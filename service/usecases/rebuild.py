@@ -190,9 +190,9 @@ def _aligned(ids: np.ndarray, labels: np.ndarray, doc_ids: np.ndarray) -> np.nda
     return out
 
 
-def read_graph(app: App, index: NeighbourIndex | None, known: np.ndarray | None = None):
+def read_graph(app: App, index: NeighbourIndex | None):
     """(document ids sorted, vectors, kNN lists) of the documents this rebuild clusters: the window's, and only
-    those with a document row (known: the history's document ids, read here if not given). index: the kept graph,
+    those with a document row (read after the graph: rows stored meanwhile count). index: the kept graph,
     else None (the store's vectors, searched here). Reads only: lost vectors are restored after (_restore_lost)."""
     s = app.settings
     if index is not None:  # the graph was kept up to date as documents arrived
@@ -203,7 +203,7 @@ def read_graph(app: App, index: NeighbourIndex | None, known: np.ndarray | None 
     else:
         doc_ids, vectors = app.open_store().all_vectors(since_ts=_window_start(app), by=s.window_by)
         neigh = knn(vectors, s.knn_k)
-    return _documented_only(app.ledger.all_document_ids() if known is None else known, doc_ids, vectors, neigh)
+    return _documented_only(app.ledger.all_document_ids(), doc_ids, vectors, neigh)
 
 
 def _documented_only(known: np.ndarray, doc_ids: np.ndarray, vectors, neigh):
