@@ -1,0 +1,54 @@
+"""What a follower of a story sees across a rebuild (issue 22): arrivals placed in a story stay there unless the
+rebuild has a reason, and fragments of an announced story are not announced again."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.clustering.identity import stabilize
+from service.domain import NOISE
+
+from ..conftest import unit_vectors
+
+
+def _around(rng: np.random.Generator, centre: np.ndarray, n: int, spread: float) -> np.ndarray:
+    x = centre + rng.normal(scale=spread, size=(n, len(centre)))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_arrivals_placed_in_a_story_come_back_to_it_when_the_fit_cuts_them_off_as_a_group():
+    rng = np.random.default_rng(3)
+    x, _ = unit_vectors(rng, 2, 20, spread=0.05)  # story 7 (rows 0-19), and a new event's 20 headlines (20-39)
+    story, other = x[:20], x[20:]
+    arrivals = _around(rng, story.mean(0), 40, 0.05)  # 40 arrivals of story 7, all placed in it as they came
+    vectors = np.vstack([story, arrivals, other])
+    doc_ids = np.arange(len(vectors), dtype=np.int64)
+    prev_docs, prev_labels = doc_ids[:20], np.full(20, 7, np.int64)
+    placed = (doc_ids[20:60], np.full(40, 7, np.int64))
+    # the fit keeps the story with half the arrivals, cuts the other half off as a group, and finds the new event
+    fit = np.concatenate([np.zeros(40), np.ones(20), np.full(20, 2)]).astype(np.int64)
+
+    got = stabilize(prev_docs, prev_labels, doc_ids, fit, vectors=vectors, placed=placed)
+    assert len(set(got[:60].tolist())) == 1  # users saw all 60 in story 7: they stay in one story
+    assert len(set(got[60:].tolist())) == 1 and got[60] != got[0]  # the unplaced new event still stands apart
+    unplaced = stabilize(prev_docs, prev_labels, doc_ids, fit, vectors=vectors)
+    assert unplaced[40] != unplaced[0]  # without the placements the cut-off group is a new story (what users saw decides)
+
+
+def test_a_placed_arrival_the_fit_calls_noise_stays_only_when_it_sits_among_the_story():
+    rng = np.random.default_rng(4)
+    centre = rng.normal(size=32)
+    centre /= np.linalg.norm(centre)
+    story = _around(rng, centre, 30, 0.05)
+    near = _around(rng, centre, 5, 0.02)  # placed, as close to the centre as the story's members
+    far = _around(rng, -centre, 1, 0.05)  # placed (wrongly), nowhere near the story
+    vectors = np.vstack([story, near, far])
+    doc_ids = np.arange(36, dtype=np.int64)
+    fit = np.concatenate([np.zeros(30), np.full(6, NOISE)]).astype(np.int64)  # the fit's cut left all arrivals as noise
+
+    got = stabilize(doc_ids[:30], np.full(30, 4, np.int64), doc_ids, fit, vectors=vectors,
+                    placed=(doc_ids[30:], np.full(6, 4, np.int64)))
+    assert (got[30:35] == got[0]).all()
+    assert got[35] == NOISE
+    # arrivals no one placed stay noise: only what users saw is held
+    assert (stabilize(doc_ids[:30], np.full(30, 4, np.int64), doc_ids, fit, vectors=vectors)[30:] == NOISE).all()
