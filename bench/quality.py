@@ -27,7 +27,8 @@ prediction and clustered by the rebuild), with the share of arrivals placed at o
 of each level's ids sees (issue 22): ids whose majority label at the end differs from the one they were
 born with (count, and the share of clustered documents they hold), the share of arrivals placed at once
 among those the rebuild put into a cluster that already existed, the share of placed ones the rebuild
-kept, and the 'new' alerts: precision (distinct labels / alerts) and how many had no recent headline.
+kept, and the 'new' alerts: precision (distinct labels / alerts), the distinct labels told (recall: of the labels
+born after the first rebuild, which sets the baseline and tells nothing) and how many had no recent headline.
 Last, the issue's targets for that level, met or missed.
 
     python bench/quality.py --csv FRANCHISE.csv --label story --level story --chunks 6   # a generated stream:
@@ -268,10 +269,15 @@ class Follower:
         self.into_existing = self.into_existing_placed = self.placed = self.placed_kept = 0
         self.new_alert_events: list[object] = []
         self.new_without_recent = 0
+        self.baseline: set | None = None  # labels with a headline in the first rebuild
+        self.labels: set = set()
 
     def after_rebuild(self, prev: dict[int, int], now: dict[int, int], predicted: dict[int, int], truth_of: dict[int, object],
                       alerts: list[dict] = ()) -> None:
         majority = _majorities(now, truth_of)
+        if self.baseline is None:  # the first rebuild announces nothing: labels it saw cannot be told as new
+            self.baseline = {truth_of.get(d) for d in now}
+            self.labels = set(truth_of.values())
         for cid, event in majority.items():
             self.born_event.setdefault(cid, event)
         existing = {l for l in prev.values() if l >= 0}
@@ -302,6 +308,8 @@ class Follower:
         if self.new_alert_events:
             out.update(new_alerts=len(self.new_alert_events),
                        new_alert_precision=round(len(set(self.new_alert_events)) / len(self.new_alert_events), 4),
+                       alerted_stories=len(set(self.new_alert_events)),  # distinct labels told as new: the alerts' recall
+                       tellable_stories=len(self.labels - (self.baseline or set())),  # labels with no headline before the first rebuild
                        new_alerts_without_recent=self.new_without_recent)
         return out
 
@@ -500,10 +508,11 @@ def render(result: dict) -> str:
                      f"(per rebuild min {s['arrival_ari_min']}, mean {s['arrival_ari_mean']}), same id pooled {s['arrival_same_id_pooled']} "
                      f"(min {s['arrival_same_id_min']}) over {s['arrival_pairs']} arrivals; arrivals placed at once {s['placed_mean']}")
     lines.append("what a follower sees (issue 22): level | ids changed event (docs held) | placed at once of arrivals the rebuild "
-                 "put into an existing cluster | placed kept | new alerts: precision, without recent headlines")
+                 "put into an existing cluster | placed kept | new alerts: precision, distinct labels told, without recent headlines")
     for lv in ("story", "topic"):
         f = result[lv]["follower"]
-        alerts = (f"{f['new_alerts']} new, precision {_fmt(f['new_alert_precision'])}, {f['new_alerts_without_recent']} without recent"
+        alerts = (f"{f['new_alerts']} new, precision {_fmt(f['new_alert_precision'])}, {f['alerted_stories']} labels told "
+                  f"(of {f['tellable_stories']} born after the first rebuild), {f['new_alerts_without_recent']} without recent"
                   if "new_alerts" in f else "-")
         lines.append(f"  {lv:6} | {f['ids_changed_event']}/{f['ids']} ({_fmt(f['changed_event_doc_share'])}) | "
                      f"{_fmt(f['placed_at_once_of_existing'])} of {f['into_existing']} | {_fmt(f['placed_kept'])} of {f['placed']} | {alerts}")
