@@ -207,9 +207,11 @@ def _hold_from_noise(labels: np.ndarray, placed_of: np.ndarray, seen_of: np.ndar
     """Arrivals placed in a story (placed_of: index of that story, -1 for none) that the fit calls noise stay in the
     cluster continuing that story when they are no further from its centre than its own loosest member.
 
-    Why: the fit's cut can shrink a story to a tighter core for one run (franchise stream, run 3: an earthquake story's
-    eight placed arrivals in another wording, all labelled earthquake, fell to noise and came back a run later); users
-    had seen them in the story, and nothing about them says they left it. A document far from the story still goes."""
+    Why: the fit's cut can shrink a story to a tighter core for one run (franchise stream, run 3: eight placed arrivals
+    of an earthquake story in another wording, all labelled earthquake, fell to noise and came back a run later); users
+    had seen them in the story, and nothing about them says they left it. A document far from the story still goes.
+    Measured with the fold of placed arrivals in place: franchise placed kept 0.979 -> 0.995, AMI 0.979 -> 0.992 (5 of
+    those 8 held; the 10th-percentile member as the bar held 2); the story file unchanged."""
     lost = np.flatnonzero((labels < 0) & (placed_of >= 0))
     if lost.size == 0 or not (labels >= 0).any():
         return labels

@@ -53,7 +53,7 @@ def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | 
             homes.setdefault(sid, {})[earlier] = max(homes.get(sid, {}).get(earlier, 0), n)
     if profiles is not None and candidates:  # each story's topic beside its centre: fragments are looked for in it too
         profiles = profiles.with_topics({sid: card["topic_id"] for sid, card in cards.items()})
-    raised, changed = [], {}
+    raised, changed, told_now = [], {}, []
     for sid, card in sorted(cards.items(), key=lambda kv: -kv[1]["size"]):  # largest first: a fragment defers to its bigger part
         announced, surging = states.get(sid, (False, False))
         pace = paces.get(sid)
@@ -61,12 +61,14 @@ def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | 
         if now_new:
             announced = True
             if announce_new and worth_announcing(card["size"], pace.recent if pace else 0, bag(sid), new_rule):
-                part_of = fragment_home(sid, card["size"], profiles, np.array(told, np.int64), homes.get(sid, {}), ever_told, new_rule)
+                part_of = fragment_home(sid, card["size"], profiles, np.array(told, np.int64), homes.get(sid, {}), ever_told, new_rule,
+                                        np.array(told_now, np.int64))
                 if part_of is None:
                     raised.append(_alert("new", sid, card, pace, run_id, stream_time))
                 else:
                     log.info("story %d is not announced: a fragment of story %d, announced already", sid, part_of)
             told.append(sid)
+            told_now.append(sid)
         now_surging = bool(pace and pace.surging) and not now_new and not bag(sid)
         if now_surging and not surging:
             raised.append(_alert("surging", sid, card, pace, run_id, stream_time))

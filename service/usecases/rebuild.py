@@ -158,7 +158,7 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
                            min_cluster_size=fit.story_min_cluster_size, events=counts, seconds=stages.seconds,
                            topics=levels.n_topics, topic_noise=int((topics == NOISE).sum()))
     with stages("alerts"):
-        profiles = story_profiles(vectors, stories)
+        profiles = story_profiles(vectors, stories, neigh)
         best_effort(app.run_files.save_story_cohesion, run_id, profiles.story_ids, profiles.cohesion)
         drifted = frozenset(r["split_story_id"] for r in drift_rows if r["split_story_id"] is not None)
         placed = placed_homes(doc_ids, stories, *anchor.placed) if anchor is not None and anchor.placed is not None else None

@@ -52,3 +52,26 @@ def test_a_placed_arrival_the_fit_calls_noise_stays_only_when_it_sits_among_the_
     assert got[35] == NOISE
     # arrivals no one placed stay noise: only what users saw is held
     assert (stabilize(doc_ids[:30], np.full(30, 4, np.int64), doc_ids, fit, vectors=vectors)[30:] == NOISE).all()
+
+
+def test_parts_of_one_event_born_in_one_rebuild_are_told_once_but_a_linked_neighbour_of_an_older_story_is_news():
+    from service.clustering.alerts import NewStoryRule, fragment_home, story_profiles
+    from service.clustering.graph import knn
+
+    rng = np.random.default_rng(5)
+    a, b, u, w = np.linalg.qr(rng.normal(size=(32, 4)))[0].T  # orthonormal directions
+    # story 1 told in an earlier run; born in this rebuild: 2, a part of it 3 (cosine 0.6), and 4 beside story 1 (0.6)
+    centres = {1: a, 2: b, 3: 0.6 * b + 0.8 * u, 4: 0.6 * a + 0.8 * w}
+    sizes = {1: 30, 2: 30, 3: 8, 4: 8}
+    vectors = np.vstack([_around(rng, centres[s], sizes[s], 0.03) for s in centres])
+    stories = np.repeat(list(centres), list(sizes.values()))
+    profiles = story_profiles(vectors, stories, knn(vectors, 15))
+    assert 2 in profiles.story_ids[profiles.links.linked(profiles.of(3))] and 1 in profiles.story_ids[profiles.links.linked(profiles.of(4))]
+    rule = NewStoryRule(min_size=6)
+    # the larger part told first; the smaller, linked to it and as close as a story's parts, is the same event
+    assert fragment_home(3, 8, profiles, np.array([1, 2]), {}, {1, 2}, rule, born_with=np.array([2])) == 2
+    # a linked neighbour of a story told in an earlier run, as close: as often a new event of the same franchise, told
+    assert fragment_home(4, 8, profiles, np.array([1, 2, 3]), {}, {1, 2}, rule, born_with=np.array([2, 3])) is None
+    # without the kNN links (or not born together) the part is news
+    assert fragment_home(3, 8, story_profiles(vectors, stories), np.array([1, 2]), {}, {1, 2}, rule, born_with=np.array([2])) is None
+    assert fragment_home(3, 8, profiles, np.array([1, 2]), {}, {1, 2}, rule) is None
