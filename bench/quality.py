@@ -27,7 +27,7 @@ prediction and clustered by the rebuild), with the share of arrivals placed at o
 of each level's ids sees (issue 22): ids whose majority label at the end differs from the one they were
 born with (count, and the share of clustered documents they hold), the share of arrivals placed at once
 among those the rebuild put into a cluster that already existed, the share of placed ones the rebuild
-kept, and the 'new' alerts: precision (distinct labels / alerts), the distinct labels told (recall: of the labels
+kept (and where the rebuild moved the others: noise, a story new in that run, another story), and the 'new' alerts: precision (distinct labels / alerts), the distinct labels told (recall: of the labels
 born after the first rebuild, which sets the baseline and tells nothing) and how many had no recent headline.
 Last, the issue's targets for that level, met or missed.
 
@@ -270,6 +270,7 @@ class Follower:
         self.new_alert_events: list[object] = []
         self.new_without_recent = 0
         self.baseline: set | None = None  # labels with a headline in the first rebuild
+        self.moved = [0, 0, 0]  # placed arrivals the rebuild moved: to noise, to a story new in that run, to another old story
         self.labels: set = set()
 
     def after_rebuild(self, prev: dict[int, int], now: dict[int, int], predicted: dict[int, int], truth_of: dict[int, object],
@@ -289,6 +290,8 @@ class Follower:
             if p >= 0:
                 self.placed += 1
                 self.placed_kept += p == r
+                if p != r:  # where the rebuild moved it: noise, a story new in this run, another story users knew
+                    self.moved[0 if r < 0 else 1 if r not in existing else 2] += 1
         for a in alerts:
             if a.get("kind") == "new":
                 self.new_alert_events.append(majority.get(int(a["story_id"])))
@@ -304,7 +307,8 @@ class Follower:
                "changed_event_doc_share": round(held / len(clustered), 4) if clustered else None,
                "into_existing": self.into_existing,
                "placed_at_once_of_existing": round(self.into_existing_placed / self.into_existing, 4) if self.into_existing else None,
-               "placed": self.placed, "placed_kept": round(self.placed_kept / self.placed, 4) if self.placed else None}
+               "placed": self.placed, "placed_kept": round(self.placed_kept / self.placed, 4) if self.placed else None,
+               "moved_to_noise": self.moved[0], "moved_to_new_story": self.moved[1], "moved_to_old_story": self.moved[2]}
         if self.new_alert_events:
             out.update(new_alerts=len(self.new_alert_events),
                        new_alert_precision=round(len(set(self.new_alert_events)) / len(self.new_alert_events), 4),
@@ -515,7 +519,9 @@ def render(result: dict) -> str:
                   f"(of {f['tellable_stories']} born after the first rebuild), {f['new_alerts_without_recent']} without recent"
                   if "new_alerts" in f else "-")
         lines.append(f"  {lv:6} | {f['ids_changed_event']}/{f['ids']} ({_fmt(f['changed_event_doc_share'])}) | "
-                     f"{_fmt(f['placed_at_once_of_existing'])} of {f['into_existing']} | {_fmt(f['placed_kept'])} of {f['placed']} | {alerts}")
+                     f"{_fmt(f['placed_at_once_of_existing'])} of {f['into_existing']} | {_fmt(f['placed_kept'])} of {f['placed']} "
+                     f"(moved: {f['moved_to_noise']} to noise, {f['moved_to_new_story']} to a new story, {f['moved_to_old_story']} to "
+                     f"another) | {alerts}")
     lines.append(f"targets ({level} level, issue 13):")
     for what, measured, met in result["targets"]:
         lines.append(f"  [{'MET' if met else 'MISSED'}] {what}: {measured}")

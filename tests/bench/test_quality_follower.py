@@ -14,3 +14,14 @@ def test_the_follower_counts_the_labels_told_as_new_against_those_born_after_the
     out = f.summary()
     assert out["new_alerts"] == 2 and out["new_alert_precision"] == 0.5  # b told twice
     assert out["alerted_stories"] == 1 and out["tellable_stories"] == 2  # b told, c never
+
+
+def test_the_follower_says_where_the_rebuild_moved_placed_arrivals():
+    truth = {d: "a" for d in range(1, 8)}
+    f = Follower()
+    f.after_rebuild({}, {1: 10, 2: 10, 3: 11}, {}, truth)
+    # arrivals 4-7 were placed in story 10; the rebuild keeps 4, leaves 5 as noise, puts 6 in a new story 12, 7 in story 11
+    f.after_rebuild({1: 10, 2: 10, 3: 11}, {1: 10, 2: 10, 3: 11, 4: 10, 6: 12, 7: 11}, {4: 10, 5: 10, 6: 10, 7: 10}, truth)
+    out = f.summary()
+    assert out["placed"] == 4 and out["placed_kept"] == 0.25
+    assert (out["moved_to_noise"], out["moved_to_new_story"], out["moved_to_old_story"]) == (1, 1, 1)
