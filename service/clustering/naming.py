@@ -202,7 +202,7 @@ def _learn_affixes(tokens: list[list[str]], doc_cl: np.ndarray, n_clusters: int,
 def _first_words(affixes: frozenset) -> tuple[frozenset, dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
     """The word each kind of affix starts (heads, after a separator) or ends (tails) with: a quick reject in _strip;
     for afters and tails, with the lengths (in words, longest first) of the affixes holding that word there, so _strip
-    tries only lengths that can match (the same cuts; 0.6 -> 0.2 s of naming 58k documents at 100k)."""
+    tries only lengths that can match (the same cuts; 58k synthetic documents, fastest of 12: 0.085 -> 0.055 s)."""
     afters: dict[str, set[int]] = {}
     tails: dict[str, set[int]] = {}
     for a in affixes:
