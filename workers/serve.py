@@ -287,8 +287,9 @@ class Service:
 
     # -- life -----------------------------------------------------------------------------
     def _watch_requests(self, stop: threading.Event) -> None:
-        """`newsclust rebuild` beside serve: a request file, looked for 5 times a second (a directory listing)."""
-        while not stop.wait(0.2):
+        """`newsclust rebuild` beside serve: a request file, looked for 20 times a second (a directory listing of a
+        folder of a few files; the user waits for the look)."""
+        while not stop.wait(0.05):
             try:
                 if handoff.rebuild_requests(self.app.settings.home) and not self.rebuilding.is_set():
                     # a user's request does not wait for the gap kept between early rebuilds
