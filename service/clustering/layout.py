@@ -39,7 +39,7 @@ def _principal_plane(vectors: np.ndarray, rng: np.random.Generator, sample: int 
     direction's sign is fixed (its largest component positive), so the same data always gives the same map.
 
     On one BLAS thread: the work is small, and BLAS's threads waiting on each other beside other busy processes made
-    it 1.2-5 s at 100k (load 8 on 2 cores) instead of 0.45 s; the eigenvectors (last bits) no longer depend on the
+    it 1.2-3.7 s at 100k (load 8 on 2 cores) instead of 0.4-0.6 s; the eigenvectors (last bits) no longer depend on the
     machine's core count either. Rows are projected in chunks (no float64 copy of every vector)."""
     from threadpoolctl import threadpool_limits
 
