@@ -210,8 +210,8 @@ def _first_words(affixes: frozenset) -> tuple[frozenset, dict[str, tuple[int, ..
             afters.setdefault(a[1], set()).add(len(a) - 1)
         elif a[-1] == "$":
             tails.setdefault(a[-2], set()).add(len(a) - 1)
-    longest_first = lambda lengths: {w: tuple(sorted(ks, reverse=True)) for w, ks in lengths.items()}  # noqa: E731
-    return frozenset(a[1] for a in affixes if a[0] == "^"), longest_first(afters), longest_first(tails)
+    return (frozenset(a[1] for a in affixes if a[0] == "^"), {w: tuple(sorted(ks, reverse=True)) for w, ks in afters.items()},
+            {w: tuple(sorted(ks, reverse=True)) for w, ks in tails.items()})
 
 
 def _strip(toks: list[str], affixes: frozenset, firsts: tuple[frozenset, dict, dict]) -> list[str]:
