@@ -179,15 +179,19 @@ def main() -> None:
             result.update(drop_a_file(home, env, serve, url))
         if "rebuild" not in skip:
             wait_idle(home)  # a rebuild the dropped file set off (a new story in the noise pool) is not the user's
-            walls, staged, clustered = [], [], []
+            walls, staged, clustered, each = [], [], [], []
             for _ in range(max(1, args.repeat // 3)):
+                asked_at = time.monotonic() - serve.started  # on the clock of --serve-log's lines
                 wall, out = cli(home, env, "rebuild")
                 stages = dict((k, float(v)) for k, v in re.findall(r"(\w+) ([\d.]+)s", out.split("stages:", 1)[1].splitlines()[0]))
                 walls.append(wall)
                 staged.append(sum(stages.values()))
                 clustered.append(sum(v for k, v in stages.items() if k in CLUSTER_STAGES))
+                each.append({"wall_s": round(wall, 2), "cluster_s": round(clustered[-1], 2), "stages": stages, "load": os.getloadavg()[0],
+                             "asked_at": round(asked_at, 2)})
                 assert "report:" in out, out
             result["rebuild_s"], result["rebuild_stages_s"], result["rebuild_cluster_s"] = stats(walls), stats(staged), stats(clustered)
+            result["rebuilds"] = each  # each rebuild: its wall, its clustering stages, every stage, the 1-min load average after it
     finally:
         if serve:
             serve.stop()

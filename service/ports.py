@@ -175,8 +175,10 @@ class StoryReads(Protocol):
 
 
 class AlertHistory(Protocol):
-    def story_times(self, run_id: int, since: datetime | None) -> tuple[np.ndarray, np.ndarray]:
-        """(story id, news time in unix seconds) of every headline the run clustered or placed since `since`."""
+    def story_times(self, run_id: int, since: datetime | None,
+                    held: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(story id, news time in unix seconds) of every headline the run clustered or placed since `since`.
+        held: the run's story labels (document ids, story ids) when the caller holds them: not read back."""
     def born_stories(self, run_id: int) -> set[int]: ...
     def earlier_homes(self, run_id: int, story_ids: list[int], runs_back: int = 3) -> dict[int, dict[int, int]]: ...
     def first_done_run(self) -> int | None: ...

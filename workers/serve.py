@@ -55,6 +55,9 @@ class Service:
         self._stopping = threading.Event()
         self.rebuilding = threading.Event()
         self._lock = threading.Lock()  # guards self.plan: the job, the request poller and the file handler change it
+        # (and self._taken: the requests the job has listed and will answer; the poller does not ask for them again,
+        # or a request still on disk while its answer is written set off a second rebuild nobody asked for)
+        self._taken: set[str] = set()
         self.plan = plan_for(s)  # when to rebuild: usecases/schedule.py decides, this process acts
         self._files: dict[str, dict] = {}  # name -> attempts, reason, state (retrying / parked)
         self.maps = MapRefiner(app, on_event=self.on_event)  # refined maps after each rebuild's quick page
@@ -163,6 +166,7 @@ class Service:
             while not self._stopping.is_set():
                 tokens = handoff.rebuild_requests(self.app.settings.home)
                 with self._lock:
+                    self._taken = set(tokens)
                     self.plan, step = self.plan.decide(time.time(), bool(tokens), None if first_pass else False)
                 if step == CHECK:
                     due = self._schedule_due()  # a database read: outside the lock the file handler waits on
@@ -174,6 +178,7 @@ class Service:
                 self._run_rebuild(tokens, "asked" if step == ASKED else "scheduled")
         finally:
             with self._lock:
+                self._taken = set()
                 self.plan, when = self.plan.job_ended(time.time())
             if when is not None and not self._stopping.is_set():
                 self.schedule.run_at(when)
@@ -287,10 +292,14 @@ class Service:
 
     # -- life -----------------------------------------------------------------------------
     def _watch_requests(self, stop: threading.Event) -> None:
-        """`newsclust rebuild` beside serve: a request file, looked for 5 times a second (a directory listing)."""
-        while not stop.wait(0.2):
+        """`newsclust rebuild` beside serve: a request file, looked for 20 times a second (a directory listing of a
+        folder of a few files; the user waits for the look)."""
+        while not stop.wait(0.05):
             try:
-                if handoff.rebuild_requests(self.app.settings.home) and not self.rebuilding.is_set():
+                tokens = handoff.rebuild_requests(self.app.settings.home)
+                with self._lock:
+                    fresh = [t for t in tokens if t not in self._taken]
+                if fresh and not self.rebuilding.is_set():
                     # a user's request does not wait for the gap kept between early rebuilds
                     self.request_rebuild("asked by `newsclust rebuild`", by_user=True)
             except Exception:  # noqa: BLE001

@@ -105,7 +105,7 @@ def _ask_to_rebuild(inv: Invocation, who: str, no_wait: bool) -> None:
     if no_wait:
         return
     sys.stdout.flush()
-    outcome = handoff.answer_from_server(settings, handoff.REBUILD, token, poll_s=0.1)
+    outcome = handoff.answer_from_server(settings, handoff.REBUILD, token, poll_s=0.05)  # the answer is awaited: looked for often
     if outcome is None:
         say("the serving process stopped before answering")
         raise typer.Exit(1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
@@ -54,8 +55,8 @@ def stop_words() -> frozenset[str]:
     return frozenset(ENGLISH_STOP_WORDS)
 
 
-def name_clusters(texts: list[str], labels: np.ndarray, vectors: np.ndarray, n_keywords: int = 6, n_representatives: int = 3,
-                  *, titles: list[str] | None = None, common_share: float = 0.5, duplicate_cosine: float = 0.95,
+def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray, n_keywords: int = 6, n_representatives: int = 3,
+                  *, titles: Sequence[str] | None = None, common_share: float = 0.5, duplicate_cosine: float = 0.95,
                   max_keyword_docs: int = 100, min_clusters: int = 3) -> dict[int, Name]:
     """Name every cluster (label >= 0) by keywords, a title row and up to ``n_representatives`` distinct headlines.
 
@@ -66,8 +67,10 @@ def name_clusters(texts: list[str], labels: np.ndarray, vectors: np.ndarray, n_k
     trailing " - Outlet") are cut, or their vectors' cosine exceeds ``duplicate_cosine``; each card shows one of them.
     Only each cluster's ``max_keyword_docs`` most central rows are read for keywords and representatives.
     Learning needs ``min_clusters`` clusters sharing a term or affix; below that nothing is treated as boilerplate.
+    ``texts`` and ``titles`` are only indexed, by row: a caller may make each one when it is asked for.
     """
     labels = np.asarray(labels)
+    vectors = np.asarray(vectors)  # a memory map's rows read as plain arrays (np.memmap's own indexing costs ~10x more)
     clustered = np.flatnonzero(labels >= 0)
     if len(clustered) == 0:
         return {}
@@ -75,7 +78,7 @@ def name_clusters(texts: list[str], labels: np.ndarray, vectors: np.ndarray, n_k
     n_clusters = len(cluster_values)
 
     # group once: by cluster, most central first
-    closeness = _closeness(np.asarray(vectors), clustered, cl, n_clusters)
+    closeness = _closeness(vectors, clustered, cl, n_clusters)
     order = np.lexsort((-closeness, cl))
     rows_sorted, cl_sorted = clustered[order], cl[order]
     starts = np.searchsorted(cl_sorted, np.arange(n_clusters + 1))
@@ -196,13 +199,22 @@ def _learn_affixes(tokens: list[list[str]], doc_cl: np.ndarray, n_clusters: int,
     return frozenset(c for c, k, e in zip(cands, reached, expected) if k >= 0.4 * e)
 
 
-def _first_words(affixes: frozenset) -> tuple[frozenset, frozenset, frozenset]:
-    """The word each kind of affix starts (heads, after a separator) or ends (tails) with: a quick reject in _strip."""
-    return (frozenset(a[1] for a in affixes if a[0] == "^"), frozenset(a[1] for a in affixes if a[0] == _SEP),
-            frozenset(a[-2] for a in affixes if a[-1] == "$"))
+def _first_words(affixes: frozenset) -> tuple[frozenset, dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+    """The word each kind of affix starts (heads, after a separator) or ends (tails) with: a quick reject in _strip;
+    for afters and tails, with the lengths (in words, longest first) of the affixes holding that word there, so _strip
+    tries only lengths that can match (the same cuts; 58k synthetic documents, fastest of 12: 0.085 -> 0.055 s)."""
+    afters: dict[str, set[int]] = {}
+    tails: dict[str, set[int]] = {}
+    for a in affixes:
+        if a[0] == _SEP:
+            afters.setdefault(a[1], set()).add(len(a) - 1)
+        elif a[-1] == "$":
+            tails.setdefault(a[-2], set()).add(len(a) - 1)
+    return (frozenset(a[1] for a in affixes if a[0] == "^"), {w: tuple(sorted(ks, reverse=True)) for w, ks in afters.items()},
+            {w: tuple(sorted(ks, reverse=True)) for w, ks in tails.items()})
 
 
-def _strip(toks: list[str], affixes: frozenset, firsts: tuple[frozenset, frozenset, frozenset]) -> list[str]:
+def _strip(toks: list[str], affixes: frozenset, firsts: tuple[frozenset, dict, dict]) -> list[str]:
     """Cut learned affixes (longest first), leaving _SEP in their place (_CUT where an outlet suffix was); returns
     the input itself when nothing matches."""
     if not affixes or not toks:
@@ -210,12 +222,11 @@ def _strip(toks: list[str], affixes: frozenset, firsts: tuple[frozenset, frozens
     heads, afters, tails = firsts
     out = toks
     n = len(toks)
-    if toks[-1] in tails:
-        for k in range(min(_MAX_AFFIX, n - 1), 1, -1):
-            if (*toks[-k:], "$") in affixes:
-                out = list(toks)
-                out[n - k:] = [_SEP] * k
-                break
+    for k in tails.get(toks[-1], ()):
+        if 2 <= k <= min(_MAX_AFFIX, n - 1) and (*toks[-k:], "$") in affixes:
+            out = list(toks)
+            out[n - k:] = [_SEP] * k
+            break
     if _SEP not in toks:
         return out
     if toks[0] in heads:
@@ -231,7 +242,9 @@ def _strip(toks: list[str], affixes: frozenset, firsts: tuple[frozenset, frozens
             break
         if i + 1 >= n or toks[i + 1] not in afters:
             continue
-        for k in range(min(_MAX_AFFIX, n - 1 - i), 0, -1):
+        for k in afters[toks[i + 1]]:
+            if k > min(_MAX_AFFIX, n - 1 - i):
+                continue
             seg = toks[i + 1:i + 1 + k]
             if _SEP not in seg and (_SEP, *seg) in affixes:
                 out = list(out) if out is toks else out
@@ -340,7 +353,7 @@ def _drop_contained(terms: tuple[str, ...]) -> tuple[str, ...]:
 
 def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_sizes: np.ndarray, n_keywords: int = 6,
                 n_representatives: int = 3, common_share: float = 0.5, min_topics: int = 3, *,
-                titles: list[str] | None = None, joined_share: float = 0.8) -> dict[int, Name]:
+                titles: Sequence[str] | None = None, joined_share: float = 0.8) -> dict[int, Name]:
     """A topic's name from what its stories share: the keywords of its stories (story_names, by story label), weighed
     by how many of its stories list each (c-TF-IDF with stories as the documents), never a phrase of one headline.
 

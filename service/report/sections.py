@@ -169,12 +169,15 @@ def map_section(v: ReportView, layout, max_points: int, seed: int) -> str:
     head = "<section id=map-section><h2>Map</h2>"
     if layout is None:
         return head + "<p class=note>No map for this run (no layout stored).</p></section>"
-    ids, xy_all = layout
-    pos = {int(i): k for k, i in enumerate(ids)}
-    rows = np.array([k for k, d in enumerate(v.docs.ids.tolist()) if d in pos], np.int64)
+    ids, xy_all = layout  # a layout lists each document once: each headline's row in it, found by sorting (not a dict of 100k)
+    ids = np.asarray(ids, np.int64)
+    order = np.argsort(ids, kind="stable")
+    at = np.minimum(np.searchsorted(ids[order], v.docs.ids), max(len(ids) - 1, 0))
+    placed = ids[order][at] == v.docs.ids if len(ids) else np.zeros(len(v.docs.ids), bool)
+    rows = np.flatnonzero(placed)
     if len(rows) < 3:
         return head + "<p class=note>Too few placed headlines to draw a map.</p></section>"
-    xy_rows = np.asarray(xy_all, np.float32)[[pos[int(d)] for d in v.docs.ids[rows]]]
+    xy_rows = np.asarray(xy_all, np.float32)[order[at[rows]]]
     note = ""
     if len(rows) > max_points:
         pick = np.sort(np.random.default_rng(seed).choice(len(rows), size=max_points, replace=False))

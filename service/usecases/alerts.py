@@ -16,13 +16,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("newsclust")
 
 def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | None = None, drifted: frozenset[int] = frozenset(),
-                 placed: dict[int, dict[int, int]] | None = None) -> list[dict]:
+                 placed: dict[int, dict[int, int]] | None = None, labels: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict]:
     """After a rebuild (run_id: new stories and surges) or after arrivals (surges only): decide, record once per
     story and state change, then tell: the Atom feed, one log line each, the webhook.
 
     Worth reading: a 'new' story needs headlines in the last window and must not be a fragment of a story already
     announced (clustering.alerts: worth_announcing, fragment_home; profiles given by the rebuild); a story that is a loose bag of one-offs alerts neither way;
-    at most alert_max_per_rebuild alerts, the largest stories first, the number held back in each one's details."""
+    at most alert_max_per_rebuild alerts, the largest stories first, the number held back in each one's details.
+    labels: run_id's story labels (document ids, story ids) as the rebuild holds them, so its alerts do not read them back."""
     s = app.settings
     run = app.runs.latest_run()
     if run is None:
@@ -31,7 +32,7 @@ def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | 
     new_rule = NewStoryRule(min_size=s.alert_new_min_size)
     newest = app.ledger.newest_time("published")
     since = newest - timedelta(seconds=rule.window_s * 30) if newest is not None else None  # a month of 6-h windows is plenty of past
-    story_ids, times = app.alerts.story_times(run.id, since)
+    story_ids, times = app.alerts.story_times(run.id, since, labels if run_id == run.id else None)
     paces = {p.story_id: p for p in story_paces(story_ids, times, rule)}
     cards = app.alerts.story_cards(run.id)
     states = app.alerts.states()
@@ -110,10 +111,11 @@ def _tell(app: App, recorded: list[dict]) -> None:
 
 
 def raise_alerts_safely(app: App, run_id: int | None = None, profiles: StoryProfiles | None = None,
-                        drifted: frozenset[int] = frozenset(), placed: dict[int, dict[int, int]] | None = None) -> list[dict]:
+                        drifted: frozenset[int] = frozenset(), placed: dict[int, dict[int, int]] | None = None,
+                        labels: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict]:
     """Alerts never fail what they follow: a rebuild stays committed, a file stays ingested."""
     try:
-        return raise_alerts(app, run_id, profiles, drifted, placed)
+        return raise_alerts(app, run_id, profiles, drifted, placed, labels)
     except Exception as exc:  # noqa: BLE001
         log.warning("alerts not raised (%s: %s)", type(exc).__name__, exc)
         return []

@@ -120,8 +120,8 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
             events = story_match.events + moves + [replace(e, level="topic") for e in topic_match.events]
         with stages("name"):
             texts_by_id = app.ledger.document_texts(doc_ids)
-            titles = [texts_by_id.get(int(i), ("", ""))[0] for i in doc_ids]
-            texts = [" ".join(texts_by_id.get(int(i), ("", ""))) for i in doc_ids]
+            pairs = [texts_by_id.get(i, ("", "")) for i in doc_ids.tolist()]  # plain ints: no int() per numpy id
+            titles, texts = [p[0] for p in pairs], [" ".join(p) for p in pairs]
             by_story = name_clusters(texts, levels.story_labels, vectors, titles=titles, max_keyword_docs=STORY_NAME_DOCS)
             story_names = {int(story_match.ids[label]): _story_name(name, titles, doc_ids) for label, name in by_story.items()}
             story_sizes = np.bincount(levels.story_labels[levels.story_labels >= 0], minlength=levels.n_stories)
@@ -162,7 +162,7 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
         best_effort(app.run_files.save_story_cohesion, run_id, profiles.story_ids, profiles.cohesion)
         drifted = frozenset(r["split_story_id"] for r in drift_rows if r["split_story_id"] is not None)
         placed = placed_homes(doc_ids, stories, *anchor.placed) if anchor is not None and anchor.placed is not None else None
-        result.alerts = raise_alerts_safely(app, run_id, profiles, drifted, placed)
+        result.alerts = raise_alerts_safely(app, run_id, profiles, drifted, placed, labels=(doc_ids, stories))
     if write_report_after:
         # the run is committed: a failing map or page (a report folder not writable, a full disk) is reported, not a failed rebuild
         try:

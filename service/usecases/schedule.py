@@ -66,7 +66,9 @@ class RebuildPlan:
         if not owed:
             return (self, CHECK) if due is None else (self, SCHEDULED if due else WAIT)
         gap_left = self.last_end + self.min_gap_s - now
-        if not requests and gap_left > 0:  # an early rebuild keeps the minimum gap
+        # an early rebuild keeps the minimum gap; a user's request does not, also when the poller saw its file before
+        # this job's look at the requests did (asked during the job's last turn: it waited the whole gap, 60 s)
+        if not (requests or self.user_waiting) and gap_left > 0:
             return replace(self, owed=True, gap_until=now + gap_left), WAIT
         return replace(self, owed=False, user_waiting=False), ASKED
 

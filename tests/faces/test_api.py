@@ -114,6 +114,9 @@ def test_quick_layout_keeps_known_documents_and_puts_new_ones_beside_their_neigh
     centred = vectors - vectors.mean(axis=0)  # the plane of the two largest singular directions, up to each one's sign
     plane = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T
     assert np.allclose(np.abs(first), np.abs(plane), atol=1e-4)
+    from service.clustering.layout import _principal_plane  # projected in chunks: the same map as in one piece
+
+    assert np.array_equal(_principal_plane(vectors, np.random.default_rng(2), chunk=7), first)
 
 
 @pytest.mark.slow

@@ -53,6 +53,8 @@ def test_serve_answers_every_request_and_retries_through_an_outage(tmp_path):
         run_1 = int(first_out.split("rebuild run ")[1].split(":")[0])
         run_2 = int(second.stdout.split("rebuild run ")[1].split(":")[0])
         assert run_2 > run_1
+        third = cli(home, "rebuild")  # the next run: no rebuild set off by the last request while its answer was written
+        assert int(third.stdout.split("rebuild run ")[1].split(":")[0]) == run_2 + 1, third.stdout
 
         # the vector store goes away: a good file waits in the inbox (status says why), then goes through
         switch = home / "faults" / "vector-store-down"
@@ -74,5 +76,5 @@ def test_serve_answers_every_request_and_retries_through_an_outage(tmp_path):
         assert c.execute("SELECT COUNT(*) FROM documents").fetchone()[0] == 65
         runs = c.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
         files = c.execute("SELECT COUNT(*), SUM(attempts > 1) FROM ingested_files").fetchone()
-    assert runs <= 6, runs  # two asked, plus the early rebuilds that arrivals pulled forward (no clustering yet)
+    assert runs <= 7, runs  # three asked, plus the early rebuilds that arrivals pulled forward (no clustering yet)
     assert files[0] == 4 and files[1] >= 1

@@ -183,3 +183,28 @@ def test_search_works_beside_a_running_serve(tmp_path, demo_days):
         assert hits and hits[0]["title"] == title and hits[0]["similarity"] > 0.99
     finally:
         stop_serve(proc)
+
+
+def test_the_alerts_of_a_rebuild_time_the_labels_it_holds_as_the_history_reads_them(make_app, tmp_path):
+    """The rebuild hands its story labels to the alerts (not read back): the same (story, time) pairs as the history's
+    rows give, run after run, with documents leaving the window and arrivals placed between rebuilds."""
+    app = make_app(window_days=2)
+    handed = []
+    read = app.alerts.story_times
+
+    def story_times(run_id, since, held=None):
+        if held is not None:
+            handed.append((run_id, since, (held[0].copy(), held[1].copy())))
+        return read(run_id, since, held)
+
+    app.alerts.story_times = story_times
+    files = stream(tmp_path)
+    ingest_copies(app, files[:1])
+    for f in files[1:]:
+        usecases.rebuild(app, write_report_after=False)
+        ingest_copies(app, [f])  # placed between rebuilds, then clustered by the next
+    usecases.rebuild(app, write_report_after=False)
+    assert len(handed) == len(files)
+    for run_id, since, held in handed:
+        given, stored = read(run_id, since, held), read(run_id, since)
+        assert len(stored[0]) and sorted(zip(*given)) == sorted(zip(*stored)), run_id

@@ -93,3 +93,18 @@ def test_a_user_request_pulls_an_early_rebuild_forward_once_not_at_every_poll():
     plan, _ = plan.job_ended(110.0)
     _, later = plan.asked(200.0, by_user=True)
     assert later == 200.0  # a new request after that rebuild starts a job again
+
+
+def test_a_user_request_seen_by_the_poller_during_the_jobs_last_turn_does_not_wait_for_the_gap():
+    """The request file appeared after the job listed the requests, and the poller saw it while the job still ran."""
+    plan = RebuildPlan(min_gap_s=60.0).job_started(leading=True)
+    plan, step = plan.decide(100.0, requests=True, due=None)
+    assert step == ASKED
+    plan, _ = plan.rebuilt(110.0, ok=True)
+    plan, when = plan.asked(111.0, by_user=True)  # the poller: the job is still running, so it loops once more
+    assert when is None and plan.owed and plan.user_waiting
+    plan, step = plan.decide(111.0, requests=False, due=False)  # the job had listed no request yet
+    assert step == ASKED and not plan.user_waiting
+    plan, when = RebuildPlan(min_gap_s=60.0, last_end=110.0).asked(111.0)  # an early rebuild still keeps the gap
+    _, step = plan.job_started(leading=True).decide(111.0, requests=False, due=None)
+    assert step == WAIT

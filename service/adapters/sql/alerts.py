@@ -21,8 +21,12 @@ class SqlAlertHistory:
     def __init__(self, engine: Engine):
         self.engine = engine
 
-    def story_times(self, run_id: int, since: datetime | None) -> tuple[np.ndarray, np.ndarray]:
+    def story_times(self, run_id: int, since: datetime | None,
+                    held: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(story id, news time in unix seconds) of every headline the run clustered or placed since it.
+        held: the run's rebuild labels (document ids, story ids) when the caller holds them (the rebuild that
+        committed the run): the same rows runs.rebuild_rows_at resolves, not read back (100k documents, 4 runs in the
+        history: 0.7-0.8 -> 0.2 s of CPU, 1.8-2.1 -> 0.1-0.5 s at load 9).
 
         Read after every rebuild and every file, so read as plain driver rows with the times turned
         into seconds in one numpy pass (SQLAlchemy rows with a datetime parsed per row cost 3x more).
@@ -36,10 +40,13 @@ class SqlAlertHistory:
         with self.engine.connect() as c:
             if since is not None:
                 doc_params = [bound(c, documents.c.published_at, since)]
-            held = rebuild_rows_at(c, run_id)
+            if held is None:
+                rows = rebuild_rows_at(c, run_id)
+                held = rows["document_id"], rows["cluster_id"]
+            held_doc, held_story = np.asarray(held[0], np.int64), np.asarray(held[1], np.int64)
             placed = [r for batch in driver_rows(c, "SELECT document_id, cluster_id FROM assignments WHERE run_id = {p} "
                                                   "AND assigned_by = 'predict' AND cluster_id >= 0", [int(run_id)]) for r in batch]
-            member_doc, story = held["document_id"][held["cluster_id"] >= 0], held["cluster_id"][held["cluster_id"] >= 0]
+            member_doc, story = held_doc[held_story >= 0], held_story[held_story >= 0]
             if placed:
                 member_doc = np.r_[member_doc, np.asarray([r[0] for r in placed], np.int64)]
                 story = np.r_[story, np.asarray([r[1] for r in placed], np.int64)]
