@@ -7,8 +7,9 @@ it upserts into Milvus to flat files here and a rebuild maps them in one read.
 Why a graph kept as documents arrive: building the kNN graph from scratch is the rebuild's
 biggest cost (15-27 s at 100k with an IVF index, minutes at 1M), while each arrival's
 neighbour search is needed for placing it anyway. So every new batch is searched in a live
-faiss index over all cached vectors: the batch's own lists are written, and each neighbour
-found is offered the new document (merge_neighbours). A rebuild then reads a finished graph.
+faiss index over all cached vectors: the batch's own lists are written, and every older document
+the index compares it with is offered it where it comes nearer than that one's k-th (graph.join_new_rows,
+merge_neighbours). A rebuild then reads a finished graph.
 The live index (adapters/live_index.py: kept in memory, saved beside the copy) also answers `search`
 for placing arrivals, ~30x faster than Milvus Lite. Another process reads the copy through
 adapters/cache_reader.py.
@@ -33,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..clustering.graph import EXACT_SEARCH_MAX_N, build_index, complete_lists, knn, merge_neighbours, nearest_others, search_index, subgraph
+from ..clustering.graph import (EXACT_SEARCH_MAX_N, build_index, complete_lists, join_new_rows, knn, merge_neighbours, nearest_others,
+                                probed_blocks, search_index, subgraph)
 from ..domain import Neighbours
 from ..files import atomic_write
 from ..ports import VectorStore
@@ -42,10 +44,8 @@ from .live_index import LiveIndex
 
 log = logging.getLogger("newsclust.vector_cache")
 
-# New documents look this many times k deep, so more existing documents hear of them: an older document in a
-# sparse spot is a true neighbour of a new one in a dense spot without being among its nearest 4·k. Replay of
-# the insert on story-shaped 10k (exact index): kept-graph recall 0.893 at 4·k, 0.945 at 8·k, 0.978 at 16·k;
-# bench/scale.py 30k 0.888 -> 0.957, but its insert took 40% longer (paired runs) and story AMI did not rise.
+# A corrected vector (a known id with new text) is searched this many times k deep and offered to what it finds.
+# New rows do not search: join_new_rows compares them with every row the index would compare them with.
 REVERSE_DEPTH = 16
 # A catch-up reads the rows stamped (ingested_ts, each worker's clock at its upsert) since the copy's newest
 # row less this: workers' clocks a little apart (NTP keeps them within milliseconds), a batch stamped before a slower
@@ -67,6 +67,8 @@ class CachedVectorStore:
         self._gidx_path = folder / "graph-idx.i64"
         self._gdist_path = folder / "graph-dist.f32"
         self._info_path = folder / "source.json"
+        self._refresh_path = folder / "graph-refresh.json"
+        self._cursor: int | None = None
         self._known: set[int] | None = None
         self._ids: np.ndarray | None = None
         self._live = LiveIndex(folder, dim, lambda x: build_index(x, knn_k), EXACT_SEARCH_MAX_N)  # faiss over cache rows 0..ntotal-1
@@ -228,17 +230,27 @@ class CachedVectorStore:
         return self._live.warm_up(self._complete_rows, lambda: self._load()[1])
 
     def _extend_graph(self, new: np.ndarray, first_row: int) -> None:
+        """The new rows' own lists, and each older row offered the new ones nearer it than its k-th (join_new_rows)."""
         index = self._live.over(first_row, lambda: self._load()[1], add=new)
         total = first_row + len(new)
-        depth = min(REVERSE_DEPTH * self.k + 1, total)
-        found = search_index(index, new, depth)
-        rows = np.arange(first_row, total, dtype=np.int64)
-        own = nearest_others(found, rows, self.k)  # the batch's own lists
+        kth = np.memmap(self._gdist_path, dtype=np.float32, mode="r", shape=(first_row, self.k))[:, self.k - 1].copy() \
+            if first_row else np.zeros(0, np.float32)
+        own, (older, newer, dist) = join_new_rows(probed_blocks(index, new), new, first_row, kth, self.k)
         with self._gidx_path.open("ab") as fh:
             fh.write(own.indices.tobytes())
         with self._gdist_path.open("ab") as fh:
             fh.write(own.distances.tobytes())
-        self._offer(total, rows, found, older_than=first_row)  # the older documents each new one found
+        if len(older):
+            self._merge(total, older, newer, dist)
+
+    def _merge(self, total: int, rows: np.ndarray, candidates: np.ndarray, distances: np.ndarray) -> None:
+        gidx = np.memmap(self._gidx_path, dtype=np.int64, mode="r+", shape=(total, self.k))
+        gdist = np.memmap(self._gdist_path, dtype=np.float32, mode="r+", shape=(total, self.k))
+        touched, idx, dist = merge_neighbours(gidx, gdist, rows, candidates, distances)
+        gidx[touched], gdist[touched] = idx, dist
+        gidx.flush()
+        gdist.flush()
+        del gidx, gdist
 
     def _offer(self, total: int, rows: np.ndarray, found: Neighbours, own: Neighbours | None = None,
                older_than: int | None = None) -> None:
