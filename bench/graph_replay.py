@@ -36,7 +36,7 @@ class _Nothing:
     def count(self):
         return self.n
 
-    def iter_rows(self, batch_size=5000, since_ts=None, by="published"):
+    def iter_rows(self, batch_size=5000, since_ts=None, by="published", without=None):
         return iter(())
 
     def close(self):

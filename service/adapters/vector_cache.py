@@ -383,7 +383,18 @@ class CachedVectorStore:
         as the writer's own upserts would have: the rebuild leader of a shared home, whose ingest workers write
         Milvus only. Returns the rows appended; last_sync says what was read."""
         read = added = 0
-        for ids, vecs, published, ingested in self.store.iter_rows(since_ts=since_ts, by="ingested"):
+        meta = self._load()[0]
+        order = np.argsort(meta[:, 0], kind="stable")
+        copy_ids, copy_ingested = meta[order, 0], meta[order, 2]
+
+        def held(ids: np.ndarray, ingested: np.ndarray) -> np.ndarray:
+            """Rows the copy holds as the store does (a revised document is stamped again: its new vector is read)."""
+            if not len(copy_ids):
+                return np.zeros(len(ids), bool)
+            at = np.clip(np.searchsorted(copy_ids, ids), 0, len(copy_ids) - 1)
+            return (copy_ids[at] == ids) & (copy_ingested[at] == ingested)
+
+        for ids, vecs, published, ingested in self.store.iter_rows(since_ts=since_ts, by="ingested", without=held):
             read += len(ids)
             added += self._take(ids, vecs, published, ingested)
         self.last_sync = {"kind": "catch_up", "rows_read": read, "rows_added": added}
