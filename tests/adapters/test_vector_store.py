@@ -309,3 +309,19 @@ def test_a_catch_up_reads_only_the_rows_it_lacks_and_a_revised_one_again(tmp_pat
     assert leader.last_sync == {"kind": "catch_up", "rows_read": 2, "rows_added": 1}, leader.last_sync
     assert np.allclose(got_x[np.searchsorted(got_ids, 251)], revised[0], atol=1e-6)
     milvus.close()
+
+
+def test_the_leader_keeps_up_between_rebuilds_so_its_rebuild_finds_the_copy_current(tmp_path):
+    rng = np.random.default_rng(6)
+    x = unit(rng, 400)
+    ids = np.arange(1, 401, dtype=np.int64)
+    t = np.full(400, 1_700_000_000, np.int64)
+    milvus = MilvusStore(str(tmp_path / "milvus.db"), "k", 16)
+    leader = CachedVectorStore(milvus, tmp_path / "leader", 16, source="m#k", knn_k=5)
+    milvus.upsert(ids[:200], x[:200], t[:200], t[:200])
+    leader.neighbour_graph()
+    milvus.upsert(ids[200:], x[200:], t[200:], t[200:] + 60)
+    assert leader.keep_up() == 200 and leader.keep_up() == 0
+    got_ids, _, neigh = leader.neighbour_graph()
+    assert leader.last_sync["kind"] == "current" and np.array_equal(got_ids, ids)
+    milvus.close()
