@@ -8,9 +8,6 @@ ranking and ours agree.
 from __future__ import annotations
 
 
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import scipy.sparse as sp
 
@@ -136,33 +133,20 @@ def join_new_rows(blocks, new: np.ndarray, first_row: int, kth_distance: np.ndar
     heap = faiss.ResultHeap(nq, k + 1, keep_max=True)
     d = np.asarray(kth_distance, np.float64)
     kth_cos = np.where(np.isfinite(d), 1.0 - d * d / 2.0, -np.inf).astype(np.float32)  # cosine of each older row's k-th
-    def parts():
-        for queries, ids, vectors in blocks:
-            ids = np.asarray(ids, np.int64)
-            old = ids < first_row
-            step = max(1, JOIN_BLOCK // max(len(ids), 1))
-            for s in range(0, len(queries), step):
-                yield queries[s : s + step], ids, vectors, old
-
-    def compare(part):
-        q, ids, vectors, old = part
-        sim = new[q] @ vectors.T
-        if not old.any():
-            return q, ids, sim, None
-        qi, mi = np.nonzero(sim[:, old] >= kth_cos[ids[old]])
-        return q, ids, sim, (ids[old][mi], q[qi] + first_row, sim[:, old][qi, mi])
-
     xs, ys, sims = [], [], []
-    # the products in a thread per core (numpy lets the GIL go), the heap in this one; a few parts in flight at a time
-    threads = max(1, faiss.omp_get_max_threads())
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        pending: deque = deque()
-        for part in parts():
-            pending.append(pool.submit(compare, part))
-            while len(pending) > 2 * threads or (pending and pending[0].done()):
-                _take_part(pending.popleft().result(), heap, xs, ys, sims)
-        while pending:
-            _take_part(pending.popleft().result(), heap, xs, ys, sims)
+    for queries, ids, vectors in blocks:
+        ids = np.asarray(ids, np.int64)
+        old = ids < first_row
+        step = max(1, JOIN_BLOCK // max(len(ids), 1))
+        for s in range(0, len(queries), step):
+            q = queries[s : s + step]
+            sim = new[q] @ vectors.T
+            heap.add_result_subset(np.ascontiguousarray(q, np.int64), sim, ids)
+            if old.any():
+                qi, mi = np.nonzero(sim[:, old] >= kth_cos[ids[old]])
+                xs.append(ids[old][mi])
+                ys.append(q[qi] + first_row)
+                sims.append(sim[:, old][qi, mi])
     heap.finalize()
     rows = np.arange(first_row, first_row + nq, dtype=np.int64)
     found_dist = cosine_to_distance(np.where(heap.I >= 0, heap.D, -1.0))  # empty slots hold -FLT_MAX
@@ -171,15 +155,6 @@ def join_new_rows(blocks, new: np.ndarray, first_row: int, kth_distance: np.ndar
     if not xs:
         return own, (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
     return own, (np.concatenate(xs), np.concatenate(ys).astype(np.int64), cosine_to_distance(np.concatenate(sims)))
-
-
-def _take_part(done, heap, xs: list, ys: list, sims: list) -> None:
-    q, ids, sim, pairs = done
-    heap.add_result_subset(np.ascontiguousarray(q, np.int64), sim, ids)
-    if pairs is not None:
-        xs.append(pairs[0])
-        ys.append(pairs[1])
-        sims.append(pairs[2])
 
 
 def _drop_self(idx: np.ndarray, sims: np.ndarray, k: int) -> Neighbours:
