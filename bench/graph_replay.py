@@ -36,7 +36,7 @@ class _Nothing:
     def count(self):
         return self.n
 
-    def iter_rows(self, batch_size=5000, since_ts=None, by="published"):
+    def iter_rows(self, batch_size=5000, since_ts=None, by="published", without=None):
         return iter(())
 
     def close(self):
@@ -64,7 +64,12 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sample", type=int, default=1000)
+    ap.add_argument("--probes", type=int, default=None, help="graph.IVF_PROBES for this run (default: the shipped one)")
     args = ap.parse_args()
+    from service.clustering import graph
+
+    if args.probes is not None:
+        graph.IVF_PROBES = args.probes
     vecs = story_shaped_vectors(args.n, seed=args.seed)[0]
     ids = np.arange(1, args.n + 1, dtype=np.int64)
     ts = np.zeros(args.n, np.int64)
@@ -80,7 +85,7 @@ def main() -> None:
     rows = np.random.default_rng(1).choice(args.n, size=min(args.sample, args.n), replace=False)
     rec = recall_by_row(vecs, neigh.indices, args.k, rows)
     early = rows < EXACT_SEARCH_MAX_N
-    print(json.dumps({"n": args.n, "insert_s": round(insert_s, 2), "insert_cpu_s": round(insert_cpu_s, 2), "read_s": round(read_s, 2), "recall": round(float(rec.mean()), 3),
+    print(json.dumps({"n": args.n, "probes": graph.IVF_PROBES, "insert_s": round(insert_s, 2), "insert_cpu_s": round(insert_cpu_s, 2), "read_s": round(read_s, 2), "recall": round(float(rec.mean()), 3),
                       "recall_rows_exact_range": round(float(rec[early].mean()), 3) if early.any() else None,
                       "recall_rows_after": round(float(rec[~early].mean()), 3) if (~early).any() else None}))
 

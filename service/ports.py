@@ -72,8 +72,10 @@ class VectorStore(SearchIndex, Protocol):
     def vectors_of(self, ids: np.ndarray) -> np.ndarray:
         """Vectors of the given ids, in their order."""
 
-    def iter_rows(self, batch_size: int = 5000, since_ts: int | None = None, by: str = "published") -> Iterator[tuple[np.ndarray, ...]]:
-        """(ids, vectors, published_ts, ingested_ts) in batches: the whole collection, for refilling a cache."""
+    def iter_rows(self, batch_size: int = 5000, since_ts: int | None = None, by: str = "published",
+                  without: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> Iterator[tuple[np.ndarray, ...]]:
+        """(ids, vectors, published_ts, ingested_ts) in batches: the whole collection, for refilling a cache. With
+        since_ts and without ((ids, ingested_ts) -> mask of the rows the caller holds as they are): only the others."""
 
     def release(self) -> bool:
         """Close, and hand back the memory an in-process engine holds for the collection (Milvus Lite: every vector);

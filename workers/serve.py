@@ -340,6 +340,8 @@ class Service:
             poller.start()
         if self.app.settings.shared:
             threading.Thread(target=self._heartbeat, args=(stop,), name="heartbeat", daemon=True).start()
+        if self.role == "rebuild" and (index := self.app.open_neighbours()) is not None:
+            threading.Thread(target=self._keep_up, args=(stop, index), name="keep-up", daemon=True).start()
         try:
             while not stop.wait(1.0):
                 self._supervise()
@@ -359,6 +361,20 @@ class Service:
                     step()
                 except Exception as exc:  # noqa: BLE001
                     log.warning("at shutdown: %s", transient_cause(exc) or exc)
+
+    def _keep_up(self, stop: threading.Event, index) -> None:
+        """The leader's vector copy takes in what the ingest workers wrote, between rebuilds (vector_cache.keep_up)."""
+        from service.adapters.vector_cache import KEEP_UP_EVERY_S
+
+        while not stop.wait(KEEP_UP_EVERY_S):
+            if not self._leader or self.rebuilding.is_set() or not self.app.write_lock.acquire(blocking=False):
+                continue
+            try:
+                index.keep_up()
+            except Exception as exc:  # noqa: BLE001 — the rebuild catches up itself
+                log.warning("vector copy not kept up (%s)", transient_cause(exc) or exc)
+            finally:
+                self.app.write_lock.release()
 
     def _join_background(self) -> None:
         for thread in self._joined_at_stop:

@@ -148,10 +148,15 @@ class MilvusStore:
                 out[where[int(row["id"])]] = row["vector"]
         return out
 
-    def iter_rows(self, batch_size: int = 5000, since_ts: int | None = None, by: str = "published") -> Iterator[tuple[np.ndarray, ...]]:
-        """(ids, vectors, published_ts, ingested_ts) in batches, in the store's order."""
+    def iter_rows(self, batch_size: int = 5000, since_ts: int | None = None, by: str = "published",
+                  without: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> Iterator[tuple[np.ndarray, ...]]:
+        """(ids, vectors, published_ts, ingested_ts) in batches, in the store's order. without(ids, ingested_ts): a mask
+        of the rows the caller holds already; they are left out and their vectors never read (a catch-up's overlap)."""
         batch_size = min(batch_size, self._rows_per_request())
         fields = ["id", "vector", "published_ts", "ingested_ts"]
+        if since_ts is not None and without is not None:
+            yield from self._rows_not_held(batch_size, since_ts, by, without)
+            return
         if since_ts is not None:
             # a window or a catch-up often holds fewer rows than one request carries: one query instead of the
             # iterator's several round trips (a rebuild leader catching up on a few hundred rows)
@@ -169,6 +174,31 @@ class MilvusStore:
                 yield _columns(rows)
         finally:
             it.close()
+
+    def _rows_not_held(self, batch_size: int, since_ts: int, by: str, without: Callable[[np.ndarray, np.ndarray], np.ndarray]):
+        """iter_rows's rows the caller lacks: the window's ids first (no vectors), then the full rows of the ids it
+        lacks. A rebuild leader's catch-up read every row of its overlap again; decoding their vectors took 3.1 s of
+        its 8.9 s over 4 rounds of 600 rows on the embedded server (the gRPC query 3.8 s), for rows it held."""
+        flt = _window_filter(since_ts, by)
+        keys = ["id", "ingested_ts"]
+        rows = self.client.query(self.collection, filter=flt, output_fields=keys, limit=MAX_NQ)
+        if len(rows) >= MAX_NQ:  # more than one request holds: the iterator
+            rows = []
+            it = self.client.query_iterator(self.collection, batch_size=MAX_NQ, filter=flt, output_fields=keys)
+            try:
+                while part := it.next():
+                    rows += part
+            finally:
+                it.close()
+        ids = np.fromiter((r["id"] for r in rows), dtype=np.int64, count=len(rows))
+        stamped = np.fromiter((r["ingested_ts"] for r in rows), dtype=np.int64, count=len(rows))
+        lacking = ids[~np.asarray(without(ids, stamped), bool)] if len(ids) else ids
+        fields = ["id", "vector", "published_ts", "ingested_ts"]
+        for s in range(0, len(lacking), min(batch_size, 1000)):
+            chunk = [int(i) for i in lacking[s : s + min(batch_size, 1000)]]
+            rows = self.client.query(self.collection, filter=f"id in {chunk}", output_fields=fields, limit=len(chunk))
+            if rows:
+                yield _columns(rows)
 
     def all_vectors(self, since_ts: int | None = None, by: str = "published") -> tuple[np.ndarray, np.ndarray]:
         """Every (id, vector) (of the time window, if given), sorted by id so the same data always yields the same order."""

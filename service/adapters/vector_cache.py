@@ -7,8 +7,9 @@ it upserts into Milvus to flat files here and a rebuild maps them in one read.
 Why a graph kept as documents arrive: building the kNN graph from scratch is the rebuild's
 biggest cost (15-27 s at 100k with an IVF index, minutes at 1M), while each arrival's
 neighbour search is needed for placing it anyway. So every new batch is searched in a live
-faiss index over all cached vectors: the batch's own lists are written, and each neighbour
-found is offered the new document (merge_neighbours). A rebuild then reads a finished graph.
+faiss index over all cached vectors: the batch's own lists are written, and every older document
+the index compares it with is offered it where it comes nearer than that one's k-th (graph.join_new_rows,
+merge_neighbours). A rebuild then reads a finished graph.
 The live index (adapters/live_index.py: kept in memory, saved beside the copy) also answers `search`
 for placing arrivals, ~30x faster than Milvus Lite. Another process reads the copy through
 adapters/cache_reader.py.
@@ -33,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..clustering.graph import EXACT_SEARCH_MAX_N, build_index, complete_lists, knn, merge_neighbours, nearest_others, search_index, subgraph
+from ..clustering.graph import (EXACT_SEARCH_MAX_N, build_index, complete_lists, join_new_rows, knn, merge_neighbours, nearest_others,
+                                probed_blocks, search_index, subgraph)
 from ..domain import Neighbours
 from ..files import atomic_write
 from ..ports import VectorStore
@@ -42,16 +44,22 @@ from .live_index import LiveIndex
 
 log = logging.getLogger("newsclust.vector_cache")
 
-# New documents look this many times k deep, so more existing documents hear of them: an older document in a
-# sparse spot is a true neighbour of a new one in a dense spot without being among its nearest 4·k. Replay of
-# the insert on story-shaped 10k (exact index): kept-graph recall 0.893 at 4·k, 0.945 at 8·k, 0.978 at 16·k;
-# bench/scale.py 30k 0.888 -> 0.957, but its insert took 40% longer (paired runs) and story AMI did not rise.
+# A corrected vector (a known id with new text) is searched this many times k deep and offered to what it finds.
+# New rows do not search: join_new_rows compares them with every row the index would compare them with.
 REVERSE_DEPTH = 16
 # A catch-up reads the rows stamped (ingested_ts, each worker's clock at its upsert) since the copy's newest
 # row less this: workers' clocks a little apart (NTP keeps them within milliseconds), a batch stamped before a slower
 # one landed (one Milvus upsert, a second or two). A row older
 # than that leaves the counts apart and the copy is refilled: correct, only slower.
 CATCH_UP_OVERLAP_S = 30
+# A rebuild with a window drops the rows before it from the copy (and its graph and live index) once they are this
+# share of the copy: the copy stays within 1/(1 - share) of the window instead of growing with the collection, and the
+# rewrite (every file once, the live index built again) is paid once per that much growth.
+DROP_SHARE = 0.2
+# The rebuild leader of a shared home catches up this often between rebuilds (workers/serve.py), so its rebuild finds
+# the copy current: read at the rebuild, the new rows' vectors and graph upkeep made its graph stage 3-6x a single
+# writer's (600 new rows a rebuild on the embedded server, 0.9-1.4 s against 0.14-0.28 s), work the writer does as it writes.
+KEEP_UP_EVERY_S = 1.0
 
 
 class CachedVectorStore:
@@ -67,6 +75,8 @@ class CachedVectorStore:
         self._gidx_path = folder / "graph-idx.i64"
         self._gdist_path = folder / "graph-dist.f32"
         self._info_path = folder / "source.json"
+        self._refresh_path = folder / "graph-refresh.json"
+        self._cursor: int | None = None
         self._known: set[int] | None = None
         self._ids: np.ndarray | None = None
         self._live = LiveIndex(folder, dim, lambda x: build_index(x, knn_k), EXACT_SEARCH_MAX_N)  # faiss over cache rows 0..ntotal-1
@@ -77,7 +87,7 @@ class CachedVectorStore:
         if self._trusted:  # opening a copy repairs it: a torn last row cut, a graph of another knn_k dropped
             if info.get("k") != self.k:  # the vectors hold; the graph is recomputed at the next rebuild
                 self._drop_graph()
-                self._write_info()
+                self._write_info(int(info.get("dropped", 0)))
             self._cut_torn_rows()
         elif store.count() == 0:
             self.refill()  # a new collection: start the cache with it, nothing to copy
@@ -193,6 +203,8 @@ class CachedVectorStore:
         meta, vecs = self._checked_load()
         if checked is not None:
             checked()
+        if since_ts is not None and self._trusted:
+            meta, vecs = self._drop_outside(meta, vecs, since_ts, by)
         rows = len(meta)
         if self._graph_rows() != rows:
             self._recompute_graph(vecs)
@@ -228,17 +240,27 @@ class CachedVectorStore:
         return self._live.warm_up(self._complete_rows, lambda: self._load()[1])
 
     def _extend_graph(self, new: np.ndarray, first_row: int) -> None:
+        """The new rows' own lists, and each older row offered the new ones nearer it than its k-th (join_new_rows)."""
         index = self._live.over(first_row, lambda: self._load()[1], add=new)
         total = first_row + len(new)
-        depth = min(REVERSE_DEPTH * self.k + 1, total)
-        found = search_index(index, new, depth)
-        rows = np.arange(first_row, total, dtype=np.int64)
-        own = nearest_others(found, rows, self.k)  # the batch's own lists
+        kth = np.memmap(self._gdist_path, dtype=np.float32, mode="r", shape=(first_row, self.k))[:, self.k - 1].copy() \
+            if first_row else np.zeros(0, np.float32)
+        own, (older, newer, dist) = join_new_rows(probed_blocks(index, new), new, first_row, kth, self.k)
         with self._gidx_path.open("ab") as fh:
             fh.write(own.indices.tobytes())
         with self._gdist_path.open("ab") as fh:
             fh.write(own.distances.tobytes())
-        self._offer(total, rows, found, older_than=first_row)  # the older documents each new one found
+        if len(older):
+            self._merge(total, older, newer, dist)
+
+    def _merge(self, total: int, rows: np.ndarray, candidates: np.ndarray, distances: np.ndarray) -> None:
+        gidx = np.memmap(self._gidx_path, dtype=np.int64, mode="r+", shape=(total, self.k))
+        gdist = np.memmap(self._gdist_path, dtype=np.float32, mode="r+", shape=(total, self.k))
+        touched, idx, dist = merge_neighbours(gidx, gdist, rows, candidates, distances)
+        gidx[touched], gdist[touched] = idx, dist
+        gidx.flush()
+        gdist.flush()
+        del gidx, gdist
 
     def _offer(self, total: int, rows: np.ndarray, found: Neighbours, own: Neighbours | None = None,
                older_than: int | None = None) -> None:
@@ -303,7 +325,7 @@ class CachedVectorStore:
 
     def _checked_load(self):
         meta, vecs = self._load()
-        in_store = self.store.count()
+        in_store = self.store.count() - self._dropped()  # rows the store holds that the copy dropped on purpose
         self.last_sync = {"kind": "current", "rows_read": 0, "rows_added": 0}
         if self._trusted and len(meta) and len(meta) < in_store:
             del vecs
@@ -323,12 +345,72 @@ class CachedVectorStore:
             log.info("vector cache %s: refilled %d rows from the store", self.folder.name, len(meta))
         return meta, vecs
 
+    def keep_up(self) -> int:
+        """Between rebuilds: take in the rows the store holds beyond the copy (catch_up), never a refill (that is the
+        rebuild's to decide). Returns the rows appended."""
+        if not self._trusted:
+            return 0
+        meta = self._load()[0]
+        if not len(meta) or len(meta) >= self.store.count() - self._dropped():
+            return 0
+        added = self.catch_up(int(meta[:, 2].max()) - CATCH_UP_OVERLAP_S)
+        self.last_sync = {"kind": "current", "rows_read": 0, "rows_added": 0}
+        return added
+
+    def _drop_outside(self, meta: np.ndarray, vecs, since_ts: int, by: str):
+        """Rows before the window leave the copy once they are DROP_SHARE of it: vectors, ids and graph rewritten
+        without them (lists that named them searched again among the rest), the live index built again at its next
+        use. Rows stamped within CATCH_UP_OVERLAP_S of the newest stay: a catch-up may read them again. The store
+        keeps them all; source.json counts the rows dropped, so the copy still matches the store's count."""
+        rows = len(meta)
+        inside = np.zeros(rows, bool)
+        inside[_window_rows(meta, since_ts, by)] = True
+        inside |= meta[:, 2] >= meta[:, 2].max(initial=0) - CATCH_UP_OVERLAP_S
+        keep = np.flatnonzero(inside)
+        if rows - len(keep) < max(1, DROP_SHARE * rows):
+            return meta, vecs
+        if self._graph_rows() != rows:
+            self._recompute_graph(vecs)
+        graph = Neighbours(np.fromfile(self._gidx_path, dtype=np.int64, count=rows * self.k).reshape(rows, self.k),
+                           np.fromfile(self._gdist_path, dtype=np.float32, count=rows * self.k).reshape(rows, self.k))
+        kept = _read_rows(self._vec_path, rows, self.dim, keep)
+        del vecs
+        neigh = subgraph(graph, keep, rows)
+        del graph
+        neigh = complete_lists(neigh, kept)
+        dropped = self._dropped() + rows - len(keep)
+        self._info_path.unlink(missing_ok=True)  # a crash from here on leaves a copy that is refilled, never a mixed one
+        self._live.drop()
+        atomic_write(self._vec_path, kept.tobytes())
+        atomic_write(self._meta_path, meta[keep].tobytes())
+        atomic_write(self._gidx_path, neigh.indices.astype(np.int64).tobytes())
+        atomic_write(self._gdist_path, neigh.distances.astype(np.float32).tobytes())
+        self._write_info(dropped)
+        self._ids, self._known = None, None
+        log.info("vector cache %s: %d rows before the window dropped, %d kept", self.folder.name, rows - len(keep), len(keep))
+        return self._load()
+
+    def _dropped(self) -> int:
+        """Rows the copy dropped (before a window) that the store still holds."""
+        return int(self._source_info().get("dropped", 0)) if self._trusted else 0
+
     def catch_up(self, since_ts: int) -> int:
         """Read the store's rows stamped at or after since_ts (ingested_ts) and take in the ones this copy lacks,
         as the writer's own upserts would have: the rebuild leader of a shared home, whose ingest workers write
         Milvus only. Returns the rows appended; last_sync says what was read."""
         read = added = 0
-        for ids, vecs, published, ingested in self.store.iter_rows(since_ts=since_ts, by="ingested"):
+        meta = self._load()[0]
+        order = np.argsort(meta[:, 0], kind="stable")
+        copy_ids, copy_ingested = meta[order, 0], meta[order, 2]
+
+        def held(ids: np.ndarray, ingested: np.ndarray) -> np.ndarray:
+            """Rows the copy holds as the store does (a revised document is stamped again: its new vector is read)."""
+            if not len(copy_ids):
+                return np.zeros(len(ids), bool)
+            at = np.clip(np.searchsorted(copy_ids, ids), 0, len(copy_ids) - 1)
+            return (copy_ids[at] == ids) & (copy_ingested[at] == ingested)
+
+        for ids, vecs, published, ingested in self.store.iter_rows(since_ts=since_ts, by="ingested", without=held):
             read += len(ids)
             added += self._take(ids, vecs, published, ingested)
         self.last_sync = {"kind": "catch_up", "rows_read": read, "rows_added": added}
@@ -387,8 +469,8 @@ class CachedVectorStore:
             return {}
         return info if isinstance(info, dict) else {}
 
-    def _write_info(self) -> None:
-        self._info_path.write_text(json.dumps({"source": self.source, "dim": self.dim, "k": self.k}))
+    def _write_info(self, dropped: int = 0) -> None:
+        self._info_path.write_text(json.dumps({"source": self.source, "dim": self.dim, "k": self.k, "dropped": int(dropped)}))
 
     def _drop_graph(self) -> None:
         for path in (self._gidx_path, self._gdist_path):

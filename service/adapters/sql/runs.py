@@ -154,9 +154,13 @@ class SqlRunHistory:
                 ])
             doc_ids, labels, topic_of = (np.asarray(x, np.int64) for x in (doc_ids, labels, topic_of))
             probabilities, outlier_scores = np.asarray(probabilities, np.float64), np.asarray(outlier_scores, np.float64)
-            write = _changed_rows(c, run_id, doc_ids, labels, topic_of, probabilities, self.every_row)
+            write, kept_from = _changed_rows(c, run_id, doc_ids, labels, topic_of, probabilities, self.every_row)
             _insert_assignments(c, run_id, "rebuild", now, doc_ids[write], labels[write], probabilities[write], outlier_scores[write],
                                 topic_of[write])
+            written_from = c.execute(select(func.min(assignments.c.id)).where(
+                assignments.c.run_id == run_id, assignments.c.assigned_by == "rebuild")).scalar_one() if write.any() else None
+            held_from = min((v for v in (kept_from, written_from) if v is not None), default=None)
+            c.execute(update(runs).where(runs.c.id == run_id).values(rebuild_rows_from=held_from))
             ev = [
                 {"run_id": run_id, "at": now, "level": e.level, "kind": e.kind, "cluster_id": e.cluster_id, "parents": json.dumps(list(e.parents)),
                  "children": json.dumps(list(e.children)), "size_before": e.size_before, "size_after": e.size_after}
@@ -249,13 +253,20 @@ def probability_band(probabilities) -> np.ndarray:
     return np.where(p <= 0, 0, np.digitize(p, PROBABILITY_BANDS) + 1)
 
 
-def rebuild_rows_at(c, run_id: int) -> dict[str, np.ndarray]:
+def rebuild_rows_at(c, run_id: int, from_start: bool = False) -> dict[str, np.ndarray]:
     """The rebuild rows run `run_id` holds as the full-row schema would have written them, sorted by document:
     each document's latest rebuild row at or before the run, unless it left after that row (assignment_exits).
-    Read as driver rows and resolved in numpy (the run_assignments view says the same in SQL)."""
+    Read as driver rows and resolved in numpy (the run_assignments view says the same in SQL).
+
+    Read from the run's rebuild_rows_from (the smallest id among the rows it holds, set at its commit): rows before
+    it are documents that left the window, or rows a newer one replaced, so the read follows the window, not the
+    whole history; exits only from the run of that row on (a held document's exit is later than its row).
+    from_start: read every row as before (the same answer; tests compare the two)."""
+    start = None if from_start else c.execute(select(runs.c.rebuild_rows_from).where(runs.c.id == run_id)).scalar_one_or_none()
+    start_run = 0 if start is None else c.execute(select(assignments.c.run_id).where(assignments.c.id == start)).scalar_one_or_none() or 0
     sql = ("SELECT document_id, id, run_id, cluster_id, COALESCE(topic_id, {u}), probability FROM assignments "
-           "WHERE assigned_by = 'rebuild' AND run_id <= {{p}}").format(u=UNSET_TOPIC)
-    rows = [r for batch in driver_rows(c, sql, [int(run_id)]) for r in batch]
+           "WHERE id >= {{p}} AND assigned_by = 'rebuild' AND run_id <= {{p}}").format(u=UNSET_TOPIC)
+    rows = [r for batch in driver_rows(c, sql, [int(start or 0), int(run_id)]) for r in batch]
     names = ("document_id", "id", "run_id", "cluster_id", "topic_id", "probability")
     if not rows:
         return {n: np.zeros(0, np.float64 if n == "probability" else np.int64) for n in names}
@@ -265,8 +276,8 @@ def rebuild_rows_at(c, run_id: int) -> dict[str, np.ndarray]:
     docs = out["document_id"][order]
     last = order[np.r_[docs[1:] != docs[:-1], True]]  # each document's newest row
     out = {n: v[last] for n, v in out.items()}
-    exits = [r for batch in driver_rows(c, "SELECT document_id, MAX(run_id) FROM assignment_exits WHERE run_id <= {p} GROUP BY document_id",
-                                         [int(run_id)]) for r in batch]
+    exits = [r for batch in driver_rows(c, "SELECT document_id, MAX(run_id) FROM assignment_exits WHERE run_id >= {p} AND run_id <= {p} "
+                                            "GROUP BY document_id", [int(start_run), int(run_id)]) for r in batch]
     if exits:
         ex_doc, ex_run = (np.asarray(v, np.int64) for v in zip(*exits))
         at = np.searchsorted(out["document_id"], ex_doc)
@@ -278,21 +289,22 @@ def rebuild_rows_at(c, run_id: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _changed_rows(c, run_id: int, doc_ids, labels, topics, probabilities, every_row: bool) -> np.ndarray:
-    """Which of a rebuild's documents get a row (a mask over doc_ids), and the exits of the previous run's
-    documents this run left out, written here. A document gets a row unless the previous done run held it
-    with the same story, topic and probability band and no arrival row was written for it since."""
+def _changed_rows(c, run_id: int, doc_ids, labels, topics, probabilities, every_row: bool) -> tuple[np.ndarray, int | None]:
+    """Which of a rebuild's documents get a row (a mask over doc_ids) and the smallest row id among the documents
+    that keep their previous row (None: none do); the exits of the previous run's documents this run left out are
+    written here. A document gets a row unless the previous done run held it with the same story, topic and
+    probability band and no arrival row was written for it since."""
     doc_ids = np.asarray(doc_ids, np.int64)
     prev = c.execute(select(func.max(runs.c.id)).where(runs.c.status == "done", runs.c.id < run_id)).scalar_one()
     if prev is None:
-        return np.ones(len(doc_ids), bool)
+        return np.ones(len(doc_ids), bool), None
     held = rebuild_rows_at(c, prev)
     held_docs = held["document_id"]
     left = held_docs[~np.isin(held_docs, doc_ids)]
     if len(left):
         bulk_insert(c, assignment_exits, {"document_id": left.tolist()}, same={"run_id": int(run_id)})
     if every_row or not len(held_docs):
-        return np.ones(len(doc_ids), bool)
+        return np.ones(len(doc_ids), bool), None
     at = np.minimum(np.searchsorted(held_docs, doc_ids), len(held_docs) - 1)
     same = held_docs[at] == doc_ids
     topics = np.asarray(topics, np.int64)
@@ -307,7 +319,7 @@ def _changed_rows(c, run_id: int, doc_ids, labels, topics, probabilities, every_
         for i in np.flatnonzero(same):
             if newer.get(int(doc_ids[i]), -1) > held["id"][at[i]]:
                 same[i] = False
-    return ~same
+    return ~same, (int(held["id"][at[same]].min()) if same.any() else None)
 
 
 def _insert_assignments(c, run_id: int, assigned_by: str, at: datetime, doc_ids, labels, probabilities, outlier_scores, topic_ids) -> None:

@@ -57,6 +57,8 @@ runs = Table(
     Column("n_noise", Integer),
     Column("params", Text),  # JSON
     Column("timings", Text),  # JSON: seconds per stage
+    # the smallest assignments id among the rebuild rows this run holds (runs.rebuild_rows_at reads from there); NULL: from the start
+    Column("rebuild_rows_from", BigInteger),
 )
 
 def _lifetimes(name: str) -> Table:

@@ -1,0 +1,63 @@
+"""The kept kNN graph grown batch by batch (graph.join_new_rows over an index's probed blocks) against a fresh build."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from service.clustering import graph
+from service.clustering.graph import build_index, join_new_rows, knn, merge_neighbours, probed_blocks
+
+from ..conftest import unit_vectors
+
+
+def grow(x: np.ndarray, batches: list[int], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The lists as the writer keeps them: each batch added to the index, joined, its offers merged."""
+    idx = np.zeros((0, k), np.int64)
+    dist = np.zeros((0, k), np.float32)
+    index = build_index(x[:0], k)
+    start = 0
+    for size in batches:
+        new = x[start : start + size]
+        if graph.EXACT_SEARCH_MAX_N < start + size and start <= graph.EXACT_SEARCH_MAX_N:
+            index = build_index(x[:start], k)  # past the exact range: the live index is rebuilt as an IVF one, as LiveIndex does
+        index.add(new)
+        own, (older, newer, d) = join_new_rows(probed_blocks(index, new), new, start, dist[:, k - 1], k)
+        idx, dist = np.vstack([idx, own.indices]), np.vstack([dist, own.distances])
+        if len(older):
+            touched, t_idx, t_dist = merge_neighbours(idx, dist, older, newer, d)
+            idx[touched], dist[touched] = t_idx, t_dist
+        start += size
+    return idx, dist
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=8), st.integers(0, 10**6))
+def test_an_exact_index_grown_in_batches_keeps_exactly_a_fresh_builds_lists(batches, seed):
+    """Every pair the new rows could enter is compared with the older row's k-th: the lists are the exact ones,
+    whatever the batches (compared by distance: ties may list another row at the same distance)."""
+    rng = np.random.default_rng(seed)
+    x, _ = unit_vectors(rng, 4, 30, dim=8, spread=0.3)
+    x = x[rng.permutation(len(x))[: sum(batches)]]
+    k = 5
+    idx, dist = grow(x, batches, k)
+    exact = knn(x, k)
+    kk = exact.k
+    assert np.allclose(dist[:, :kk], exact.distances, atol=1e-5)
+    assert np.all(idx[:, kk:] == -1)
+    assert not np.any(idx == np.arange(len(x))[:, None])
+
+
+def test_an_inverted_file_index_grown_in_batches_keeps_nearly_every_true_neighbour(monkeypatch):
+    """Past the exact range the join compares only the lists the IVF index probes: nearly exact still."""
+    monkeypatch.setattr(graph, "EXACT_SEARCH_MAX_N", 1500)
+    rng = np.random.default_rng(3)
+    x, _ = unit_vectors(rng, 80, 50, dim=32, spread=0.1)
+    x = x[rng.permutation(len(x))]
+    idx, _ = grow(x, [500] * 8, 10)
+    sims = x @ x.T
+    np.fill_diagonal(sims, -np.inf)
+    exact = np.argpartition(-sims, 10, axis=1)[:, :10]
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(idx, exact)])
+    assert recall >= 0.95, recall
