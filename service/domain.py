@@ -128,6 +128,15 @@ class Run:
     topic_min_cluster_size_used: int | None = None
 
 
+class RunLevels(NamedTuple):
+    """A rebuild's labels at both levels, sorted by document id (topics: the documents with a topic; none in runs
+    before topics)."""
+    doc_ids: np.ndarray
+    stories: np.ndarray
+    topic_doc_ids: np.ndarray
+    topics: np.ndarray
+
+
 class ExportRow(NamedTuple):
     """One document with its latest placement (all None before any) and the names as of the latest rebuild."""
 

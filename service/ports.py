@@ -30,7 +30,7 @@ import numpy as np
 
 from .clustering.assign import PredictionState
 from .config import Settings
-from .domain import (Alert, ClusterEvent, ExportRow, Headline, HistoryStatus, Lineage, Neighbours, ReportDocs, Run, StoryRow,
+from .domain import (Alert, ClusterEvent, ExportRow, Headline, HistoryStatus, Lineage, Neighbours, ReportDocs, Run, RunLevels, StoryRow,
                      TopicRow)
 
 # story labels a caller holds in memory, by run id: (document ids, story ids); a rebuild's page reads them from here
@@ -147,6 +147,8 @@ class RunHistory(Protocol):
     def run_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(document ids, story ids) of a run."""
     def run_topic_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]: ...
+    def run_levels(self, run_id: int) -> RunLevels:
+        """Both levels of a run from one read (the rebuild's previous run)."""
     def placed_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]: ...
     def story_topics(self, run_id: int) -> dict[int, int]: ...
     def commit_run(self, run_id: int, *, doc_ids: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, outlier_scores: np.ndarray,

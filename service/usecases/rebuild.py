@@ -95,12 +95,12 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
         with stages("cluster"):
             fit = fit_two_levels(neigh, params, vectors)
         with stages("settle"):
-            prev_docs, prev_stories = app.runs.run_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+            none = np.zeros(0, np.int64)
+            prev_docs, prev_stories, prev_topic_docs, prev_topics = app.runs.run_levels(prev.id) if prev else (none, none, none, none)
             anchor = None
             if s.stabilize and len(prev_docs):
                 # hold what users have seen: the last run's members and the arrivals placed since
                 anchor = Anchor(prev_docs, prev_stories, doc_ids, s.hold_margin, app.runs.placed_labels(prev.id))
-            prev_topic_docs, prev_topics = app.runs.run_topic_labels(prev.id) if prev else (np.zeros(0, np.int64), np.zeros(0, np.int64))
             levels = settle(fit, neigh, vectors, anchor, _aligned(prev_topic_docs, prev_topics, doc_ids), params.topics)
         with stages("match"):
             drifted_from = {ch.split_label: ch.old_id for ch in levels.drift_checks if ch.split_label != NOISE}

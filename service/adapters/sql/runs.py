@@ -10,7 +10,7 @@ from datetime import datetime
 import numpy as np
 from sqlalchemy import Engine, func, insert, select, update
 
-from ...domain import NOISE, ClusterEvent, Run, utcnow
+from ...domain import NOISE, ClusterEvent, Run, RunLevels, utcnow
 from ...ports import SavedName
 from .dialect import bulk_insert
 from .engine import CHUNK, driver_rows
@@ -85,28 +85,28 @@ class SqlRunHistory:
 
     def run_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(document ids, persistent cluster ids) a rebuild gave, sorted by document id."""
-        return self._labels(run_id, "rebuild", assignments.c.cluster_id)
+        levels = self.run_levels(run_id)
+        return levels.doc_ids, levels.stories
 
     def run_topic_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(document ids, persistent topic ids) a rebuild gave, sorted by document id (empty for runs before topics)."""
-        return self._labels(run_id, "rebuild", assignments.c.topic_id)
+        levels = self.run_levels(run_id)
+        return levels.topic_doc_ids, levels.topics
+
+    def run_levels(self, run_id: int) -> RunLevels:
+        """Both levels from one resolution of the run's rows: the rebuild reads the last run's stories and topics
+        together (two reads of rebuild_rows_at cost about 1.2 s each at 100k under profile)."""
+        with self.engine.connect() as c:
+            held = rebuild_rows_at(c, run_id)
+        docs, topics = held["document_id"], held["topic_id"]
+        has_topic = topics != UNSET_TOPIC
+        return RunLevels(docs, held["cluster_id"], docs[has_topic], topics[has_topic])
 
     def placed_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(document ids, persistent cluster ids or NOISE) of the arrivals placed under a run, sorted by document id."""
-        return self._labels(run_id, "predict", assignments.c.cluster_id)
-
-    def _labels(self, run_id: int, assigned_by: str, label) -> tuple[np.ndarray, np.ndarray]:
-        """One level's labels; a nullable level (topics: NULL in runs before topics) leaves its NULLs out."""
-        with self.engine.connect() as c:  # every document of a run, twice per rebuild: plain driver rows
-            if assigned_by == "rebuild":
-                held = rebuild_rows_at(c, run_id)
-                docs, labels = held["document_id"], held["topic_id" if label.name == "topic_id" else "cluster_id"]
-                keep = labels != UNSET_TOPIC
-                return docs[keep], labels[keep]
-            unset = f" AND {label.name} IS NOT NULL" if label.nullable else ""
-            sql = (f"SELECT document_id, {label.name} FROM assignments WHERE run_id = {{p}} AND assigned_by = {{p}}{unset} "
-                   "ORDER BY document_id")
-            rows = [r for batch in driver_rows(c, sql, (int(run_id), assigned_by)) for r in batch]
+        sql = "SELECT document_id, cluster_id FROM assignments WHERE run_id = {p} AND assigned_by = {p} ORDER BY document_id"
+        with self.engine.connect() as c:  # plain driver rows
+            rows = [r for batch in driver_rows(c, sql, (int(run_id), "predict")) for r in batch]
         if not rows:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         docs, labels = zip(*rows)
