@@ -180,11 +180,18 @@ def _held(stories, previous, membership, labels, prob, story_docs, n, params, sc
     if len(story_topic) != len(membership) or (story_topic < 0).any():
         return membership, labels, prob
     over, under = _guards(held, story_topic, story_docs, n, params)
+    trimmed = 0
     if over > score[2]:
+        before = held
         story_topic, held, held_prob = _trim(stories, held, held_prob, w, node, story_docs, n, params, score[2])
         over, under = _guards(held, story_topic, story_docs, n, params)
+        trimmed = int((held != before).sum())
     if over > score[2] or under > score[3]:
+        log.info("topic guard acted on the hold (%s): the last run's topics given up for this run's cut",
+                 "largest topic share" if over > score[2] else "median stories per topic")
         return membership, labels, prob
+    if trimmed:
+        log.info("topic guard acted on the hold (largest topic share): %d documents moved to the topic they link to most", trimmed)
     return story_topic, held, held_prob
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -280,7 +282,7 @@ def _unit(x):
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_a_held_topic_the_arrivals_push_over_the_share_guard_keeps_its_id_and_sheds_only_its_loosest_stories(seed):
+def test_a_held_topic_the_arrivals_push_over_the_share_guard_keeps_its_id_and_sheds_only_its_loosest_stories(seed, caplog):
     """Four topics of 25% each, then arrivals of six more stories in the first: the guard needs it under 25% again.
     The last run's topics are held (ids kept for >= 95% of what users saw), the grown topic giving its loosest stories
     to the topics they link to, instead of the cut splitting it in two."""
@@ -293,7 +295,9 @@ def test_a_held_topic_the_arrivals_push_over_the_share_guard_keeps_its_id_and_sh
     assert np.array_equal(np.bincount(first.topic_labels), [200] * 4)  # the precondition: four topics, 25% each
     previous = np.full(len(v), NOISE)
     previous[seen] = first.topic_labels + 100  # persistent ids
-    second = topics_over_stories(knn(v, 15), story, previous, TopicParams())
+    with caplog.at_level(logging.INFO, logger="newsclust"):
+        second = topics_over_stories(knn(v, 15), story, previous, TopicParams())
+    assert "topic guard acted on the hold (largest topic share)" in caplog.text  # which guard acted is logged
     assert np.bincount(second.topic_labels[second.topic_labels >= 0]).max() <= 0.25 * len(v)
     member = story >= 0
     assert np.array_equal(second.topic_labels[member], second.story_topic[story[member]])  # stories whole
