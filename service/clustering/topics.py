@@ -93,8 +93,8 @@ def topics_over_stories(neigh: Neighbours, stories: np.ndarray, previous: np.nda
     recut_tolerance, so the cut shipped splits no more than the guard needs (AG News streamed: the second rebuild's
     re-cut 1 -> 2 made 15 topics of the first's 5, topic kept-id 0.770; at 1.09, 7 topics, 0.973). The median
     guard's re-cut ships the first that holds: bisected back up, its groups sat at the guard's edge and came apart
-    again as stories arrived (story file, the three rebuilds after it first acted: kept-id 0.82, 0.82, 0.69 against
-    0.69, 0.98, 0.96). Which guard acted is logged and returned. Headlines in no story then take the topic at least
+    again as stories arrived (story file, from the rebuild where it first acted: kept-id 0.82, 0.82, 0.69 against
+    0.69, 0.97, 0.96). Which guard acted is logged and returned. Headlines in no story then take the topic at least
     attach_share of their listed neighbours hold (attach_rounds rounds), or none.
     previous: the last run's topic of each document (any integer ids, NOISE for none): each story starts in the
     topic most of its members had, so the optimiser starts from what users saw and topic ids carry over.
