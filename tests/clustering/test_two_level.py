@@ -425,3 +425,29 @@ def test_a_loose_group_is_no_story():
     assert (out[42:] == NOISE).all()
     same, _ = loose_to_noise(labels, prob, vectors, 0.0)  # 0: the check is off
     assert np.array_equal(same, labels)
+
+
+def test_a_rebuild_on_the_same_data_plus_arrivals_keeps_topic_ids():
+    """The rebuild's chain (fit_two_levels -> settle against the last run -> match_clusters) on the same documents
+    plus 10% arrivals of the same stories: topic ids carry over for >= 95% of what users saw, stories stay whole."""
+    from service.clustering.hdbscan_fit import Anchor
+    from service.clustering.identity import match_clusters
+    from service.clustering.levels import settle
+
+    v, story, _ = corpus(stories_per_topic=6, topics=5, story_size=20, seed=2)
+    seen = np.flatnonzero(np.random.default_rng(0).random(len(v)) >= 0.1)
+    neigh = knn(v[seen], 15)
+    first = settle(fit_two_levels(neigh, TwoLevelParams(), v[seen]), neigh, v[seen], None)
+    assert first.n_topics >= 3  # the precondition: topics to keep
+    topic_ids = match_clusters(np.zeros(0, np.int64), np.zeros(0, np.int64), seen, first.topic_labels, 100).ids
+    previous_topics = np.full(len(v), NOISE)
+    previous_topics[seen] = np.where(first.topic_labels >= 0, topic_ids[np.maximum(first.topic_labels, 0)], NOISE)
+    everyone = np.arange(len(v))
+    neigh = knn(v, 15)
+    second = settle(fit_two_levels(neigh, TwoLevelParams(), v), neigh, v, Anchor(seen, first.story_labels, everyone), previous_topics)
+    member = second.story_labels >= 0
+    assert np.array_equal(second.topic_labels[member], second.story_topic[second.story_labels[member]])
+    ids = match_clusters(everyone, previous_topics, everyone, second.topic_labels, 1000).ids
+    now = np.where(second.topic_labels >= 0, ids[np.maximum(second.topic_labels, 0)], NOISE)
+    both = (previous_topics >= 0) & (now >= 0)
+    assert both.sum() >= 0.9 * len(seen) and (now[both] == previous_topics[both]).mean() >= 0.95
