@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -246,6 +248,64 @@ def test_no_topic_swallows_a_long_stream_the_share_guard_recuts():
     assert t.guard.startswith("largest topic share") and t.resolution > 0.05
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_share_guard_moves_the_resolution_no_further_than_it_must(seed):
+    """Once a re-cut holds, the search bisects back towards the first resolution: the coarsest cut found that holds
+    ships, not the first that held (fewer topics split that need not be: topic ids kept across rebuilds)."""
+    v, story, _ = corpus(stories_per_topic=15, topics=4, story_size=8, extra=(8,) * 200, seed=seed)
+    _, t = _topics(v, story, resolution=0.05)
+    _, first_held = _topics(v, story, resolution=0.05, recut_tolerance=float("inf"))  # stops at the first that holds
+    for cut in (t, first_held):
+        assert cut.guard == "largest topic share" and np.bincount(cut.topic_labels[cut.topic_labels >= 0]).max() <= 0.25 * len(v)
+    assert t.resolution < first_held.resolution and len(np.unique(t.story_topic)) < len(np.unique(first_held.story_topic))
+
+
+def _related_topics(seed: int, stories_per_topic: list[int], story_size: int = 10):
+    """Topics whose centres are near one another (as AG News's classes are), each a few dozen small stories: each topic
+    is one community, and its border stories list stories of the next topics too. Returns (vectors, story truth)."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal(DIM)
+    base /= np.linalg.norm(base)
+    vecs, story = [], []
+    for count in stories_per_topic:
+        centre = base + 0.3 * _unit(rng.standard_normal(DIM))
+        for _ in range(count):
+            s_centre = _unit(_unit(centre) + 0.2 * _unit(rng.standard_normal(DIM)))
+            vecs.append(s_centre + 0.04 * rng.standard_normal((story_size, DIM)))
+            story += [len(set(story))] * story_size
+    v = np.vstack(vecs).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True), np.asarray(story)
+
+
+def _unit(x):
+    return x / np.linalg.norm(x)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_held_topic_the_arrivals_push_over_the_share_guard_keeps_its_id_and_sheds_only_its_loosest_stories(seed, caplog):
+    """Four topics of 25% each, then arrivals of six more stories in the first: the guard needs it under 25% again.
+    The last run's topics are held (ids kept for >= 95% of what users saw), the grown topic giving its loosest stories
+    to the topics they link to, instead of the cut splitting it in two."""
+    from service.clustering.identity import match_clusters
+    from service.clustering.topics import TopicParams, topics_over_stories
+
+    v, story = _related_topics(seed, [26, 20, 20, 20])
+    seen = ~np.isin(story, np.arange(20, 26))  # the first topic's last six stories arrive after the first run
+    first = topics_over_stories(knn(v[seen], 15), np.unique(story[seen], return_inverse=True)[1], None, TopicParams())
+    assert np.array_equal(np.bincount(first.topic_labels), [200] * 4)  # the precondition: four topics, 25% each
+    previous = np.full(len(v), NOISE)
+    previous[seen] = first.topic_labels + 100  # persistent ids
+    with caplog.at_level(logging.INFO, logger="newsclust"):
+        second = topics_over_stories(knn(v, 15), story, previous, TopicParams())
+    assert "topic guard acted on the hold (largest topic share)" in caplog.text  # which guard acted is logged
+    assert np.bincount(second.topic_labels[second.topic_labels >= 0]).max() <= 0.25 * len(v)
+    member = story >= 0
+    assert np.array_equal(second.topic_labels[member], second.story_topic[story[member]])  # stories whole
+    rows = np.arange(len(v))
+    ids = match_clusters(rows, previous, rows, second.topic_labels, 1000).ids[second.topic_labels]
+    assert (ids[seen] == previous[seen]).mean() >= 0.95
+
+
 def test_lone_stories_are_grouped_when_the_median_guard_asks_and_left_alone_when_nothing_is_near():
     from service.clustering.topics import TopicParams, topics_over_stories
 
@@ -365,3 +425,29 @@ def test_a_loose_group_is_no_story():
     assert (out[42:] == NOISE).all()
     same, _ = loose_to_noise(labels, prob, vectors, 0.0)  # 0: the check is off
     assert np.array_equal(same, labels)
+
+
+def test_a_rebuild_on_the_same_data_plus_arrivals_keeps_topic_ids():
+    """The rebuild's chain (fit_two_levels -> settle against the last run -> match_clusters) on the same documents
+    plus 10% arrivals of the same stories: topic ids carry over for >= 95% of what users saw, stories stay whole."""
+    from service.clustering.hdbscan_fit import Anchor
+    from service.clustering.identity import match_clusters
+    from service.clustering.levels import settle
+
+    v, story, _ = corpus(stories_per_topic=6, topics=5, story_size=20, seed=2)
+    seen = np.flatnonzero(np.random.default_rng(0).random(len(v)) >= 0.1)
+    neigh = knn(v[seen], 15)
+    first = settle(fit_two_levels(neigh, TwoLevelParams(), v[seen]), neigh, v[seen], None)
+    assert first.n_topics >= 3  # the precondition: topics to keep
+    topic_ids = match_clusters(np.zeros(0, np.int64), np.zeros(0, np.int64), seen, first.topic_labels, 100).ids
+    previous_topics = np.full(len(v), NOISE)
+    previous_topics[seen] = np.where(first.topic_labels >= 0, topic_ids[np.maximum(first.topic_labels, 0)], NOISE)
+    everyone = np.arange(len(v))
+    neigh = knn(v, 15)
+    second = settle(fit_two_levels(neigh, TwoLevelParams(), v), neigh, v, Anchor(seen, first.story_labels, everyone), previous_topics)
+    member = second.story_labels >= 0
+    assert np.array_equal(second.topic_labels[member], second.story_topic[second.story_labels[member]])
+    ids = match_clusters(everyone, previous_topics, everyone, second.topic_labels, 1000).ids
+    now = np.where(second.topic_labels >= 0, ids[np.maximum(second.topic_labels, 0)], NOISE)
+    both = (previous_topics >= 0) & (now >= 0)
+    assert both.sum() >= 0.9 * len(seen) and (now[both] == previous_topics[both]).mean() >= 0.95
