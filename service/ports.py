@@ -99,6 +99,10 @@ class NeighbourIndex(Protocol):
         """(ids sorted, vectors, their kNN lists re-indexed to that order) of the window since since_ts;
         `checked` is called once the copy has been checked against the vector store, which is not used after it."""
 
+    def keep_up(self) -> int:
+        """Between rebuilds, take in what other writers stored (the rebuild leader of a shared home); never a refill.
+        Returns the rows taken in."""
+
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """As VectorStore.search, from the live index where this process keeps one."""
 

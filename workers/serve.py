@@ -63,6 +63,7 @@ class Service:
         self.maps = MapRefiner(app, on_event=self.on_event)  # refined maps after each rebuild's quick page
         self.api = None  # the query API (workers/api.py), started by open()
         self._joined_at_stop: list[threading.Thread] = []  # background work the stop waits for (_in_background)
+        self._keeper: threading.Thread | None = None  # the rebuild leader's catch-up between rebuilds (_keep_up)
         self.api_url: str | None = None
         self._status = {"pid": os.getpid(), "started_at": _now(), "rebuild_running_since": None, "last_error": None,
                         "rebuild_backoff_until": None, "files_waiting": {}, "watcher_restarts": 0}
@@ -297,6 +298,8 @@ class Service:
         while not stop.wait(0.05):
             try:
                 tokens = handoff.rebuild_requests(self.app.settings.home)
+                if self.app.settings.shared and not self._leader:
+                    continue  # the leader answers: a follower's rebuild job would only take the lease row and log, 20 times a second
                 with self._lock:
                     fresh = [t for t in tokens if t not in self._taken]
                 if fresh and not self.rebuilding.is_set():
@@ -341,7 +344,8 @@ class Service:
         if self.app.settings.shared:
             threading.Thread(target=self._heartbeat, args=(stop,), name="heartbeat", daemon=True).start()
         if self.role == "rebuild" and (index := self.app.open_neighbours()) is not None:
-            threading.Thread(target=self._keep_up, args=(stop, index), name="keep-up", daemon=True).start()
+            self._keeper = threading.Thread(target=self._keep_up, args=(stop, index), name="keep-up", daemon=True)
+            self._keeper.start()
         try:
             while not stop.wait(1.0):
                 self._supervise()
@@ -377,6 +381,8 @@ class Service:
                 self.app.write_lock.release()
 
     def _join_background(self) -> None:
+        if self._keeper is not None:  # a catch-up in progress ends before the copy is closed (a torn copy is refilled)
+            self._keeper.join(timeout=60)
         for thread in self._joined_at_stop:
             thread.join(timeout=60)
 

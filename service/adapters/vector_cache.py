@@ -52,10 +52,6 @@ REVERSE_DEPTH = 16
 # one landed (one Milvus upsert, a second or two). A row older
 # than that leaves the counts apart and the copy is refilled: correct, only slower.
 CATCH_UP_OVERLAP_S = 30
-# A rebuild with a window drops the rows before it from the copy (and its graph and live index) once they are this
-# share of the copy: the copy stays within 1/(1 - share) of the window instead of growing with the collection, and the
-# rewrite (every file once, the live index built again) is paid once per that much growth.
-DROP_SHARE = 0.2
 # The rebuild leader of a shared home catches up this often between rebuilds (workers/serve.py), so its rebuild finds
 # the copy current: read at the rebuild, the new rows' vectors and graph upkeep made its graph stage 3-6x a single
 # writer's (600 new rows a rebuild on the embedded server, 0.9-1.4 s against 0.14-0.28 s), work the writer does as it writes.
@@ -87,7 +83,7 @@ class CachedVectorStore:
         if self._trusted:  # opening a copy repairs it: a torn last row cut, a graph of another knn_k dropped
             if info.get("k") != self.k:  # the vectors hold; the graph is recomputed at the next rebuild
                 self._drop_graph()
-                self._write_info(int(info.get("dropped", 0)))
+                self._write_info()
             self._cut_torn_rows()
         elif store.count() == 0:
             self.refill()  # a new collection: start the cache with it, nothing to copy
@@ -203,8 +199,6 @@ class CachedVectorStore:
         meta, vecs = self._checked_load()
         if checked is not None:
             checked()
-        if since_ts is not None and self._trusted:
-            meta, vecs = self._drop_outside(meta, vecs, since_ts, by)
         rows = len(meta)
         if self._graph_rows() != rows:
             self._recompute_graph(vecs)
@@ -325,7 +319,7 @@ class CachedVectorStore:
 
     def _checked_load(self):
         meta, vecs = self._load()
-        in_store = self.store.count() - self._dropped()  # rows the store holds that the copy dropped on purpose
+        in_store = self.store.count()
         self.last_sync = {"kind": "current", "rows_read": 0, "rows_added": 0}
         if self._trusted and len(meta) and len(meta) < in_store:
             del vecs
@@ -348,51 +342,12 @@ class CachedVectorStore:
     def keep_up(self) -> int:
         """Between rebuilds: take in the rows the store holds beyond the copy (catch_up), never a refill (that is the
         rebuild's to decide). Returns the rows appended."""
-        if not self._trusted:
+        if not self._trusted or not 0 < self._complete_rows() < self.store.count():  # the files' length: no read while current
             return 0
         meta = self._load()[0]
-        if not len(meta) or len(meta) >= self.store.count() - self._dropped():
-            return 0
         added = self.catch_up(int(meta[:, 2].max()) - CATCH_UP_OVERLAP_S)
         self.last_sync = {"kind": "current", "rows_read": 0, "rows_added": 0}
         return added
-
-    def _drop_outside(self, meta: np.ndarray, vecs, since_ts: int, by: str):
-        """Rows before the window leave the copy once they are DROP_SHARE of it: vectors, ids and graph rewritten
-        without them (lists that named them searched again among the rest), the live index built again at its next
-        use. Rows stamped within CATCH_UP_OVERLAP_S of the newest stay: a catch-up may read them again. The store
-        keeps them all; source.json counts the rows dropped, so the copy still matches the store's count."""
-        rows = len(meta)
-        inside = np.zeros(rows, bool)
-        inside[_window_rows(meta, since_ts, by)] = True
-        inside |= meta[:, 2] >= meta[:, 2].max(initial=0) - CATCH_UP_OVERLAP_S
-        keep = np.flatnonzero(inside)
-        if rows - len(keep) < max(1, DROP_SHARE * rows):
-            return meta, vecs
-        if self._graph_rows() != rows:
-            self._recompute_graph(vecs)
-        graph = Neighbours(np.fromfile(self._gidx_path, dtype=np.int64, count=rows * self.k).reshape(rows, self.k),
-                           np.fromfile(self._gdist_path, dtype=np.float32, count=rows * self.k).reshape(rows, self.k))
-        kept = _read_rows(self._vec_path, rows, self.dim, keep)
-        del vecs
-        neigh = subgraph(graph, keep, rows)
-        del graph
-        neigh = complete_lists(neigh, kept)
-        dropped = self._dropped() + rows - len(keep)
-        self._info_path.unlink(missing_ok=True)  # a crash from here on leaves a copy that is refilled, never a mixed one
-        self._live.drop()
-        atomic_write(self._vec_path, kept.tobytes())
-        atomic_write(self._meta_path, meta[keep].tobytes())
-        atomic_write(self._gidx_path, neigh.indices.astype(np.int64).tobytes())
-        atomic_write(self._gdist_path, neigh.distances.astype(np.float32).tobytes())
-        self._write_info(dropped)
-        self._ids, self._known = None, None
-        log.info("vector cache %s: %d rows before the window dropped, %d kept", self.folder.name, rows - len(keep), len(keep))
-        return self._load()
-
-    def _dropped(self) -> int:
-        """Rows the copy dropped (before a window) that the store still holds."""
-        return int(self._source_info().get("dropped", 0)) if self._trusted else 0
 
     def catch_up(self, since_ts: int) -> int:
         """Read the store's rows stamped at or after since_ts (ingested_ts) and take in the ones this copy lacks,
@@ -469,8 +424,8 @@ class CachedVectorStore:
             return {}
         return info if isinstance(info, dict) else {}
 
-    def _write_info(self, dropped: int = 0) -> None:
-        self._info_path.write_text(json.dumps({"source": self.source, "dim": self.dim, "k": self.k, "dropped": int(dropped)}))
+    def _write_info(self) -> None:
+        self._info_path.write_text(json.dumps({"source": self.source, "dim": self.dim, "k": self.k}))
 
     def _drop_graph(self) -> None:
         for path in (self._gidx_path, self._gdist_path):

@@ -66,10 +66,10 @@ def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | 
                                         np.array(told_now, np.int64))
                 if part_of is None:
                     raised.append(_alert("new", sid, card, pace, run_id, stream_time))
+                    told_now.append(sid)  # only a story told now hides its fragments born with it
                 else:
                     log.info("story %d is not announced: a fragment of story %d, announced already", sid, part_of)
             told.append(sid)
-            told_now.append(sid)
         now_surging = bool(pace and pace.surging) and not now_new and not bag(sid)
         if now_surging and not surging:
             raised.append(_alert("surging", sid, card, pace, run_id, stream_time))

@@ -45,7 +45,7 @@ class RebuildPlan:
         once more). A user's request starts an idle job even if an early rebuild already waits for the gap."""
         plan = replace(self, owed=True, user_waiting=self.user_waiting or by_user)
         if self.running or (self.owed and (not by_user or self.user_waiting)):
-            return plan, None  # (the request poller asks again every 0.2 s while a user's request waits)
+            return plan, None  # (the request poller asks again every 0.05 s while a user's request waits)
         return plan, max(now, self.not_before)
 
     def job_started(self, leading: bool) -> RebuildPlan:

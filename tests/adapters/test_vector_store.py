@@ -254,40 +254,6 @@ def test_the_live_index_is_read_back_after_a_restart_and_a_stale_file_is_ignored
     cached.close()
 
 
-def test_the_leaders_copy_drops_rows_that_left_the_window_and_still_catches_up(tmp_path):
-    """With a window, rows before it leave the copy (vectors, ids, graph) once they are DROP_SHARE of it, so the copy
-    follows the window instead of the collection; the store keeps them, and the copy, counting what it dropped,
-    still catches up instead of refilling, also after a restart. The graph it gives equals a fresh one in the window."""
-    from service.adapters.vector_cache import DROP_SHARE
-    from service.clustering.graph import knn
-
-    rng = np.random.default_rng(9)
-    centres = unit(rng, 30)
-    n, batch, window = 3200, 400, 600
-    x = centres[rng.integers(0, 30, n)] + rng.normal(scale=0.08, size=(n, 16)).astype(np.float32)
-    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
-    ids = rng.permutation(10**6)[:n].astype(np.int64)
-    stamp = 1_700_000_000 + np.arange(n, dtype=np.int64) * 3600
-    milvus = MilvusStore(str(tmp_path / "milvus.db"), "w", 16)
-    leader = CachedVectorStore(milvus, tmp_path / "leader", 16, source="m#w", knn_k=10)
-    for start in range(0, n, batch):
-        part = slice(start, start + batch)
-        milvus.upsert(ids[part], x[part], stamp[part], np.full(batch, stamp[start + batch - 1]))  # a worker: Milvus only
-        if start == 4 * batch:  # the leader restarts: what it dropped is still counted
-            leader = CachedVectorStore(milvus, tmp_path / "leader", 16, source="m#w", knn_k=10)
-        since = int(stamp[start + batch - 1] - (window - 1) * 3600)
-        got_ids, got_x, neigh = leader.neighbour_graph(since_ts=since, by="published")
-        inside = (stamp >= since) & (np.arange(n) < start + batch)
-        assert np.array_equal(got_ids, np.sort(ids[inside]))
-        assert leader.last_sync["kind"] == ("refill" if start == 0 else "catch_up"), (start, leader.last_sync)
-        copy_rows = (tmp_path / "leader" / "rows.i64").stat().st_size // 24
-        assert copy_rows <= (window + 2 * batch) / (1 - DROP_SHARE), copy_rows  # follows the window, not the collection
-        exact = knn(np.asarray(got_x), 10)
-        assert np.allclose(neigh.distances, exact.distances, atol=1e-5)
-    assert milvus.count() == n
-    milvus.close()
-
-
 def test_a_catch_up_reads_only_the_rows_it_lacks_and_a_revised_one_again(tmp_path):
     """The catch-up asks the store for the ids (and stamps) since its newest row first and reads vectors only for the
     rows the copy lacks or holds with another stamp (a document revised by a worker)."""
