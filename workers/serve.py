@@ -296,10 +296,10 @@ class Service:
         """`newsclust rebuild` beside serve: a request file, looked for 20 times a second (a directory listing of a
         folder of a few files; the user waits for the look)."""
         while not stop.wait(0.05):
+            if self.app.settings.shared and not self._leader:
+                continue  # the leader answers: a follower's rebuild job would only take the lease row and log, 20 times a second
             try:
                 tokens = handoff.rebuild_requests(self.app.settings.home)
-                if self.app.settings.shared and not self._leader:
-                    continue  # the leader answers: a follower's rebuild job would only take the lease row and log, 20 times a second
                 with self._lock:
                     fresh = [t for t in tokens if t not in self._taken]
                 if fresh and not self.rebuilding.is_set():

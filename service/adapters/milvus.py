@@ -157,21 +157,23 @@ class MilvusStore:
         if since_ts is not None and without is not None:
             yield from self._rows_not_held(batch_size, since_ts, by, without)
             return
-        if since_ts is not None:
-            # a window or a catch-up often holds fewer rows than one request carries: one query instead of the
-            # iterator's several round trips (a rebuild leader catching up on a few hundred rows)
-            rows = self.client.query(self.collection, filter=_window_filter(since_ts, by), output_fields=fields, limit=batch_size)
+        for rows in self._query_batches(_window_filter(since_ts, by), fields, batch_size, one_first=since_ts is not None):
+            yield _columns(rows)
+
+    def _query_batches(self, flt: str, fields: list[str], batch_size: int, one_first: bool = True) -> Iterator[list[dict]]:
+        """Rows matching flt, a request's worth at a time. one_first: a window or a catch-up often holds fewer rows
+        than one request carries: one query instead of the iterator's several round trips (a rebuild leader catching
+        up on a few hundred rows); the iterator only when they fill it."""
+        if one_first:
+            rows = self.client.query(self.collection, filter=flt, output_fields=fields, limit=batch_size)
             if len(rows) < batch_size:
                 if rows:
-                    yield _columns(rows)
+                    yield rows
                 return
-        it = self.client.query_iterator(self.collection, batch_size=batch_size, filter=_window_filter(since_ts, by), output_fields=fields)
+        it = self.client.query_iterator(self.collection, batch_size=batch_size, filter=flt, output_fields=fields)
         try:
-            while True:
-                rows = it.next()
-                if not rows:
-                    break
-                yield _columns(rows)
+            while rows := it.next():
+                yield rows
         finally:
             it.close()
 
@@ -179,17 +181,7 @@ class MilvusStore:
         """iter_rows's rows the caller lacks: the window's ids first (no vectors), then the full rows of the ids it
         lacks. A rebuild leader's catch-up read every row of its overlap again; decoding their vectors took 3.1 s of
         its 8.9 s over 4 rounds of 600 rows on the embedded server (the gRPC query 3.8 s), for rows it held."""
-        flt = _window_filter(since_ts, by)
-        keys = ["id", "ingested_ts"]
-        rows = self.client.query(self.collection, filter=flt, output_fields=keys, limit=MAX_NQ)
-        if len(rows) >= MAX_NQ:  # more than one request holds: the iterator
-            rows = []
-            it = self.client.query_iterator(self.collection, batch_size=MAX_NQ, filter=flt, output_fields=keys)
-            try:
-                while part := it.next():
-                    rows += part
-            finally:
-                it.close()
+        rows = [r for part in self._query_batches(_window_filter(since_ts, by), ["id", "ingested_ts"], MAX_NQ) for r in part]
         ids = np.fromiter((r["id"] for r in rows), dtype=np.int64, count=len(rows))
         stamped = np.fromiter((r["ingested_ts"] for r in rows), dtype=np.int64, count=len(rows))
         lacking = ids[~np.asarray(without(ids, stamped), bool)] if len(ids) else ids

@@ -71,8 +71,6 @@ class CachedVectorStore:
         self._gidx_path = folder / "graph-idx.i64"
         self._gdist_path = folder / "graph-dist.f32"
         self._info_path = folder / "source.json"
-        self._refresh_path = folder / "graph-refresh.json"
-        self._cursor: int | None = None
         self._known: set[int] | None = None
         self._ids: np.ndarray | None = None
         self._live = LiveIndex(folder, dim, lambda x: build_index(x, knn_k), EXACT_SEARCH_MAX_N)  # faiss over cache rows 0..ntotal-1
@@ -256,24 +254,17 @@ class CachedVectorStore:
         gdist.flush()
         del gidx, gdist
 
-    def _offer(self, total: int, rows: np.ndarray, found: Neighbours, own: Neighbours | None = None,
-               older_than: int | None = None) -> None:
-        """Write `own` as the lists of `rows` (if given), then offer each of them to the lists of the documents it
-        found (only those before row `older_than`, if given), in place in the graph files."""
-        take = found.indices >= 0 if older_than is None else (found.indices >= 0) & (found.indices < older_than)
-        if own is None and not take.any():
-            return
+    def _offer(self, total: int, rows: np.ndarray, found: Neighbours, own: Neighbours) -> None:
+        """Write `own` as the lists of `rows`, then offer each of them to the lists of the documents it found."""
         gidx = np.memmap(self._gidx_path, dtype=np.int64, mode="r+", shape=(total, self.k))
         gdist = np.memmap(self._gdist_path, dtype=np.float32, mode="r+", shape=(total, self.k))
-        if own is not None:
-            gidx[rows], gdist[rows] = own.indices, own.distances
-        if take.any():
-            touched, idx, dist = merge_neighbours(gidx, gdist, found.indices[take], np.broadcast_to(rows[:, None], take.shape)[take],
-                                                  found.distances[take])
-            gidx[touched], gdist[touched] = idx, dist
+        gidx[rows], gdist[rows] = own.indices, own.distances
         gidx.flush()
         gdist.flush()
         del gidx, gdist
+        take = found.indices >= 0
+        if take.any():
+            self._merge(total, found.indices[take], np.broadcast_to(rows[:, None], take.shape)[take], found.distances[take])
 
     def _recompute_graph(self, vecs) -> None:
         """The whole graph from scratch: after a refill, or when a crash left it behind the vectors."""

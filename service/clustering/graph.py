@@ -143,10 +143,11 @@ def join_new_rows(blocks, new: np.ndarray, first_row: int, kth_distance: np.ndar
             sim = new[q] @ vectors.T
             heap.add_result_subset(np.ascontiguousarray(q, np.int64), sim, ids)
             if old.any():
-                qi, mi = np.nonzero(sim[:, old] >= kth_cos[ids[old]])
+                to_old = sim[:, old]
+                qi, mi = np.nonzero(to_old >= kth_cos[ids[old]])
                 xs.append(ids[old][mi])
                 ys.append(q[qi] + first_row)
-                sims.append(sim[:, old][qi, mi])
+                sims.append(to_old[qi, mi])
     heap.finalize()
     rows = np.arange(first_row, first_row + nq, dtype=np.int64)
     found_dist = cosine_to_distance(np.where(heap.I >= 0, heap.D, -1.0))  # empty slots hold -FLT_MAX
