@@ -95,7 +95,12 @@ def _links(members: dict[int, int], slots: dict[int, dict[int, int]]) -> tuple[n
 def test_a_satellite_of_an_announced_story_does_not_alert_but_a_new_event_beside_it_does():
     """SATELLITE_LINK_SHARE: a small story leaning on a told one that lists it back is a late part of that event; a
     bulk new event beside it (it leans little and is not listed back) and a leaner that is not listed back are news."""
-    from service.clustering.alerts import NewStoryRule, StoryLinks, StoryProfiles, fragment_home
+    from service.clustering.alerts import (
+        NewStoryRule,
+        StoryLinks,
+        StoryProfiles,
+        fragment_home,
+    )
 
     a, b, c, d = np.eye(8)[:4]
     # row groups are indices into story_ids [1, 2, 3, 4]: 1 told earlier; 2 its satellite (6 of 15 slots in 1, listed

@@ -273,7 +273,7 @@ def test_only_a_story_announced_in_this_rebuild_hides_the_parts_born_with_it(mak
     rng = np.random.default_rng(7)
     a, b, c, d = np.linalg.qr(rng.normal(size=(16, 4)))[0].T
     centres = {1: a, 2: b, 3: 0.6 * b + 0.8 * c, 4: 0.6 * b + 0.8 * d}  # 3 and 4: parts of 2 (cosine 0.6)
-    guids = {1: range(0, 10), 2: range(10, 30), 3: range(30, 38), 4: range(38, 46)}
+    guids = {1: range(10), 2: range(10, 30), 3: range(30, 38), 4: range(38, 46)}
 
     def stream(big_is_recent: bool) -> list[list[tuple[str, int]]]:
         app = make_app(home=tmp_path / f"recent-{big_is_recent}")
