@@ -25,3 +25,24 @@ def test_the_follower_says_where_the_rebuild_moved_placed_arrivals():
     out = f.summary()
     assert out["placed"] == 4 and out["placed_kept"] == 0.25
     assert (out["moved_to_noise"], out["moved_to_new_story"], out["moved_to_old_story"]) == (1, 1, 1)
+
+
+def test_the_follower_lists_the_alerts_of_labels_told_more_than_once():
+    truth = {1: "a", 2: "b", 3: "b", 4: "c"}
+    f = Follower()
+    f.after_rebuild({}, {1: 10}, {}, truth)
+    f.after_rebuild({1: 10}, {1: 10, 2: 11, 3: 12, 4: 13}, {}, truth,
+                    [{"kind": "new", "story_id": s, "recent": 1, "size": 1, "title": f"t{s}"} for s in (11, 12, 13)])
+    repeated = f.summary()["repeated"]
+    assert [(a["story_id"], a["label"], a["rebuild"]) for a in repeated] == [(11, "b", 2), (12, "b", 2)]
+
+
+def test_a_shuffled_stream_keeps_every_row_and_moves_rows_only_inside_their_block():
+    from bench.quality import _shuffled
+
+    rows = [{"i": i} for i in range(23)]
+    assert _shuffled(rows, 0, 1) == rows and _shuffled(rows, 1, 1) == rows
+    got = _shuffled(rows, 5, 1)
+    assert sorted(r["i"] for r in got) == list(range(23)) and got != rows
+    assert all(r["i"] // 5 == at // 5 for at, r in enumerate(got))  # late and early arrivals, never across a block
+    assert got == _shuffled(rows, 5, 1) and got != _shuffled(rows, 5, 2)  # the seed decides

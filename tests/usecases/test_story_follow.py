@@ -258,3 +258,61 @@ def test_a_new_story_of_arrivals_users_saw_placed_in_an_announced_story_is_its_f
     profiles = StoryProfiles(np.array([1, 2]), np.stack([a, near]).astype(np.float32), np.full(2, 0.9, np.float32))
     assert fragment_home(2, 10, profiles.with_topics({1: 5, 2: 5}), np.array([1]), {}, {1}, rule) == 1
     assert fragment_home(2, 10, profiles.with_topics({1: 5, 2: 6}), np.array([1]), {}, {1}, rule) is None
+
+
+def test_only_a_story_announced_in_this_rebuild_hides_the_parts_born_with_it(make_app, tmp_path):
+    """usecases.alerts' told_now: a part born with a larger story hides behind it only when that story was told in this
+    rebuild; if the larger one was not told (no recent headline), the part is the news. A satellite born later (it
+    leans on the told story, which lists it back: clustering.alerts.satellite_of) does not alert again."""
+    from service import usecases
+    from service.clustering.alerts import StoryLinks, StoryProfiles
+    from service.domain import document_id
+
+    from ..conftest import write_csv
+
+    rng = np.random.default_rng(7)
+    a, b, c, d = np.linalg.qr(rng.normal(size=(16, 4)))[0].T
+    centres = {1: a, 2: b, 3: 0.6 * b + 0.8 * c, 4: 0.6 * b + 0.8 * d}  # 3 and 4: parts of 2 (cosine 0.6)
+    guids = {1: range(10), 2: range(10, 30), 3: range(30, 38), 4: range(38, 46)}
+
+    def stream(big_is_recent: bool) -> list[list[tuple[str, int]]]:
+        app = make_app(home=tmp_path / f"recent-{big_is_recent}")
+        app.settings.inbox.mkdir(parents=True, exist_ok=True)
+        day = {1: "01", 2: "05" if big_is_recent else "01", 3: "05", 4: "05"}
+        rows = [{"guid": f"g{i}", "title": f"headline number {i}", "published_at": f"2026-03-{day[s]}T10:{i:02d}"}
+                for s, r in guids.items() for i in r]
+        usecases.ingest_file(app, write_csv(app.settings.inbox / "a.csv", rows))
+        doc_ids = np.sort(app.ledger.all_document_ids())
+        story_of = {document_id(f"guid:g{i}"): s for s, r in guids.items() for i in r}
+        full = np.array([story_of[int(x)] for x in doc_ids], np.int64)
+
+        def rebuild(stories: list[int], born: list[int]) -> list[tuple[str, int]]:
+            labels = np.where(np.isin(full, stories), full, NOISE)
+            run_id = _commit(app, doc_ids, labels, born=born)
+            ids = np.array(sorted(stories), np.int64)
+            group = np.searchsorted(ids, labels)
+            group[labels == NOISE] = -1
+            # the kNN graph: every member lists its own story, a part's members list story 2 too; story 2's members
+            # list story 4 (4 sits inside 2's spread) but not story 3
+            rows_of = {s: np.flatnonzero(labels == s) for s in stories}
+            indices = np.full((len(labels), 6), -1, np.int64)
+            for s, rows in rows_of.items():
+                for j, r in enumerate(rows):
+                    own = [rows[(j + m) % len(rows)] for m in range(1, 4)]
+                    other = []
+                    if s in (3, 4):
+                        other = [rows_of[2][(j + m) % len(rows_of[2])] for m in range(3)]
+                    elif s == 2 and 4 in rows_of:
+                        other = [rows_of[4][j % len(rows_of[4])]]
+                    indices[r, : len(own) + len(other)] = own + other
+            profiles = StoryProfiles(ids, np.stack([centres[s] for s in ids]).astype(np.float32), np.full(len(ids), 0.8, np.float32),
+                                     links=StoryLinks.of_graph(group, indices, len(ids)))
+            return [(x["kind"], x["story_id"]) for x in usecases.raise_alerts(app, run_id, profiles)]
+
+        return [rebuild([1], [1]), rebuild([1, 2, 3], [2, 3]), rebuild([1, 2, 3, 4], [4])]
+
+    # story 2 told now: its part 3, born with it and linked to it, is not told again; nor is its later satellite 4
+    assert stream(big_is_recent=True) == [[], [("new", 2)], []]
+    # story 2 has no recent headline, so it is not told: its part 3 is the news. Story 2 is still marked at its birth
+    # (it had its chance, as every story born in a rebuild): a later satellite of it is its late part, not news
+    assert stream(big_is_recent=False) == [[], [("new", 3)], []]
