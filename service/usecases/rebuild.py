@@ -119,14 +119,8 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
             moves = story_moves(app.runs.story_topics(prev.id) if prev else {}, story_match.ids, story_topic_ids)
             events = story_match.events + moves + [replace(e, level="topic") for e in topic_match.events]
         with stages("name"):
-            texts_by_id = app.ledger.document_texts(doc_ids)
-            pairs = [texts_by_id.get(i, ("", "")) for i in doc_ids.tolist()]  # plain ints: no int() per numpy id
-            titles, texts = [p[0] for p in pairs], [" ".join(p) for p in pairs]
-            by_story = name_clusters(texts, levels.story_labels, vectors, titles=titles, max_keyword_docs=STORY_NAME_DOCS)
-            story_names = {int(story_match.ids[label]): _story_name(name, titles, doc_ids) for label, name in by_story.items()}
-            story_sizes = np.bincount(levels.story_labels[levels.story_labels >= 0], minlength=levels.n_stories)
-            topic_names = {int(topic_match.ids[label]): _topic_name(name, doc_ids, int(topic_match.ids[label]))
-                           for label, name in name_topics(by_story, levels.story_topic, story_sizes, titles=titles).items()}
+            story_names, topic_names = name_levels(app, doc_ids, vectors, levels.story_labels, levels.story_topic, story_match.ids,
+                                                   topic_match.ids)
         with stages("save_state"):
             app.run_files.save_prediction_state(run_id, PredictionState(
                 doc_ids=doc_ids, labels=stories, probabilities=levels.story_probabilities, outlier_scores=levels.story_outlier_scores,
@@ -177,6 +171,22 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
             result.report_error = f"{type(exc).__name__}: {exc}"
             log.warning("run %d is committed but its report was not written: %s", run_id, result.report_error)
     return result
+
+
+def name_levels(app: App, doc_ids: np.ndarray, vectors, story_labels: np.ndarray, story_topic: np.ndarray, story_ids: np.ndarray,
+                topic_ids: np.ndarray) -> tuple[dict[int, SavedName], dict[int, SavedName]]:
+    """The rebuild's name stage: (names by persistent story id, names by persistent topic id). story_labels: each
+    document's story label (NOISE: none); story_topic: each story label's topic label; story_ids / topic_ids: the
+    persistent id of each label."""
+    texts_by_id = app.ledger.document_texts(doc_ids)
+    pairs = [texts_by_id.get(i, ("", "")) for i in doc_ids.tolist()]  # plain ints: no int() per numpy id
+    titles, texts = [p[0] for p in pairs], [" ".join(p) for p in pairs]
+    by_story = name_clusters(texts, story_labels, vectors, titles=titles, max_keyword_docs=STORY_NAME_DOCS)
+    story_names = {int(story_ids[label]): _story_name(name, titles, doc_ids) for label, name in by_story.items()}
+    story_sizes = np.bincount(story_labels[story_labels >= 0], minlength=len(story_topic))
+    topic_names = {int(topic_ids[label]): _topic_name(name, doc_ids, int(topic_ids[label]))
+                   for label, name in name_topics(by_story, story_topic, story_sizes, titles=titles).items()}
+    return story_names, topic_names
 
 
 def _aligned(ids: np.ndarray, labels: np.ndarray, doc_ids: np.ndarray) -> np.ndarray:
