@@ -184,3 +184,17 @@ def test_a_title_said_to_tokenize_as_its_text_does():
         for text in (" ".join((title, "")), " ".join((title, "more words"))):
             if same_tokens(title, text):
                 assert tokenize(title) == tokenize(text), (title, text)
+
+
+def test_tokenize_many_says_what_tokenize_says_of_each_text():
+    """The batch tokenizer (all ASCII texts in two regex passes) against the one-text one: separators next to words,
+    to each other and to the texts' ends, entities, non-ASCII texts and texts holding the batch's own marks."""
+    from service.clustering.naming import tokenize, tokenize_many
+
+    rng = np.random.default_rng(5)
+    parts = ["Storm", " - ", "Reuters", ":", ": ", " | ", "|", "&amp;", "&amp;nbsp;", " •", "•", "x", " ", "–", " – ", "·", "Fed's",
+             "2024", "-", "well-known", "_a", "ΑΣ", "é", "²b", "\x01", "\x02", "\t-\t", " -- ", ":\n", "km²"]
+    texts = ["".join(rng.choice(parts, int(rng.integers(0, 9)))) for _ in range(4000)] + ["", " - ", "a - "]
+    assert tokenize_many(texts) == [tokenize(t) for t in texts]
+    ascii_only = [t for t in texts if t.isascii() and "\x01" not in t and "\x02" not in t]
+    assert tokenize_many(ascii_only) == [tokenize(t) for t in ascii_only]
