@@ -94,30 +94,71 @@ def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray,
 
     keywords = _keywords(stripped, doc_cl, n_clusters, n_keywords, common_share, min_clusters)
 
-    names: dict[int, Name] = {}
-    for c in range(n_clusters):
-        picked: list[int] = []
-        seen_keys: set[str] = set()
-        picked_vecs: list[np.ndarray] = []
-        for j in range(doc_starts[c], doc_starts[c + 1]):
-            if len(picked) >= n_representatives:
-                break
-            r = int(doc_rows[j])
-            if titles is not None and not same_tokens(titles[r], texts[r]):
-                keys = _headline_keys(_strip(tokenize(titles[r]), affixes, firsts))
-            else:
-                keys = _headline_keys(stripped[j])
-            if keys & seen_keys:
-                continue
-            v = np.asarray(vectors[r], np.float64)
-            v = v / max(float(np.linalg.norm(v)), 1e-12)
-            if picked_vecs and float(np.max(np.stack(picked_vecs) @ v)) > duplicate_cosine:
-                continue
-            picked.append(r)
-            picked_vecs.append(v)
-            seen_keys |= keys
-        names[int(cluster_values[c])] = Name(keywords=keywords[c], representatives=tuple(picked), title_row=picked[0] if picked else -1)
-    return names
+    picked = _representatives(vectors, doc_rows, doc_starts, stripped, texts, titles, affixes, firsts, n_representatives,
+                              duplicate_cosine)
+    return {int(cluster_values[c]): Name(keywords=keywords[c], representatives=tuple(picked[c]), title_row=picked[c][0] if picked[c] else -1)
+            for c in range(n_clusters)}
+
+
+def _representatives(vectors: np.ndarray, doc_rows: np.ndarray, doc_starts: np.ndarray, stripped: list[list[str]], texts: Sequence[str],
+                     titles: Sequence[str] | None, affixes: frozenset, firsts: tuple, n_representatives: int,
+                     duplicate_cosine: float, extra: int = 3, chunk: int = 4096) -> list[list[int]]:
+    """Each cluster's representatives (rows), read in order (most central first): a row whose headline keys or vector
+    (cosine > duplicate_cosine) repeat one already picked is skipped. The cosines among each cluster's first
+    n_representatives + extra rows come from one batched product per chunk of clusters, as do the tokens of their titles;
+    a cluster that skips further reads on row by row (1M synthetic headlines, 44k stories: 5.4 -> x s)."""
+    n_clusters = len(doc_starts) - 1
+    k = n_representatives + extra
+    rows = doc_rows.tolist()
+    starts = doc_starts.tolist()
+    first = doc_starts[:-1, None] + np.arange(k)[None, :]
+    first = np.where(first < doc_starts[1:, None], first, -1)  # (clusters, k): positions into doc_rows, -1 past the end
+
+    def own_title(j: int) -> bool:
+        return titles is not None and not same_tokens(titles[rows[j]], texts[rows[j]])
+
+    need = [j for j in first[first >= 0].tolist() if own_title(j)]
+    title_tokens = dict(zip(need, tokenize_many([titles[rows[j]] for j in need]))) if need else {}
+
+    def keys_of(j: int) -> set[str]:
+        if j in title_tokens:
+            return _headline_keys(_strip(title_tokens[j], affixes, firsts))
+        if own_title(j):
+            return _headline_keys(_strip(tokenize(titles[rows[j]]), affixes, firsts))
+        return _headline_keys(stripped[j])
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+    out: list[list[int]] = []
+    for c0 in range(0, n_clusters, chunk):
+        at = first[c0:c0 + chunk]
+        units = unit(vectors[doc_rows[np.maximum(at, 0)]])  # (m, k, dim)
+        gram = np.matmul(units, units.transpose(0, 2, 1)).tolist()
+        for c in range(c0, min(n_clusters, c0 + chunk)):
+            g = gram[c - c0]
+            picked: list[int] = []
+            picked_at: list[int] = []  # their places in the cluster's order
+            seen: set[str] = set()
+            for i, j in enumerate(range(starts[c], starts[c + 1])):
+                if len(picked) >= n_representatives:
+                    break
+                keys = keys_of(j)
+                if keys & seen:
+                    continue
+                if i < k:
+                    if any(g[i][p] > duplicate_cosine for p in picked_at):
+                        continue
+                elif picked_at:  # past the batched rows: this row against the picked ones, one product
+                    held = np.stack([units[c - c0, p] if p < k else unit(vectors[picked[q]]) for q, p in enumerate(picked_at)])
+                    if float(np.max(held @ unit(vectors[rows[j]]))) > duplicate_cosine:
+                        continue
+                picked.append(rows[j])
+                picked_at.append(i)
+                seen |= keys
+            out.append(picked)
+    return out
 
 
 def _closeness(vectors: np.ndarray, rows: np.ndarray, cl: np.ndarray, n_clusters: int, chunk: int = 65_536) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from contextlib import contextmanager
@@ -178,6 +179,25 @@ def name_levels(app: App, doc_ids: np.ndarray, vectors, story_labels: np.ndarray
     """The rebuild's name stage: (names by persistent story id, names by persistent topic id). story_labels: each
     document's story label (NOISE: none); story_topic: each story label's topic label; story_ids / topic_ids: the
     persistent id of each label."""
+    with _gc_paused():
+        return _name_levels(app, doc_ids, vectors, story_labels, story_topic, story_ids, topic_ids)
+
+
+@contextmanager
+def _gc_paused():
+    """Python's cycle collector paused: naming builds millions of small lists and strings (texts, tokens), none in a
+    cycle, and the collector's passes over them cost about 4 of 19 CPU seconds at 1M synthetic headlines."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _name_levels(app: App, doc_ids: np.ndarray, vectors, story_labels: np.ndarray, story_topic: np.ndarray, story_ids: np.ndarray,
+                 topic_ids: np.ndarray) -> tuple[dict[int, SavedName], dict[int, SavedName]]:
     texts_by_id = app.ledger.document_texts(doc_ids)
     pairs = [texts_by_id.get(i, ("", "")) for i in doc_ids.tolist()]  # plain ints: no int() per numpy id
     titles, texts = [p[0] for p in pairs], [" ".join(p) for p in pairs]
