@@ -102,30 +102,35 @@ def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray,
 
 def _representatives(vectors: np.ndarray, doc_rows: np.ndarray, doc_starts: np.ndarray, stripped: list[list[str]], texts: Sequence[str],
                      titles: Sequence[str] | None, affixes: frozenset, firsts: tuple, n_representatives: int,
-                     duplicate_cosine: float, extra: int = 3, chunk: int = 4096) -> list[list[int]]:
+                     duplicate_cosine: float, extra: int = 1, chunk: int = 4096) -> list[list[int]]:
     """Each cluster's representatives (rows), read in order (most central first): a row whose headline keys or vector
-    (cosine > duplicate_cosine) repeat one already picked is skipped. The cosines among each cluster's first
-    n_representatives + extra rows come from one batched product per chunk of clusters, as do the tokens of their titles;
-    a cluster that skips further reads on row by row (1M synthetic headlines, 44k stories: 5.4 -> x s)."""
+    (cosine > duplicate_cosine) repeat one already picked is skipped.
+
+    The vectors' cosines come from one batched product per chunk of clusters, among the rows each cluster will most
+    likely read: its first n_representatives + extra rows whose keys are new (a row sharing keys is skipped before its
+    vector is read). A row outside them is compared row by row, so the picks are those of a row-by-row reading (1M
+    synthetic headlines: 5.4 -> x s). Titles are tokenized in one batch for each cluster's first rows."""
     n_clusters = len(doc_starts) - 1
     k = n_representatives + extra
     rows = doc_rows.tolist()
     starts = doc_starts.tolist()
-    first = doc_starts[:-1, None] + np.arange(k)[None, :]
-    first = np.where(first < doc_starts[1:, None], first, -1)  # (clusters, k): positions into doc_rows, -1 past the end
+    first = (doc_starts[:-1, None] + np.arange(k)[None, :])[doc_starts[:-1, None] + np.arange(k)[None, :] < doc_starts[1:, None]]
 
     def own_title(j: int) -> bool:
         return titles is not None and not same_tokens(titles[rows[j]], texts[rows[j]])
 
-    need = [j for j in first[first >= 0].tolist() if own_title(j)]
-    title_tokens = dict(zip(need, tokenize_many([titles[rows[j]] for j in need]))) if need else {}
+    # the tokens of a row's own title (None: its text's tokens say the same), batched for each cluster's first rows
+    title_tokens: dict[int, list[str] | None] = dict.fromkeys(first.tolist()) if titles is not None else {}
+    need = [j for j in title_tokens if own_title(j)]
+    title_tokens.update(zip(need, tokenize_many([titles[rows[j]] for j in need])))
+    keys_at: dict[int, set[str]] = {}
 
     def keys_of(j: int) -> set[str]:
-        if j in title_tokens:
-            return _headline_keys(_strip(title_tokens[j], affixes, firsts))
-        if own_title(j):
-            return _headline_keys(_strip(tokenize(titles[rows[j]]), affixes, firsts))
-        return _headline_keys(stripped[j])
+        keys = keys_at.get(j)
+        if keys is None:
+            toks = title_tokens[j] if j in title_tokens else tokenize(titles[rows[j]]) if own_title(j) else None
+            keys = keys_at[j] = _headline_keys(_strip(toks, affixes, firsts) if toks is not None else stripped[j])
+        return keys
 
     def unit(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float64)
@@ -133,29 +138,42 @@ def _representatives(vectors: np.ndarray, doc_rows: np.ndarray, doc_starts: np.n
 
     out: list[list[int]] = []
     for c0 in range(0, n_clusters, chunk):
-        at = first[c0:c0 + chunk]
-        units = unit(vectors[doc_rows[np.maximum(at, 0)]])  # (m, k, dim)
+        c1 = min(n_clusters, c0 + chunk)
+        cand = np.full((c1 - c0, k), -1, np.int64)  # the rows (positions into doc_rows) whose vectors are batched
+        for c in range(c0, c1):
+            chosen, held = 0, set()
+            for j in range(starts[c], starts[c + 1]):
+                keys = keys_of(j)
+                if keys & held:
+                    continue
+                cand[c - c0, chosen] = j
+                held |= keys
+                chosen += 1
+                if chosen == k:
+                    break
+        units = unit(vectors[doc_rows[np.maximum(cand, 0)]])  # (clusters, k, dim)
         gram = np.matmul(units, units.transpose(0, 2, 1)).tolist()
-        for c in range(c0, min(n_clusters, c0 + chunk)):
-            g = gram[c - c0]
+        slots = cand.tolist()
+        for c in range(c0, c1):
+            g, slot = gram[c - c0], {j: i for i, j in enumerate(slots[c - c0]) if j >= 0}
             picked: list[int] = []
-            picked_at: list[int] = []  # their places in the cluster's order
+            picked_at: list[int] = []  # their positions into doc_rows
             seen: set[str] = set()
-            for i, j in enumerate(range(starts[c], starts[c + 1])):
+            for j in range(starts[c], starts[c + 1]):
                 if len(picked) >= n_representatives:
                     break
                 keys = keys_of(j)
                 if keys & seen:
                     continue
-                if i < k:
-                    if any(g[i][p] > duplicate_cosine for p in picked_at):
-                        continue
-                elif picked_at:  # past the batched rows: this row against the picked ones, one product
-                    held = np.stack([units[c - c0, p] if p < k else unit(vectors[picked[q]]) for q, p in enumerate(picked_at)])
-                    if float(np.max(held @ unit(vectors[rows[j]]))) > duplicate_cosine:
+                if picked_at:
+                    i = slot.get(j)
+                    if i is not None and all(p in slot for p in picked_at):
+                        if any(g[i][slot[p]] > duplicate_cosine for p in picked_at):
+                            continue
+                    elif float(np.max(unit(vectors[[rows[p] for p in picked_at]]) @ unit(vectors[rows[j]]))) > duplicate_cosine:
                         continue
                 picked.append(rows[j])
-                picked_at.append(i)
+                picked_at.append(j)
                 seen |= keys
             out.append(picked)
     return out
@@ -465,6 +483,10 @@ def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_siz
         total.update(c)
     avg = sum(total.values()) / len(topics)
     common = {term for term, k in spread.items() if len(topics) >= min_topics and k >= min_topics and k >= common_share * len(topics)}
+    title_tokens: dict[int, list[str]] = {}
+    if titles is not None:  # every representative's headline in one batch
+        rows = sorted({r for name in story_names.values() for r in name.representatives})
+        title_tokens = dict(zip(rows, tokenize_many([titles[r] for r in rows])))
     names: dict[int, Name] = {}
     for t, i in index.items():
         weight = {term: c / n_stories[i] * np.log1p(avg / total[term]) for term, c in counts[i].items() if term not in common}
@@ -476,7 +498,7 @@ def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_siz
         members = np.flatnonzero(story_topic == t)
         if titles is not None:
             rows = [r for s in members.tolist() if s in story_names for r in story_names[s].representatives]
-            ranked = _joined_names(ranked[: n_keywords * 4], [tokenize(titles[r]) for r in rows], joined_share)
+            ranked = _joined_names(ranked[: n_keywords * 4], [title_tokens[r] for r in rows], joined_share)
         largest = members[np.argsort(-np.asarray(story_sizes)[members], kind="stable")]
         reps = tuple(int(story_names[int(s)].title_row) for s in largest
                      if int(s) in story_names and story_names[int(s)].title_row >= 0)[:n_representatives]
