@@ -98,7 +98,8 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
             fit = fit_two_levels(neigh, params, vectors)
         with stages("settle"):
             none = np.zeros(0, np.int64)
-            prev_docs, prev_stories, prev_topic_docs, prev_topics = app.runs.run_levels(prev.id) if prev else (none, none, none, none)
+            prev_levels = app.runs.run_levels(prev.id) if prev else None
+            prev_docs, prev_stories, prev_topic_docs, prev_topics = prev_levels[:4] if prev_levels else (none, none, none, none)
             anchor = None
             if s.stabilize and len(prev_docs):
                 # hold what users have seen: the last run's members and the arrivals placed since
@@ -138,7 +139,7 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
                                         # how the vector copy met the store: current, caught up (rows read) or refilled
                                         "vector_sync": getattr(index, "last_sync", None)},
                                 topics=topics, story_topics=dict(zip(story_match.ids.tolist(), story_topic_ids.tolist())),
-                                topic_names=topic_names, drift_checks=drift_rows)
+                                topic_names=topic_names, drift_checks=drift_rows, previous=prev_levels)
     except Exception as exc:
         # best effort: the database may be what failed; a run left 'running' is closed before the next rebuild starts
         best_effort(app.runs.fail_run, run_id, f"{type(exc).__name__}: {exc}")
