@@ -198,3 +198,11 @@ def test_tokenize_many_says_what_tokenize_says_of_each_text():
     assert tokenize_many(texts) == [tokenize(t) for t in texts]
     ascii_only = [t for t in texts if t.isascii() and "\x01" not in t and "\x02" not in t]
     assert tokenize_many(ascii_only) == [tokenize(t) for t in ascii_only]
+
+
+def test_tokenize_many_on_texts_holding_its_own_marks_and_none():
+    from service.clustering.naming import tokenize, tokenize_many
+
+    texts = ["a\x01b - c", "x\x02y: z", "", "Σίσυφος ΟΔΟΣ", "² first", "İstanbul – Ankara"]
+    assert tokenize_many(texts) == [tokenize(t) for t in texts]
+    assert tokenize_many([]) == []
