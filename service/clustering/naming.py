@@ -154,9 +154,16 @@ def _representatives(vectors: np.ndarray, doc_rows: np.ndarray, doc_starts: np.n
                 if chosen == k:
                     break
         units = unit(vectors[doc_rows[np.maximum(cand, 0)]])  # (clusters, k, dim)
-        gram = np.matmul(units, units.transpose(0, 2, 1)).tolist()
-        slots = cand.tolist()
+        gram = np.matmul(units, units.transpose(0, 2, 1))
+        # no two of a cluster's batched rows alike: a reading picks exactly them (each one's keys are new, and so is
+        # its vector), so only the others are read row by row
+        alike = ((gram > duplicate_cosine) & (cand[:, :, None] >= 0) & (cand[:, None, :] >= 0)
+                 & np.triu(np.ones((k, k), bool), 1)).any(axis=(1, 2)).tolist()
+        gram, slots = gram.tolist(), cand.tolist()
         for c in range(c0, c1):
+            if not alike[c - c0]:
+                out.append([rows[j] for j in slots[c - c0] if j >= 0])
+                continue
             g, slot = gram[c - c0], {j: i for i, j in enumerate(slots[c - c0]) if j >= 0}
             picked: list[int] = []
             picked_at: list[int] = []  # their positions into doc_rows

@@ -210,3 +210,20 @@ def test_a_commit_given_the_previous_runs_levels_writes_what_it_writes_reading_t
     for sql in ("SELECT id, document_id, run_id, assigned_by, cluster_id, topic_id, probability, outlier_score FROM assignments",
                 "SELECT document_id, run_id FROM assignment_exits", "SELECT id, rebuild_rows_from FROM runs"):
         assert _rows(reading.engine, sql) == _rows(handed.engine, sql), sql
+
+
+@pytest.mark.parametrize("n_docs", [40, 3_000])  # looked up by id / read in one scan of the table
+def test_document_text_columns_are_in_the_ids_order(database_url, n_docs):
+    engine = make_engine(database_url)
+    upgrade(engine)
+    ledger = SqlLedger(engine)
+    t0 = datetime(2026, 1, 1)
+    heads = [Headline(f"k{i}", f"title {i}", f"about {i}" if i % 3 else "", None, t0) for i in range(n_docs)]
+    ledger.add_documents(heads, None, t0)
+    ids = np.sort(np.array([h.id for h in heads], np.int64))
+    by_id = ledger.document_texts(ids)
+    assert ledger.document_text_columns(ids) == ([by_id[i][0] for i in ids.tolist()], [by_id[i][1] for i in ids.tolist()])
+    some = np.r_[ids[::-3], [12345]]  # any order, and an id without a row
+    titles, descriptions = ledger.document_text_columns(some)
+    assert titles == [by_id.get(i, ("", ""))[0] for i in some.tolist()]
+    assert descriptions == [by_id.get(i, ("", ""))[1] for i in some.tolist()]

@@ -181,12 +181,17 @@ class SqlLedger:
         known = np.asarray(got_ids, np.int64)
         if len(known) == len(ids) and np.array_equal(known, ids):
             return got_titles, got_descriptions
+        if not len(known):
+            return [""] * len(ids), [""] * len(ids)
         order = np.argsort(known, kind="stable")
-        at = np.minimum(np.searchsorted(known[order], ids), max(len(known) - 1, 0))
-        hit = (known[order][at] == ids) if len(known) else np.zeros(len(ids), bool)
-        pos = order[at].tolist() if len(known) else [0] * len(ids)
-        return ([got_titles[p] if h else "" for p, h in zip(pos, hit.tolist())],
-                [got_descriptions[p] if h else "" for p, h in zip(pos, hit.tolist())])
+        at = np.minimum(np.searchsorted(known[order], ids), len(known) - 1)
+        hit = known[order][at] == ids
+        pos = np.where(hit, order[at], len(known))  # past the end: the "" appended below
+
+        def aligned(column: list[str]) -> list[str]:
+            return np.array(column + [""], dtype=object)[pos].tolist()
+
+        return aligned(got_titles), aligned(got_descriptions)
 
     def document_times(self, ids: np.ndarray) -> dict[int, tuple[datetime | None, datetime]]:
         out: dict[int, tuple[datetime | None, datetime]] = {}
