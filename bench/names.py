@@ -1,6 +1,7 @@
 """Name-stage benchmark: the rebuild's "name" stage on n story-shaped synthetic headlines, against the stage as it was.
 
     python bench/names.py --n 100000 [--n 1000000] [--json FILE]
+    python bench/names.py --csv HEADLINES.csv [--label story]    # real text: only whether the names are the same
 
 Headlines and labels as bench/scale.py builds them (its corpus and _titles: two words of the story, one of the topic,
 three common ones); the clusters are the generator's stories (background = noise), the topics its topics. The
@@ -97,14 +98,56 @@ def run(n: int, seed: int, repeat: int) -> dict:
             "same_names": got["before"] == got["now"]}
 
 
+def real_set(path: Path, label: str | None) -> dict:
+    """A real headline file named both ways (no timing: whether the names are the same on real text, with its outlet
+    suffixes, separators, entities and non-ASCII). Groups: the label column, else each headline's nearest of sqrt(n)
+    headlines drawn at random; topics: every fifth group together. Vectors: the bundled MiniLM."""
+    import csv
+    from dataclasses import astuple
+
+    from bench import naming_before as nb
+    from service.adapters.embedders import MiniLMEmbedder
+    from service.clustering.naming import name_clusters, name_topics
+    from service.domain import Headline
+
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    titles = [r["title"] for r in rows]
+    descriptions = [r.get("description") or "" for r in rows]
+    texts = [" ".join(p) for p in zip(titles, descriptions)]  # as the rebuild joins them
+    vectors = np.asarray(MiniLMEmbedder().embed([Headline("", t, d, None, None).text for t, d in zip(titles, descriptions)]), np.float32)
+    if label:
+        labels = np.unique([r[label] for r in rows], return_inverse=True)[1].ravel()
+    else:
+        seeds = np.random.default_rng(0).choice(len(rows), int(np.sqrt(len(rows))), replace=False)
+        labels = np.argmax(vectors @ vectors[seeds].T, axis=1)
+    story_topic = np.arange(int(labels.max()) + 1) % max(1, (int(labels.max()) + 1) // 5)
+    sizes = np.bincount(labels)
+    out = {}
+    for key, (clusters, topics) in (("before", (nb.name_clusters, nb.name_topics)), ("now", (name_clusters, name_topics))):
+        stories = clusters(texts, labels, vectors, titles=titles, max_keyword_docs=30)
+        named = {"stories": stories, "topics": topics(stories, story_topic, sizes, titles=titles)}
+        out[key] = {level: {k: astuple(v) for k, v in names.items()} for level, names in named.items()}  # two Name classes
+    keywords, _, title_row = out["now"]["stories"][0]
+    return {"csv": path.name, "documents": len(rows), "stories": len(out["now"]["stories"]), "topics": len(out["now"]["topics"]),
+            "same_names": out["before"] == out["now"], "example": {"title": titles[title_row], "keywords": list(keywords)}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, action="append", help="documents (repeatable; default 100000)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=2, help="runs of each, interleaved; the best counts")
+    ap.add_argument("--csv", type=Path, action="append", help="a real headline CSV: only check the names are the same")
+    ap.add_argument("--label", help="the CSV's group column (default: groups made from the vectors)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     results = []
+    for path in args.csv or []:
+        results.append(real_set(path, args.label if args.label and args.label in path.read_text(encoding="utf-8").split("\n", 1)[0] else None))
+        print(json.dumps(results[-1]), flush=True)
+    if args.csv and not args.n:
+        return
     for n in args.n or [100_000]:
         results.append(run(n, args.seed, args.repeat))
         print(json.dumps(results[-1]), flush=True)
