@@ -211,8 +211,8 @@ def _name_levels(app: App, doc_ids: np.ndarray, vectors, story_labels: np.ndarra
 
 
 class _Texts(Sequence[str]):
-    """Each document's text as the embedder read it ("title description"), made when naming asks for it: it reads
-    the most central rows of each story only (60% of them at 1M synthetic headlines)."""
+    """Each document's "title description" (what naming reads), made when naming asks for it: it reads only the most
+    central rows of each story (60% of the documents at 1M synthetic headlines)."""
 
     def __init__(self, titles: list[str], descriptions: list[str]):
         self.titles, self.descriptions = titles, descriptions
