@@ -206,3 +206,33 @@ def test_tokenize_many_on_texts_holding_its_own_marks_and_none():
     texts = ["a\x01b - c", "x\x02y: z", "", "Σίσυφος ΟΔΟΣ", "² first", "İstanbul – Ankara"]
     assert tokenize_many(texts) == [tokenize(t) for t in texts]
     assert tokenize_many([]) == []
+
+
+def test_names_are_those_of_the_naming_kept_as_the_benchmarks_baseline():
+    """The batched stage (one tokenizer pass, batched cosines, clusters re-read where near-duplicates sit among the
+    first rows) names as the row-by-row naming did (bench/naming_before.py), on stories full of repeated headlines,
+    outlet suffixes, descriptions and vectors at cosine > 0.95."""
+    from dataclasses import astuple
+
+    from bench import naming_before
+    from service.clustering.naming import name_topics
+
+    words = ["storm", "coast", "fed", "rates", "cup", "final", "quake", "city", "mars", "rover", "the", "over", "Zoë", "&amp;"]
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        n = 400
+        labels = rng.integers(-1, 25, n)
+        titles = [" ".join(rng.choice(words, int(rng.integers(2, 6)))) + str(rng.choice(OUTLETS + ["", ""])) for _ in range(n)]
+        titles = [titles[i // 2] if rng.random() < 0.3 else t for i, t in enumerate(titles)]  # repeated headlines
+        texts = [" ".join((t, str(rng.choice(["", "", "More on this.", "Read more"])))) for t in titles]
+        centres = rng.standard_normal((25, 16))
+        vecs = centres[labels] + rng.standard_normal((n, 16)) * rng.choice([0.02, 0.5], (n, 1))  # some near-duplicates
+        vecs = vecs.astype(np.float32)
+        for docs in (5, 30):
+            now = name_clusters(texts, labels, vecs, titles=titles, max_keyword_docs=docs)
+            before = naming_before.name_clusters(texts, labels, vecs, titles=titles, max_keyword_docs=docs)
+            assert {k: astuple(v) for k, v in now.items()} == {k: astuple(v) for k, v in before.items()}, (seed, docs)
+        story_topic = np.arange(25) % 4
+        sizes = np.bincount(labels[labels >= 0], minlength=25)
+        assert ({k: astuple(v) for k, v in name_topics(now, story_topic, sizes, titles=titles).items()}
+                == {k: astuple(v) for k, v in naming_before.name_topics(before, story_topic, sizes, titles=titles).items()})
