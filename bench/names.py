@@ -116,7 +116,7 @@ def real_set(path: Path, label: str | None) -> dict:
     descriptions = [r.get("description") or "" for r in rows]
     texts = [" ".join(p) for p in zip(titles, descriptions)]  # as the rebuild joins them
     vectors = np.asarray(MiniLMEmbedder().embed([Headline("", t, d, None, None).text for t, d in zip(titles, descriptions)]), np.float32)
-    if label:
+    if label and rows and label in rows[0]:
         labels = np.unique([r[label] for r in rows], return_inverse=True)[1].ravel()
     else:
         seeds = np.random.default_rng(0).choice(len(rows), int(np.sqrt(len(rows))), replace=False)
@@ -139,16 +139,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=2, help="runs of each, interleaved; the best counts")
     ap.add_argument("--csv", type=Path, action="append", help="a real headline CSV: only check the names are the same")
-    ap.add_argument("--label", help="the CSV's group column (default: groups made from the vectors)")
+    ap.add_argument("--label", help="the CSVs' group column, where a CSV has it (else groups made from the vectors)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     results = []
     for path in args.csv or []:
-        results.append(real_set(path, args.label if args.label and args.label in path.read_text(encoding="utf-8").split("\n", 1)[0] else None))
+        results.append(real_set(path, args.label))
         print(json.dumps(results[-1]), flush=True)
-    if args.csv and not args.n:
-        return
-    for n in args.n or [100_000]:
+    for n in args.n or ([] if args.csv else [100_000]):
         results.append(run(n, args.seed, args.repeat))
         print(json.dumps(results[-1]), flush=True)
     if args.json:
