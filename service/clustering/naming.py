@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
-from operator import itemgetter
 
 import numpy as np
 from scipy import sparse
@@ -34,9 +33,7 @@ class Name:
     title_row: int = -1  # row index of the story's title: its most central headline (representatives[0]); -1 if none
 
 
-_SEP = "\x02"  # stands for a separator (" - ", " | ", ": ", " • ") and for a cut, so no bigram spans it
-_DOC = "\x01"  # between two texts in tokenize_many (like _SEP: no word, no whitespace)
-_OTHER = "\x03"  # stands for either mark's character inside a text (no word, no whitespace, no separator)
+_SEP = "|"  # stands for a separator (" - ", " | ", ": ", " • ") and for a cut, so no bigram spans it
 _CUT = "\x00"  # stands for a cut outlet suffix: where a headline ends and its description begins
 _TOKEN = re.compile(r"\s[-|\u2013\u2014\u2022\u00b7]+\s|:\s|•|\b[^\W\d_][\w\-]*\w")
 _MAX_AFFIX = 6  # words in a learned affix ("read full article at rt com")
@@ -89,7 +86,7 @@ def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray,
     doc_rows, doc_cl = rows_sorted[read], cl_sorted[read]
     doc_starts = np.searchsorted(doc_cl, np.arange(n_clusters + 1))
 
-    tokens = tokenize_many([texts[r] for r in doc_rows.tolist()])
+    tokens = [tokenize(texts[r]) for r in doc_rows.tolist()]
     affixes = _learn_affixes(tokens, doc_cl, n_clusters, min_clusters)
     firsts = _first_words(affixes)
     stripped = [_strip(t, affixes, firsts) for t in tokens] if affixes else tokens
@@ -111,29 +108,24 @@ def _representatives(vectors: np.ndarray, doc_rows: np.ndarray, doc_starts: np.n
     The vectors' cosines come from one batched product per chunk of clusters, among the rows each cluster would pick
     if no two vectors were alike: its first n_representatives rows whose keys are new (a row sharing keys is skipped
     before its vector is read). Where two of those are alike, the cluster is read again with the cosines among all
-    its rows (_cluster_grams), so the picks are always those of a row-by-row reading. Titles are tokenized in one batch for each cluster's first rows.
+    its rows (_cluster_grams), so the picks are always those of a row-by-row reading.
     (1M synthetic headlines, 44k stories: 5.4 -> 1.4 CPU s with the rest of the stage's changes.)"""
     n_clusters = len(doc_starts) - 1
     k = n_representatives
     rows = doc_rows.tolist()
     starts = doc_starts.tolist()
-    first = doc_starts[:-1, None] + np.arange(k)[None, :]
-    first = first[first < doc_starts[1:, None]]  # each cluster's first k rows (positions into doc_rows)
-
-    def own_title(j: int) -> bool:
-        return titles is not None and not same_tokens(titles[rows[j]], texts[rows[j]])
-
-    # the tokens of a row's own title (None: its text's tokens say the same), batched for each cluster's first rows
-    title_tokens: dict[int, list[str] | None] = dict.fromkeys(first.tolist()) if titles is not None else {}
-    need = [j for j in title_tokens if own_title(j)]
-    title_tokens.update(zip(need, tokenize_many([titles[rows[j]] for j in need])))
     keys_at: dict[int, set[str]] = {}
 
     def keys_of(j: int) -> set[str]:
+        """A row's headline keys, from its title's own tokens where its text holds more than the title."""
         keys = keys_at.get(j)
         if keys is None:
-            toks = title_tokens[j] if j in title_tokens else tokenize(titles[rows[j]]) if own_title(j) else None
-            keys = keys_at[j] = _headline_keys(_strip(toks, affixes, firsts) if toks is not None else stripped[j])
+            r = rows[j]
+            if titles is not None and not same_tokens(titles[r], texts[r]):
+                keys = _headline_keys(_strip(tokenize(titles[r]), affixes, firsts))
+            else:
+                keys = _headline_keys(stripped[j])
+            keys_at[j] = keys
         return keys
 
     def unit(x: np.ndarray) -> np.ndarray:
@@ -226,35 +218,6 @@ def tokenize(text: str) -> list[str]:
     if "&" in text:
         text = html.unescape(html.unescape(text))
     return [t if t[0].isalpha() else _SEP for t in _TOKEN.findall(text.lower())]
-
-
-_SEPARATOR = re.compile(r"\s[-|\u2013\u2014\u2022\u00b7]+\s|:\s|•")  # _TOKEN's separators
-_WORD_OR_MARK = re.compile(r"[\x01\x02]|\b[^\W\d_][\w\-]*\w")  # _TOKEN's words
-
-
-def tokenize_many(texts: Sequence[str]) -> list[list[str]]:
-    """[tokenize(t) for t in texts], the same tokens, from two regex passes over all the texts joined instead of a
-    Python step per token (588k synthetic headlines: 3.1 -> 1.0 s). A separator never overlaps a word (a word holds
-    letters, digits, "_" and "-"; a separator starts with a space, ":" or "•" and holds no letter), so cutting the
-    separators out first finds the same tokens in the same order; lowercasing the joined texts is lowercasing each
-    (_DOC ends a word as a text's end does). A word whose first character is no letter ("²") is a separator, as in
-    tokenize; the marks' own characters in a text are no token either way, so they are replaced by another such."""
-    texts = [html.unescape(html.unescape(t)) if "&" in t else t for t in texts]
-    joined = _DOC.join(texts)
-    if _SEP in joined or joined.count(_DOC) != max(len(texts) - 1, 0):
-        joined = _DOC.join([t.replace(_DOC, _OTHER).replace(_SEP, _OTHER) for t in texts])
-    flat = _WORD_OR_MARK.findall(_SEPARATOR.sub(_SEP, joined.lower()))
-    odd = {ch for ch in set(map(itemgetter(0), flat)) if not ch.isalpha()} - {_SEP, _DOC}
-    if odd:
-        flat = [_SEP if t[0] in odd else t for t in flat]
-    flat.append(_DOC)
-    out: list[list[str]] = []
-    start = 0
-    for _ in range(len(texts)):
-        end = flat.index(_DOC, start)
-        out.append(flat[start:end])
-        start = end + 1
-    return out
 
 
 # a title ending in one of these may tokenize otherwise with a space after it: ":" and " -" are separators only then
@@ -511,10 +474,6 @@ def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_siz
         total.update(c)
     avg = sum(total.values()) / len(topics)
     common = {term for term, k in spread.items() if len(topics) >= min_topics and k >= min_topics and k >= common_share * len(topics)}
-    title_tokens: dict[int, list[str]] = {}
-    if titles is not None:  # every representative's headline in one batch
-        rows = sorted({r for name in story_names.values() for r in name.representatives})
-        title_tokens = dict(zip(rows, tokenize_many([titles[r] for r in rows])))
     names: dict[int, Name] = {}
     for t, i in index.items():
         weight = {term: c / n_stories[i] * np.log1p(avg / total[term]) for term, c in counts[i].items() if term not in common}
@@ -526,7 +485,7 @@ def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_siz
         members = np.flatnonzero(story_topic == t)
         if titles is not None:
             rows = [r for s in members.tolist() if s in story_names for r in story_names[s].representatives]
-            ranked = _joined_names(ranked[: n_keywords * 4], [title_tokens[r] for r in rows], joined_share)
+            ranked = _joined_names(ranked[: n_keywords * 4], [tokenize(titles[r]) for r in rows], joined_share)
         largest = members[np.argsort(-np.asarray(story_sizes)[members], kind="stable")]
         reps = tuple(int(story_names[int(s)].title_row) for s in largest
                      if int(s) in story_names and story_names[int(s)].title_row >= 0)[:n_representatives]

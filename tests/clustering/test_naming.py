@@ -186,31 +186,8 @@ def test_a_title_said_to_tokenize_as_its_text_does():
                 assert tokenize(title) == tokenize(text), (title, text)
 
 
-def test_tokenize_many_says_what_tokenize_says_of_each_text():
-    """The batch tokenizer (all ASCII texts in two regex passes) against the one-text one: separators next to words,
-    to each other and to the texts' ends, entities, non-ASCII texts and texts holding the batch's own marks."""
-    from service.clustering.naming import tokenize, tokenize_many
-
-    rng = np.random.default_rng(5)
-    parts = ["Storm", " - ", "Reuters", ":", ": ", " | ", "|", "&amp;", "&amp;nbsp;", " •", "•", "x", " ", "–", " – ", "·", "Fed's",
-             "2024", "-", "well-known", "_a", "ΑΣ", "é", "²b", "\x01", "\x02", "\t-\t", " -- ", ":\n", "km²"]
-    texts = ["".join(rng.choice(parts, int(rng.integers(0, 9)))) for _ in range(4000)] + ["", " - ", "a - "]
-    assert tokenize_many(texts) == [tokenize(t) for t in texts]
-    ascii_only = [t for t in texts if t.isascii() and "\x01" not in t and "\x02" not in t]
-    assert tokenize_many(ascii_only) == [tokenize(t) for t in ascii_only]
-
-
-def test_tokenize_many_on_texts_holding_its_own_marks_and_none():
-    from service.clustering.naming import tokenize, tokenize_many
-
-    texts = ["a\x01b - c", "x\x02y: z", "", "Σίσυφος ΟΔΟΣ", "² first", "İstanbul – Ankara"]
-    assert tokenize_many(texts) == [tokenize(t) for t in texts]
-    assert tokenize_many([]) == []
-
-
 def test_names_are_those_of_the_naming_kept_as_the_benchmarks_baseline():
-    """The batched stage (one tokenizer pass, batched cosines, clusters re-read where near-duplicates sit among the
-    first rows) names as the row-by-row naming did (bench/naming_before.py), on stories full of repeated headlines,
+    """The batched stage (batched cosines, clusters re-read where near-duplicates sit among the first rows) names as the row-by-row naming did (bench/naming_before.py), on stories full of repeated headlines,
     outlet suffixes, descriptions and vectors at cosine > 0.95."""
     from dataclasses import astuple
 
