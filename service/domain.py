@@ -130,11 +130,14 @@ class Run:
 
 class RunLevels(NamedTuple):
     """A rebuild's labels at both levels, sorted by document id (topics: the documents with a topic; none in runs
-    before topics)."""
+    before topics). run_id and held: the run they are of and the repository's own reading of its rows, handed back
+    to commit_run so the next rebuild's commit does not read them again (None: not read from a repository)."""
     doc_ids: np.ndarray
     stories: np.ndarray
     topic_doc_ids: np.ndarray
     topics: np.ndarray
+    run_id: int | None = None
+    held: dict[str, np.ndarray] | None = None
 
 
 class ExportRow(NamedTuple):

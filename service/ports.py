@@ -129,6 +129,8 @@ class DocumentLedger(Protocol):
     def unplaced_ids(self, ids: Sequence[int]) -> np.ndarray: ...
     def all_document_ids(self) -> np.ndarray: ...
     def document_texts(self, ids: np.ndarray) -> dict[int, tuple[str, str]]: ...
+    def document_text_columns(self, ids: np.ndarray) -> tuple[list[str], list[str]]:
+        """(titles, descriptions) of ids, in their order ("" for an unknown id)."""
     def document_times(self, ids: np.ndarray) -> dict[int, tuple[datetime | None, datetime]]:
         """(published, ingested) of each id."""
     def newest_time(self, by: str) -> datetime | None: ...
@@ -158,8 +160,10 @@ class RunHistory(Protocol):
     def commit_run(self, run_id: int, *, doc_ids: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, outlier_scores: np.ndarray,
                    names: dict[int, SavedName], events: Iterable[ClusterEvent], timings: dict[str, float], params: dict,
                    topics: np.ndarray | None = None, story_topics: dict[int, int] | None = None,
-                   topic_names: dict[int, SavedName] | None = None, drift_checks: list[dict] | None = None) -> None:
-        """Everything a rebuild produced, in one transaction."""
+                   topic_names: dict[int, SavedName] | None = None, drift_checks: list[dict] | None = None,
+                   previous: RunLevels | None = None) -> None:
+        """Everything a rebuild produced, in one transaction. previous: run_levels of the last done run, as the
+        rebuild read them (its rows are then not read again)."""
     def record_predictions(self, run_id: int, doc_ids: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
                            outlier_scores: np.ndarray, topic_ids: np.ndarray | None = None) -> None: ...
     def noise_pool_ids(self, run_id: int) -> np.ndarray: ...

@@ -60,7 +60,9 @@ class _History:
         self.stories, self.alerts = SqlStoryReads(engine), SqlAlertHistory(engine)
 
 
-def play_history(url: str, every_row: bool, steps) -> tuple[_History, list[int]]:
+def play_history(url: str, every_row: bool, steps, hand_over: bool = False) -> tuple[_History, list[int]]:
+    """hand_over: each commit is given the levels of a done run as the rebuild reads them before it clusters: the
+    latest's at even runs, an older one's (not to be used) at odd runs."""
     engine = make_engine(url)
     upgrade(engine)
     repo = _History(engine, every_row=every_row)
@@ -70,7 +72,10 @@ def play_history(url: str, every_row: bool, steps) -> tuple[_History, list[int]]
     repo.ledger.add_documents(headlines, None, t0)
     ids = np.array([h.id for h in headlines], np.int64)  # the stream's document i is ids[i]
     run_ids = []
-    for in_run, stories, probs, arrivals, revised in steps:
+    for step, (in_run, stories, probs, arrivals, revised) in enumerate(steps):
+        previous = None
+        if hand_over and run_ids:
+            previous = repo.runs.run_levels(run_ids[-1] if step % 2 == 0 else run_ids[0])
         run = repo.runs.start_run({})
         topics = np.where(stories >= 0, stories // 5, -1)
         alive = sorted(set(stories[stories >= 0].tolist()))
@@ -78,7 +83,8 @@ def play_history(url: str, every_row: bool, steps) -> tuple[_History, list[int]]
         in_run, stories, probs, topics = in_run[order], stories[order], probs[order], topics[order]
         repo.runs.commit_run(run, doc_ids=ids[in_run], labels=stories, probabilities=probs, outlier_scores=1 - probs,
                         names={c: (f"story {c}", ["w"], []) for c in alive}, events=[], timings={}, params={}, topics=topics,
-                        story_topics={c: c // 5 for c in alive}, topic_names={t: (f"topic {t}", ["w"], []) for t in {c // 5 for c in alive}})
+                        story_topics={c: c // 5 for c in alive}, topic_names={t: (f"topic {t}", ["w"], []) for t in {c // 5 for c in alive}},
+                        previous=previous)
         placed = ids[np.r_[arrivals, revised]]
         labels = (np.r_[arrivals, revised] % 7).astype(np.int64)
         repo.runs.record_predictions(run, placed, labels, np.full(len(placed), 0.6), np.full(len(placed), 0.4), labels // 5)
@@ -192,3 +198,32 @@ def test_a_runs_rows_are_read_from_its_oldest_held_row_with_the_same_answer(two_
             start = c.execute(text(f"SELECT rebuild_rows_from FROM runs WHERE id = {run_ids[-1]}")).scalar_one()
             before = c.execute(text(f"SELECT COUNT(*) FROM assignments WHERE assigned_by = 'rebuild' AND id < {start}")).scalar_one()
         assert before > 0  # the last run's read skips the rows of documents that left and of replaced rows
+
+
+def test_a_commit_given_the_previous_runs_levels_writes_what_it_writes_reading_them(two_databases):
+    """commit_run(previous=run_levels(...)) skips reading the previous run's rows again; the rows, exits and each run's
+    rebuild_rows_from are those of a commit that reads them, and levels of another run than the previous are ignored."""
+    steps = assignment_stream(seed=11)
+    reading, run_ids = play_history(two_databases[0], False, steps)
+    handed, same_runs = play_history(two_databases[1], False, steps, hand_over=True)
+    assert run_ids == same_runs
+    for sql in ("SELECT id, document_id, run_id, assigned_by, cluster_id, topic_id, probability, outlier_score FROM assignments",
+                "SELECT document_id, run_id FROM assignment_exits", "SELECT id, rebuild_rows_from FROM runs"):
+        assert _rows(reading.engine, sql) == _rows(handed.engine, sql), sql
+
+
+@pytest.mark.parametrize("n_docs", [40, 3_000])  # looked up by id / read in one scan of the table
+def test_document_text_columns_are_in_the_ids_order(database_url, n_docs):
+    engine = make_engine(database_url)
+    upgrade(engine)
+    ledger = SqlLedger(engine)
+    t0 = datetime(2026, 1, 1)
+    heads = [Headline(f"k{i}", f"title {i}", f"about {i}" if i % 3 else "", None, t0) for i in range(n_docs)]
+    ledger.add_documents(heads, None, t0)
+    ids = np.sort(np.array([h.id for h in heads], np.int64))
+    by_id = ledger.document_texts(ids)
+    assert ledger.document_text_columns(ids) == ([by_id[i][0] for i in ids.tolist()], [by_id[i][1] for i in ids.tolist()])
+    some = np.r_[ids[::-3], [12345]]  # any order, and an id without a row
+    titles, descriptions = ledger.document_text_columns(some)
+    assert titles == [by_id.get(i, ("", ""))[0] for i in some.tolist()]
+    assert descriptions == [by_id.get(i, ("", ""))[1] for i in some.tolist()]

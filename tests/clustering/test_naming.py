@@ -184,3 +184,32 @@ def test_a_title_said_to_tokenize_as_its_text_does():
         for text in (" ".join((title, "")), " ".join((title, "more words"))):
             if same_tokens(title, text):
                 assert tokenize(title) == tokenize(text), (title, text)
+
+
+def test_names_are_those_of_the_naming_kept_as_the_benchmarks_baseline():
+    """The batched stage (batched cosines, clusters re-read where near-duplicates sit among the first rows) names as the row-by-row naming did (bench/naming_before.py), on stories full of repeated headlines,
+    outlet suffixes, descriptions and vectors at cosine > 0.95."""
+    from dataclasses import astuple
+
+    from bench import naming_before
+    from service.clustering.naming import name_topics
+
+    words = ["storm", "coast", "fed", "rates", "cup", "final", "quake", "city", "mars", "rover", "the", "over", "Zoë", "&amp;"]
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        n = 400
+        labels = rng.integers(-1, 25, n)
+        titles = [" ".join(rng.choice(words, int(rng.integers(2, 6)))) + str(rng.choice(OUTLETS + ["", ""])) for _ in range(n)]
+        titles = [titles[i // 2] if rng.random() < 0.3 else t for i, t in enumerate(titles)]  # repeated headlines
+        texts = [" ".join((t, str(rng.choice(["", "", "More on this.", "Read more"])))) for t in titles]
+        centres = rng.standard_normal((25, 16))
+        vecs = centres[labels] + rng.standard_normal((n, 16)) * rng.choice([0.02, 0.5], (n, 1))  # some near-duplicates
+        vecs = vecs.astype(np.float32)
+        for docs in (5, 30):
+            now = name_clusters(texts, labels, vecs, titles=titles, max_keyword_docs=docs)
+            before = naming_before.name_clusters(texts, labels, vecs, titles=titles, max_keyword_docs=docs)
+            assert {k: astuple(v) for k, v in now.items()} == {k: astuple(v) for k, v in before.items()}, (seed, docs)
+        story_topic = np.arange(25) % 4
+        sizes = np.bincount(labels[labels >= 0], minlength=25)
+        assert ({k: astuple(v) for k, v in name_topics(now, story_topic, sizes, titles=titles).items()}
+                == {k: astuple(v) for k, v in naming_before.name_topics(before, story_topic, sizes, titles=titles).items()})

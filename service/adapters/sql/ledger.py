@@ -152,6 +152,47 @@ class SqlLedger:
                     out.update((i, (t, d or "")) for i, t, d in rows)
         return out
 
+    def document_text_columns(self, ids: np.ndarray) -> tuple[list[str], list[str]]:
+        """(titles, descriptions) of ids, in their order ("" for an id without a row). The rebuild's names read most
+        of the table: two lists aligned in numpy cost less than document_texts' dict of pairs (1M documents, a loaded
+        machine: the name stage's read and lists about 3.8 -> 1.1 s). The table is read in its own order (id order
+        through the primary key's index cost SQLite 2.7x the plain scan) and put in ids' order here."""
+        ids = np.asarray(ids, np.int64)
+        got_ids: list[int] = []
+        got_titles: list[str] = []
+        got_descriptions: list[str] = []
+
+        def take(rows) -> None:
+            i, t, d = zip(*rows)
+            got_ids.extend(i)
+            got_titles.extend(t)
+            got_descriptions.extend(d)
+
+        with self.engine.connect() as c:
+            if len(ids) > SCAN_MIN and len(ids) * SCAN_SHARE >= c.execute(select(func.count()).select_from(documents)).scalar_one():
+                for rows in driver_rows(c, "SELECT id, title, COALESCE(description, '') FROM documents"):
+                    take(rows)
+            else:
+                for s in range(0, len(ids), CHUNK):
+                    chunk = ids[s : s + CHUNK].tolist()
+                    sql = f"SELECT id, title, COALESCE(description, '') FROM documents WHERE id IN ({', '.join(['{p}'] * len(chunk))})"
+                    for rows in driver_rows(c, sql, chunk):
+                        take(rows)
+        known = np.asarray(got_ids, np.int64)
+        if len(known) == len(ids) and np.array_equal(known, ids):
+            return got_titles, got_descriptions
+        if not len(known):
+            return [""] * len(ids), [""] * len(ids)
+        order = np.argsort(known, kind="stable")
+        at = np.minimum(np.searchsorted(known[order], ids), len(known) - 1)
+        hit = known[order][at] == ids
+        pos = np.where(hit, order[at], len(known))  # past the end: the "" appended below
+
+        def aligned(column: list[str]) -> list[str]:
+            return np.array(column + [""], dtype=object)[pos].tolist()
+
+        return aligned(got_titles), aligned(got_descriptions)
+
     def document_times(self, ids: np.ndarray) -> dict[int, tuple[datetime | None, datetime]]:
         out: dict[int, tuple[datetime | None, datetime]] = {}
         with self.engine.connect() as c:

@@ -100,7 +100,7 @@ class SqlRunHistory:
             held = rebuild_rows_at(c, run_id)
         docs, topics = held["document_id"], held["topic_id"]
         has_topic = topics != UNSET_TOPIC
-        return RunLevels(docs, held["cluster_id"], docs[has_topic], topics[has_topic])
+        return RunLevels(docs, held["cluster_id"], docs[has_topic], topics[has_topic], run_id=int(run_id), held=held)
 
     def placed_labels(self, run_id: int) -> tuple[np.ndarray, np.ndarray]:
         """(document ids, persistent cluster ids or NOISE) of the arrivals placed under a run, sorted by document id."""
@@ -128,8 +128,11 @@ class SqlRunHistory:
         story_topics: dict[int, int] | None = None,
         topic_names: dict[int, SavedName] | None = None,
         drift_checks: list[dict] | None = None,
+        previous: RunLevels | None = None,
     ) -> None:
-        """Everything a rebuild produced, in one transaction: readers see the old run or the whole new one."""
+        """Everything a rebuild produced, in one transaction: readers see the old run or the whole new one.
+        previous: run_levels of the last done run as the rebuild read them; the rows it holds are taken from it, not
+        read again (a done run's rebuild rows never change; 100k documents: 0.3 s of the commit), when it is that run."""
         now = utcnow()
         sizes = dict(zip(*np.unique(labels[labels != NOISE], return_counts=True)))
         story_topics = story_topics or {}
@@ -154,7 +157,7 @@ class SqlRunHistory:
                 ])
             doc_ids, labels, topic_of = (np.asarray(x, np.int64) for x in (doc_ids, labels, topic_of))
             probabilities, outlier_scores = np.asarray(probabilities, np.float64), np.asarray(outlier_scores, np.float64)
-            write, kept_from = _changed_rows(c, run_id, doc_ids, labels, topic_of, probabilities, self.every_row)
+            write, kept_from = _changed_rows(c, run_id, doc_ids, labels, topic_of, probabilities, self.every_row, previous)
             _insert_assignments(c, run_id, "rebuild", now, doc_ids[write], labels[write], probabilities[write], outlier_scores[write],
                                 topic_of[write])
             written_from = c.execute(select(func.min(assignments.c.id)).where(
@@ -289,16 +292,18 @@ def rebuild_rows_at(c, run_id: int, from_start: bool = False) -> dict[str, np.nd
     return out
 
 
-def _changed_rows(c, run_id: int, doc_ids, labels, topics, probabilities, every_row: bool) -> tuple[np.ndarray, int | None]:
+def _changed_rows(c, run_id: int, doc_ids, labels, topics, probabilities, every_row: bool,
+                  previous: RunLevels | None = None) -> tuple[np.ndarray, int | None]:
     """Which of a rebuild's documents get a row (a mask over doc_ids) and the smallest row id among the documents
     that keep their previous row (None: none do); the exits of the previous run's documents this run left out are
     written here. A document gets a row unless the previous done run held it with the same story, topic and
-    probability band and no arrival row was written for it since."""
+    probability band and no arrival row was written for it since. previous: the previous run's levels as run_levels
+    read them, whose rows are used when they are that run's (else read here)."""
     doc_ids = np.asarray(doc_ids, np.int64)
     prev = c.execute(select(func.max(runs.c.id)).where(runs.c.status == "done", runs.c.id < run_id)).scalar_one()
     if prev is None:
         return np.ones(len(doc_ids), bool), None
-    held = rebuild_rows_at(c, prev)
+    held = previous.held if previous is not None and previous.run_id == prev and previous.held is not None else rebuild_rows_at(c, prev)
     held_docs = held["document_id"]
     left = held_docs[~np.isin(held_docs, doc_ids)]
     if len(left):

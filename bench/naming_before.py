@@ -1,0 +1,438 @@
+"""The naming core as it was before the name stage was made faster (kept only as bench/names.py's baseline:
+the same names, timed in the same run). Not used by the service.
+
+Members -> a story's name: keywords (class-based TF-IDF, BERTopic's c-TF-IDF idea), a title (its most central
+headline) and distinct representative headlines.
+
+What every story shares is learned from the data and gets no weight:
+
+* affixes: word sequences at the same place in many headlines of many clusters -- right after a separator
+  (" - Reuters", " | AP News", ": CNBC", " - The New York Times"), before one ("Opinion | ", "LIVE: ") or closing the
+  text ("Continue reading...", "Read Full Article at RT.com") -- are cut out before counting, so they neither count
+  nor glue into bigrams ("article rt");
+* common terms: a term left in at least ``common_share`` of the clusters names none of them.
+
+Pure: numpy/scipy over arrays and strings. Rows are grouped once (one sort), so 1M documents cost a few passes.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import chain
+
+import numpy as np
+from scipy import sparse
+
+
+@dataclass(frozen=True)
+class Name:
+    keywords: tuple[str, ...]
+    representatives: tuple[int, ...]  # row indices into the inputs, most central first; distinct headlines
+    title_row: int = -1  # row index of the story's title: its most central headline (representatives[0]); -1 if none
+
+
+_SEP = "|"  # stands for a separator (" - ", " | ", ": ", " • ") and for a cut, so no bigram spans it
+_CUT = "\x00"  # stands for a cut outlet suffix: where a headline ends and its description begins
+_TOKEN = re.compile(r"\s[-|\u2013\u2014\u2022\u00b7]+\s|:\s|•|\b[^\W\d_][\w\-]*\w")
+_MAX_AFFIX = 6  # words in a learned affix ("read full article at rt com")
+_MIN_AFFIX_DOCS = 10  # fewer cannot tell scattered from bunched
+_LEARN_SAMPLE = 20_000  # documents the affixes are learned from (spread evenly over the clusters)
+
+# Fallback only: names of HTML entities whose "&...;" an upstream feed already stripped ("Wednesday nbsp night").
+# Escaped entities ("&nbsp;") are decoded with html.unescape, and a bare name that is common across clusters is caught
+# by the learned rule; but in a small corpus a stray "nbsp" sits in too few clusters to be learned, and these names
+# are no word of any language, so dropping them costs nothing.
+_ENTITY_NAMES = frozenset({"nbsp", "amp", "quot", "apos", "hellip", "mdash", "ndash", "lsquo", "rsquo", "ldquo", "rdquo"})
+
+
+@lru_cache(maxsize=1)
+def stop_words() -> frozenset[str]:
+    """scikit-learn's English list (importing it costs ~0.7 s once per process: warmup.py pays it at start)."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset(ENGLISH_STOP_WORDS)
+
+
+def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray, n_keywords: int = 6, n_representatives: int = 3,
+                  *, titles: Sequence[str] | None = None, common_share: float = 0.5, duplicate_cosine: float = 0.95,
+                  max_keyword_docs: int = 100, min_clusters: int = 3) -> dict[int, Name]:
+    """Name every cluster (label >= 0) by keywords, a title row and up to ``n_representatives`` distinct headlines.
+
+    Keywords weigh a term by its document frequency in the cluster against its spread over all clusters (so "says"
+    sinks and each story's own words rise), after the learned boilerplate is removed (see the module docstring).
+    ``titles``, when given (the headline alone of each row), makes the duplicate check compare headlines rather than
+    "title description" texts. Two rows are the same headline when their words match once learned affixes (or a short
+    trailing " - Outlet") are cut, or their vectors' cosine exceeds ``duplicate_cosine``; each card shows one of them.
+    Only each cluster's ``max_keyword_docs`` most central rows are read for keywords and representatives.
+    Learning needs ``min_clusters`` clusters sharing a term or affix; below that nothing is treated as boilerplate.
+    ``texts`` and ``titles`` are only indexed, by row: a caller may make each one when it is asked for.
+    """
+    labels = np.asarray(labels)
+    vectors = np.asarray(vectors)  # a memory map's rows read as plain arrays (np.memmap's own indexing costs ~10x more)
+    clustered = np.flatnonzero(labels >= 0)
+    if len(clustered) == 0:
+        return {}
+    cluster_values, cl = np.unique(labels[clustered], return_inverse=True)
+    n_clusters = len(cluster_values)
+
+    # group once: by cluster, most central first
+    closeness = _closeness(vectors, clustered, cl, n_clusters)
+    order = np.lexsort((-closeness, cl))
+    rows_sorted, cl_sorted = clustered[order], cl[order]
+    starts = np.searchsorted(cl_sorted, np.arange(n_clusters + 1))
+    read = (np.arange(len(order)) - starts[cl_sorted]) < max_keyword_docs
+    doc_rows, doc_cl = rows_sorted[read], cl_sorted[read]
+    doc_starts = np.searchsorted(doc_cl, np.arange(n_clusters + 1))
+
+    tokens = [tokenize(texts[r]) for r in doc_rows]
+    affixes = _learn_affixes(tokens, doc_cl, n_clusters, min_clusters)
+    firsts = _first_words(affixes)
+    stripped = [_strip(t, affixes, firsts) for t in tokens] if affixes else tokens
+
+    keywords = _keywords(stripped, doc_cl, n_clusters, n_keywords, common_share, min_clusters)
+
+    names: dict[int, Name] = {}
+    for c in range(n_clusters):
+        picked: list[int] = []
+        seen_keys: set[str] = set()
+        picked_vecs: list[np.ndarray] = []
+        for j in range(doc_starts[c], doc_starts[c + 1]):
+            if len(picked) >= n_representatives:
+                break
+            r = int(doc_rows[j])
+            if titles is not None and not same_tokens(titles[r], texts[r]):
+                keys = _headline_keys(_strip(tokenize(titles[r]), affixes, firsts))
+            else:
+                keys = _headline_keys(stripped[j])
+            if keys & seen_keys:
+                continue
+            v = np.asarray(vectors[r], np.float64)
+            v = v / max(float(np.linalg.norm(v)), 1e-12)
+            if picked_vecs and float(np.max(np.stack(picked_vecs) @ v)) > duplicate_cosine:
+                continue
+            picked.append(r)
+            picked_vecs.append(v)
+            seen_keys |= keys
+        names[int(cluster_values[c])] = Name(keywords=keywords[c], representatives=tuple(picked), title_row=picked[0] if picked else -1)
+    return names
+
+
+def _closeness(vectors: np.ndarray, rows: np.ndarray, cl: np.ndarray, n_clusters: int, chunk: int = 65_536) -> np.ndarray:
+    """Each row's dot product with its cluster's mean vector; one sparse product for all means, then chunked rows."""
+    indicator = sparse.csr_matrix((np.ones(len(rows), np.float32), (cl, rows)), shape=(n_clusters, len(vectors)))
+    sizes = np.bincount(cl, minlength=n_clusters).astype(np.float64)
+    dtype = vectors.dtype if vectors.dtype in (np.float32, np.float64) else np.float64
+    centres = (np.asarray(indicator @ vectors, dtype=np.float64) / sizes[:, None]).astype(dtype)
+    out = np.empty(len(rows), np.float64)
+    for s in range(0, len(rows), chunk):
+        e = min(len(rows), s + chunk)
+        out[s:e] = np.einsum("ij,ij->i", np.asarray(vectors[rows[s:e]], dtype), centres[cl[s:e]])
+    return out
+
+
+def tokenize(text: str) -> list[str]:
+    """Lowercase words, with every separator as _SEP; HTML entities decoded ("&amp;nbsp;" too)."""
+    if "&" in text:
+        text = html.unescape(html.unescape(text))
+    return [t if t[0].isalpha() else _SEP for t in _TOKEN.findall(text.lower())]
+
+
+# a title ending in one of these may tokenize otherwise with a space after it: ":" and " -" are separators only then
+_ENDS_BEFORE_SPACE = frozenset(":-|\u2013\u2014\u2022\u00b7")
+
+
+def same_tokens(title: str, text: str) -> bool:
+    """Whether a title tokenizes as its text does: the text is the title and an empty description ("title "), and the
+    space added cannot make a separator of the title's end."""
+    return len(text) == len(title) + 1 and text.endswith(" ") and text.startswith(title) and title[-1:] not in _ENDS_BEFORE_SPACE
+
+
+def _affix_candidates(toks: list[str]):
+    """Word sequences at a fixed place: ('^', head...) before the first separator, ('|', ...) after a separator,
+    (..., '$') closing the text."""
+    n = len(toks)
+    for i, t in enumerate(toks):
+        if t != _SEP:
+            continue
+        if 0 < i <= _MAX_AFFIX and _SEP not in toks[:i]:
+            yield ("^", *toks[:i])
+        for k in range(1, _MAX_AFFIX + 1):
+            if i + k >= n or toks[i + k] == _SEP:
+                break
+            yield (_SEP, *toks[i + 1:i + 1 + k])
+    for k in range(2, min(_MAX_AFFIX, n - 1) + 1):
+        if toks[-k] == _SEP:
+            break
+        yield (*toks[-k:], "$")
+
+
+def _learn_affixes(tokens: list[list[str]], doc_cl: np.ndarray, n_clusters: int, min_clusters: int) -> frozenset[tuple[str, ...]]:
+    """Affixes found in at least _MIN_AFFIX_DOCS documents of at least min_clusters clusters, and in at least 40% of
+    the clusters a random scatter of as many documents would reach: boilerplate lands wherever its outlet does, a
+    story's words bunch in its clusters. (Fewer documents cannot tell the two apart.)"""
+    if n_clusters < min_clusters:
+        return frozenset()
+    take = _distinct(np.linspace(0, len(tokens) - 1, min(len(tokens), _LEARN_SAMPLE)).astype(np.int64))
+    n_docs: Counter = Counter()  # documents with the affix
+    reach: Counter = Counter()  # clusters with the affix
+    in_cluster: set = set()
+    for j, i in enumerate(take):  # docs come grouped by cluster
+        found = set(_affix_candidates(tokens[i]))
+        n_docs.update(found)
+        in_cluster |= found
+        if j + 1 == len(take) or doc_cl[take[j + 1]] != doc_cl[i]:
+            reach.update(in_cluster)
+            in_cluster = set()
+    stop = stop_words() | {"^", _SEP, "$"}
+    cands = [c for c, nn in n_docs.items() if nn >= _MIN_AFFIX_DOCS and reach[c] >= min_clusters
+             and not stop.issuperset(c)]  # "- the" is no outlet
+    if not cands:
+        return frozenset()
+    sizes = np.bincount(doc_cl[take], minlength=n_clusters).astype(np.float64)
+    sizes = sizes[sizes > 0]
+    n = np.array([n_docs[c] for c in cands], np.int64)
+    reached = np.array([reach[c] for c in cands], np.float64)
+    values, inverse = np.unique(n, return_inverse=True)
+    expected = (1.0 - (1.0 - values[:, None] / sizes.sum()) ** sizes[None, :]).sum(axis=1)[inverse.ravel()]
+    return frozenset(c for c, k, e in zip(cands, reached, expected) if k >= 0.4 * e)
+
+
+def _first_words(affixes: frozenset) -> tuple[frozenset, dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+    """The word each kind of affix starts (heads, after a separator) or ends (tails) with: a quick reject in _strip;
+    for afters and tails, with the lengths (in words, longest first) of the affixes holding that word there, so _strip
+    tries only lengths that can match (the same cuts; 58k synthetic documents, fastest of 12: 0.085 -> 0.055 s)."""
+    afters: dict[str, set[int]] = {}
+    tails: dict[str, set[int]] = {}
+    for a in affixes:
+        if a[0] == _SEP:
+            afters.setdefault(a[1], set()).add(len(a) - 1)
+        elif a[-1] == "$":
+            tails.setdefault(a[-2], set()).add(len(a) - 1)
+    return (frozenset(a[1] for a in affixes if a[0] == "^"), {w: tuple(sorted(ks, reverse=True)) for w, ks in afters.items()},
+            {w: tuple(sorted(ks, reverse=True)) for w, ks in tails.items()})
+
+
+def _strip(toks: list[str], affixes: frozenset, firsts: tuple[frozenset, dict, dict]) -> list[str]:
+    """Cut learned affixes (longest first), leaving _SEP in their place (_CUT where an outlet suffix was); returns
+    the input itself when nothing matches."""
+    if not affixes or not toks:
+        return toks
+    heads, afters, tails = firsts
+    out = toks
+    n = len(toks)
+    for k in tails.get(toks[-1], ()):
+        if 2 <= k <= min(_MAX_AFFIX, n - 1) and (*toks[-k:], "$") in affixes:
+            out = list(toks)
+            out[n - k:] = [_SEP] * k
+            break
+    if _SEP not in toks:
+        return out
+    if toks[0] in heads:
+        first = toks.index(_SEP)
+        if 0 < first <= _MAX_AFFIX and ("^", *toks[:first]) in affixes:
+            out = list(out) if out is toks else out
+            out[:first] = [_SEP] * first
+    i = -1
+    while True:
+        try:
+            i = toks.index(_SEP, i + 1)
+        except ValueError:
+            break
+        if i + 1 >= n or toks[i + 1] not in afters:
+            continue
+        for k in afters[toks[i + 1]]:
+            if k > min(_MAX_AFFIX, n - 1 - i):
+                continue
+            seg = toks[i + 1:i + 1 + k]
+            if _SEP not in seg and (_SEP, *seg) in affixes:
+                out = list(out) if out is toks else out
+                out[i + 1:i + 1 + k] = [_CUT] * k
+                break
+    return out
+
+
+def _distinct(x: np.ndarray) -> np.ndarray:
+    """np.unique by sorting (numpy's hashing path for plain np.unique is ~20x slower on millions of int64)."""
+    x = np.sort(x)
+    return x[np.r_[True, x[1:] != x[:-1]]] if len(x) else x
+
+
+def _headline_keys(toks: list[str]) -> set[str]:
+    """Keys under which a headline counts once: its words up to where a learned outlet affix was cut (the rest is
+    a description); and, when the text ends in a short segment after a separator (" - Reuters", " | AP News"), the
+    words before it."""
+    if _CUT in toks and sum(t != _SEP for t in toks[:toks.index(_CUT)]) >= 3:
+        toks = toks[:toks.index(_CUT)]
+    words = [t for t in toks if t not in (_SEP, _CUT)]
+    keys = {" ".join(words)}
+    if _SEP in toks:
+        last = len(toks) - 1 - toks[::-1].index(_SEP)
+        head = [t for t in toks[:last] if t not in (_SEP, _CUT)]
+        if len(toks) - 1 - last <= 4 and len(head) >= 3:
+            keys.add(" ".join(head))
+    return keys
+
+
+def _keywords(stripped: list[list[str]], doc_cl: np.ndarray, n_clusters: int, n_keywords: int, common_share: float,
+              min_clusters: int) -> list[tuple[str, ...]]:
+    """c-TF-IDF over unigrams and bigrams (adjacent non-stop words), each counted once per document."""
+    empty: list[tuple[str, ...]] = [()] * n_clusters
+    stop = stop_words()
+    flat = list(chain.from_iterable(stripped))
+    words = [_SEP, _CUT, *sorted(set(flat) - {_SEP, _CUT})]
+    if len(words) <= 2:
+        return empty
+    vocab = {w: i for i, w in enumerate(words)}
+    ids = np.fromiter(map(vocab.__getitem__, flat), np.int64, len(flat))
+    del flat
+    v = len(words)
+    skip = np.array([w in stop or len(w) < 2 or w in (_SEP, _CUT) for w in words])
+    doc_of = np.repeat(np.arange(len(stripped), dtype=np.int64), [len(t) for t in stripped])
+    ok = ~skip[ids]
+    stop_id = np.array([w in stop for w in words])
+    keep = ~stop_id[ids]  # bigrams skip stop words ("house of cards" -> "house cards") but never span a cut
+    ids, doc_of, ok = ids[keep], doc_of[keep], ok[keep]
+
+    def per_cluster(doc: np.ndarray, term: np.ndarray, n_terms: int) -> sparse.csr_matrix:
+        pairs = _distinct(doc * n_terms + term)
+        d, t = pairs // n_terms, pairs % n_terms
+        return sparse.csr_matrix((np.ones(len(d)), (doc_cl[d], t)), shape=(n_clusters, n_terms))
+
+    uni = per_cluster(doc_of[ok], ids[ok], v)
+    both = ok[:-1] & ok[1:] & (doc_of[:-1] == doc_of[1:])
+    codes, inverse = np.unique(ids[:-1][both] * v + ids[1:][both], return_inverse=True)
+    bi = per_cluster(doc_of[:-1][both], inverse.ravel(), len(codes))
+    counts = sparse.hstack([uni, bi], format="csr")
+    cluster_df = np.bincount(counts.indices, minlength=counts.shape[1])
+
+    common = np.zeros(counts.shape[1], bool)
+    if n_clusters >= min_clusters:
+        common = (cluster_df >= min_clusters) & (cluster_df >= common_share * n_clusters)
+    common[:v] |= np.array([w in _ENTITY_NAMES for w in words])
+    common[v:] |= np.asarray(bi.sum(axis=0)).ravel() < 2  # a bigram seen once says nothing
+    common[:2] = True
+
+    total = np.asarray(counts.sum(axis=0)).ravel()
+    avg = total.sum() / n_clusters
+    idf = np.where(common, 0.0, np.log1p(avg / np.maximum(total, 1)))
+    row_sum = np.maximum(np.asarray(counts.sum(axis=1)).ravel(), 1)
+    weights = sparse.diags(1.0 / row_sum) @ counts @ sparse.diags(idf)
+    weights = weights.tocsr()
+    weights.eliminate_zeros()
+
+    def term(i: int) -> str:
+        if i < v:
+            return words[i]
+        a, b = divmod(int(codes[i - v]), v)
+        return f"{words[a]} {words[b]}"
+
+    # every cluster's terms ranked in one sort, the cluster first: by weight, on a tie the bigram ("high school") first
+    row = np.repeat(np.arange(n_clusters), np.diff(weights.indptr))
+    idx = weights.indices
+    ranked = idx[np.lexsort((idx, idx < v, -weights.data, row))]
+    out = []
+    for c in range(n_clusters):
+        top = ranked[weights.indptr[c] : min(weights.indptr[c + 1], weights.indptr[c] + n_keywords * 4)]
+        out.append(_drop_contained(tuple(term(int(t)) for t in top))[:n_keywords])
+    return out
+
+
+def _drop_contained(terms: tuple[str, ...]) -> tuple[str, ...]:
+    """'contested ballots' and 'ballots districts' say one thing twice: a term sharing a word with a better one is dropped."""
+    out, used = [], set()
+    for t in terms:
+        words = set(t.split())
+        if words & used:
+            continue
+        used |= words
+        out.append(t)
+    return tuple(out)
+
+
+def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_sizes: np.ndarray, n_keywords: int = 6,
+                n_representatives: int = 3, common_share: float = 0.5, min_topics: int = 3, *,
+                titles: Sequence[str] | None = None, joined_share: float = 0.8) -> dict[int, Name]:
+    """A topic's name from what its stories share: the keywords of its stories (story_names, by story label), weighed
+    by how many of its stories list each (c-TF-IDF with stories as the documents), never a phrase of one headline.
+
+    Why from the stories: a topic named from its most central headlines ("trump, donald, host" over a stream of
+    29 categories; "american, eagle, dick" over one story's stray headlines) says what one story or headline said.
+    Each story's keywords already have the learned boilerplate and common words out; here a term listed by at
+    least ``common_share`` of the topics (``min_topics`` or more) names none of them, and a bare word that a bigram
+    of the same topic's stories holds ("donald" beside "donald trump", "eagle" beside "american eagle") gives way to
+    that bigram (first names and halves of names), which takes the better of the two weights.
+    With ``titles`` (each row's headline), a bare word that the topic's stories' representative headlines follow
+    by one same word at least ``joined_share`` of the times ("zac" by "efron", "miley" by "cyrus") is named with
+    it, and that word alone gives way.
+    Representatives: the title headline of each of its largest stories.
+    """
+    story_topic = np.asarray(story_topic)
+    topics = np.unique(story_topic[story_topic >= 0])
+    if len(topics) == 0:
+        return {}
+    index = {int(t): i for i, t in enumerate(topics)}
+    counts: list[Counter] = [Counter() for _ in topics]
+    rank: list[dict[str, int]] = [{} for _ in topics]  # ties: the better place a term holds in its stories' own lists
+    n_stories = np.zeros(len(topics))
+    for s, t in enumerate(story_topic.tolist()):
+        if t < 0:
+            continue
+        n_stories[index[t]] += 1
+        name = story_names.get(s)
+        if name is not None:
+            counts[index[t]].update(set(name.keywords))
+            for place, term in enumerate(name.keywords):
+                rank[index[t]][term] = min(place, rank[index[t]].get(term, place))
+    spread = Counter(term for c in counts for term in c)  # topics listing each term
+    total = Counter()
+    for c in counts:
+        total.update(c)
+    avg = sum(total.values()) / len(topics)
+    common = {term for term, k in spread.items() if len(topics) >= min_topics and k >= min_topics and k >= common_share * len(topics)}
+    names: dict[int, Name] = {}
+    for t, i in index.items():
+        weight = {term: c / n_stories[i] * np.log1p(avg / total[term]) for term, c in counts[i].items() if term not in common}
+        for term in [x for x in weight if " " in x]:  # a bare word gives way to a bigram of this topic holding it
+            for word in term.split():
+                if word in weight:
+                    weight[term] = max(weight[term], weight.pop(word))
+        ranked = sorted(weight, key=lambda x: (-round(weight[x], 9), rank[i][x], x))
+        members = np.flatnonzero(story_topic == t)
+        if titles is not None:
+            rows = [r for s in members.tolist() if s in story_names for r in story_names[s].representatives]
+            ranked = _joined_names(ranked[: n_keywords * 4], [tokenize(titles[r]) for r in rows], joined_share)
+        largest = members[np.argsort(-np.asarray(story_sizes)[members], kind="stable")]
+        reps = tuple(int(story_names[int(s)].title_row) for s in largest
+                     if int(s) in story_names and story_names[int(s)].title_row >= 0)[:n_representatives]
+        names[t] = Name(keywords=_drop_contained(tuple(ranked[: n_keywords * 4]))[:n_keywords], representatives=reps,
+                        title_row=reps[0] if reps else -1)
+    return names
+
+
+def _joined_names(terms: list[str], headlines: list[list[str]], share: float) -> list[str]:
+    """A bare word that these headlines follow by one same word at least `share` of the times (twice or more) is
+    named with it ("zac" -> "zac efron"); that word alone then gives way."""
+    follow: dict[str, Counter] = {}
+    singles = {t for t in terms if " " not in t}
+    for toks in headlines:
+        for a, b in zip(toks, toks[1:]):
+            if a in singles:
+                follow.setdefault(a, Counter())[b] += 1
+    out, dropped = [], set()
+    for t in terms:
+        if t in dropped:
+            continue
+        nxt = follow.get(t)
+        if nxt:
+            word, k = nxt.most_common(1)[0]
+            if k >= 2 and k >= share * sum(nxt.values()) and word != _SEP and word not in stop_words():
+                out.append(f"{t} {word}")
+                dropped.add(word)
+                continue
+        out.append(t)
+    return [t for t in out if t not in dropped]
