@@ -6,8 +6,9 @@
 Headlines and labels as bench/scale.py builds them (its corpus and _titles: two words of the story, one of the topic,
 three common ones); the clusters are the generator's stories (background = noise), the topics its topics. The
 documents are written to a SQLite history first, so the stage reads its texts as the rebuild does. Then, in the same
-process, the stage runs as the rebuild runs it (service.usecases.rebuild.name_levels) and as it ran before
-(bench/naming_before.py and the old reading of the texts), and the names of the two are compared: they must be equal.
+process, the stage runs as the rebuild runs it (service.usecases.rebuild.name_levels) and as a baseline close to how it
+ran before (every text read into a dict, and each story's representatives read row by row: naming's batched=False),
+and the names of the two are compared: they must be equal.
 
 Prints one JSON line per n: n, stories, topics, setup_s (corpus and SQLite), names_s (the stage now, wall seconds, best
 of --repeat interleaved runs), names_before_s (the baseline), speedup, names_cpu_s / names_cpu_before_s (the same in
@@ -54,18 +55,18 @@ def corpus_home(n: int, seed: int, home: Path):
 
 
 def names_before(app, doc_ids, vectors, story_labels, story_topic, story_ids, topic_ids):
-    """The name stage as it was: every text read into a dict, then the old naming core."""
-    from bench import naming_before as nb
+    """The baseline: every text read into a dict, then each story's representatives read row by row."""
+    from service.clustering.naming import name_clusters, name_topics
     from service.usecases.rebuild import STORY_NAME_DOCS, _story_name, _topic_name
 
     texts_by_id = app.ledger.document_texts(doc_ids)
     pairs = [texts_by_id.get(i, ("", "")) for i in doc_ids.tolist()]
     titles, texts = [p[0] for p in pairs], [" ".join(p) for p in pairs]
-    by_story = nb.name_clusters(texts, story_labels, vectors, titles=titles, max_keyword_docs=STORY_NAME_DOCS)
+    by_story = name_clusters(texts, story_labels, vectors, titles=titles, max_keyword_docs=STORY_NAME_DOCS, batched=False)
     story_names = {int(story_ids[label]): _story_name(name, titles, doc_ids) for label, name in by_story.items()}
     story_sizes = np.bincount(story_labels[story_labels >= 0], minlength=len(story_topic))
     topic_names = {int(topic_ids[label]): _topic_name(name, doc_ids, int(topic_ids[label]))
-                   for label, name in nb.name_topics(by_story, story_topic, story_sizes, titles=titles).items()}
+                   for label, name in name_topics(by_story, story_topic, story_sizes, titles=titles).items()}
     return story_names, topic_names
 
 
@@ -105,7 +106,6 @@ def real_set(path: Path, label: str | None) -> dict:
     import csv
     from dataclasses import astuple
 
-    from bench import naming_before as nb
     from service.adapters.embedders import MiniLMEmbedder
     from service.clustering.naming import name_clusters, name_topics
     from service.domain import Headline
@@ -124,10 +124,10 @@ def real_set(path: Path, label: str | None) -> dict:
     story_topic = np.arange(int(labels.max()) + 1) % max(1, (int(labels.max()) + 1) // 5)
     sizes = np.bincount(labels)
     out = {}
-    for key, (clusters, topics) in (("before", (nb.name_clusters, nb.name_topics)), ("now", (name_clusters, name_topics))):
-        stories = clusters(texts, labels, vectors, titles=titles, max_keyword_docs=30)
-        named = {"stories": stories, "topics": topics(stories, story_topic, sizes, titles=titles)}
-        out[key] = {level: {k: astuple(v) for k, v in names.items()} for level, names in named.items()}  # two Name classes
+    for key, batched in (("before", False), ("now", True)):
+        stories = name_clusters(texts, labels, vectors, titles=titles, max_keyword_docs=30, batched=batched)
+        named = {"stories": stories, "topics": name_topics(stories, story_topic, sizes, titles=titles)}
+        out[key] = {level: {k: astuple(v) for k, v in names.items()} for level, names in named.items()}
     keywords, _, title_row = out["now"]["stories"][0]
     return {"csv": path.name, "documents": len(rows), "stories": len(out["now"]["stories"]), "topics": len(out["now"]["topics"]),
             "same_names": out["before"] == out["now"], "example": {"title": titles[title_row], "keywords": list(keywords)}}

@@ -57,7 +57,7 @@ def stop_words() -> frozenset[str]:
 
 def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray, n_keywords: int = 6, n_representatives: int = 3,
                   *, titles: Sequence[str] | None = None, common_share: float = 0.5, duplicate_cosine: float = 0.95,
-                  max_keyword_docs: int = 100, min_clusters: int = 3) -> dict[int, Name]:
+                  max_keyword_docs: int = 100, min_clusters: int = 3, batched: bool = True) -> dict[int, Name]:
     """Name every cluster (label >= 0) by keywords, a title row and up to ``n_representatives`` distinct headlines.
 
     Keywords weigh a term by its document frequency in the cluster against its spread over all clusters (so "says"
@@ -68,6 +68,7 @@ def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray,
     Only each cluster's ``max_keyword_docs`` most central rows are read for keywords and representatives.
     Learning needs ``min_clusters`` clusters sharing a term or affix; below that nothing is treated as boilerplate.
     ``texts`` and ``titles`` are only indexed, by row: a caller may make each one when it is asked for.
+    ``batched=False`` reads every cluster row by row (the reference the batched shortcut must equal: tests, bench/names.py).
     """
     labels = np.asarray(labels)
     vectors = np.asarray(vectors)  # a memory map's rows read as plain arrays (np.memmap's own indexing costs ~10x more)
@@ -94,14 +95,14 @@ def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray,
     keywords = _keywords(stripped, doc_cl, n_clusters, n_keywords, common_share, min_clusters)
 
     picked = _representatives(vectors, doc_rows, doc_starts, stripped, texts, titles, affixes, firsts, n_representatives,
-                              duplicate_cosine)
+                              duplicate_cosine, batched=batched)
     return {int(cluster_values[c]): Name(keywords=keywords[c], representatives=tuple(picked[c]), title_row=picked[c][0] if picked[c] else -1)
             for c in range(n_clusters)}
 
 
 def _representatives(vectors: np.ndarray, doc_rows: np.ndarray, doc_starts: np.ndarray, stripped: list[list[str]], texts: Sequence[str],
                      titles: Sequence[str] | None, affixes: frozenset, firsts: tuple, n_representatives: int,
-                     duplicate_cosine: float, chunk: int = 4096) -> list[list[int]]:
+                     duplicate_cosine: float, chunk: int = 4096, batched: bool = True) -> list[list[int]]:
     """Each cluster's representatives (rows), read in order (most central first): a row whose headline keys or vector
     (cosine > duplicate_cosine) repeat one already picked is skipped.
 
@@ -153,7 +154,7 @@ def _representatives(vectors: np.ndarray, doc_rows: np.ndarray, doc_starts: np.n
         # no two of a cluster's batched rows alike: a reading picks exactly them (each one's keys are new, and so is
         # its vector, and every row between them shares keys with one of them); the others are read again
         alike = ((gram > duplicate_cosine) & (cand[:, :, None] >= 0) & (cand[:, None, :] >= 0)
-                 & np.triu(np.ones((k, k), bool), 1)).any(axis=(1, 2)).tolist()
+                 & np.triu(np.ones((k, k), bool), 1)).any(axis=(1, 2)).tolist() if batched else [True] * (c1 - c0)
         slots = cand.tolist()
         reread = [c for c in range(c0, c1) if alike[c - c0]]
         grams = _cluster_grams(vectors, doc_rows, doc_starts, reread, unit)
