@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..clustering.graph import (EXACT_SEARCH_MAX_N, build_index, complete_lists, join_new_rows, knn, merge_neighbours, nearest_others,
+from ..clustering.graph import (EXACT_SEARCH_MAX_N, is_exact, refine_new_rows, build_index, complete_lists, join_new_rows, knn, merge_neighbours, nearest_others,
                                 probed_blocks, search_index, subgraph)
 from ..domain import Neighbours
 from ..files import atomic_write
@@ -47,6 +47,7 @@ log = logging.getLogger("newsclust.vector_cache")
 # A corrected vector (a known id with new text) is searched this many times k deep and offered to what it finds.
 # New rows do not search: join_new_rows compares them with every row the index would compare them with.
 REVERSE_DEPTH = 16
+REFINE_NEW_ROWS = True
 # A catch-up reads the rows stamped (ingested_ts, each worker's clock at its upsert) since the copy's newest
 # row less this: workers' clocks a little apart (NTP keeps them within milliseconds), a batch stamped before a slower
 # one landed (one Milvus upsert, a second or two). A row older
@@ -238,6 +239,12 @@ class CachedVectorStore:
         kth = np.memmap(self._gdist_path, dtype=np.float32, mode="r", shape=(first_row, self.k))[:, self.k - 1].copy() \
             if first_row else np.zeros(0, np.float32)
         own, (older, newer, dist) = join_new_rows(probed_blocks(index, new), new, first_row, kth, self.k)
+        if REFINE_NEW_ROWS and first_row and not is_exact(index):
+            vecs = np.memmap(self._vec_path, dtype=np.float32, mode="r", shape=(total, self.dim))
+            lists = np.memmap(self._gidx_path, dtype=np.int64, mode="r", shape=(first_row, self.k))
+            own, (o2, n2, d2) = refine_new_rows(vecs, lists, own, first_row, kth, self.k)
+            del vecs, lists
+            older, newer, dist = np.concatenate([older, o2]), np.concatenate([newer, n2]), np.concatenate([dist, d2])
         with self._gidx_path.open("ab") as fh:
             fh.write(own.indices.tobytes())
         with self._gdist_path.open("ab") as fh:
