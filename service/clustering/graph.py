@@ -137,22 +137,22 @@ def join_new_rows(blocks, new: np.ndarray, first_row: int, kth_distance: np.ndar
     nq = len(new)
     heap = faiss.ResultHeap(nq, k + 1, keep_max=True)
     d = np.asarray(kth_distance, np.float64)
-    kth_cos = np.where(np.isfinite(d), 1.0 - d * d / 2.0, -np.inf).astype(np.float32)  # cosine of each older row's k-th
+    # cosine of each older row's k-th; +inf for the new rows, whose own lists the heap finds: compared in place, no
+    # copy of a block's columns to older rows
+    kth_cos = np.concatenate([np.where(np.isfinite(d), 1.0 - d * d / 2.0, -np.inf), np.full(nq, np.inf)]).astype(np.float32)
     xs, ys, sims = [], [], []
     for queries, ids, vectors in blocks:
         ids = np.asarray(ids, np.int64)
-        old = ids < first_row
+        threshold = kth_cos[ids]
         step = max(1, JOIN_BLOCK // max(len(ids), 1))
         for s in range(0, len(queries), step):
             q = queries[s : s + step]
             sim = new[q] @ vectors.T
             heap.add_result_subset(np.ascontiguousarray(q, np.int64), sim, ids)
-            if old.any():
-                to_old = sim[:, old]
-                qi, mi = np.nonzero(to_old >= kth_cos[ids[old]])
-                xs.append(ids[old][mi])
-                ys.append(q[qi] + first_row)
-                sims.append(to_old[qi, mi])
+            qi, mi = np.nonzero(sim >= threshold)
+            xs.append(ids[mi])
+            ys.append(q[qi] + first_row)
+            sims.append(sim[qi, mi])
     heap.finalize()
     rows = np.arange(first_row, first_row + nq, dtype=np.int64)
     found_dist = cosine_to_distance(np.where(heap.I >= 0, heap.D, -1.0))  # empty slots hold -FLT_MAX
