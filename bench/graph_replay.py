@@ -1,6 +1,6 @@
 """Kept-graph recall and upkeep cost without Milvus: the writer's insert replayed in memory.
 
-    python bench/graph_replay.py --n 100000 [--batch 5000] [--k 15]
+    python bench/graph_replay.py --n 100000 [--batch 5000] [--k 15] [--probes P] [--exact-max N] [--refine/--no-refine]
 
 Story-shaped vectors (bench/synthetic.py) go through the real CachedVectorStore in batches, as bench/scale.py's insert
 does, over a store that keeps nothing (so only the cache's own work is timed). Prints one JSON line: insert_s (the
