@@ -66,12 +66,15 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=None, help="graph.IVF_PROBES for this run (default: the shipped one)")
     ap.add_argument("--exact-max", type=int, default=None, help="graph.EXACT_SEARCH_MAX_N for this run")
     ap.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None, help="vector_cache.REFINE_NEW_ROWS for this run")
+    ap.add_argument("--refine-width", type=int, default=None, help="graph.REFINE_WIDTH for this run")
     args = ap.parse_args()
     from service.adapters import vector_cache
     from service.clustering import graph
 
     if args.exact_max is not None:
         graph.EXACT_SEARCH_MAX_N = vector_cache.EXACT_SEARCH_MAX_N = args.exact_max
+    if args.refine_width is not None:
+        graph.REFINE_WIDTH = args.refine_width
     if args.refine is not None:
         vector_cache.REFINE_NEW_ROWS = args.refine
 
@@ -92,7 +95,7 @@ def main() -> None:
     rows = np.random.default_rng(1).choice(args.n, size=min(args.sample, args.n), replace=False)
     rec = recall_by_row(vecs, neigh.indices, args.k, rows)
     early = rows < graph.EXACT_SEARCH_MAX_N
-    print(json.dumps({"n": args.n, "probes": graph.IVF_PROBES, "exact_max": graph.EXACT_SEARCH_MAX_N, "refine": vector_cache.REFINE_NEW_ROWS, "insert_s": round(insert_s, 2), "insert_cpu_s": round(insert_cpu_s, 2), "read_s": round(read_s, 2), "recall": round(float(rec.mean()), 3),
+    print(json.dumps({"n": args.n, "probes": graph.IVF_PROBES, "exact_max": graph.EXACT_SEARCH_MAX_N, "refine": vector_cache.REFINE_NEW_ROWS, "refine_width": graph.REFINE_WIDTH, "insert_s": round(insert_s, 2), "insert_cpu_s": round(insert_cpu_s, 2), "read_s": round(read_s, 2), "recall": round(float(rec.mean()), 3),
                       "recall_rows_exact_range": round(float(rec[early].mean()), 3) if early.any() else None,
                       "recall_rows_after": round(float(rec[~early].mean()), 3) if (~early).any() else None}))
 

@@ -49,7 +49,7 @@ log = logging.getLogger("newsclust.vector_cache")
 # New rows do not search: join_new_rows compares them with every row the index would compare them with.
 REVERSE_DEPTH = 16
 # Past the exact range, each new batch also takes one neighbours-of-neighbours pass (graph.refine_new_rows): recall
-# 0.955 -> 0.964 at 100k and 0.929 -> 0.943 at 200k (bench/graph_replay.py), for ~12% of the insert's CPU at 100k.
+# 0.955 -> 0.961 at 100k and 0.929 -> 0.939 at 200k (bench/graph_replay.py), for 4-7% of the insert's CPU.
 REFINE_NEW_ROWS = True
 # A catch-up reads the rows stamped (ingested_ts, each worker's clock at its upsert) since the copy's newest
 # row less this: workers' clocks a little apart (NTP keeps them within milliseconds), a batch stamped before a slower
