@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..clustering.graph import (EXACT_SEARCH_MAX_N, is_exact, refine_new_rows, build_index, complete_lists, join_new_rows, knn, merge_neighbours, nearest_others,
-                                probed_blocks, search_index, subgraph)
+from ..clustering.graph import (EXACT_SEARCH_MAX_N, build_index, complete_lists, is_exact, join_new_rows, knn, merge_neighbours, nearest_others,
+                                probed_blocks, refine_new_rows, search_index, subgraph)
 from ..domain import Neighbours
 from ..files import atomic_write
 from ..ports import VectorStore

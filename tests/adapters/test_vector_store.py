@@ -318,11 +318,11 @@ def test_past_the_exact_range_the_writers_graph_nears_the_exact_one_and_a_retry_
         cached = CachedVectorStore(milvus, tmp_path / name, 16, source=f"{name}#p", knn_k=10)
         for s in range(0, 3000, 250):
             cached.upsert(ids[s : s + 250], x[s : s + 250], z[s : s + 250], z[s : s + 250])
-        return milvus, cached
+        return cached
 
     recalls = {}
     for refine in (False, True):
-        milvus, cached = grow(f"r{int(refine)}", refine)
+        cached = grow(f"r{int(refine)}", refine)
         neigh = graph.check_neighbours(cached.neighbour_graph()[2], 3000)
         recalls[refine] = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(neigh.indices, exact)])
         if refine:
