@@ -1,6 +1,6 @@
 """Kept-graph recall and upkeep cost without Milvus: the writer's insert replayed in memory.
 
-    python bench/graph_replay.py --n 100000 [--batch 5000] [--k 15]
+    python bench/graph_replay.py --n 100000 [--batch 5000] [--k 15] [--probes P] [--exact-max N] [--refine/--no-refine]
 
 Story-shaped vectors (bench/synthetic.py) go through the real CachedVectorStore in batches, as bench/scale.py's insert
 does, over a store that keeps nothing (so only the cache's own work is timed). Prints one JSON line: insert_s (the
@@ -56,7 +56,6 @@ def recall_by_row(vecs: np.ndarray, indices: np.ndarray, k: int, rows: np.ndarra
 def main() -> None:
     from bench.synthetic import story_shaped_vectors
     from service.adapters.vector_cache import CachedVectorStore
-    from service.clustering.graph import EXACT_SEARCH_MAX_N
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=100_000)
@@ -65,8 +64,19 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sample", type=int, default=1000)
     ap.add_argument("--probes", type=int, default=None, help="graph.IVF_PROBES for this run (default: the shipped one)")
+    ap.add_argument("--exact-max", type=int, default=None, help="graph.EXACT_SEARCH_MAX_N for this run")
+    ap.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None, help="vector_cache.REFINE_NEW_ROWS for this run")
+    ap.add_argument("--refine-width", type=int, default=None, help="graph.REFINE_WIDTH for this run")
     args = ap.parse_args()
+    from service.adapters import vector_cache
     from service.clustering import graph
+
+    if args.exact_max is not None:
+        graph.EXACT_SEARCH_MAX_N = vector_cache.EXACT_SEARCH_MAX_N = args.exact_max
+    if args.refine_width is not None:
+        graph.REFINE_WIDTH = args.refine_width
+    if args.refine is not None:
+        vector_cache.REFINE_NEW_ROWS = args.refine
 
     if args.probes is not None:
         graph.IVF_PROBES = args.probes
@@ -84,8 +94,8 @@ def main() -> None:
         read_s = time.perf_counter() - t0
     rows = np.random.default_rng(1).choice(args.n, size=min(args.sample, args.n), replace=False)
     rec = recall_by_row(vecs, neigh.indices, args.k, rows)
-    early = rows < EXACT_SEARCH_MAX_N
-    print(json.dumps({"n": args.n, "probes": graph.IVF_PROBES, "insert_s": round(insert_s, 2), "insert_cpu_s": round(insert_cpu_s, 2), "read_s": round(read_s, 2), "recall": round(float(rec.mean()), 3),
+    early = rows < graph.EXACT_SEARCH_MAX_N
+    print(json.dumps({"n": args.n, "probes": graph.IVF_PROBES, "exact_max": graph.EXACT_SEARCH_MAX_N, "refine": vector_cache.REFINE_NEW_ROWS, "refine_width": graph.REFINE_WIDTH, "insert_s": round(insert_s, 2), "insert_cpu_s": round(insert_cpu_s, 2), "read_s": round(read_s, 2), "recall": round(float(rec.mean()), 3),
                       "recall_rows_exact_range": round(float(rec[early].mean()), 3) if early.any() else None,
                       "recall_rows_after": round(float(rec[~early].mean()), 3) if (~early).any() else None}))
 

@@ -291,3 +291,43 @@ def test_the_leader_keeps_up_between_rebuilds_so_its_rebuild_finds_the_copy_curr
     got_ids, _, neigh = leader.neighbour_graph()
     assert leader.last_sync["kind"] == "current" and np.array_equal(got_ids, ids)
     milvus.close()
+
+
+def test_past_the_exact_range_the_writers_graph_nears_the_exact_one_and_a_retry_changes_nothing(tmp_path, monkeypatch):
+    """The writer's incremental path with an inverted-file live index (the join over probed lists, then the
+    neighbours-of-neighbours pass): nearly the exact graph, more of it than the join alone, and a batch sent
+    again (a retry after a crash) leaves the kept graph byte for byte as it was."""
+    from service.adapters import vector_cache
+    from service.clustering import graph
+    from service.clustering.graph import knn
+
+    monkeypatch.setattr(graph, "EXACT_SEARCH_MAX_N", 800)
+    monkeypatch.setattr(vector_cache, "EXACT_SEARCH_MAX_N", 800)
+    monkeypatch.setattr(graph, "IVF_PROBES", 3)  # few probes, so the lists miss neighbours the pass can find
+    rng = np.random.default_rng(21)
+    centres = unit(rng, 60)
+    x = centres[rng.integers(0, 60, 3000)] + rng.normal(scale=0.12, size=(3000, 16)).astype(np.float32)
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    ids = np.arange(3000, dtype=np.int64) + 1
+    z = np.zeros(3000, np.int64)
+    exact = knn(x, 10).indices
+
+    def grow(name, refine):
+        monkeypatch.setattr(vector_cache, "REFINE_NEW_ROWS", refine)
+        milvus = MilvusStore(str(tmp_path / f"{name}.db"), "p", 16)
+        cached = CachedVectorStore(milvus, tmp_path / name, 16, source=f"{name}#p", knn_k=10)
+        for s in range(0, 3000, 250):
+            cached.upsert(ids[s : s + 250], x[s : s + 250], z[s : s + 250], z[s : s + 250])
+        return cached
+
+    recalls = {}
+    for refine in (False, True):
+        cached = grow(f"r{int(refine)}", refine)
+        neigh = graph.check_neighbours(cached.neighbour_graph()[2], 3000)
+        recalls[refine] = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(neigh.indices, exact)])
+        if refine:
+            before = [(tmp_path / "r1" / f).read_bytes() for f in ("graph-idx.i64", "graph-dist.f32")]
+            cached.upsert(ids[-500:], x[-500:], z[-500:], z[-500:])
+            assert [(tmp_path / "r1" / f).read_bytes() for f in ("graph-idx.i64", "graph-dist.f32")] == before
+        cached.close()
+    assert recalls[True] >= 0.94 and recalls[True] > recalls[False], recalls  # measured 0.945 against 0.933
