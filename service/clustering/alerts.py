@@ -75,14 +75,14 @@ class StoryLinks:
         order = np.argsort(group, kind="stable")
         return cls(group, indices, order, np.searchsorted(group[order], np.arange(stories + 1)))
 
-    def _slots(self, at: int) -> np.ndarray:
+    def slots(self, at: int) -> np.ndarray:
         """The story of each kNN slot of story `at`'s members (-1: noise)."""
         nb = self.indices[self.order[self.start[at] : self.start[at + 1]]].ravel()
         return self.group[nb[nb >= 0]]
 
     def share_in(self, at: int, other: int) -> float:
         """The share of story `at`'s members' kNN slots that sit in story `other` (0 when `at` has none)."""
-        slots = self._slots(at)
+        slots = self.slots(at)
         return float((slots == other).mean()) if len(slots) else 0.0
 
 
@@ -192,9 +192,14 @@ def satellite_of(profiles: StoryProfiles, story_id: int, announced: np.ndarray, 
     me = profiles.of(story_id)
     if profiles.links is None or me < 0:
         return None
-    for other in np.asarray(announced, np.int64):
+    slots = profiles.links.slots(me)
+    if not len(slots):
+        return None
+    held = np.bincount(slots[slots >= 0], minlength=len(profiles.story_ids))
+    leaned_on = profiles.story_ids[held >= rule.satellite_link_share * len(slots)]  # a handful at most: counted once, not per announced story
+    for other in np.asarray(announced, np.int64)[np.isin(announced, leaned_on)]:
         at = profiles.of(int(other))
-        if at < 0 or at == me or profiles.links.share_in(me, at) < rule.satellite_link_share or profiles.links.share_in(at, me) == 0:
+        if at < 0 or at == me or profiles.links.share_in(at, me) == 0:
             continue
         if fragment_of(profiles, story_id, np.array([other]), rule.same_topic_cosine) is not None:
             return int(other)

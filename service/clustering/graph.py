@@ -82,8 +82,15 @@ def search_index(index, queries: np.ndarray, k: int) -> Neighbours:
 
 
 def is_exact(index) -> bool:
-    """Whether index compares a query with every row (a flat index), not only with some lists' rows."""
-    return not hasattr(index, "nprobe")
+    """Whether index compares a query with every row (a flat index), not only with some lists' rows (as probed_blocks
+    tells them apart)."""
+    import faiss
+
+    try:
+        faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return True
+    return False
 
 
 def probed_blocks(index, queries: np.ndarray):
@@ -224,6 +231,8 @@ def refine_new_rows(vectors, older_lists: np.ndarray, own: Neighbours, first_row
     idx, dists = own.indices.copy(), own.distances.copy()
     idx[touched], dists[touched] = t_idx, t_dist
     older = ~inside
+    if not older.any():  # the first batch: no older list to offer to
+        return Neighbours(idx, dists), empty
     nearer = older & (sim >= kth_cos[np.where(older, other, 0)])
     return Neighbours(idx, dists), (other[nearer], qi[nearer] + first_row, dist[nearer])
 

@@ -114,6 +114,8 @@ def _representatives(vectors: np.ndarray, doc_rows: np.ndarray, doc_starts: np.n
     bench/names.py.)"""
     n_clusters = len(doc_starts) - 1
     k = n_representatives
+    if k <= 0:
+        return [[] for _ in range(n_clusters)]
     rows = doc_rows.tolist()
     starts = doc_starts.tolist()
     keys_at: dict[int, set[str]] = {}
@@ -176,11 +178,12 @@ def _representatives(vectors: np.ndarray, doc_rows: np.ndarray, doc_starts: np.n
                 picked_at.append(i)
                 seen |= keys
             out.append(picked)
+        keys_at.clear()  # a chunk's rows are read only by its own clusters
     return out
 
 
 def _cluster_grams(vectors: np.ndarray, doc_rows: np.ndarray, doc_starts: np.ndarray, clusters: list[int], unit,
-                   max_rows: int = 65_536) -> dict[int, list[list[float]]]:
+                   max_rows: int = 8_192) -> dict[int, list[list[float]]]:
     """Cosines among all the rows each of these clusters reads (doc_rows[doc_starts[c]:doc_starts[c + 1]]), by
     cluster: batched products over groups of clusters holding at most max_rows rows padded."""
     out: dict[int, list[list[float]]] = {}

@@ -227,3 +227,6 @@ def test_document_text_columns_are_in_the_ids_order(database_url, n_docs):
     titles, descriptions = ledger.document_text_columns(some)
     assert titles == [by_id.get(i, ("", ""))[0] for i in some.tolist()]
     assert descriptions == [by_id.get(i, ("", ""))[1] for i in some.tolist()]
+    window = ids[::-1][: max(1, n_docs * 5 // 6)]  # most of the table (a window): read in one scan, kept only for its ids
+    titles, descriptions = ledger.document_text_columns(window)
+    assert titles == [by_id[i][0] for i in window.tolist()] and descriptions == [by_id[i][1] for i in window.tolist()]

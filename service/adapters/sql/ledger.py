@@ -169,9 +169,13 @@ class SqlLedger:
             got_descriptions.extend(d)
 
         with self.engine.connect() as c:
-            if len(ids) > SCAN_MIN and len(ids) * SCAN_SHARE >= c.execute(select(func.count()).select_from(documents)).scalar_one():
+            table_rows = c.execute(select(func.count()).select_from(documents)).scalar_one()
+            if len(ids) > SCAN_MIN and len(ids) * SCAN_SHARE >= table_rows:
+                wanted = set(ids.tolist()) if len(ids) < table_rows else None  # a window: keep only its rows' texts
                 for rows in driver_rows(c, "SELECT id, title, COALESCE(description, '') FROM documents"):
-                    take(rows)
+                    rows = rows if wanted is None else [r for r in rows if r[0] in wanted]
+                    if rows:
+                        take(rows)
             else:
                 for s in range(0, len(ids), CHUNK):
                     chunk = ids[s : s + CHUNK].tolist()
