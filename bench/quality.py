@@ -26,7 +26,8 @@ ARI between each arrival's predicted label and its label at the next rebuild (ar
 prediction and clustered by the rebuild), with the share of arrivals placed at once. Then what a follower
 of each level's ids sees (issue 22): ids whose majority label at the end differs from the one they were
 born with (count, and the share of clustered documents they hold), the share of arrivals placed at once
-among those the rebuild put into a cluster that already existed, the share of placed ones the rebuild
+among those the rebuild put into a cluster that already existed (with --rebuild-every, split by the file since the
+rebuild that brought them), the share of placed ones the rebuild
 kept (and where the rebuild moved the others: noise, a story new in that run, another story), and the 'new' alerts: precision (distinct labels / alerts), the distinct labels told (recall: of the labels
 born after the first rebuild, which sets the baseline and tells nothing) and how many had no recent headline.
 Last, the issue's targets for that level, met or missed.
@@ -284,9 +285,10 @@ class Follower:
         self.baseline: set | None = None  # labels with a headline in the first rebuild
         self.moved = [0, 0, 0]  # placed arrivals the rebuild moved: to noise, to a story new in that run, to another old story
         self.labels: set = set()
+        self.by_file: dict[int, list[int]] = {}  # file since the last rebuild (1: the first) -> [into existing, of them placed at once]
 
     def after_rebuild(self, prev: dict[int, int], now: dict[int, int], predicted: dict[int, int], truth_of: dict[int, object],
-                      alerts: list[dict] = ()) -> None:
+                      alerts: list[dict] = (), file_of: dict[int, int] | None = None) -> None:
         majority = _majorities(now, truth_of)
         self.rebuilds += 1
         if self.baseline is None:  # the first rebuild announces nothing: labels it saw cannot be told as new
@@ -300,6 +302,9 @@ class Follower:
             if r >= 0 and r in existing:
                 self.into_existing += 1
                 self.into_existing_placed += p >= 0
+                cell = self.by_file.setdefault((file_of or {}).get(d, 0), [0, 0])
+                cell[0] += 1
+                cell[1] += p >= 0
             if p >= 0:
                 self.placed += 1
                 self.placed_kept += p == r
@@ -323,7 +328,8 @@ class Follower:
                "into_existing": self.into_existing,
                "placed_at_once_of_existing": round(self.into_existing_placed / self.into_existing, 4) if self.into_existing else None,
                "placed": self.placed, "placed_kept": round(self.placed_kept / self.placed, 4) if self.placed else None,
-               "moved_to_noise": self.moved[0], "moved_to_new_story": self.moved[1], "moved_to_old_story": self.moved[2]}
+               "moved_to_noise": self.moved[0], "moved_to_new_story": self.moved[1], "moved_to_old_story": self.moved[2],
+               "into_existing_by_file": {k: tuple(v) for k, v in sorted(self.by_file.items())}}
         if self.new_alert_events:
             out.update(new_alerts=len(self.new_alert_events),
                        new_alert_precision=round(len(set(self.new_alert_events)) / len(self.new_alert_events), 4),
@@ -367,6 +373,8 @@ def run(csv_path: Path, label_col: str, chunks: int, overrides: dict, level: str
     followers = {"story": Follower(), "topic": Follower()}
     truth_of = {document_id("guid:" + g.strip()): t for g, t in truth_by_guid.items()}
     size = (len(rows) + chunks - 1) // chunks
+    file_of: dict[int, int] = {}  # arrival -> which file since the last rebuild brought it (1: the first)
+    since = 0
     for i in range(chunks):
         part = rows[i * size : (i + 1) * size]
         if not part:
@@ -378,6 +386,8 @@ def run(csv_path: Path, label_col: str, chunks: int, overrides: dict, level: str
             w.writerows(part)
         t0 = time.perf_counter()
         usecases.ingest_file(app, path)
+        since += 1
+        file_of.update((document_id("guid:" + r["guid"].strip()), since) for r in part)
         timings["ingest"] += time.perf_counter() - t0
         if (i + 1) % rebuild_every and (i + 1) * size < len(rows):
             continue  # the next file arrives before the rebuild (the last file is always followed by one)
@@ -392,12 +402,12 @@ def run(csv_path: Path, label_col: str, chunks: int, overrides: dict, level: str
                            **_compare(prev["story"], now["story"], {d: p[0] for d, p in predicted.items()}, pooled["story"])},
                  "topic": {"clusters": r.topics, "noise": r.topic_noise,
                            **_compare(prev["topic"], now["topic"], {d: p[1] for d, p in predicted.items()}, pooled["topic"])}}
-        followers["story"].after_rebuild(prev["story"], now["story"], {d: p[0] for d, p in predicted.items()}, truth_of, r.alerts)
-        followers["topic"].after_rebuild(prev["topic"], now["topic"], {d: p[1] for d, p in predicted.items()}, truth_of)
+        followers["story"].after_rebuild(prev["story"], now["story"], {d: p[0] for d, p in predicted.items()}, truth_of, r.alerts, file_of)
+        followers["topic"].after_rebuild(prev["topic"], now["topic"], {d: p[1] for d, p in predicted.items()}, truth_of, file_of=file_of)
         per_run.append(entry)
         if echo:
             print(json.dumps(entry), file=sys.stderr, flush=True)
-        prev = now
+        prev, since = now, 0
 
     doc_ids, vectors = app.open_store().all_vectors()
     doc_ids = np.asarray(doc_ids)
@@ -542,6 +552,10 @@ def render(result: dict) -> str:
                      f"{_fmt(f['placed_at_once_of_existing'])} of {f['into_existing']} | {_fmt(f['placed_kept'])} of {f['placed']} "
                      f"(moved: {f['moved_to_noise']} to noise, {f['moved_to_new_story']} to a new story, {f['moved_to_old_story']} to "
                      f"another) | {alerts}")
+        by_file = f.get("into_existing_by_file") or {}
+        if len(by_file) > 1:  # a rebuild after every K-th file: where the arrivals not placed at once came
+            lines.append("    placed at once by the file since the rebuild that brought them: " + ", ".join(
+                f"file {k}: {placed}/{n}" for k, (n, placed) in by_file.items()))
         repeated = f.get("repeated", [])
         if len(repeated) > REPEATS_SHOWN:
             lines.append(f"    ({len(repeated)} alerts of labels told more than once; the first {REPEATS_SHOWN}:)")

@@ -405,3 +405,35 @@ def test_an_arrival_sparser_than_nearly_all_of_a_story_waits_for_the_rebuild():
     assert got[0] == 0 and got[1] == NOISE
     loose = place(replace(state, cluster_max_edge=np.array([1.2], np.float32)), pos, dist).labels
     assert loose[1] == 0  # the loosest MST edge alone let it in
+
+
+def _one_story(core, probs, max_edge, min_samples=2):
+    n = len(core)
+    return PredictionState(doc_ids=np.arange(n), labels=np.full(n, 7), probabilities=np.asarray(probs, np.float32),
+                           outlier_scores=np.zeros(n, np.float32), core_distances=np.asarray(core, np.float32),
+                           cluster_ids=np.array([7]), cluster_max_edge=np.array([max_edge], np.float32),
+                           cluster_min_core=np.array([min(core)], np.float32), min_samples=min_samples)
+
+
+def test_an_arrival_among_a_storys_own_documents_joins_by_the_storys_sparsest_member():
+    # threshold (capped) 0.3; the story's sparsest member is at 0.5; the arrival links at 0.4
+    state = _one_story([0.2, 0.2, 0.2, 0.5], np.ones(4), 0.3)
+    pos = np.array([[0, 1, 2, -1]])
+    dist = np.array([[0.40, 0.42, 0.44, 0.05]], np.float32)
+    assert place(state, pos, dist).labels.tolist() == [NOISE]  # no neighbourhood given: the capped threshold alone
+    # its nearest stored documents are the story's members: inside the story's body
+    assert place(state, pos, dist, density_dist=np.array([[0.40, 0.42, 0.44, 0.9]], np.float32)).labels.tolist() == [7]
+    # its nearest stored documents are fellow arrivals (not fitted): a group of its own, it waits for the rebuild
+    pos2, dist2 = np.array([[0, -1, -1, -1]]), np.array([[0.40, 0.05, 0.06, 0.07]], np.float32)
+    assert place(state, pos2, dist2, density_dist=dist2).labels.tolist() == [NOISE]
+    # beyond the sparsest member's core distance: noise even inside the body
+    far = np.array([[0.60, 0.62, 0.64, 0.9]], np.float32)
+    assert place(state, pos, far, density_dist=far).labels.tolist() == [NOISE]
+
+
+def test_an_arrival_that_touches_only_a_storys_fringe_waits_for_the_rebuild():
+    # members 0-6 are the story's core (probability 1), 7 its fringe (0.4)
+    state = _one_story(np.full(8, 0.1), [1, 1, 1, 1, 1, 1, 1, 0.4], 1.0)
+    dist = np.array([[0.2, 0.25]], np.float32)
+    assert place(state, np.array([[7, 0]]), dist).labels.tolist() == [7]
+    assert place(state, np.array([[7, -1]]), dist).labels.tolist() == [NOISE]
