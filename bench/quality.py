@@ -386,9 +386,9 @@ def run(csv_path: Path, label_col: str, chunks: int, overrides: dict, level: str
             w.writerows(part)
         t0 = time.perf_counter()
         usecases.ingest_file(app, path)
+        timings["ingest"] += time.perf_counter() - t0
         since += 1
         file_of.update((document_id("guid:" + r["guid"].strip()), since) for r in part)
-        timings["ingest"] += time.perf_counter() - t0
         if (i + 1) % rebuild_every and (i + 1) * size < len(rows):
             continue  # the next file arrives before the rebuild (the last file is always followed by one)
         predicted = _predictions(app)

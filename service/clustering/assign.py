@@ -76,9 +76,9 @@ def place(state: PredictionState, neighbour_pos: np.ndarray, neighbour_dist: np.
     rebuild put into an existing story, placed at once 0.824 -> 0.87 (a rebuild after every file) and 0.700 -> 0.86
     (after every second file), placed kept 0.996 / 0.991 unchanged.
 
-    An arrival must reach the story through at least one member as strong as the story's weakest quarter
-    (membership probability at or above the story's 25% quantile): one that touches only the fringe waits for the
-    rebuild. Why: a handful of early headlines of a new event, clustered into a nearby story at its edge, drew the
+    An arrival must have, among its fetched neighbours in the story, at least one member as strong as the story's
+    weakest quarter (membership probability at or above the story's 25% quantile, over the members the fit put
+    there): one whose neighbours there are all fringe waits for the rebuild. Why: a handful of early headlines of a new event, clustered into a nearby story at its edge, drew the
     event's later arrivals into that story, and the rebuild then set them apart as a new story (story file
     shuffled in blocks of 200 rows, a rebuild after every second file: 59 of 69 placed arrivals the rebuild moved
     came in through such members; no arrival the rebuild kept did, in any of the orders measured).
@@ -110,8 +110,7 @@ def place(state: PredictionState, neighbour_pos: np.ndarray, neighbour_dist: np.
     mr[~valid] = np.inf
     nb_label = np.where(valid, state.labels[pos], NOISE)
 
-    story_row = {int(c): i for i, c in enumerate(state.cluster_ids)}
-    label_row = np.vectorize(lambda c: story_row.get(int(c), -1), otypes=[np.int64])(nb_label) if nb_label.size else nb_label
+    label_row = _story_rows(state, nb_label)
     in_story = label_row >= 0
     mr_in_story = np.where(in_story, mr, np.inf)
     best = np.argmin(mr_in_story, axis=1)
@@ -121,13 +120,14 @@ def place(state: PredictionState, neighbour_pos: np.ndarray, neighbour_dist: np.
     has = np.isfinite(best_mr)
     threshold = np.where(has, state.cluster_max_edge[np.maximum(best_row, 0)], 0.0)
     accept = has & (best_mr <= threshold)
+    member_row = _story_rows(state, state.labels)  # each fitted document's story row, once a batch
     if density_dist is not None and density_dist.shape == neighbour_pos.shape:
         body = _in_story_body(state, neighbour_pos, density_dist, state.labels[pos[rows, best]])
-        sparsest = np.where(has, _sparsest_member_core(state)[np.maximum(best_row, 0)], 0.0)
+        sparsest = np.where(has, _sparsest_member_core(state, member_row)[np.maximum(best_row, 0)], 0.0)
         accept |= has & body & (best_mr <= sparsest)
     chosen = state.labels[pos[rows, best]]
     touched = np.where(valid & (nb_label == chosen[:, None]), state.probabilities[pos], -np.inf).max(axis=1)
-    accept &= touched >= np.where(has, _weakest_quarter(state)[np.maximum(best_row, 0)], np.inf)
+    accept &= touched >= np.where(has, _weakest_quarter(state, member_row)[np.maximum(best_row, 0)], np.inf)
     if min_vote > 0:
         accept &= _vote_share(mr, nb_label, state.labels[pos[rows, best]]) >= min_vote
 
@@ -183,19 +183,21 @@ def _story_rows(state: PredictionState, labels: np.ndarray) -> np.ndarray:
     return np.where(state.cluster_ids[order][at] == labels, order[at], -1)
 
 
-def _sparsest_member_core(state: PredictionState) -> np.ndarray:
-    """(c,) each story's largest core distance among its fitted members: the sparsest point the rebuild kept in it."""
-    rows = _story_rows(state, state.labels)
+def _sparsest_member_core(state: PredictionState, rows: np.ndarray) -> np.ndarray:
+    """(c,) each story's largest core distance among the members the fit put in it (rows: _story_rows of
+    state.labels): the sparsest point the fit kept in it. Members held in from noise (probability 0) and cores over
+    too few neighbours (inf) are left out: else a loosely held member loosens the next ceiling, and so on."""
     out = np.zeros(len(state.cluster_ids), np.float32)
-    member = rows >= 0
+    member = (rows >= 0) & (state.probabilities > 0) & np.isfinite(state.core_distances)
     np.maximum.at(out, rows[member], state.core_distances[member])
     return out
 
 
-def _weakest_quarter(state: PredictionState, q: float = 0.25) -> np.ndarray:
-    """(c,) each story's q-quantile (lower) of its fitted members' membership probabilities."""
-    rows = _story_rows(state, state.labels)
-    member = np.flatnonzero(rows >= 0)
+def _weakest_quarter(state: PredictionState, rows: np.ndarray, q: float = 0.25) -> np.ndarray:
+    """(c,) each story's q-quantile (lower: for 4 members or fewer, the weakest) of the membership probabilities of
+    the members the fit put in it (rows: _story_rows of state.labels). Members held in from noise (probability 0) are
+    left out, so they always count as fringe: counted, a quarter of them would bring the quantile to 0."""
+    member = np.flatnonzero((rows >= 0) & (state.probabilities > 0))
     c = len(state.cluster_ids)
     out = np.zeros(c, np.float32)
     if member.size == 0:

@@ -437,3 +437,16 @@ def test_an_arrival_that_touches_only_a_storys_fringe_waits_for_the_rebuild():
     dist = np.array([[0.2, 0.25]], np.float32)
     assert place(state, np.array([[7, 0]]), dist).labels.tolist() == [7]
     assert place(state, np.array([[7, -1]]), dist).labels.tolist() == [NOISE]
+
+
+def test_members_held_in_from_noise_neither_lower_the_fringe_bar_nor_loosen_the_body_ceiling():
+    # a story whose fit gave 6 members probability > 0; 3 more were held in from noise (probability 0), one of them
+    # with a core over too few neighbours (inf): counted, they would bring the fringe quantile to 0 and the sparsest
+    # member's core to inf, and an arrival touching only them, or linking far, would be placed
+    core = [0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, np.inf, 0.45]
+    state = _one_story(core, [1, 1, 1, 0.9, 0.9, 0.8, 0, 0, 0], 0.3)
+    dist = np.array([[0.2]], np.float32)
+    assert place(state, np.array([[6]]), dist).labels.tolist() == [NOISE]  # only a held member among its neighbours
+    pos = np.array([[0, 1, 2, 3]])
+    far = np.array([[5.0, 5.0, 5.0, 5.0]], np.float32)  # inside the body, but far beyond every fitted core
+    assert place(state, pos, far, density_dist=far).labels.tolist() == [NOISE]
