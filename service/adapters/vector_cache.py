@@ -345,8 +345,7 @@ class CachedVectorStore:
         rebuild's to decide). Returns the rows appended."""
         if not self._trusted or not 0 < self._complete_rows() < self.store.count():  # the files' length: no read while current
             return 0
-        meta = self._load()[0]
-        added = self.catch_up(int(meta[:, 2].max()) - CATCH_UP_OVERLAP_S)
+        added = self.catch_up(int(self._meta_view()[:, 2].max()) - CATCH_UP_OVERLAP_S)
         self.last_sync = {"kind": "current", "rows_read": 0, "rows_added": 0}
         return added
 
@@ -355,9 +354,14 @@ class CachedVectorStore:
         as the writer's own upserts would have: the rebuild leader of a shared home, whose ingest workers write
         Milvus only. Returns the rows appended; last_sync says what was read."""
         read = added = 0
-        meta = self._load()[0]
-        order = np.argsort(meta[:, 0], kind="stable")
+        meta = self._meta_view()
+        # only the copy's rows stamped since since_ts can hold a row the store stamped then (a revised document's older
+        # row does not: it is read again): the leader keeps up every second, and sorting every id of a copy of 12.5M
+        # rows took 1.65 s a tick here (the filter 0.08 s), and the meta file was read whole twice
+        recent = np.flatnonzero(meta[:, 2] >= since_ts)
+        order = recent[np.argsort(meta[recent, 0], kind="stable")]
         copy_ids, copy_ingested = meta[order, 0], meta[order, 2]
+        del meta
 
         def held(ids: np.ndarray, ingested: np.ndarray) -> np.ndarray:
             """Rows the copy holds as the store does (a revised document is stamped again: its new vector is read)."""
@@ -392,6 +396,13 @@ class CachedVectorStore:
         with self._meta_path.open("ab") as fh:
             fh.write(np.column_stack([ids, published_ts, ingested_ts]).astype(np.int64).tobytes())
         self._ids = np.concatenate([current, np.asarray(ids, np.int64)])
+
+    def _meta_view(self) -> np.ndarray:
+        """The copy's complete meta rows (id, published, ingested) mapped, not read: a catch-up looks at one column."""
+        rows = self._complete_rows() if self._trusted else 0
+        if rows == 0:
+            return np.zeros((0, META_COLUMNS), np.int64)
+        return np.memmap(self._meta_path, dtype=np.int64, mode="r", shape=(rows, META_COLUMNS))
 
     def _load(self) -> tuple[np.ndarray, np.ndarray]:
         rows = self._complete_rows() if self._trusted else 0
