@@ -124,6 +124,13 @@ def probed_blocks(index, queries: np.ndarray):
         yield query[a:b], ids, codes
 
 
+def _kth_cosines(kth_distance: np.ndarray) -> np.ndarray:
+    """Each row's k-th listed distance as a cosine (-inf where its list is short: any new row comes nearer), so a
+    block's similarities are compared with it as they are."""
+    d = np.asarray(kth_distance, np.float64)
+    return np.where(np.isfinite(d), 1.0 - d * d / 2.0, -np.inf).astype(np.float32)
+
+
 JOIN_BLOCK = 1 << 24  # similarities computed at a time in join_new_rows (64 MB)
 
 
@@ -143,10 +150,9 @@ def join_new_rows(blocks, new: np.ndarray, first_row: int, kth_distance: np.ndar
     new = np.ascontiguousarray(new, dtype=np.float32)
     nq = len(new)
     heap = faiss.ResultHeap(nq, k + 1, keep_max=True)
-    d = np.asarray(kth_distance, np.float64)
     # cosine of each older row's k-th; +inf for the new rows, whose own lists the heap finds: compared in place, no
     # copy of a block's columns to older rows
-    kth_cos = np.concatenate([np.where(np.isfinite(d), 1.0 - d * d / 2.0, -np.inf), np.full(nq, np.inf)]).astype(np.float32)
+    kth_cos = np.concatenate([_kth_cosines(kth_distance), np.full(nq, np.inf, np.float32)])
     xs, ys, sims = [], [], []
     for queries, ids, vectors in blocks:
         ids = np.asarray(ids, np.int64)
@@ -212,8 +218,7 @@ def refine_new_rows(vectors, older_lists: np.ndarray, own: Neighbours, first_row
     cand = np.where(np.take_along_axis(drop, order, axis=1), -1, cand)[:, :width]
     if width == 0:
         return own, empty
-    d = np.asarray(kth_distance, np.float64)
-    kth_cos = np.where(np.isfinite(d), 1.0 - d * d / 2.0, -np.inf).astype(np.float32)
+    kth_cos = _kth_cosines(kth_distance)
     sims = np.full(cand.shape, -np.inf, np.float32)
     new = np.ascontiguousarray(vectors[first_row : first_row + nq], dtype=np.float32)
     for s in range(0, nq, REFINE_CHUNK):
