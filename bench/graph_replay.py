@@ -12,7 +12,9 @@ after the exact range ends (graph.EXACT_SEARCH_MAX_N), to tell the index's misse
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
+import pstats
 import sys
 import tempfile
 import time
@@ -67,6 +69,8 @@ def main() -> None:
     ap.add_argument("--exact-max", type=int, default=None, help="graph.EXACT_SEARCH_MAX_N for this run")
     ap.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None, help="vector_cache.REFINE_NEW_ROWS for this run")
     ap.add_argument("--refine-width", type=int, default=None, help="graph.REFINE_WIDTH for this run")
+    ap.add_argument("--revisit", type=int, default=None, help="vector_cache.REVISIT_PER_NEW for this run (0: no revisit of older rows)")
+    ap.add_argument("--profile", type=int, default=0, help="print the insert's N costliest functions (cProfile, own time) to stderr")
     args = ap.parse_args()
     from service.adapters import vector_cache
     from service.clustering import graph
@@ -78,6 +82,8 @@ def main() -> None:
     if args.refine is not None:
         vector_cache.REFINE_NEW_ROWS = args.refine
 
+    if args.revisit is not None:
+        vector_cache.REVISIT_PER_NEW = args.revisit
     if args.probes is not None:
         graph.IVF_PROBES = args.probes
     vecs = story_shaped_vectors(args.n, seed=args.seed)[0]
@@ -85,17 +91,23 @@ def main() -> None:
     ts = np.zeros(args.n, np.int64)
     with tempfile.TemporaryDirectory() as tmp:
         cache = CachedVectorStore(_Nothing(), Path(tmp) / "cache", vecs.shape[1], source="replay", knn_k=args.k)
+        profiler = cProfile.Profile() if args.profile else None
         t0, cpu0 = time.perf_counter(), time.process_time()
+        if profiler:
+            profiler.enable()
         for s in range(0, args.n, args.batch):
             cache.upsert(ids[s : s + args.batch], vecs[s : s + args.batch], ts[s : s + args.batch], ts[s : s + args.batch])
         insert_s, insert_cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
+        if profiler:
+            profiler.disable()
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(args.profile)
         t0 = time.perf_counter()
         _, _, neigh = cache.neighbour_graph()
         read_s = time.perf_counter() - t0
     rows = np.random.default_rng(1).choice(args.n, size=min(args.sample, args.n), replace=False)
     rec = recall_by_row(vecs, neigh.indices, args.k, rows)
     early = rows < graph.EXACT_SEARCH_MAX_N
-    print(json.dumps({"n": args.n, "probes": graph.IVF_PROBES, "exact_max": graph.EXACT_SEARCH_MAX_N, "refine": vector_cache.REFINE_NEW_ROWS, "refine_width": graph.REFINE_WIDTH, "insert_s": round(insert_s, 2), "insert_cpu_s": round(insert_cpu_s, 2), "read_s": round(read_s, 2), "recall": round(float(rec.mean()), 3),
+    print(json.dumps({"n": args.n, "probes": graph.IVF_PROBES, "exact_max": graph.EXACT_SEARCH_MAX_N, "refine": vector_cache.REFINE_NEW_ROWS, "refine_width": graph.REFINE_WIDTH, "revisit": vector_cache.REVISIT_PER_NEW, "insert_s": round(insert_s, 2), "insert_cpu_s": round(insert_cpu_s, 2), "read_s": round(read_s, 2), "recall": round(float(rec.mean()), 3),
                       "recall_rows_exact_range": round(float(rec[early].mean()), 3) if early.any() else None,
                       "recall_rows_after": round(float(rec[~early].mean()), 3) if (~early).any() else None}))
 

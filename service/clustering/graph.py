@@ -207,24 +207,11 @@ def refine_new_rows(vectors, older_lists: np.ndarray, own: Neighbours, first_row
         cand[is_old] = older_lists[safe[is_old]][:, :w]
     is_new = listed & ~is_old
     cand[is_new] = own.indices[safe[is_new] - first_row][:, :w]
-    cand = np.sort(cand.reshape(nq, w * w), axis=1)
-    drop = (cand < 0) | (cand == rows[:, None])
-    drop[:, 1:] |= cand[:, 1:] == cand[:, :-1]
-    for j in range(k):  # already compared by the join
-        drop |= cand == nb[:, j : j + 1]
-    order = np.argsort(drop, axis=1, kind="stable")
-    cand = np.take_along_axis(cand, order, axis=1)
-    width = int((~drop).sum(axis=1).max())
-    cand = np.where(np.take_along_axis(drop, order, axis=1), -1, cand)[:, :width]
-    if width == 0:
+    cand = _unlisted(cand.reshape(nq, w * w), rows, nb)
+    if cand.shape[1] == 0:
         return own, empty
     kth_cos = _kth_cosines(kth_distance)
-    sims = np.full(cand.shape, -np.inf, np.float32)
-    new = np.ascontiguousarray(vectors[first_row : first_row + nq], dtype=np.float32)
-    for s in range(0, nq, REFINE_CHUNK):
-        c = cand[s : s + REFINE_CHUNK]
-        got = np.asarray(vectors[np.maximum(c, 0).ravel()], np.float32).reshape(c.shape + (new.shape[1],))
-        sims[s : s + REFINE_CHUNK] = np.where(c >= 0, (got @ new[s : s + REFINE_CHUNK, :, None])[..., 0], -np.inf)
+    sims = _gathered_cosines(vectors, cand, np.ascontiguousarray(vectors[first_row : first_row + nq], dtype=np.float32))
     qi, ci = np.nonzero(cand >= 0)
     other, sim = cand[qi, ci], sims[qi, ci]
     dist = cosine_to_distance(sim)
@@ -240,6 +227,65 @@ def refine_new_rows(vectors, older_lists: np.ndarray, own: Neighbours, first_row
         return Neighbours(idx, dists), empty
     nearer = older & (sim >= kth_cos[np.where(older, other, 0)])
     return Neighbours(idx, dists), (other[nearer], qi[nearer] + first_row, dist[nearer])
+
+
+def revisit_rows(vectors, lists: np.ndarray, kth_distance: np.ndarray, rows: np.ndarray, k: int):
+    """The neighbours-of-neighbours pass for rows already in the graph: each of `rows` is compared with the listed
+    neighbours of its REFINE_WIDTH nearest listed ones. lists: every row's list (the copy's memory map), kth_distance
+    each row's k-th. Returns offers (row, candidate, distance) both ways: a candidate nearer a revisited row than its
+    k-th, and the revisited row to a candidate it comes nearer than that one's k-th.
+
+    Why: a row in a sparse spot (a headline of no story) has true neighbours far off, and a new row among them
+    probes the lists around itself, not the sparse row's: at 200k the kept graph held 0.80 of such rows' true
+    neighbours against 0.96 of story members'. Their own neighbours' lists do hold the newcomers (one pass over
+    every row at 200k: recall 0.944 -> 0.958, background rows 0.80 -> 0.85)."""
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
+    rows = np.asarray(rows, np.int64)
+    if len(rows) == 0 or k == 0:
+        return empty
+    w = min(k, REFINE_WIDTH)
+    nb = np.asarray(lists[rows], np.int64)
+    listed = nb[:, :w] >= 0
+    cand = np.full((len(rows), w, w), -1, np.int64)
+    cand[listed] = np.asarray(lists[nb[:, :w][listed]], np.int64)[:, :w]
+    cand = _unlisted(cand.reshape(len(rows), w * w), rows, nb)
+    if cand.shape[1] == 0:
+        return empty
+    sims = _gathered_cosines(vectors, cand, np.asarray(vectors[rows], np.float32))
+    qi, ci = np.nonzero(cand >= 0)
+    other, sim = cand[qi, ci], sims[qi, ci]
+    kth_cos = _kth_cosines(kth_distance)
+    into_row = sim >= kth_cos[rows[qi]]
+    into_other = sim >= kth_cos[other]
+    dist = cosine_to_distance(sim)
+    return (np.concatenate([rows[qi][into_row], other[into_other]]),
+            np.concatenate([other[into_row], rows[qi][into_other]]),
+            np.concatenate([dist[into_row], dist[into_other]]))
+
+
+def _unlisted(cand: np.ndarray, rows: np.ndarray, listed: np.ndarray) -> np.ndarray:
+    """Each row's candidates, without duplicates, itself or what it lists already (compared before), packed to the
+    left (-1 after), as narrow as the longest row's."""
+    cand = np.sort(cand, axis=1)
+    drop = (cand < 0) | (cand == rows[:, None])
+    drop[:, 1:] |= cand[:, 1:] == cand[:, :-1]
+    for j in range(listed.shape[1]):
+        drop |= cand == listed[:, j : j + 1]
+    order = np.argsort(drop, axis=1, kind="stable")
+    cand = np.take_along_axis(cand, order, axis=1)
+    width = int((~drop).sum(axis=1).max()) if len(cand) else 0
+    return np.where(np.take_along_axis(drop, order, axis=1), -1, cand)[:, :width]
+
+
+def _gathered_cosines(vectors, cand: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Cosine of each query with each of its candidates (-inf at -1), the candidates' vectors gathered
+    REFINE_CHUNK queries at a time from `vectors` (a memory map)."""
+    sims = np.full(cand.shape, -np.inf, np.float32)
+    for s in range(0, len(cand), REFINE_CHUNK):
+        c = cand[s : s + REFINE_CHUNK]
+        got = np.asarray(vectors[np.maximum(c, 0).ravel()], np.float32).reshape(c.shape + (queries.shape[1],))
+        sims[s : s + REFINE_CHUNK] = np.where(c >= 0, (got @ queries[s : s + REFINE_CHUNK, :, None])[..., 0], -np.inf)
+    return sims
 
 
 def _drop_self(idx: np.ndarray, sims: np.ndarray, k: int) -> Neighbours:

@@ -21,7 +21,7 @@ def grow(x: np.ndarray, batches: list[int], k: int, refine: bool = True) -> tupl
     start = 0
     for size in batches:
         new = x[start : start + size]
-        if graph.EXACT_SEARCH_MAX_N < start + size and start <= graph.EXACT_SEARCH_MAX_N:
+        if start > graph.EXACT_SEARCH_MAX_N and is_exact(index):
             index = build_index(x[:start], k)  # past the exact range: the live index is rebuilt as an IVF one, as LiveIndex does
         index.add(new)
         own, (older, newer, d) = join_new_rows(probed_blocks(index, new), new, start, dist[:, k - 1], k)
@@ -70,3 +70,34 @@ def test_an_inverted_file_index_grown_in_batches_keeps_nearly_every_true_neighbo
         graph.check_neighbours(graph.Neighbours(idx, dist), len(x))
         recalls[refine] = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(idx, exact)])
     assert recalls[True] >= max(0.95, recalls[False]), recalls
+
+
+def test_revisiting_older_rows_only_brings_them_nearer_true_neighbours(monkeypatch):
+    """graph.revisit_rows over every row of a kept graph with misses (few probes, no refine): each offer is a true
+    distance, merging them never lengthens a list's k-th, and recall rises, most for the sparsest rows."""
+    monkeypatch.setattr(graph, "EXACT_SEARCH_MAX_N", 1500)
+    monkeypatch.setattr(graph, "IVF_PROBES", 1)
+    rng = np.random.default_rng(5)
+    x, _ = unit_vectors(rng, 80, 50, dim=32, spread=0.1)
+    x = np.vstack([x, unit_vectors(rng, 400, 1, dim=32, spread=0.6)[0]])  # scattered rows: the sparse ones
+    x = x[rng.permutation(len(x))]
+    k = 10
+    idx, dist = grow(x, [500] * (len(x) // 500) + [len(x) % 500], k, refine=False)
+    sims = x @ x.T
+    np.fill_diagonal(sims, -np.inf)
+    exact = np.argpartition(-sims, k, axis=1)[:, :k]
+
+    def recall(lists, rows):
+        return np.mean([len(set(lists[r]) & set(exact[r])) / k for r in rows])
+
+    rows = np.arange(len(x))
+    to, cand, d = graph.revisit_rows(x, idx, dist[:, k - 1], rows, k)
+    assert len(to) and np.allclose(d, graph.cosine_to_distance(np.einsum("ij,ij->i", x[to], x[cand])), atol=1e-5)
+    before = recall(idx, rows)
+    sparse = rows[dist[:, k - 1] >= np.quantile(dist[:, k - 1], 0.75)]
+    sparse_before = recall(idx, sparse)
+    touched, t_idx, t_dist = merge_neighbours(idx, dist, to, cand, d)
+    assert np.all(t_dist[:, k - 1] <= dist[touched, k - 1] + 1e-6)
+    idx[touched], dist[touched] = t_idx, t_dist
+    graph.check_neighbours(graph.Neighbours(idx, dist), len(x))
+    assert recall(idx, rows) > before and recall(idx, sparse) > sparse_before
