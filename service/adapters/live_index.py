@@ -75,6 +75,21 @@ class LiveIndex:
                 index.add(np.ascontiguousarray(add, dtype=np.float32))
             return index
 
+    def forget_rows_from(self, rows: int) -> None:
+        """Rows rows.. leave the index again: they were added for a write that then failed, before the copy took them."""
+        import faiss
+
+        with self._lock:
+            index = self._index
+            if index is None or index.ntotal <= rows:
+                return
+            try:
+                index.remove_ids(faiss.IDSelectorRange(rows, index.ntotal))
+            except RuntimeError as exc:  # an index kind that cannot remove: built again when next used
+                log.info("live index rebuilt after a failed write (%s)", exc)
+            if index.ntotal != rows:
+                self.drop()
+
     def install(self, index, rows: int) -> None:
         """An index built elsewhere over rows 0..rows-1 (a graph recomputed from scratch) becomes the live one."""
         with self._lock:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,12 +103,19 @@ class CachedVectorStore:
 
     # --- the VectorStore port -------------------------------------------------------
     def upsert(self, ids: np.ndarray, vectors: np.ndarray, published_ts: np.ndarray, ingested_ts: np.ndarray) -> None:
-        self.store.upsert(ids, vectors, published_ts, ingested_ts)
-        self._take(ids, vectors, published_ts, ingested_ts)
+        """Milvus is written in a background thread while the new rows' lists are found (join_new_rows, the writer's
+        largest cost); the copy's files are written only once Milvus holds the rows, so the copy is never ahead of it."""
+        stored = _in_background(self.store.upsert, ids, vectors, published_ts, ingested_ts)
+        try:
+            self._take(ids, vectors, published_ts, ingested_ts, stored=stored)
+        finally:
+            stored()
 
-    def _take(self, ids: np.ndarray, vectors: np.ndarray, published_ts: np.ndarray, ingested_ts: np.ndarray) -> int:
+    def _take(self, ids: np.ndarray, vectors: np.ndarray, published_ts: np.ndarray, ingested_ts: np.ndarray,
+              stored: Callable[[], None] = lambda: None) -> int:
         """Rows the store holds into the copy: new ids appended (their graph lists found, older lists offered
-        them), known ids with another vector overwritten. Returns how many rows were appended."""
+        them), known ids with another vector overwritten. Returns how many rows were appended. stored(): waits until
+        the store holds the rows (raises if it failed to), called before anything is written."""
         if not self._trusted:
             return 0
         if not self._whole():
@@ -117,17 +125,24 @@ class CachedVectorStore:
         known = self._known_ids()
         seen_before = np.array([int(i) in known for i in ids], dtype=bool)
         fresh = _first_seen(ids, known)  # a retry's rows are there already
-        if seen_before.any():
-            self._overwrite(ids[seen_before], vectors[seen_before])
-        if fresh.any():
-            rows_before = self._complete_rows()
-            try:
-                self._append(ids[fresh], vectors[fresh], published_ts[fresh], ingested_ts[fresh])
-            except BaseException:
-                self._known, self._ids = None, None  # _first_seen counted them as cached: read what the files really hold
-                raise
-            if self._graph_rows() == rows_before:
-                self._extend_graph(np.ascontiguousarray(vectors[fresh], dtype=np.float32), rows_before)
+        rows_before = self._complete_rows()
+        new = np.ascontiguousarray(vectors[fresh], dtype=np.float32)
+        # only new rows are joined before the store answers: a correction rewrites rows the join would read
+        grows = bool(fresh.any()) and not seen_before.any() and self._graph_rows() == rows_before
+        try:
+            joined = self._join(new, rows_before) if grows else None
+            stored()
+            if seen_before.any():
+                self._overwrite(ids[seen_before], vectors[seen_before])
+            if fresh.any():
+                self._append(ids[fresh], new, published_ts[fresh], ingested_ts[fresh])
+        except BaseException:
+            self._known, self._ids = None, None  # _first_seen counted them as cached: read what the files really hold
+            if grows:
+                self._live.forget_rows_from(rows_before)  # the join put them in the live index
+            raise
+        if fresh.any() and self._graph_rows() == rows_before:
+            self._extend_graph(new, rows_before, joined)
         return int(fresh.sum())
 
     def _whole(self) -> bool:
@@ -240,13 +255,19 @@ class CachedVectorStore:
             return 0.0
         return self._live.warm_up(self._complete_rows, lambda: self._load()[1])
 
-    def _extend_graph(self, new: np.ndarray, first_row: int) -> None:
-        """The new rows' own lists, and each older row offered the new ones nearer it than its k-th (join_new_rows)."""
+    def _join(self, new: np.ndarray, first_row: int):
+        """The new rows added to the live index and joined with what it compares them with (join_new_rows): their
+        own lists and the offers to older rows, nothing written. Returns (index, own, offers)."""
         index = self._live.over(first_row, lambda: self._load()[1], add=new)
-        total = first_row + len(new)
         kth = np.memmap(self._gdist_path, dtype=np.float32, mode="r", shape=(first_row, self.k))[:, self.k - 1].copy() \
             if first_row else np.zeros(0, np.float32)
-        own, (older, newer, dist) = join_new_rows(probed_blocks(index, new), new, first_row, kth, self.k)
+        return index, kth, join_new_rows(probed_blocks(index, new), new, first_row, kth, self.k)
+
+    def _extend_graph(self, new: np.ndarray, first_row: int, joined=None) -> None:
+        """The new rows' own lists, and each older row offered the new ones nearer it than its k-th (joined: _join's
+        answer, found while the store was written), then the neighbours-of-neighbours passes."""
+        index, kth, (own, (older, newer, dist)) = joined or self._join(new, first_row)
+        total = first_row + len(new)
         if REFINE_NEW_ROWS and first_row and not is_exact(index):
             vecs = np.memmap(self._vec_path, dtype=np.float32, mode="r", shape=(total, self.dim))
             lists = np.memmap(self._gidx_path, dtype=np.int64, mode="r", shape=(first_row, self.k))
@@ -463,6 +484,27 @@ class CachedVectorStore:
     def _drop_graph(self) -> None:
         for path in (self._gidx_path, self._gdist_path):
             path.unlink(missing_ok=True)
+
+
+def _in_background(write: Callable[..., None], *args) -> Callable[[], None]:
+    """write(*args) in a thread; returns a wait that re-raises what it raised (every time it is called)."""
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            write(*args)
+        except BaseException as exc:  # handed to the caller's wait
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="vector-store-write", daemon=True)
+    thread.start()
+
+    def wait() -> None:
+        thread.join()
+        if failed:
+            raise failed[0]
+
+    return wait
 
 
 def _first_seen(ids: np.ndarray, seen: set[int]) -> np.ndarray:

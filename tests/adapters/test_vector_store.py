@@ -331,3 +331,37 @@ def test_past_the_exact_range_the_writers_graph_nears_the_exact_one_and_a_retry_
             assert [(tmp_path / "r1" / f).read_bytes() for f in ("graph-idx.i64", "graph-dist.f32")] == before
         cached.close()
     assert recalls[True] >= 0.94 and recalls[True] > recalls[False], recalls  # measured 0.945 against 0.933
+
+
+def test_a_write_the_vector_store_refuses_leaves_the_copy_and_its_index_as_they_were(tmp_path, monkeypatch):
+    """The new rows are joined while Milvus is written (in a background thread); when that write fails, nothing of
+    them reaches the copy's files or stays in the live index, and the retry takes them in as if it were the first."""
+    from service.adapters import vector_cache
+    from service.clustering import graph
+    from service.failpoints import OutageSwitch
+    from service.faults import StoreUnavailable
+
+    monkeypatch.setattr(graph, "EXACT_SEARCH_MAX_N", 300)
+    monkeypatch.setattr(vector_cache, "EXACT_SEARCH_MAX_N", 300)
+    rng = np.random.default_rng(8)
+    x = unit(rng, 900)
+    ids = np.arange(900, dtype=np.int64) + 1
+    z = np.zeros(900, np.int64)
+    switch = tmp_path / "vector-store-down"
+    milvus = MilvusStore(str(tmp_path / "m.db"), "c", 16)
+    cached = CachedVectorStore(OutageSwitch(milvus, switch), tmp_path / "cache", 16, source="m#c", knn_k=5)
+    for s in range(0, 600, 200):
+        cached.upsert(ids[s : s + 200], x[s : s + 200], z[s : s + 200], z[s : s + 200])
+    files = ("vectors.f32", "rows.i64", "graph-idx.i64", "graph-dist.f32")
+    before = [(tmp_path / "cache" / f).read_bytes() for f in files]
+    switch.touch()
+    with pytest.raises(StoreUnavailable):
+        cached.upsert(ids[600:], x[600:], z[600:], z[600:])
+    assert [(tmp_path / "cache" / f).read_bytes() for f in files] == before
+    assert cached.live_rows == 600
+    switch.unlink()
+    cached.upsert(ids[600:], x[600:], z[600:], z[600:])
+    got_ids, got, neigh = cached.neighbour_graph()
+    assert np.array_equal(got_ids, ids) and milvus.count() == 900 and cached.live_rows == 900
+    graph.check_neighbours(neigh, 900)
+    milvus.close()
