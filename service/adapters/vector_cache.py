@@ -61,10 +61,6 @@ REVISIT_PER_NEW = 2
 # one landed (one Milvus upsert, a second or two). A row older
 # than that leaves the counts apart and the copy is refilled: correct, only slower.
 CATCH_UP_OVERLAP_S = 30
-# The rebuild leader of a shared home catches up this often between rebuilds (workers/serve.py), so its rebuild finds
-# the copy current: read at the rebuild, the new rows' vectors and graph upkeep made its graph stage 3-6x a single
-# writer's (600 new rows a rebuild on the embedded server, 0.9-1.4 s against 0.14-0.28 s), work the writer does as it writes.
-KEEP_UP_EVERY_S = 1.0
 
 
 class CachedVectorStore:
