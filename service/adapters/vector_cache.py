@@ -253,7 +253,8 @@ class CachedVectorStore:
 
     def _join(self, new: np.ndarray, first_row: int):
         """The new rows added to the live index and joined with what it compares them with (join_new_rows): their
-        own lists and the offers to older rows, nothing written. Returns (index, own, offers)."""
+        own lists and the offers to older rows, nothing written. Returns (index, the older rows' k-th distances,
+        join_new_rows's answer)."""
         index = self._live.over(first_row, lambda: self._load()[1], add=new)
         kth = np.memmap(self._gdist_path, dtype=np.float32, mode="r", shape=(first_row, self.k))[:, self.k - 1].copy() \
             if first_row else np.zeros(0, np.float32)
