@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pytest
 
-from service.clustering.naming import Name, name_clusters
+from service.clustering.naming import Name, _keywords_and_keys, _keywords_and_keys_by_row, name_clusters
 
 OUTLETS = [" - Reuters", " | AP News", " - The New York Times", " - BBC News"]
 FEED_TAILS = [" Continue reading...", " Read more", " Read Full Article at RT.com", ""]
@@ -207,3 +208,54 @@ def test_batched_representatives_are_those_of_a_row_by_row_reading():
             now = name_clusters(texts, labels, vecs, titles=titles, max_keyword_docs=docs)
             read = name_clusters(texts, labels, vecs, titles=titles, max_keyword_docs=docs, batched=False)
             assert {k: astuple(v) for k, v in now.items()} == {k: astuple(v) for k, v in read.items()}, (seed, docs)
+
+
+def _word_vectors(texts: list[str], dim: int = 64) -> np.ndarray:
+    """Bag-of-words vectors (each word hashed to a dimension): repeated headlines land at cosine > 0.95 without a model."""
+    from zlib import crc32
+
+    from service.clustering.naming import tokenize
+
+    out = np.zeros((len(texts), dim), np.float32)
+    for i, t in enumerate(texts):
+        for w in tokenize(t):
+            out[i, crc32(w.encode()) % dim] += 1.0
+    out[:, 0] += 0.01  # no zero vector
+    return out
+
+
+@pytest.mark.parametrize("name, label", [("stories_2k_labeled.csv", "story"), ("agnews_4k_labeled.csv", "topic"),
+                                         ("news_data_dedup.csv", None)])
+def test_names_over_token_ids_are_those_of_the_text_by_text_reading_on_real_headlines(name, label):
+    """The id-based reading (one tokenizer pass, affixes cut over all documents at once, keys as id ranges) names every
+    cluster as the text-by-text reading (batched=False) does on real feeds: outlet suffixes, separators, entities,
+    non-ASCII, descriptions."""
+    import csv
+    from dataclasses import astuple
+
+    from tests.conftest import SHARED_DATA
+
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"{name} not at hand")
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    titles = [r["title"] for r in rows]
+    texts = [" ".join((r["title"], r.get("description") or "")) for r in rows]
+    vecs = _word_vectors(texts)
+    groups = np.unique([r[label] for r in rows], return_inverse=True)[1].ravel() if label else np.arange(len(rows)) % 40
+    for labels in (groups, np.arange(len(rows)) % 97, np.where(np.arange(len(rows)) % 5 == 0, -1, groups)):
+        for docs in (5, 30):
+            now = name_clusters(texts, labels, vecs, titles=titles, max_keyword_docs=docs)
+            read = name_clusters(texts, labels, vecs, titles=titles, max_keyword_docs=docs, batched=False)
+            assert {k: astuple(v) for k, v in now.items()} == {k: astuple(v) for k, v in read.items()}, (name, docs)
+        docs_by_key = []
+        for read in (_keywords_and_keys, _keywords_and_keys_by_row):  # every row's headline keys, not only the picked rows'
+            order = np.argsort(groups, kind="stable")
+            keywords, keys_of = read(texts, titles, order, groups[order], int(groups.max()) + 1, 6, 0.5, 3)
+            holders: dict = {}
+            for j in range(len(order)):
+                for key in keys_of(j):
+                    holders.setdefault(key, set()).add(j)
+            docs_by_key.append((keywords, sorted(map(sorted, holders.values()))))
+        assert docs_by_key[0] == docs_by_key[1], name
