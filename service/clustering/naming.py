@@ -56,7 +56,7 @@ def stop_words() -> frozenset[str]:
 
 
 def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray, n_keywords: int = 6, n_representatives: int = 3,
-                  *, titles: Sequence[str] | None = None, common_share: float = 0.5, duplicate_cosine: float = 0.95,
+                  *, titles: Sequence[str] | None = None, descriptions: Sequence[str] | None = None, common_share: float = 0.5, duplicate_cosine: float = 0.95,
                   max_keyword_docs: int = 100, min_clusters: int = 3, batched: bool = True) -> dict[int, Name]:
     """Name every cluster (label >= 0) by keywords, a title row and up to ``n_representatives`` distinct headlines.
 
@@ -68,6 +68,8 @@ def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray,
     Only each cluster's ``max_keyword_docs`` most central rows are read for keywords and representatives.
     Learning needs ``min_clusters`` clusters sharing a term or affix; below that nothing is treated as boilerplate.
     ``texts`` and ``titles`` are only indexed, by row: a caller may make each one when it is asked for.
+    ``descriptions``, with ``titles``, says each row's text is f"{title} {description}": the texts are then built from
+    the two without reading ``texts`` row by row (they must agree).
     ``batched=False`` reads every cluster row by row (the reference the batched shortcut must equal: tests, bench/names.py).
     """
     labels = np.asarray(labels)
@@ -88,7 +90,8 @@ def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray,
     doc_starts = np.searchsorted(doc_cl, np.arange(n_clusters + 1))
 
     if batched:
-        keywords, keys_of = _keywords_and_keys(texts, titles, doc_rows, doc_cl, n_clusters, n_keywords, common_share, min_clusters)
+        keywords, keys_of = _keywords_and_keys(texts, titles, descriptions, doc_rows, doc_cl, n_clusters, n_keywords, common_share,
+                                               min_clusters)
     else:
         keywords, keys_of = _keywords_and_keys_by_row(texts, titles, doc_rows, doc_cl, n_clusters, n_keywords, common_share,
                                                       min_clusters)
@@ -124,16 +127,30 @@ def _keywords_and_keys_by_row(texts: Sequence[str], titles: Sequence[str] | None
     return keywords, keys_of
 
 
-def _keywords_and_keys(texts: Sequence[str], titles: Sequence[str] | None, doc_rows: np.ndarray, doc_cl: np.ndarray,
-                       n_clusters: int, n_keywords: int, common_share: float, min_clusters: int):
+def _keywords_and_keys(texts: Sequence[str], titles: Sequence[str] | None, descriptions: Sequence[str] | None, doc_rows: np.ndarray,
+                       doc_cl: np.ndarray, n_clusters: int, n_keywords: int, common_share: float, min_clusters: int):
     """(keywords of each cluster, keys_of) as _keywords_and_keys_by_row gives them, over token ids: every text
     tokenized in one pass (_Vocabulary.docs), the affixes cut by walking tries over all documents at once, the
     headline keys as ranges of word ids. (bench/names.py --n 1000000, 44k stories: the per-text Python of the
     row-by-row reading was about 4 of the stage's 10 CPU s.)"""
     rows = doc_rows.tolist()
-    text_list = [texts[r] for r in rows]
     vocab = _Vocabulary()
-    ids, starts = vocab.docs(text_list)
+    if titles is not None and descriptions is not None:
+        title_list, description_list = [titles[r] for r in rows], [descriptions[r] for r in rows]
+        parts = [" "] * (4 * len(rows))  # title, " ", description, _BOUNDARY: no string made per row
+        parts[0::4], parts[2::4], parts[3::4] = title_list, description_list, [_BOUNDARY] * len(rows)
+        ids, starts = vocab.docs("".join(parts[:-1]), len(rows), lambda: [texts[r] for r in rows])
+        del parts
+        own = np.flatnonzero(np.fromiter(map(len, description_list), np.int64, len(rows)) > 0)  # not same_tokens: "title " only
+        own = np.union1d(own, np.flatnonzero([t[-1:] in _ENDS_BEFORE_SPACE for t in title_list]))
+        del description_list
+    else:
+        text_list = [texts[r] for r in rows]
+        ids, starts = vocab.docs(_BOUNDARY.join(text_list), len(rows), lambda: text_list)
+        if titles is not None:
+            title_list = [titles[r] for r in rows]
+            own = np.flatnonzero(~_same_tokens_each(title_list, text_list))  # rows keyed by their title's own tokens
+        del text_list
     affixes = _learn_affixes(_TokenLists(ids, starts, vocab.words), doc_cl, n_clusters, min_clusters)
     tries = _AffixTries(affixes, vocab)
     stripped = tries.strip(ids, starts)
@@ -154,10 +171,9 @@ def _keywords_and_keys(texts: Sequence[str], titles: Sequence[str] | None, doc_r
 
     first, end, second, words = _headline_key_ranges(stripped, starts)
     if titles is not None:
-        title_list = [titles[r] for r in rows]
-        own = np.flatnonzero(~_same_tokens_each(title_list, text_list))  # rows keyed by their title's own tokens
         if len(own):
-            t_ids, t_starts = vocab.docs([title_list[j] for j in own.tolist()])
+            own_titles = [title_list[j] for j in own.tolist()]
+            t_ids, t_starts = vocab.docs(_BOUNDARY.join(own_titles), len(own_titles), lambda: own_titles)
             t_first, t_end, t_second, t_words = _headline_key_ranges(tries.strip(t_ids, t_starts), t_starts)
             shift = len(words)
             first[own], end[own] = t_first + shift, t_end + shift
@@ -187,16 +203,16 @@ class _Vocabulary:
         self.words: list[str] = [_SEP, _CUT]
         self.index: dict[str, int] = {_SEP: _SEP_ID, _CUT: _CUT_ID, _BOUNDARY: _BOUNDARY_ID}
 
-    def docs(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(the texts' token ids end to end, where each text's start: len(texts) + 1), each text read as tokenize
-        reads it, in one regex pass over the texts joined by _BOUNDARY (1M synthetic headlines' read rows: 2.8 -> 0.9 s)."""
-        joined = _BOUNDARY.join(texts)
+    def docs(self, joined: str, n: int, each: Callable[[], list[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """(the token ids of n texts end to end, where each text's start: n + 1), each text read as tokenize reads
+        it, in one regex pass over the texts joined by _BOUNDARY; each(): the texts, read one by one where a text
+        holds _BOUNDARY itself. (1M synthetic headlines' read rows: 2.8 -> 0.9 s.)"""
         if "&" in joined:
             joined = html.unescape(html.unescape(joined))  # no entity spans the boundary, nor decodes to it
-        if joined.count(_BOUNDARY) == max(len(texts) - 1, 0):
+        if joined.count(_BOUNDARY) == max(n - 1, 0):
             tokens = _TOKEN_OR_BOUNDARY.findall(joined.lower())  # lower(): the boundary stops the final-sigma rule too
-        else:  # a text holds the boundary itself: each text on its own
-            tokens = list(chain.from_iterable(chain(tokenize(t), (_BOUNDARY,)) for t in texts))[:-1]
+        else:
+            tokens = list(chain.from_iterable(chain(tokenize(t), (_BOUNDARY,)) for t in each()))[:-1]
         del joined
         index, words = self.index, self.words
         for w in dict.fromkeys(tokens):
@@ -209,7 +225,7 @@ class _Vocabulary:
         raw = np.fromiter(map(index.__getitem__, tokens), np.int64, len(tokens))
         del tokens
         bounds = np.flatnonzero(raw == _BOUNDARY_ID)
-        if not texts:
+        if not n:
             return raw, np.zeros(1, np.int64)
         lengths = np.diff(np.r_[-1, bounds, len(raw)]) - 1
         return raw[raw != _BOUNDARY_ID], np.r_[0, np.cumsum(lengths)].astype(np.int64)

@@ -200,14 +200,16 @@ def test_batched_representatives_are_those_of_a_row_by_row_reading():
         labels = rng.integers(-1, 25, n)
         titles = [" ".join(rng.choice(words, int(rng.integers(2, 6)))) + str(rng.choice(OUTLETS + ["", ""])) for _ in range(n)]
         titles = [titles[i // 2] if rng.random() < 0.3 else t for i, t in enumerate(titles)]  # repeated headlines
-        texts = [" ".join((t, str(rng.choice(["", "", "More on this.", "Read more"])))) for t in titles]
+        descriptions = [str(rng.choice(["", "", "More on this.", "Read more", "Ends:", "Σ"])) for _ in titles]
+        texts = [" ".join(p) for p in zip(titles, descriptions)]
         centres = rng.standard_normal((25, 16))
         vecs = centres[labels] + rng.standard_normal((n, 16)) * rng.choice([0.02, 0.5], (n, 1))  # some near-duplicates
         vecs = vecs.astype(np.float32)
         for docs in (5, 30):
-            now = name_clusters(texts, labels, vecs, titles=titles, max_keyword_docs=docs)
             read = name_clusters(texts, labels, vecs, titles=titles, max_keyword_docs=docs, batched=False)
-            assert {k: astuple(v) for k, v in now.items()} == {k: astuple(v) for k, v in read.items()}, (seed, docs)
+            for given in (None, descriptions):
+                now = name_clusters(texts, labels, vecs, titles=titles, descriptions=given, max_keyword_docs=docs)
+                assert {k: astuple(v) for k, v in now.items()} == {k: astuple(v) for k, v in read.items()}, (seed, docs)
 
 
 def _word_vectors(texts: list[str], dim: int = 64) -> np.ndarray:
@@ -241,21 +243,24 @@ def test_names_over_token_ids_are_those_of_the_text_by_text_reading_on_real_head
     with path.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.DictReader(fh))
     titles = [r["title"] for r in rows]
-    texts = [" ".join((r["title"], r.get("description") or "")) for r in rows]
+    descriptions = [r.get("description") or "" for r in rows]
+    texts = [" ".join(p) for p in zip(titles, descriptions)]
     vecs = _word_vectors(texts)
     groups = np.unique([r[label] for r in rows], return_inverse=True)[1].ravel() if label else np.arange(len(rows)) % 40
     for labels in (groups, np.arange(len(rows)) % 97, np.where(np.arange(len(rows)) % 5 == 0, -1, groups)):
         for docs in (5, 30):
-            now = name_clusters(texts, labels, vecs, titles=titles, max_keyword_docs=docs)
             read = name_clusters(texts, labels, vecs, titles=titles, max_keyword_docs=docs, batched=False)
-            assert {k: astuple(v) for k, v in now.items()} == {k: astuple(v) for k, v in read.items()}, (name, docs)
-        docs_by_key = []
-        for read in (_keywords_and_keys, _keywords_and_keys_by_row):  # every row's headline keys, not only the picked rows'
-            order = np.argsort(groups, kind="stable")
-            keywords, keys_of = read(texts, titles, order, groups[order], int(groups.max()) + 1, 6, 0.5, 3)
-            holders: dict = {}
-            for j in range(len(order)):
-                for key in keys_of(j):
-                    holders.setdefault(key, set()).add(j)
-            docs_by_key.append((keywords, sorted(map(sorted, holders.values()))))
-        assert docs_by_key[0] == docs_by_key[1], name
+            for given in (None, descriptions):
+                now = name_clusters(texts, labels, vecs, titles=titles, descriptions=given, max_keyword_docs=docs)
+                assert {k: astuple(v) for k, v in now.items()} == {k: astuple(v) for k, v in read.items()}, (name, docs)
+    docs_by_key = []
+    order = np.argsort(groups, kind="stable")
+    for read in (lambda *a: _keywords_and_keys(texts, titles, None, *a), lambda *a: _keywords_and_keys(texts, titles, descriptions, *a),
+                 lambda *a: _keywords_and_keys_by_row(texts, titles, *a)):  # every row's headline keys, not only the picked rows'
+        keywords, keys_of = read(order, groups[order], int(groups.max()) + 1, 6, 0.5, 3)
+        holders: dict = {}
+        for j in range(len(order)):
+            for key in keys_of(j):
+                holders.setdefault(key, set()).add(j)
+        docs_by_key.append((keywords, sorted(map(sorted, holders.values()))))
+    assert docs_by_key[0] == docs_by_key[2] and docs_by_key[1] == docs_by_key[2], name
