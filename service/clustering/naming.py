@@ -460,8 +460,10 @@ def _cluster_grams(vectors: np.ndarray, doc_rows: np.ndarray, doc_starts: np.nda
     return out
 
 
-def _closeness(vectors: np.ndarray, rows: np.ndarray, cl: np.ndarray, n_clusters: int, chunk: int = 65_536) -> np.ndarray:
-    """Each row's dot product with its cluster's mean vector; one sparse product for all means, then chunked rows."""
+def _closeness(vectors: np.ndarray, rows: np.ndarray, cl: np.ndarray, n_clusters: int, chunk: int = 8_192) -> np.ndarray:
+    """Each row's dot product with its cluster's mean vector; one sparse product for all means, then chunked rows (a
+    chunk's gathers small enough for the allocator to reuse: 64k-row chunks, 100 MB each at 384 dimensions, cost the 1M
+    stage about 0.2 s of page faults)."""
     indicator = sparse.csr_matrix((np.ones(len(rows), np.float32), (cl, rows)), shape=(n_clusters, len(vectors)))
     sizes = np.bincount(cl, minlength=n_clusters).astype(np.float64)
     dtype = vectors.dtype if vectors.dtype in (np.float32, np.float64) else np.float64
