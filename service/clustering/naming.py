@@ -684,10 +684,25 @@ def _keywords_of_ids(ids: np.ndarray, doc_of: np.ndarray, words: list[str], doc_
     row = np.repeat(np.arange(n_clusters), np.diff(weights.indptr))
     idx = weights.indices
     ranked = idx[np.lexsort((idx, idx < v, -weights.data, row))]
+    # each cluster's first n_keywords * 4, as _drop_contained reads them; each term's string and words made once
+    place = np.arange(len(ranked)) - weights.indptr[row]
+    top, top_at = np.unique(ranked[place < n_keywords * 4], return_inverse=True)
+    bounds = np.r_[0, np.cumsum(np.minimum(np.diff(weights.indptr), n_keywords * 4))].tolist()
+    names = [term(t) for t in top.tolist()]
+    words_of = [set(t.split()) for t in names]
+    top_at = top_at.ravel().tolist()
     out = []
     for c in range(n_clusters):
-        top = ranked[weights.indptr[c] : min(weights.indptr[c + 1], weights.indptr[c] + n_keywords * 4)]
-        out.append(_drop_contained(tuple(term(int(t)) for t in top))[:n_keywords])
+        kept: list[str] = []
+        used: set[str] = set()
+        for t in top_at[bounds[c]:bounds[c + 1]]:
+            if len(kept) == n_keywords:
+                break
+            if words_of[t] & used:
+                continue
+            used |= words_of[t]
+            kept.append(names[t])
+        out.append(tuple(kept))
     return out
 
 
