@@ -207,13 +207,10 @@ class _Vocabulary:
         """(the token ids of n texts end to end, where each text's start: n + 1), each text read as tokenize reads
         it, in one regex pass over the texts joined by _BOUNDARY; each(): the texts, read one by one where a text
         holds _BOUNDARY itself. (1M synthetic headlines' read rows: 2.8 -> 0.9 s.)"""
-        if "&" in joined:
-            joined = html.unescape(html.unescape(joined))  # no entity spans the boundary, nor decodes to it
-        if joined.count(_BOUNDARY) == max(n - 1, 0):
-            tokens = _TOKEN_OR_BOUNDARY.findall(joined.lower())  # lower(): the boundary stops the final-sigma rule too
-        else:
-            tokens = list(chain.from_iterable(chain(tokenize(t), (_BOUNDARY,)) for t in each()))[:-1]
+        tokens = _joined_tokens(joined, n)
         del joined
+        if tokens is None:
+            tokens = list(chain.from_iterable(chain(tokenize(t), (_BOUNDARY,)) for t in each()))[:-1]
         index, words = self.index, self.words
         for w in dict.fromkeys(tokens):
             if w not in index:
@@ -229,6 +226,34 @@ class _Vocabulary:
             return raw, np.zeros(1, np.int64)
         lengths = np.diff(np.r_[-1, bounds, len(raw)]) - 1
         return raw[raw != _BOUNDARY_ID], np.r_[0, np.cumsum(lengths)].astype(np.int64)
+
+
+def _joined_tokens(joined: str, n: int) -> list[str] | None:
+    """The raw tokens of n texts joined by _BOUNDARY, _BOUNDARY between two texts' (None where a text holds _BOUNDARY
+    itself): each text's as tokenize finds them before mapping separators to _SEP."""
+    if "&" in joined:
+        joined = html.unescape(html.unescape(joined))  # no entity spans the boundary, nor decodes to it
+    if joined.count(_BOUNDARY) != max(n - 1, 0):
+        return None
+    return _TOKEN_OR_BOUNDARY.findall(joined.lower())  # lower(): the boundary stops the final-sigma rule too
+
+
+def tokenize_each(texts: list[str]) -> list[list[str]]:
+    """[tokenize(t) for t in texts], in one regex pass (1M synthetic headlines' 133k topic headlines: 0.35 -> 0.15 s)."""
+    tokens = _joined_tokens(_BOUNDARY.join(texts), len(texts))
+    if tokens is None:
+        return [tokenize(t) for t in texts]
+    out: list[list[str]] = []
+    doc: list[str] = []
+    for t in tokens:
+        if t == _BOUNDARY:
+            out.append(doc)
+            doc = []
+        else:
+            doc.append(t if t[0].isalpha() else _SEP)
+    if texts:
+        out.append(doc)
+    return out
 
 
 class _TokenLists(Sequence[list[str]]):
@@ -759,6 +784,9 @@ def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_siz
     avg = sum(total.values()) / len(topics)
     common = {term for term, k in spread.items() if len(topics) >= min_topics and k >= min_topics and k >= common_share * len(topics)}
     names: dict[int, Name] = {}
+    if titles is not None:  # every topic's headlines tokenized in one pass
+        heads = sorted({r for name in story_names.values() for r in name.representatives})
+        tokens_of = dict(zip(heads, tokenize_each([titles[r] for r in heads])))
     for t, i in index.items():
         weight = {term: c / n_stories[i] * np.log1p(avg / total[term]) for term, c in counts[i].items() if term not in common}
         for term in [x for x in weight if " " in x]:  # a bare word gives way to a bigram of this topic holding it
@@ -769,7 +797,7 @@ def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_siz
         members = np.flatnonzero(story_topic == t)
         if titles is not None:
             rows = [r for s in members.tolist() if s in story_names for r in story_names[s].representatives]
-            ranked = _joined_names(ranked[: n_keywords * 4], [tokenize(titles[r]) for r in rows], joined_share)
+            ranked = _joined_names(ranked[: n_keywords * 4], [tokens_of[r] for r in rows], joined_share)
         largest = members[np.argsort(-np.asarray(story_sizes)[members], kind="stable")]
         reps = tuple(int(story_names[int(s)].title_row) for s in largest
                      if int(s) in story_names and story_names[int(s)].title_row >= 0)[:n_representatives]
