@@ -505,10 +505,10 @@ def _closeness(vectors: np.ndarray, rows: np.ndarray, cl: np.ndarray, n_clusters
     for s in range(0, len(rows), chunk):
         e = min(len(rows), s + chunk)
         if vectors.dtype == dtype:
-            np.take(vectors, rows[s:e], axis=0, out=row_at[:e - s])
+            np.take(vectors, rows[s:e], axis=0, out=row_at[:e - s], mode="clip")  # "raise" buffers the out
         else:
             row_at[:e - s] = vectors[rows[s:e]]
-        np.take(centres, cl[s:e], axis=0, out=centre_at[:e - s])
+        np.take(centres, cl[s:e], axis=0, out=centre_at[:e - s], mode="clip")
         out[s:e] = np.einsum("ij,ij->i", row_at[:e - s], centre_at[:e - s])
     return out
 
