@@ -692,8 +692,10 @@ def _keywords_of_ids(ids: np.ndarray, doc_of: np.ndarray, words: list[str], doc_
 
     uni = per_cluster(doc_of[ok], ids[ok], v)
     both = ok[:-1] & ok[1:] & (doc_of[:-1] == doc_of[1:])
-    codes, inverse = np.unique(ids[:-1][both] * v + ids[1:][both], return_inverse=True)
-    bi = per_cluster(doc_of[:-1][both], inverse.ravel(), len(codes))
+    pair_codes = ids[:-1][both] * v + ids[1:][both]
+    codes = _distinct(pair_codes)
+    bi = per_cluster(doc_of[:-1][both], np.searchsorted(codes, pair_codes), len(codes))
+    del pair_codes
     counts = sparse.hstack([uni, bi], format="csr")
     cluster_df = np.bincount(counts.indices, minlength=counts.shape[1])
 
@@ -708,8 +710,9 @@ def _keywords_of_ids(ids: np.ndarray, doc_of: np.ndarray, words: list[str], doc_
     avg = total.sum() / n_clusters
     idf = np.where(common, 0.0, np.log1p(avg / np.maximum(total, 1)))
     row_sum = np.maximum(np.asarray(counts.sum(axis=1)).ravel(), 1)
-    weights = sparse.diags(1.0 / row_sum) @ counts @ sparse.diags(idf)
-    weights = weights.tocsr()
+    # diag(1 / row_sum) @ counts @ diag(idf), entry by entry in the products' order of operations
+    weights = counts
+    weights.data = (1.0 / row_sum)[np.repeat(np.arange(n_clusters), np.diff(weights.indptr))] * weights.data * idf[weights.indices]
     weights.eliminate_zeros()
 
     def term(i: int) -> str:
