@@ -803,8 +803,15 @@ def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_siz
     if titles is not None:  # every topic's headlines tokenized in one pass
         heads = sorted({r for name in story_names.values() for r in name.representatives})
         tokens_of = dict(zip(heads, tokenize_each([titles[r] for r in heads])))
+    idf: dict[str, np.float64] = {}  # each term's np.log1p(avg / total[term]), computed once
     for t, i in index.items():
-        weight = {term: c / n_stories[i] * np.log1p(avg / total[term]) for term, c in counts[i].items() if term not in common}
+        weight = {}
+        for term, c in counts[i].items():
+            if term not in common:
+                w = idf.get(term)
+                if w is None:
+                    w = idf[term] = np.log1p(avg / total[term])
+                weight[term] = c / n_stories[i] * w
         for term in [x for x in weight if " " in x]:  # a bare word gives way to a bigram of this topic holding it
             for word in term.split():
                 if word in weight:
