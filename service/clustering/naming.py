@@ -202,12 +202,29 @@ _SEP_ID, _CUT_ID, _BOUNDARY_ID = 0, 1, -1
 _ID_SPAN = 1 << 32  # a trie's (node, token id) pair as one int64: node * _ID_SPAN + id
 
 
+class _Index(dict):
+    """Token -> id, a token not seen before given the next id (a word) or _SEP_ID (a separator) as it is looked up:
+    the lookups stay in C (one pass over 4M tokens instead of two)."""
+
+    def __init__(self, words: list[str]):
+        super().__init__({_SEP: _SEP_ID, _CUT: _CUT_ID, _BOUNDARY: _BOUNDARY_ID})
+        self.words = words
+
+    def __missing__(self, token: str) -> int:
+        if token[0].isalpha():
+            self[token] = len(self.words)
+            self.words.append(token)
+        else:
+            self[token] = _SEP_ID
+        return self[token]
+
+
 class _Vocabulary:
     """Tokens as ids: every separator token _SEP_ID (0), _CUT_ID (1), then words in order of first sight (words[id])."""
 
     def __init__(self):
         self.words: list[str] = [_SEP, _CUT]
-        self.index: dict[str, int] = {_SEP: _SEP_ID, _CUT: _CUT_ID, _BOUNDARY: _BOUNDARY_ID}
+        self.index = _Index(self.words)
 
     def docs(self, joined: str, n: int, each: Callable[[], list[str]]) -> tuple[np.ndarray, np.ndarray]:
         """(the token ids of n texts end to end, where each text's start: n + 1), each text read as tokenize reads
@@ -217,15 +234,7 @@ class _Vocabulary:
         del joined
         if tokens is None:
             tokens = list(chain.from_iterable(chain(tokenize(t), (_BOUNDARY,)) for t in each()))[:-1]
-        index, words = self.index, self.words
-        for w in dict.fromkeys(tokens):
-            if w not in index:
-                if w[0].isalpha():
-                    index[w] = len(words)
-                    words.append(w)
-                else:
-                    index[w] = _SEP_ID
-        raw = np.fromiter(map(index.__getitem__, tokens), np.int64, len(tokens))
+        raw = np.fromiter(map(self.index.__getitem__, tokens), np.int64, len(tokens))
         del tokens
         bounds = np.flatnonzero(raw == _BOUNDARY_ID)
         if not n:
