@@ -501,13 +501,15 @@ def _cluster_grams(vectors: np.ndarray, doc_rows: np.ndarray, doc_starts: np.nda
 
 
 def _closeness(vectors: np.ndarray, rows: np.ndarray, cl: np.ndarray, n_clusters: int, chunk: int = 8_192) -> np.ndarray:
-    """Each row's dot product with its cluster's mean vector; one sparse product for all means, then chunked rows
-    gathered into two buffers used again (fresh gathers, 100 MB a 64k-row chunk at 384 dimensions, cost the 1M stage
-    0.2-1 s of page faults on a loaded machine)."""
+    """Each row's dot product with its cluster's mean vector: the means from sparse products over chunks of clusters,
+    then chunked rows gathered into two buffers used again (fresh gathers, 100 MB a 64k-row chunk at 384 dimensions,
+    and the means' 400 MB of float64 temporaries at 1M cost the stage 0.2-1.4 s of page faults on a loaded machine)."""
     indicator = sparse.csr_matrix((np.ones(len(rows), np.float32), (cl, rows)), shape=(n_clusters, len(vectors)))
     sizes = np.bincount(cl, minlength=n_clusters).astype(np.float64)
     dtype = vectors.dtype if vectors.dtype in (np.float32, np.float64) else np.float64
-    centres = (np.asarray(indicator @ vectors, dtype=np.float64) / sizes[:, None]).astype(dtype)
+    centres = np.empty((n_clusters, vectors.shape[1]), dtype)
+    for c in range(0, n_clusters, chunk // 2):  # each cluster's sum as one product gives it, in small pieces
+        centres[c:c + chunk // 2] = np.asarray(indicator[c:c + chunk // 2] @ vectors, dtype=np.float64) / sizes[c:c + chunk // 2, None]
     out = np.empty(len(rows), np.float64)
     row_at = np.empty((min(chunk, len(rows)), vectors.shape[1]), dtype)
     centre_at = np.empty_like(row_at)
