@@ -410,7 +410,7 @@ def _headline_key_ranges(ids: np.ndarray, starts: np.ndarray) -> tuple[np.ndarra
 
 
 def _representatives(vectors: np.ndarray, doc_rows: np.ndarray, doc_starts: np.ndarray, keys_of: Callable[[int], set],
-                     n_representatives: int, duplicate_cosine: float, chunk: int = 4096, batched: bool = True) -> list[list[int]]:
+                     n_representatives: int, duplicate_cosine: float, chunk: int = 1024, batched: bool = True) -> list[list[int]]:
     """Each cluster's representatives (rows), read in order (most central first): a row whose headline keys or vector
     (cosine > duplicate_cosine) repeat one already picked is skipped.
 
@@ -429,8 +429,10 @@ def _representatives(vectors: np.ndarray, doc_rows: np.ndarray, doc_starts: np.n
     starts = doc_starts.tolist()
 
     def unit(x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, np.float64)
-        return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+        """Rows scaled to length 1, in place where x is float64 already (x: a fresh gather)."""
+        x = x.astype(np.float64, copy=False)
+        x /= np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+        return x
 
     out: list[list[int]] = []
     for c0 in range(0, n_clusters, chunk):
