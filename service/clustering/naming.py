@@ -9,7 +9,9 @@ What every story shares is learned from the data and gets no weight:
   nor glue into bigrams ("article rt");
 * common terms: a term left in at least ``common_share`` of the clusters names none of them.
 
-Pure: numpy/scipy over arrays and strings. Rows are grouped once (one sort), so 1M documents cost a few passes.
+Pure: numpy/scipy over arrays and strings. Rows are grouped once (one sort), so 1M documents cost a few passes: the
+texts are read as token ids (one regex pass over them all), the affixes cut and the keywords counted over arrays of
+ids. ``name_clusters(batched=False)`` reads text by text over lists of words: the reference the fast reading equals.
 """
 
 from __future__ import annotations
@@ -133,7 +135,8 @@ def _keywords_and_keys(texts: Sequence[str], titles: Sequence[str] | None, descr
     """(keywords of each cluster, keys_of) as _keywords_and_keys_by_row gives them, over token ids: every text
     tokenized in one pass (_Vocabulary.docs), the affixes cut by walking tries over all documents at once, the
     headline keys as ranges of word ids. (bench/names.py --n 1000000, 44k stories: the per-text Python of the
-    row-by-row reading was about 4 of the stage's 10 CPU s.)"""
+    text-by-text reading was about 4 of the stage's 10 CPU s; with this the whole stage went 7.2-7.7 -> 5.9-6.7 user
+    CPU s, the tokenizer's one pass about 1 s of it.)"""
     rows = doc_rows.tolist()
     vocab = _Vocabulary()
     if titles is not None and descriptions is not None:
@@ -171,15 +174,14 @@ def _keywords_and_keys(texts: Sequence[str], titles: Sequence[str] | None, descr
     del doc_of
 
     first, end, second, words = _headline_key_ranges(stripped, starts)
-    if titles is not None:
-        if len(own):
-            own_titles = [title_list[j] for j in own.tolist()]
-            t_ids, t_starts = vocab.docs(_BOUNDARY.join(own_titles), len(own_titles), lambda: own_titles)
-            t_first, t_end, t_second, t_words = _headline_key_ranges(tries.strip(t_ids, t_starts), t_starts)
-            shift = len(words)
-            first[own], end[own] = t_first + shift, t_end + shift
-            second[own] = np.where(t_second >= 0, t_second + shift, -1)
-            words = np.concatenate([words, t_words])
+    if titles is not None and len(own):
+        own_titles = [title_list[j] for j in own.tolist()]
+        t_ids, t_starts = vocab.docs(_BOUNDARY.join(own_titles), len(own_titles), lambda: own_titles)
+        t_first, t_end, t_second, t_words = _headline_key_ranges(tries.strip(t_ids, t_starts), t_starts)
+        shift = len(words)
+        first[own], end[own] = t_first + shift, t_end + shift
+        second[own] = np.where(t_second >= 0, t_second + shift, -1)
+        words = np.concatenate([words, t_words])
     blob = words.astype(np.int32).tobytes()
     first_at, end_at, second_at = (first * 4).tolist(), (end * 4).tolist(), (second * 4).tolist()
 
@@ -229,7 +231,8 @@ class _Vocabulary:
     def docs(self, joined: str, n: int, each: Callable[[], list[str]]) -> tuple[np.ndarray, np.ndarray]:
         """(the token ids of n texts end to end, where each text's start: n + 1), each text read as tokenize reads
         it, in one regex pass over the texts joined by _BOUNDARY; each(): the texts, read one by one where a text
-        holds _BOUNDARY itself. (1M synthetic headlines' read rows: 2.8 -> 0.9 s.)"""
+        holds _BOUNDARY itself. (The regex costs about as much either way; what goes is a Python call and a list per
+        text, and a second pass to map tokens to ids.)"""
         tokens = _joined_tokens(joined, n)
         del joined
         if tokens is None:
@@ -331,12 +334,12 @@ class _AffixTries:
                 continue  # in no text
             ids = tuple(vocab.index[w] for w in words)
             (heads if a[0] == "^" else afters if a[0] == _SEP else tails).append(ids if a[-1] != "$" else ids[::-1])
-        self.any = bool(affixes)
-        self.heads, self.afters, self.tails = _Trie(heads), _Trie(afters), _Trie(tails[:] if tails else [])
+        self.learned = bool(affixes)
+        self.heads, self.afters, self.tails = _Trie(heads), _Trie(afters), _Trie(tails)
 
     def strip(self, ids: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """_strip of each document (ids[starts[i]:starts[i + 1]]), the documents end to end."""
-        if not self.any or not len(ids):
+        if not self.learned or not len(ids):
             return ids
         out = ids.copy()
         begins, ends = starts[:-1], starts[1:]
@@ -374,7 +377,7 @@ def _same_tokens_each(titles: list[str], texts: list[str], block: int = 4096) ->
     for s in range(0, len(at), block):
         part = at[s:s + block].tolist()
         t, x = [titles[i] for i in part], [texts[i] for i in part]
-        if " \x02".join(t) + " " != "\x02".join(x):  # lengths agree row by row, so equal joins are equal rows
+        if f" {_BOUNDARY}".join(t) + " " != _BOUNDARY.join(x):  # lengths agree row by row: equal joins, equal rows
             same[part] = [a == b + " " for a, b in zip(x, t)]
     at = np.flatnonzero(same).tolist()
     same[at] = [titles[i][-1:] not in _ENDS_BEFORE_SPACE for i in at]

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 import numpy as np
 import pytest
 
-from service.clustering.naming import Name, _keywords_and_keys, _keywords_and_keys_by_row, name_clusters
+from service.clustering.naming import (
+    Name,
+    _keywords_and_keys,
+    _keywords_and_keys_by_row,
+    name_clusters,
+)
 
 OUTLETS = [" - Reuters", " | AP News", " - The New York Times", " - BBC News"]
 FEED_TAILS = [" Continue reading...", " Read more", " Read Full Article at RT.com", ""]
@@ -269,7 +275,12 @@ def test_names_over_token_ids_are_those_of_the_text_by_text_reading_on_real_head
 def test_texts_tokenized_in_one_pass_as_one_by_one():
     """tokenize_each (and the id-based reading's vocabulary) joins the texts by a boundary character: no token, entity
     or lowercasing rule may cross it, and a text holding the character itself is read alone."""
-    from service.clustering.naming import _BOUNDARY, _Vocabulary, tokenize, tokenize_each
+    from service.clustering.naming import (
+        _BOUNDARY,
+        _Vocabulary,
+        tokenize,
+        tokenize_each,
+    )
 
     rng = np.random.default_rng(5)
     parts = ["Storm", " - ", "Reuters", ":", " ", "&amp;", "&amp", "&", "amp;", "&#", "39;", "ΑΣ", "Σ", "•", "–", "·", "Fed's",
@@ -281,5 +292,5 @@ def test_texts_tokenized_in_one_pass_as_one_by_one():
         expected = [tokenize(t) for t in texts]
         assert tokenize_each(texts) == expected, texts
         vocab = _Vocabulary()
-        ids, starts = vocab.docs(_BOUNDARY.join(texts), len(texts), lambda: texts)
-        assert [[vocab.words[i] for i in ids[a:b]] for a, b in zip(starts[:-1], starts[1:])] == expected, texts
+        ids, starts = vocab.docs(_BOUNDARY.join(texts), len(texts), lambda texts=texts: texts)
+        assert [[vocab.words[i] for i in ids[a:b]] for a, b in pairwise(starts)] == expected, texts
