@@ -6,9 +6,10 @@
 Headlines and labels as bench/scale.py builds them (its corpus and _titles: two words of the story, one of the topic,
 three common ones); the clusters are the generator's stories (background = noise), the topics its topics. The
 documents are written to a SQLite history first, so the stage reads its texts as the rebuild does. Then, in the same
-process, the stage runs as the rebuild runs it (service.usecases.rebuild.name_levels) and as a baseline close to how it
-ran before (every text read into a dict, and each story's representatives read row by row: naming's batched=False),
-and the names of the two are compared: they must be equal.
+process, the stage runs as the rebuild runs it (service.usecases.rebuild.name_levels: naming over token ids) and as a
+baseline close to how it ran before (every text read into a dict, each text tokenized, cut and counted as lists of
+words, and each story's representatives read row by row: naming's batched=False, the reference), and the names of the
+two are compared: they must be equal.
 
 Prints one JSON line per n: n, stories, topics, setup_s (corpus and SQLite), names_s (the stage now, wall seconds, best
 of --repeat interleaved runs), names_before_s (the baseline), speedup, names_cpu_s / names_cpu_before_s (the same in
@@ -125,7 +126,8 @@ def real_set(path: Path, label: str | None) -> dict:
     sizes = np.bincount(labels)
     out = {}
     for key, batched in (("before", False), ("now", True)):
-        stories = name_clusters(texts, labels, vectors, titles=titles, max_keyword_docs=30, batched=batched)
+        stories = name_clusters(texts, labels, vectors, titles=titles, descriptions=descriptions if batched else None,
+                                max_keyword_docs=30, batched=batched)
         named = {"stories": stories, "topics": name_topics(stories, story_topic, sizes, titles=titles)}
         out[key] = {level: {k: astuple(v) for k, v in names.items()} for level, names in named.items()}
     keywords, _, title_row = out["now"]["stories"][0]

@@ -203,7 +203,8 @@ def _name_levels(app: App, doc_ids: np.ndarray, vectors, story_labels: np.ndarra
                  topic_ids: np.ndarray) -> tuple[dict[int, SavedName], dict[int, SavedName]]:
     titles, descriptions = app.ledger.document_text_columns(doc_ids)
     texts = _Texts(titles, descriptions)
-    by_story = name_clusters(texts, story_labels, vectors, titles=titles, max_keyword_docs=STORY_NAME_DOCS)
+    by_story = name_clusters(texts, story_labels, vectors, titles=titles, descriptions=descriptions,
+                             max_keyword_docs=STORY_NAME_DOCS)
     story_names = {int(story_ids[label]): _story_name(name, titles, doc_ids) for label, name in by_story.items()}
     story_sizes = np.bincount(story_labels[story_labels >= 0], minlength=len(story_topic))
     topic_names = {int(topic_ids[label]): _topic_name(name, doc_ids, int(topic_ids[label]))

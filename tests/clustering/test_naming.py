@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 
 import numpy as np
+import pytest
 
-from service.clustering.naming import Name, name_clusters
+from service.clustering.naming import (
+    Name,
+    _keywords_and_keys,
+    _keywords_and_keys_by_row,
+    name_clusters,
+)
 
 OUTLETS = [" - Reuters", " | AP News", " - The New York Times", " - BBC News"]
 FEED_TAILS = [" Continue reading...", " Read more", " Read Full Article at RT.com", ""]
@@ -199,11 +206,91 @@ def test_batched_representatives_are_those_of_a_row_by_row_reading():
         labels = rng.integers(-1, 25, n)
         titles = [" ".join(rng.choice(words, int(rng.integers(2, 6)))) + str(rng.choice(OUTLETS + ["", ""])) for _ in range(n)]
         titles = [titles[i // 2] if rng.random() < 0.3 else t for i, t in enumerate(titles)]  # repeated headlines
-        texts = [" ".join((t, str(rng.choice(["", "", "More on this.", "Read more"])))) for t in titles]
+        descriptions = [str(rng.choice(["", "", "More on this.", "Read more", "Ends:", "Σ"])) for _ in titles]
+        texts = [" ".join(p) for p in zip(titles, descriptions)]
         centres = rng.standard_normal((25, 16))
         vecs = centres[labels] + rng.standard_normal((n, 16)) * rng.choice([0.02, 0.5], (n, 1))  # some near-duplicates
         vecs = vecs.astype(np.float32)
         for docs in (5, 30):
-            now = name_clusters(texts, labels, vecs, titles=titles, max_keyword_docs=docs)
             read = name_clusters(texts, labels, vecs, titles=titles, max_keyword_docs=docs, batched=False)
-            assert {k: astuple(v) for k, v in now.items()} == {k: astuple(v) for k, v in read.items()}, (seed, docs)
+            for given in (None, descriptions):
+                now = name_clusters(texts, labels, vecs, titles=titles, descriptions=given, max_keyword_docs=docs)
+                assert {k: astuple(v) for k, v in now.items()} == {k: astuple(v) for k, v in read.items()}, (seed, docs)
+
+
+def _word_vectors(texts: list[str], dim: int = 64) -> np.ndarray:
+    """Bag-of-words vectors (each word hashed to a dimension): repeated headlines land at cosine > 0.95 without a model."""
+    from zlib import crc32
+
+    from service.clustering.naming import tokenize
+
+    out = np.zeros((len(texts), dim), np.float32)
+    for i, t in enumerate(texts):
+        for w in tokenize(t):
+            out[i, crc32(w.encode()) % dim] += 1.0
+    out[:, 0] += 0.01  # no zero vector
+    return out
+
+
+@pytest.mark.parametrize("name, label", [("stories_2k_labeled.csv", "story"), ("agnews_4k_labeled.csv", "topic"),
+                                         ("news_data_dedup.csv", None)])
+def test_names_over_token_ids_are_those_of_the_text_by_text_reading_on_real_headlines(name, label):
+    """The id-based reading (one tokenizer pass, affixes cut over all documents at once, keys as id ranges) names every
+    cluster as the text-by-text reading (batched=False) does on real feeds: outlet suffixes, separators, entities,
+    non-ASCII, descriptions."""
+    import csv
+    from dataclasses import astuple
+
+    from tests.conftest import SHARED_DATA
+
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"{name} not at hand")
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    titles = [r["title"] for r in rows]
+    descriptions = [r.get("description") or "" for r in rows]
+    texts = [" ".join(p) for p in zip(titles, descriptions)]
+    vecs = _word_vectors(texts)
+    groups = np.unique([r[label] for r in rows], return_inverse=True)[1].ravel() if label else np.arange(len(rows)) % 40
+    for labels in (groups, np.arange(len(rows)) % 97, np.where(np.arange(len(rows)) % 5 == 0, -1, groups)):
+        for docs in (5, 30):
+            read = name_clusters(texts, labels, vecs, titles=titles, max_keyword_docs=docs, batched=False)
+            for given in (None, descriptions):
+                now = name_clusters(texts, labels, vecs, titles=titles, descriptions=given, max_keyword_docs=docs)
+                assert {k: astuple(v) for k, v in now.items()} == {k: astuple(v) for k, v in read.items()}, (name, docs)
+    docs_by_key = []
+    order = np.argsort(groups, kind="stable")
+    for read in (lambda *a: _keywords_and_keys(texts, titles, None, *a), lambda *a: _keywords_and_keys(texts, titles, descriptions, *a),
+                 lambda *a: _keywords_and_keys_by_row(texts, titles, *a)):  # every row's headline keys, not only the picked rows'
+        keywords, keys_of = read(order, groups[order], int(groups.max()) + 1, 6, 0.5, 3)
+        holders: dict = {}
+        for j in range(len(order)):
+            for key in keys_of(j):
+                holders.setdefault(key, set()).add(j)
+        docs_by_key.append((keywords, sorted(map(sorted, holders.values()))))
+    assert docs_by_key[0] == docs_by_key[2] and docs_by_key[1] == docs_by_key[2], name
+
+
+def test_texts_tokenized_in_one_pass_as_one_by_one():
+    """tokenize_each (and the id-based reading's vocabulary) joins the texts by a boundary character: no token, entity
+    or lowercasing rule may cross it, and a text holding the character itself is read alone."""
+    from service.clustering.naming import (
+        _BOUNDARY,
+        _Vocabulary,
+        tokenize,
+        tokenize_each,
+    )
+
+    rng = np.random.default_rng(5)
+    parts = ["Storm", " - ", "Reuters", ":", " ", "&amp;", "&amp", "&", "amp;", "&#", "39;", "ΑΣ", "Σ", "•", "–", "·", "Fed's",
+             "2024", "-", "x", "_a", "İ", "nbsp", "&nbsp;", ";", "\u00a0", _BOUNDARY]
+    for _ in range(300):
+        texts = ["".join(rng.choice(parts, int(rng.integers(0, 6)))) for _ in range(int(rng.integers(0, 8)))]
+        if rng.random() < 0.7:
+            texts = [t.replace(_BOUNDARY, "") for t in texts]
+        expected = [tokenize(t) for t in texts]
+        assert tokenize_each(texts) == expected, texts
+        vocab = _Vocabulary()
+        ids, starts = vocab.docs(_BOUNDARY.join(texts), len(texts), lambda texts=texts: texts)
+        assert [[vocab.words[i] for i in ids[a:b]] for a, b in pairwise(starts)] == expected, texts
