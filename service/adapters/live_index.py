@@ -76,19 +76,14 @@ class LiveIndex:
             return index
 
     def forget_rows_from(self, rows: int) -> None:
-        """Rows rows.. leave the index again: they were added for a write that then failed, before the copy took them."""
+        """Rows rows.. leave the index again: they were added for a write that then failed, before the copy took them.
+        Both kinds build() makes remove rows by range; the saved file never held them."""
         import faiss
 
         with self._lock:
             index = self._index
-            if index is None or index.ntotal <= rows:
-                return
-            try:
+            if index is not None and index.ntotal > rows:
                 index.remove_ids(faiss.IDSelectorRange(rows, index.ntotal))
-            except RuntimeError as exc:  # an index kind that cannot remove: built again when next used
-                log.info("live index rebuilt after a failed write (%s)", exc)
-            if index.ntotal != rows:
-                self.drop()
 
     def install(self, index, rows: int) -> None:
         """An index built elsewhere over rows 0..rows-1 (a graph recomputed from scratch) becomes the live one."""

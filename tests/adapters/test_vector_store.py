@@ -361,7 +361,7 @@ def test_a_write_the_vector_store_refuses_leaves_the_copy_and_its_index_as_they_
     assert cached.live_rows == 600
     switch.unlink()
     cached.upsert(ids[600:], x[600:], z[600:], z[600:])
-    got_ids, got, neigh = cached.neighbour_graph()
+    got_ids, _, neigh = cached.neighbour_graph()
     assert np.array_equal(got_ids, ids) and milvus.count() == 900 and cached.live_rows == 900
     graph.check_neighbours(neigh, 900)
     milvus.close()

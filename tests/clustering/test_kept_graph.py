@@ -14,7 +14,7 @@ from ..conftest import unit_vectors
 
 def grow(x: np.ndarray, batches: list[int], k: int, refine: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The lists as the writer keeps them: each batch added to the index, joined (and, past the exact range,
-    refined by neighbours of neighbours), its offers merged."""
+    refined by neighbours of neighbours), its offers merged; without the writer's revisits of older rows."""
     idx = np.zeros((0, k), np.int64)
     dist = np.zeros((0, k), np.float32)
     index = build_index(x[:0], k)
