@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -281,6 +282,12 @@ def release_local(uri: str) -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)  # freed heap back to the system (glibc); elsewhere it stays for reuse
     except (OSError, AttributeError):
         pass
+    arrow = sys.modules.get("pyarrow")  # Milvus Lite 3 reads its segments through pyarrow, whose memory pool
+    if arrow is not None:  # (mimalloc) keeps what was freed: 270 of the 340 MB Lite held at 100k rows stayed in the process
+        try:
+            arrow.default_memory_pool().release_unused()
+        except AttributeError:
+            pass
 
 
 def _columns(rows: list[dict]) -> tuple[np.ndarray, ...]:
