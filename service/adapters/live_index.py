@@ -77,7 +77,8 @@ class LiveIndex:
 
     def forget_rows_from(self, rows: int) -> None:
         """Rows rows.. leave the index again: they were added for a write that then failed, before the copy took them.
-        Both kinds build() makes remove rows by range; the saved file never held them."""
+        Both kinds build() makes remove rows by range. A file saved meanwhile with them holds more rows than the copy
+        and is not read back (_load)."""
         import faiss
 
         with self._lock:
