@@ -15,8 +15,8 @@ a restart, through the real use case (service.usecases.rebuild: graph -> fit_two
 -> SQLite commit; no map or page), so its peak memory is its own. Labels are read back from SQLite
 (repo.run_labels / run_topic_labels) and scored against the generator's truth.
 
-Prints one JSON line: n, insert_s (vectors through the cache), insert_vector_store_s (the Milvus writes' own time, beside the graph's
-upkeep), docs_insert_s (SQLite rows), insert_peak_rss_mb,
+Prints one JSON line: n, insert_s (vectors through the cache), insert_vector_store_s (the Milvus writes' own time: part of
+insert_s for Lite, beside the graph's upkeep for a server), docs_insert_s (SQLite rows), insert_peak_rss_mb,
 warm_up_s (what serve pays once at start: clustering/warmup.py, done before the clock starts; rebuild_s_cold adds it
 back, as a one-shot `newsclust rebuild` pays it),
 rebuild_again_s / rebuild_again_stages (a second rebuild on the same data, as serve's next one: it also settles against
@@ -199,9 +199,9 @@ def insert_phase(args, home: Path) -> dict:
 
 
 def _timed_inner_upsert(store) -> list[float] | None:
-    """Seconds spent in the vector store behind the cache (Milvus), kept in the returned list as the insert runs. The
-    cache writes it in a background thread while it joins the new rows, so this is the write's own duration, not
-    time added to insert_s."""
+    """Seconds spent in the vector store behind the cache (Milvus), kept in the returned list as the insert runs. Lite
+    is written before the new rows are joined (part of insert_s); a server in a background thread beside the join
+    (then this is the write's own duration, not time added to insert_s)."""
     inner = getattr(store, "store", None)
     if inner is None:
         return None
