@@ -750,27 +750,23 @@ def _keywords_of_ids(ids: np.ndarray, doc_of: np.ndarray, words: list[str], doc_
     top_at = top_at.ravel().tolist()
     out = []
     for c in range(n_clusters):
-        kept: list[str] = []
-        used: set[str] = set()
-        for t in top_at[bounds[c]:bounds[c + 1]]:
-            if len(kept) == n_keywords:
-                break
-            if words_of[t] & used:
-                continue
-            used |= words_of[t]
-            kept.append(names[t])
-        out.append(tuple(kept))
+        at = top_at[bounds[c]:bounds[c + 1]]
+        out.append(_drop_contained([names[t] for t in at], n_keywords, [words_of[t] for t in at]))
     return out
 
 
-def _drop_contained(terms: tuple[str, ...]) -> tuple[str, ...]:
-    """'contested ballots' and 'ballots districts' say one thing twice: a term sharing a word with a better one is dropped."""
-    out, used = [], set()
-    for t in terms:
-        words = set(t.split())
-        if words & used:
+def _drop_contained(terms: Sequence[str], limit: int, words: Sequence[set[str]] | None = None) -> tuple[str, ...]:
+    """'contested ballots' and 'ballots districts' say one thing twice: a term sharing a word with a better one is
+    dropped; the first `limit` kept. words: each term's words, where the caller split them once for many clusters."""
+    out: list[str] = []
+    used: set[str] = set()
+    for i, t in enumerate(terms):
+        if len(out) == limit:
+            break
+        w = words[i] if words is not None else set(t.split())
+        if w & used:
             continue
-        used |= words
+        used |= w
         out.append(t)
     return tuple(out)
 
@@ -840,7 +836,7 @@ def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_siz
         largest = members[np.argsort(-np.asarray(story_sizes)[members], kind="stable")]
         reps = tuple(int(story_names[int(s)].title_row) for s in largest
                      if int(s) in story_names and story_names[int(s)].title_row >= 0)[:n_representatives]
-        names[t] = Name(keywords=_drop_contained(tuple(ranked[: n_keywords * 4]))[:n_keywords], representatives=reps,
+        names[t] = Name(keywords=_drop_contained(ranked[: n_keywords * 4], n_keywords), representatives=reps,
                         title_row=reps[0] if reps else -1)
     return names
 
