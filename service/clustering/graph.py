@@ -94,9 +94,10 @@ def is_exact(index) -> bool:
 
 
 def probed_blocks(index, queries: np.ndarray):
-    """What index.search(queries) would compare, as blocks (query positions, member rows, member vectors): one block
-    of every row for an exact index; for an IVF index, each probed list with the queries that probe it. Views into
-    the index's own storage (valid until it is next added to)."""
+    """What index.search(queries) would compare, as two iterables of blocks (query positions, member rows, member
+    vectors): first each query's nearest list (its first probe), then the rest it probes, each list with the queries
+    that probe it. An exact index's one block of every row is all first. Views into the index's own storage (valid
+    until it is next added to)."""
     import faiss
 
     nq, dim = queries.shape
@@ -104,13 +105,22 @@ def probed_blocks(index, queries: np.ndarray):
         ivf = faiss.extract_index_ivf(index)
     except RuntimeError:  # not an inverted file: the flat index holds every row, in row order
         xb = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * dim).reshape(index.ntotal, dim)
-        yield np.arange(nq), np.arange(index.ntotal, dtype=np.int64), xb
-        return
+        return iter([(np.arange(nq), np.arange(index.ntotal, dtype=np.int64), xb)]), iter(())
     _, probes = ivf.quantizer.search(np.ascontiguousarray(queries, dtype=np.float32), ivf.nprobe)
+    return _list_blocks(ivf, probes[:, :1]), _list_blocks(ivf, probes[:, 1:])
+
+
+def _list_blocks(ivf, probes: np.ndarray):
+    """Each list named in probes (nq, p) with the queries that name it: (query positions, member rows, vectors)."""
+    import faiss
+
+    dim = ivf.d
     lists = probes.ravel()
-    query = np.repeat(np.arange(nq), probes.shape[1])
+    query = np.repeat(np.arange(probes.shape[0]), probes.shape[1])
     ok = lists >= 0
     lists, query = lists[ok], query[ok]
+    if len(lists) == 0:  # one probe: no rest
+        return
     order = np.argsort(lists, kind="stable")
     lists, query = lists[order], query[order]
     bounds = np.flatnonzero(np.r_[True, lists[1:] != lists[:-1], True])
@@ -135,45 +145,91 @@ JOIN_BLOCK = 1 << 24  # similarities computed at a time in join_new_rows (64 MB)
 
 
 def join_new_rows(blocks, new: np.ndarray, first_row: int, kth_distance: np.ndarray, k: int):
-    """New rows first_row.. against what an index compares them with (probed_blocks, the new rows already in it):
-    (their own k nearest others, and the pairs (older row, new row, distance) where the new row is nearer the older
-    one than that one's k-th listed neighbour, kth_distance[older row]).
+    """New rows first_row.. against what an index compares them with (probed_blocks' two iterables, the new rows
+    already in the index): (their own k nearest others, and the pairs (older row, new row, distance) where the new
+    row is nearer the older one than that one's k-th listed neighbour, kth_distance[older row]).
 
     Why not index.search and offer each new row to the rows it found: an older document in a sparse spot is a true
     neighbour of a new one in a dense spot without being among the new one's nearest hundreds, so a search however
     deep misses it (the kept graph held 0.854 of the first 50k rows' true neighbours at 100k, searching 16·k deep).
     Comparing every similarity the search computes with the other end's k-th finds all of them among the rows the
-    index compares, at the cost of the search itself: one matrix product a block, faiss's heap for the own lists
-    (exact, 1,024 x 50k: 0.6 s against faiss's search's 1.1 s)."""
-    import faiss
+    index compares, at the cost of the search itself: one matrix product a block.
 
+    A new row's own list: its k+1 nearest in its nearest list (an exact index: in every row) set the similarity the
+    rest of its probes must reach, so a block needs one comparison more and no result heap (faiss's heap took 28 of
+    a 128 s insert at 300k, ~35 ns a similarity; the same lists)."""
     new = np.ascontiguousarray(new, dtype=np.float32)
     nq = len(new)
-    heap = faiss.ResultHeap(nq, k + 1, keep_max=True)
-    # cosine of each older row's k-th; +inf for the new rows, whose own lists the heap finds: compared in place, no
+    # cosine of each older row's k-th; +inf for the new rows, whose own lists are found apart: compared in place, no
     # copy of a block's columns to older rows
     kth_cos = np.concatenate([_kth_cosines(kth_distance), np.full(nq, np.inf, np.float32)])
-    xs, ys, sims = [], [], []
-    for queries, ids, vectors in blocks:
+    bound = np.full(nq, -np.inf, np.float32)  # the (k+1)-th similarity each new row found in its nearest list
+    offers, found = _Pairs(), _Pairs()  # (older row, new row, cosine); (new row's position, row, cosine)
+    nearest, rest = blocks
+    for queries, ids, vectors in nearest:
         ids = np.asarray(ids, np.int64)
         threshold = kth_cos[ids]
-        step = max(1, JOIN_BLOCK // max(len(ids), 1))
-        for s in range(0, len(queries), step):
-            q = queries[s : s + step]
-            sim = new[q] @ vectors.T
-            heap.add_result_subset(np.ascontiguousarray(q, np.int64), sim, ids)
+        for q, sim in _block_similarities(new, queries, vectors):
             qi, mi = np.nonzero(sim >= threshold)
-            xs.append(ids[mi])
-            ys.append(q[qi] + first_row)
-            sims.append(sim[qi, mi])
-    heap.finalize()
+            offers.add(ids[mi], q[qi] + first_row, sim[qi, mi])
+            top = min(k + 1, sim.shape[1])
+            best = np.argpartition(sim, sim.shape[1] - top, axis=1)[:, -top:]
+            best_sim = np.take_along_axis(sim, best, axis=1)
+            if top == k + 1:
+                bound[q] = best_sim.min(axis=1)
+            found.add(np.repeat(q, top), ids[best].ravel(), best_sim.ravel())
+    for queries, ids, vectors in rest:
+        ids = np.asarray(ids, np.int64)
+        threshold = kth_cos[ids]
+        for q, sim in _block_similarities(new, queries, vectors):
+            qi, mi = np.nonzero(sim >= np.minimum(threshold, bound[q][:, None]))
+            s = sim[qi, mi]
+            offer, mine = s >= threshold[mi], s >= bound[q[qi]]
+            offers.add(ids[mi[offer]], q[qi[offer]] + first_row, s[offer])
+            found.add(q[qi[mine]], ids[mi[mine]], s[mine])
     rows = np.arange(first_row, first_row + nq, dtype=np.int64)
-    found_dist = cosine_to_distance(np.where(heap.I >= 0, heap.D, -1.0))  # empty slots hold -FLT_MAX
-    found_dist[heap.I < 0] = np.inf
-    own = nearest_others(Neighbours(heap.I, found_dist), rows, k)
-    if not xs:
-        return own, (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32))
-    return own, (np.concatenate(xs), np.concatenate(ys).astype(np.int64), cosine_to_distance(np.concatenate(sims)))
+    own = nearest_others(_nearest_found(found, nq, k + 1), rows, k)
+    older, newer, sims = offers.arrays()
+    return own, (older, newer, cosine_to_distance(sims))
+
+
+def _block_similarities(new: np.ndarray, queries: np.ndarray, vectors: np.ndarray):
+    """(query positions, their cosines with a block's vectors), JOIN_BLOCK similarities at a time."""
+    step = max(1, JOIN_BLOCK // max(len(vectors), 1))
+    for s in range(0, len(queries), step):
+        q = queries[s : s + step]
+        yield q, new[q] @ vectors.T
+
+
+class _Pairs:
+    """(a, b, cosine) triples gathered block by block, joined once."""
+
+    def __init__(self):
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add(self, a: np.ndarray, b: np.ndarray, cosine: np.ndarray) -> None:
+        if len(a):
+            self._parts.append((a, b, cosine))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self._parts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        a, b, c = zip(*self._parts)
+        return np.concatenate(a).astype(np.int64), np.concatenate(b).astype(np.int64), np.concatenate(c).astype(np.float32)
+
+
+def _nearest_found(found: _Pairs, nq: int, width: int) -> Neighbours:
+    """Each query's `width` nearest among what was found for it, as search results (-1 / inf where fewer)."""
+    q, row, sim = found.arrays()
+    dist = np.maximum(cosine_to_distance(sim), np.float32(0))  # -0.0's bits would sort last
+    order = np.argsort((q << 32) | dist.view(np.uint32).astype(np.int64), kind="stable")
+    q, row, dist = q[order], row[order], dist[order]
+    rank = np.arange(len(q)) - np.searchsorted(q, q)
+    keep = rank < width
+    idx = np.full((nq, width), -1, np.int64)
+    out = np.full((nq, width), np.inf, np.float32)
+    idx[q[keep], rank[keep]], out[q[keep], rank[keep]] = row[keep], dist[keep]
+    return Neighbours(idx, out)
 
 
 # The pass follows this many nearest of a new row's neighbours, and that many of each one's list (bench/graph_replay.py,

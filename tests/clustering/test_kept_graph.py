@@ -53,6 +53,28 @@ def test_an_exact_index_grown_in_batches_keeps_exactly_a_fresh_builds_lists(batc
     assert not np.any(idx == np.arange(len(x))[:, None])
 
 
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10**6), st.integers(1, 6), st.integers(1, 120))
+def test_a_new_rows_own_list_is_what_the_index_search_finds(seed, probes, batch):
+    """join_new_rows finds a new row's list without the search's result heap (its nearest list's k+1 best set what
+    the other probes must reach): the same distances as index.search over the same probes."""
+    import faiss
+
+    rng = np.random.default_rng(seed)
+    x, _ = unit_vectors(rng, 12, 40, dim=16, spread=0.3)
+    x = x[rng.permutation(len(x))]
+    start, k = len(x) - batch, 6
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(16), 16, 16, faiss.METRIC_INNER_PRODUCT)
+    index.train(x[:start])
+    index.add(x)
+    index.nprobe = probes
+    own, _ = join_new_rows(probed_blocks(index, x[start:]), x[start:], start, np.zeros(start, np.float32), k)
+    rows = np.arange(start, len(x))
+    searched = graph.nearest_others(graph.search_index(index, x[start:], k + 1), rows, k)
+    assert np.allclose(own.distances, searched.distances, atol=1e-5)
+    assert np.array_equal(own.indices < 0, searched.indices < 0)
+
+
 def test_an_inverted_file_index_grown_in_batches_keeps_nearly_every_true_neighbour(monkeypatch):
     """Past the exact range the join compares only the lists the IVF index probes: nearly exact still, and the
     neighbours-of-neighbours pass only adds true neighbours (same or higher recall, lists still valid)."""
