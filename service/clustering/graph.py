@@ -157,7 +157,18 @@ def join_new_rows(blocks, new: np.ndarray, first_row: int, kth_distance: np.ndar
 
     A new row's own list: its k+1 nearest in its nearest list (an exact index: in every row) set the similarity the
     rest of its probes must reach, so a block needs one comparison more and no result heap (faiss's heap took 28 of
-    a 128 s insert at 300k, ~35 ns a similarity; the same lists)."""
+    a 128 s insert at 300k, ~35 ns a similarity; the same lists).
+
+    On one BLAS thread: a block is a small product (at 300k, ~70 new rows x ~140 of a list's), where two OpenBLAS
+    threads waiting on each other beside other busy processes took 6-14x as long (73 x 137 x 384: 79 us on one, 474
+    on two at load 3; bench/graph_replay.py 200k, insert CPU 108 -> 70 s, wall 106 -> 82 s)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        return _join(blocks, new, first_row, kth_distance, k)
+
+
+def _join(blocks, new: np.ndarray, first_row: int, kth_distance: np.ndarray, k: int):
     new = np.ascontiguousarray(new, dtype=np.float32)
     nq = len(new)
     # cosine of each older row's k-th; +inf for the new rows, whose own lists are found apart: compared in place, no
