@@ -124,7 +124,7 @@ class MilvusStore:
         except Exception as exc:
             if not (is_lite(self.uri) and _library_fault(exc)):
                 raise
-            dropped = drop_torn_index_files(self.uri)
+            dropped = drop_torn_index_files(Path(self.uri) / "collections" / self.collection)  # Lite's default database
             if not dropped:
                 raise
             for path, why in dropped:

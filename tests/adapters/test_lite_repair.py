@@ -67,7 +67,7 @@ def test_an_index_file_cut_short_by_a_kill_is_dropped_and_built_again(written_st
 
 
 def test_a_missing_index_file_is_built_again_by_lite_itself(written_store):
-    uri, ids, x, (count, vectors, _) = written_store
+    uri, ids, _, (count, vectors, _) = written_store
     index = only_file(uri, "**/indexes/*.idx")
     whole = index.read_bytes()
     index.unlink()
