@@ -21,6 +21,7 @@ from pymilvus import DataType, MilvusClient
 from ..domain import cosine_to_distance
 from ..config import is_server_uri
 from ..faults import BrokenStore, StoreUnavailable
+from .lite_repair import drop_torn_index_files
 
 MAX_NQ = 16_384
 MAX_TOPK = 16_384
@@ -112,7 +113,25 @@ class MilvusStore:
             index = c.prepare_index_params()
             index.add_index(field_name="vector", index_type="AUTOINDEX" if self.is_server else "FLAT", metric_type="COSINE")
             c.create_collection(self.collection, schema=schema, index_params=index, consistency_level="Strong")
-        c.load_collection(self.collection)
+        self._load_collection()
+
+    def _load_collection(self) -> None:
+        """Load the collection; a Lite file whose index file a kill tore (Lite writes them in place) is repaired:
+        the unreadable index files are dropped, one warning each, and the load is tried once more, which builds
+        them again from the Parquet data (lite_repair). Anything else, or a second failure, is raised as it came."""
+        try:
+            self.client.load_collection(self.collection)
+        except Exception as exc:
+            if not (is_lite(self.uri) and _library_fault(exc)):
+                raise
+            dropped = drop_torn_index_files(Path(self.uri) / "collections" / self.collection)  # Lite's default database
+            if not dropped:
+                raise
+            for path, why in dropped:
+                logging.getLogger("newsclust").warning(
+                    "Milvus Lite: dropped the index file %s, which cannot be read back (%s; a kill while it was written "
+                    "leaves it cut short); Lite builds it again from its data", path, why)
+            self.client.load_collection(self.collection)
 
     def _collection_dim(self) -> int:
         info = self.client.describe_collection(self.collection)
