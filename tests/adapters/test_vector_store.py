@@ -333,11 +333,10 @@ def test_past_the_exact_range_the_writers_graph_nears_the_exact_one_and_a_retry_
     assert recalls[True] >= 0.94 and recalls[True] > recalls[False], recalls  # measured 0.945 against 0.933
 
 
-@pytest.mark.parametrize("beside", [False, True], ids=["lite-first", "server-beside"])
-def test_a_write_the_vector_store_refuses_leaves_the_copy_and_its_index_as_they_were(tmp_path, monkeypatch, beside):
-    """When the store refuses a write, nothing of its rows reaches the copy's files or stays in the live index, and the
-    retry takes them in as if it were the first: Lite written first, and a server written in a background thread
-    while the rows are joined (the Lite store stands in for one: is_server set on it)."""
+def test_a_write_the_vector_store_refuses_leaves_the_copy_and_its_index_as_they_were(tmp_path, monkeypatch):
+    """When the store refuses a write (in a background thread while the rows are joined), nothing of its rows reaches
+    the copy's files or stays in the live index, and the retry (written first: an outage) takes them in as if it were
+    the first."""
     from service.adapters import vector_cache
     from service.clustering import graph
     from service.failpoints import OutageSwitch
@@ -351,7 +350,6 @@ def test_a_write_the_vector_store_refuses_leaves_the_copy_and_its_index_as_they_
     z = np.zeros(900, np.int64)
     switch = tmp_path / "vector-store-down"
     milvus = MilvusStore(str(tmp_path / "m.db"), "c", 16)
-    milvus.is_server = beside
     cached = CachedVectorStore(OutageSwitch(milvus, switch), tmp_path / "cache", 16, source="m#c", knn_k=5)
     for s in range(0, 600, 200):
         cached.upsert(ids[s : s + 200], x[s : s + 200], z[s : s + 200], z[s : s + 200])
