@@ -1,10 +1,12 @@
 """Kept-graph recall and upkeep cost without Milvus: the writer's insert replayed in memory.
 
     python bench/graph_replay.py --n 100000 [--batch 5000] [--k 15] [--probes P] [--exact-max N] [--refine/--no-refine]
+        [--train-per-list T] [--train-iterations I] [--retrain-growth G]
 
 Story-shaped vectors (bench/synthetic.py) go through the real CachedVectorStore in batches, as bench/scale.py's insert
 does, over a store that keeps nothing (so only the cache's own work is timed). Prints one JSON line: insert_s (the
-cache's upkeep: live index, searches, list merges; insert_cpu_s its CPU time, steadier on a shared machine), read_s (neighbour_graph, what a rebuild reads), recall (the kept
+cache's upkeep: live index, searches, list merges; insert_cpu_s its CPU time, steadier on a shared machine;
+index_build_s the part of it spent building the live index: IVF training and adding every row, each time it doubles), read_s (neighbour_graph, what a rebuild reads), recall (the kept
 graph against exact search over a sample, as bench/scale.py's graph_recall), and the recall of rows inserted before and
 after the exact range ends (graph.EXACT_SEARCH_MAX_N), to tell the index's misses from the lists' upkeep.
 """
@@ -70,9 +72,12 @@ def main() -> None:
     ap.add_argument("--refine", action=argparse.BooleanOptionalAction, default=None, help="vector_cache.REFINE_NEW_ROWS for this run")
     ap.add_argument("--refine-width", type=int, default=None, help="graph.REFINE_WIDTH for this run")
     ap.add_argument("--revisit", type=int, default=None, help="vector_cache.REVISIT_PER_NEW for this run (0: no revisit of older rows)")
+    ap.add_argument("--train-per-list", type=int, default=None, help="graph.TRAIN_PER_LIST for this run")
+    ap.add_argument("--train-iterations", type=int, default=None, help="graph.TRAIN_ITERATIONS for this run")
+    ap.add_argument("--retrain-growth", type=float, default=None, help="live_index.RETRAIN_GROWTH for this run")
     ap.add_argument("--profile", type=int, default=0, help="print the insert's N costliest functions (cProfile, own time) to stderr")
     args = ap.parse_args()
-    from service.adapters import vector_cache
+    from service.adapters import live_index, vector_cache
     from service.clustering import graph
 
     if args.exact_max is not None:
@@ -86,6 +91,21 @@ def main() -> None:
         vector_cache.REVISIT_PER_NEW = args.revisit
     if args.probes is not None:
         graph.IVF_PROBES = args.probes
+    if args.train_per_list is not None:
+        graph.TRAIN_PER_LIST = args.train_per_list
+    if args.train_iterations is not None:
+        graph.TRAIN_ITERATIONS = args.train_iterations
+    if args.retrain_growth is not None:
+        live_index.RETRAIN_GROWTH = args.retrain_growth
+    builds = []  # seconds of each live index build (IVF training and adding every row), part of insert_s
+
+    def timed_build(*a, **kw):
+        t = time.perf_counter()
+        index = graph.build_index(*a, **kw)
+        builds.append(time.perf_counter() - t)
+        return index
+
+    vector_cache.build_index = timed_build
     vecs = story_shaped_vectors(args.n, seed=args.seed)[0]
     ids = np.arange(1, args.n + 1, dtype=np.int64)
     ts = np.zeros(args.n, np.int64)
@@ -107,7 +127,8 @@ def main() -> None:
     rows = np.random.default_rng(1).choice(args.n, size=min(args.sample, args.n), replace=False)
     rec = recall_by_row(vecs, neigh.indices, args.k, rows)
     early = rows < graph.EXACT_SEARCH_MAX_N
-    print(json.dumps({"n": args.n, "probes": graph.IVF_PROBES, "exact_max": graph.EXACT_SEARCH_MAX_N, "refine": vector_cache.REFINE_NEW_ROWS, "refine_width": graph.REFINE_WIDTH, "revisit": vector_cache.REVISIT_PER_NEW, "insert_s": round(insert_s, 2), "insert_cpu_s": round(insert_cpu_s, 2), "read_s": round(read_s, 2), "recall": round(float(rec.mean()), 3),
+    print(json.dumps({"n": args.n, "probes": graph.IVF_PROBES, "exact_max": graph.EXACT_SEARCH_MAX_N, "refine": vector_cache.REFINE_NEW_ROWS, "refine_width": graph.REFINE_WIDTH, "revisit": vector_cache.REVISIT_PER_NEW, "insert_s": round(insert_s, 2), "insert_cpu_s": round(insert_cpu_s, 2),
+                      "index_builds": len(builds), "index_build_s": round(sum(builds), 2), "read_s": round(read_s, 2), "recall": round(float(rec.mean()), 3),
                       "recall_rows_exact_range": round(float(rec[early].mean()), 3) if early.any() else None,
                       "recall_rows_after": round(float(rec[~early].mean()), 3) if (~early).any() else None}))
 

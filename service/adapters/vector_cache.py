@@ -276,7 +276,7 @@ class CachedVectorStore:
         index = self._live.over(first_row, lambda: self._load()[1], add=new)
         kth = np.memmap(self._gdist_path, dtype=np.float32, mode="r", shape=(first_row, self.k))[:, self.k - 1].copy() \
             if first_row else np.zeros(0, np.float32)
-        return index, kth, join_new_rows(probed_blocks(index, new), new, first_row, kth, self.k)
+        return index, kth, join_new_rows(probed_blocks(index, new, self.k), new, first_row, kth, self.k)
 
     def _extend_graph(self, new: np.ndarray, first_row: int, joined=None) -> None:
         """The new rows' own lists, and each older row offered the new ones nearer it than its k-th (joined: _join's

@@ -93,11 +93,11 @@ def is_exact(index) -> bool:
     return False
 
 
-def probed_blocks(index, queries: np.ndarray):
-    """What index.search(queries) would compare, as two iterables of blocks (query positions, member rows, member
-    vectors): first each query's nearest list (its first probe), then the rest it probes, each list with the queries
-    that probe it. An exact index's one block of every row is all first. Views into the index's own storage (valid
-    until it is next added to)."""
+def probed_blocks(index, queries: np.ndarray, k: int):
+    """What index.search(queries, k + 1) would compare: (floor, blocks). blocks: (query positions, member rows,
+    member vectors), each probed list with the queries that probe it (an exact index: one block of every row); views
+    into the index's own storage, valid until it is next added to. floor: each query's (k+1)-th similarity in its
+    nearest list (faiss's own search of that one list; None for an exact index), which its own k+1 nearest reach."""
     import faiss
 
     nq, dim = queries.shape
@@ -105,9 +105,13 @@ def probed_blocks(index, queries: np.ndarray):
         ivf = faiss.extract_index_ivf(index)
     except RuntimeError:  # not an inverted file: the flat index holds every row, in row order
         xb = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * dim).reshape(index.ntotal, dim)
-        return iter([(np.arange(nq), np.arange(index.ntotal, dtype=np.int64), xb)]), iter(())
-    _, probes = ivf.quantizer.search(np.ascontiguousarray(queries, dtype=np.float32), ivf.nprobe)
-    return _list_blocks(ivf, probes[:, :1]), _list_blocks(ivf, probes[:, 1:])
+        return None, iter([(np.arange(nq), np.arange(index.ntotal, dtype=np.int64), xb)])
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    near, probes = ivf.quantizer.search(queries, ivf.nprobe)
+    first = np.full_like(probes, -1)  # the nearest list only: faiss skips the -1 probes
+    first[:, 0] = probes[:, 0]
+    sims, _ = ivf.search_preassigned(queries, k + 1, first, near)
+    return sims[:, k], _list_blocks(ivf, probes)
 
 
 def _list_blocks(ivf, probes: np.ndarray):
@@ -119,7 +123,7 @@ def _list_blocks(ivf, probes: np.ndarray):
     query = np.repeat(np.arange(probes.shape[0]), probes.shape[1])
     ok = lists >= 0
     lists, query = lists[ok], query[ok]
-    if len(lists) == 0:  # one probe: no rest
+    if len(lists) == 0:
         return
     order = np.argsort(lists, kind="stable")
     lists, query = lists[order], query[order]
@@ -142,11 +146,12 @@ def _kth_cosines(kth_distance: np.ndarray) -> np.ndarray:
 
 
 JOIN_BLOCK = 1 << 24  # similarities computed at a time in join_new_rows (64 MB)
+FLOOR_SLACK = 1e-5  # faiss's products (the floor) and BLAS's (the blocks) round apart by about 1e-7
 
 
 def join_new_rows(blocks, new: np.ndarray, first_row: int, kth_distance: np.ndarray, k: int):
-    """New rows first_row.. against what an index compares them with (probed_blocks' two iterables, the new rows
-    already in the index): (their own k nearest others, and the pairs (older row, new row, distance) where the new
+    """New rows first_row.. against what an index compares them with (probed_blocks' answer, the new rows already in
+    the index): (their own k nearest others, and the pairs (older row, new row, distance) where the new
     row is nearer the older one than that one's k-th listed neighbour, kth_distance[older row]).
 
     Why not index.search and offer each new row to the rows it found: an older document in a sparse spot is a true
@@ -155,9 +160,9 @@ def join_new_rows(blocks, new: np.ndarray, first_row: int, kth_distance: np.ndar
     Comparing every similarity the search computes with the other end's k-th finds all of them among the rows the
     index compares, at the cost of the search itself: one matrix product a block.
 
-    A new row's own list: its k+1 nearest in its nearest list (an exact index: in every row) set the similarity the
-    rest of its probes must reach, so a block needs one comparison more and no result heap (faiss's heap took 28 of
-    a 128 s insert at 300k, ~35 ns a similarity; the same lists).
+    A new row's own list: its k+1 nearest in its nearest list (faiss searches that one list; an exact index's block
+    holds every row) set the similarity its probes must reach, so a block needs one comparison more and no result
+    heap (faiss's heap took 28 of a 128 s insert at 300k, ~35 ns a similarity; the same lists).
 
     On one BLAS thread: a block is a small product (at 300k, ~70 new rows x ~140 of a list's), where two OpenBLAS
     threads waiting on each other beside other busy processes took 6-14x as long (73 x 137 x 384: 79 us on one, 474
@@ -169,39 +174,36 @@ def join_new_rows(blocks, new: np.ndarray, first_row: int, kth_distance: np.ndar
 
 
 def _join(blocks, new: np.ndarray, first_row: int, kth_distance: np.ndarray, k: int):
-    new = np.ascontiguousarray(new, dtype=np.float32)
+    floor, blocks = blocks
     nq = len(new)
     # cosine of each older row's k-th; +inf for the new rows, whose own lists are found apart: compared in place, no
     # copy of a block's columns to older rows
     kth_cos = np.concatenate([_kth_cosines(kth_distance), np.full(nq, np.inf, np.float32)])
-    bound = np.full(nq, -np.inf, np.float32)  # the (k+1)-th similarity each new row found in its nearest list
+    # what a new row's own candidates must reach: a little under the floor (FLOOR_SLACK)
+    bound = None if floor is None else np.asarray(floor, np.float32) - np.float32(FLOOR_SLACK)
     offers, found = _Pairs(), _Pairs()  # (older row, new row, cosine); (new row's position, row, cosine)
-    nearest, rest = blocks
-    for queries, ids, vectors in nearest:
+    for queries, ids, vectors in blocks:
         ids = np.asarray(ids, np.int64)
         threshold = kth_cos[ids]
         for q, sim in _block_similarities(new, queries, vectors):
-            qi, mi = np.nonzero(sim >= threshold)
-            offers.add(ids[mi], q[qi] + first_row, sim[qi, mi])
-            top = min(k + 1, sim.shape[1])
-            best = np.argpartition(sim, sim.shape[1] - top, axis=1)[:, -top:]
-            best_sim = np.take_along_axis(sim, best, axis=1)
-            if top == k + 1:
-                bound[q] = best_sim.min(axis=1)
-            found.add(np.repeat(q, top), ids[best].ravel(), best_sim.ravel())
-    for queries, ids, vectors in rest:
-        ids = np.asarray(ids, np.int64)
-        threshold = kth_cos[ids]
-        for q, sim in _block_similarities(new, queries, vectors):
-            qi, mi = np.nonzero(sim >= np.minimum(threshold, bound[q][:, None]))
+            least = _kth_largest(sim, k + 1) if bound is None else bound[q]  # an exact index's block holds every row
+            qi, mi = np.nonzero(sim >= np.minimum(threshold, least[:, None]))
             s = sim[qi, mi]
-            offer, mine = s >= threshold[mi], s >= bound[q[qi]]
+            offer, mine = s >= threshold[mi], s >= least[qi]
             offers.add(ids[mi[offer]], q[qi[offer]] + first_row, s[offer])
             found.add(q[qi[mine]], ids[mi[mine]], s[mine])
     rows = np.arange(first_row, first_row + nq, dtype=np.int64)
     own = nearest_others(_nearest_found(found, nq, k + 1), rows, k)
     older, newer, sims = offers.arrays()
     return own, (older, newer, cosine_to_distance(sims))
+
+
+def _kth_largest(sim: np.ndarray, kth: int) -> np.ndarray:
+    """Each row's kth largest value (-inf where a row is shorter)."""
+    m = sim.shape[1]
+    if m < kth:
+        return np.full(len(sim), -np.inf, np.float32)
+    return np.partition(sim, m - kth, axis=1)[:, m - kth]
 
 
 def _block_similarities(new: np.ndarray, queries: np.ndarray, vectors: np.ndarray):

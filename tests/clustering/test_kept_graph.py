@@ -24,7 +24,7 @@ def grow(x: np.ndarray, batches: list[int], k: int, refine: bool = True) -> tupl
         if start > graph.EXACT_SEARCH_MAX_N and is_exact(index):
             index = build_index(x[:start], k)  # past the exact range: the live index is rebuilt as an IVF one, as LiveIndex does
         index.add(new)
-        own, (older, newer, d) = join_new_rows(probed_blocks(index, new), new, start, dist[:, k - 1], k)
+        own, (older, newer, d) = join_new_rows(probed_blocks(index, new, k), new, start, dist[:, k - 1], k)
         if refine and start and not is_exact(index):
             own, (o2, n2, d2) = refine_new_rows(x[: start + size], idx, own, start, dist[:, k - 1], k)
             older, newer, d = np.concatenate([older, o2]), np.concatenate([newer, n2]), np.concatenate([d, d2])
@@ -68,7 +68,7 @@ def test_a_new_rows_own_list_is_what_the_index_search_finds(seed, probes, batch)
     index.train(x[:start])
     index.add(x)
     index.nprobe = probes
-    own, _ = join_new_rows(probed_blocks(index, x[start:]), x[start:], start, np.zeros(start, np.float32), k)
+    own, _ = join_new_rows(probed_blocks(index, x[start:], k), x[start:], start, np.zeros(start, np.float32), k)
     rows = np.arange(start, len(x))
     searched = graph.nearest_others(graph.search_index(index, x[start:], k + 1), rows, k)
     assert np.allclose(own.distances, searched.distances, atol=1e-5)
