@@ -58,9 +58,43 @@ def stop_words() -> frozenset[str]:
     return frozenset(ENGLISH_STOP_WORDS)
 
 
+@dataclass(frozen=True)
+class Members:
+    """The rows each cluster is named from: its most central max_keyword_docs rows, most central first, clusters in
+    label order (cluster i is labels[i]), end to end: cluster[j] of rows[j]; cluster i's at starts[i]:starts[i + 1]."""
+    labels: np.ndarray
+    rows: np.ndarray
+    cluster: np.ndarray
+    starts: np.ndarray
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.labels)
+
+
+def central_members(labels: np.ndarray, vectors: np.ndarray, max_keyword_docs: int) -> Members:
+    """Every cluster's (label >= 0) rows by closeness to its mean vector, the first max_keyword_docs kept: vectors
+    only, no text (grouped once: one sort)."""
+    labels = np.asarray(labels)
+    vectors = np.asarray(vectors)
+    clustered = np.flatnonzero(labels >= 0)
+    if len(clustered) == 0:
+        return Members(np.zeros(0, labels.dtype), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(1, np.int64))
+    cluster_values, cl = np.unique(labels[clustered], return_inverse=True)
+    cl = cl.ravel()
+    n_clusters = len(cluster_values)
+    closeness = _closeness(vectors, clustered, cl, n_clusters)
+    order = np.lexsort((-closeness, cl))
+    rows_sorted, cl_sorted = clustered[order], cl[order]
+    starts = np.searchsorted(cl_sorted, np.arange(n_clusters + 1))
+    read = (np.arange(len(order)) - starts[cl_sorted]) < max_keyword_docs
+    doc_rows, doc_cl = rows_sorted[read], cl_sorted[read]
+    return Members(cluster_values, doc_rows, doc_cl, np.searchsorted(doc_cl, np.arange(n_clusters + 1)))
+
+
 def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray, n_keywords: int = 6, n_representatives: int = 3,
                   *, titles: Sequence[str] | None = None, descriptions: Sequence[str] | None = None, common_share: float = 0.5, duplicate_cosine: float = 0.95,
-                  max_keyword_docs: int = 100, min_clusters: int = 3, batched: bool = True) -> dict[int, Name]:
+                  max_keyword_docs: int = 100, min_clusters: int = 3, batched: bool = True, members: Members | None = None) -> dict[int, Name]:
     """Name every cluster (label >= 0) by keywords, a title row and up to ``n_representatives`` distinct headlines.
 
     Keywords weigh a term by its document frequency in the cluster against its spread over all clusters (so "says"
@@ -74,23 +108,15 @@ def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray,
     ``descriptions``, with ``titles``, says each row's text is f"{title} {description}": the texts are then built from
     the two without reading ``texts`` row by row (they must agree).
     ``batched=False`` reads every cluster row by row (the reference the batched shortcut must equal: tests, bench/names.py).
+    ``members``: central_members(labels, vectors, max_keyword_docs), where the caller computed it already (it needs
+    no text: the rebuild reads the texts meanwhile).
     """
-    labels = np.asarray(labels)
     vectors = np.asarray(vectors)  # a memory map's rows read as plain arrays (np.memmap's own indexing costs ~10x more)
-    clustered = np.flatnonzero(labels >= 0)
-    if len(clustered) == 0:
+    if members is None:
+        members = central_members(labels, vectors, max_keyword_docs)
+    if members.n_clusters == 0:
         return {}
-    cluster_values, cl = np.unique(labels[clustered], return_inverse=True)
-    n_clusters = len(cluster_values)
-
-    # group once: by cluster, most central first
-    closeness = _closeness(vectors, clustered, cl, n_clusters)
-    order = np.lexsort((-closeness, cl))
-    rows_sorted, cl_sorted = clustered[order], cl[order]
-    starts = np.searchsorted(cl_sorted, np.arange(n_clusters + 1))
-    read = (np.arange(len(order)) - starts[cl_sorted]) < max_keyword_docs
-    doc_rows, doc_cl = rows_sorted[read], cl_sorted[read]
-    doc_starts = np.searchsorted(doc_cl, np.arange(n_clusters + 1))
+    n_clusters, doc_rows, doc_cl, doc_starts = members.n_clusters, members.rows, members.cluster, members.starts
 
     if batched:
         keywords, keys_of = _keywords_and_keys(texts, titles, descriptions, doc_rows, doc_cl, n_clusters, n_keywords, common_share,
@@ -99,6 +125,7 @@ def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray,
         keywords, keys_of = _keywords_and_keys_by_row(texts, titles, doc_rows, doc_cl, n_clusters, n_keywords, common_share,
                                                       min_clusters)
     picked = _representatives(vectors, doc_rows, doc_starts, keys_of, n_representatives, duplicate_cosine, batched=batched)
+    cluster_values = members.labels
     return {int(cluster_values[c]): Name(keywords=keywords[c], representatives=tuple(picked[c]), title_row=picked[c][0] if picked[c] else -1)
             for c in range(n_clusters)}
 
