@@ -665,16 +665,18 @@ def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_siz
     index = {int(t): i for i, t in enumerate(topics)}
     counts: list[Counter] = [Counter() for _ in topics]
     rank: list[dict[str, int]] = [{} for _ in topics]  # ties: the better place a term holds in its stories' own lists
-    n_stories = np.zeros(len(topics))
+    n_stories = [0.0] * len(topics)
     for s, t in enumerate(story_topic.tolist()):
         if t < 0:
             continue
-        n_stories[index[t]] += 1
+        i = index[t]
+        n_stories[i] += 1
         name = story_names.get(s)
         if name is not None:
-            counts[index[t]].update(set(name.keywords))
+            counts[i].update(set(name.keywords))
+            places = rank[i]
             for place, term in enumerate(name.keywords):
-                rank[index[t]][term] = min(place, rank[index[t]].get(term, place))
+                places[term] = min(place, places.get(term, place))
     spread = Counter(term for c in counts for term in c)  # topics listing each term
     total = Counter()
     for c in counts:
@@ -685,20 +687,24 @@ def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_siz
     if titles is not None:  # every topic's headlines tokenized in one pass
         heads = sorted({r for name in story_names.values() for r in name.representatives})
         tokens_of = dict(zip(heads, tokenize_each([titles[r] for r in heads])))
-    idf: dict[str, np.float64] = {}  # each term's np.log1p(avg / total[term]), computed once
+    idf: dict[str, float] = {}  # each term's np.log1p(avg / total[term]), computed once
     for t, i in index.items():
         weight = {}
         for term, c in counts[i].items():
             if term not in common:
                 w = idf.get(term)
                 if w is None:
-                    w = idf[term] = np.log1p(avg / total[term])
+                    w = idf[term] = float(np.log1p(avg / total[term]))
                 weight[term] = c / n_stories[i] * w
         for term in [x for x in weight if " " in x]:  # a bare word gives way to a bigram of this topic holding it
             for word in term.split():
                 if word in weight:
                     weight[term] = max(weight[term], weight.pop(word))
-        ranked = sorted(weight, key=lambda x: (-round(weight[x], 9), rank[i][x], x))
+        # ties within 1e-9 go by place, then name: the weights rounded in one call (np.round: as round() of each
+        # np.float64 weight rounds it), plain floats throughout (the same IEEE operations as numpy scalars, ~10x cheaper)
+        rounded = dict(zip(weight, np.round(np.fromiter(weight.values(), np.float64, len(weight)), 9).tolist()))
+        places = rank[i]
+        ranked = sorted(weight, key=lambda x: (-rounded[x], places[x], x))
         members = np.flatnonzero(story_topic == t)
         if titles is not None:
             rows = [r for s in members.tolist() if s in story_names for r in story_names[s].representatives]
