@@ -17,7 +17,7 @@ ids. ``name_clusters(batched=False)`` reads text by text over lists of words: th
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
@@ -607,10 +607,12 @@ def _keywords_of_ids(ids: np.ndarray, doc_of: np.ndarray, words: list[str], doc_
         a, b = divmod(int(codes[i - v]), v)
         return f"{words[a]} {words[b]}"
 
-    # every cluster's terms ranked in one sort, the cluster first: by weight, on a tie the bigram ("high school") first
+    # every cluster's terms ranked in one sort, the cluster first: by weight, on a tie the bigram ("high school") first,
+    # then the term's order (each cluster's terms come in it: the stable sort keeps it without a key of its own)
+    weights.sort_indices()
     row = np.repeat(np.arange(n_clusters), np.diff(weights.indptr))
     idx = weights.indices
-    ranked = idx[np.lexsort((idx, idx < v, -weights.data, row))]
+    ranked = idx[np.lexsort((idx < v, -weights.data, row))]
     # each cluster's first n_keywords * 4, as _drop_contained reads them; each term's string and words made once
     place = np.arange(len(ranked)) - weights.indptr[row]
     top, top_at = np.unique(ranked[place < n_keywords * 4], return_inverse=True)
@@ -621,19 +623,19 @@ def _keywords_of_ids(ids: np.ndarray, doc_of: np.ndarray, words: list[str], doc_
     out = []
     for c in range(n_clusters):
         at = top_at[bounds[c]:bounds[c + 1]]
-        out.append(_drop_contained([names[t] for t in at], n_keywords, [words_of[t] for t in at]))
+        out.append(_drop_contained(map(names.__getitem__, at), n_keywords, map(words_of.__getitem__, at)))
     return out
 
 
-def _drop_contained(terms: Sequence[str], limit: int, words: Sequence[set[str]] | None = None) -> tuple[str, ...]:
+def _drop_contained(terms: Iterable[str], limit: int, words: Iterable[set[str]] | None = None) -> tuple[str, ...]:
     """'contested ballots' and 'ballots districts' say one thing twice: a term sharing a word with a better one is
-    dropped; the first `limit` kept. words: each term's words, where the caller split them once for many clusters."""
+    dropped; the first `limit` kept. words: each term's words, where the caller split them once for many clusters
+    (both read only as far as needed)."""
     out: list[str] = []
     used: set[str] = set()
-    for i, t in enumerate(terms):
+    for t, w in zip(terms, words) if words is not None else ((t, set(t.split())) for t in terms):
         if len(out) == limit:
             break
-        w = words[i] if words is not None else set(t.split())
         if w & used:
             continue
         used |= w
