@@ -294,3 +294,10 @@ def test_texts_tokenized_in_one_pass_as_one_by_one():
         vocab = Vocabulary()
         ids, starts = vocab.docs(BOUNDARY.join(texts), len(texts), lambda texts=texts: texts)
         assert [[vocab.words[i] for i in ids[a:b]] for a, b in pairwise(starts)] == expected, texts
+        whole, in_blocks = Vocabulary(), Vocabulary()  # the texts read a few characters' block at a time: the same tokens
+        whole_ids = whole._joined_ids(BOUNDARY.join(texts), len(texts))
+        block_ids = in_blocks._joined_ids(BOUNDARY.join(texts), len(texts), block=int(rng.integers(1, 6)))
+        assert (whole_ids is None) == (block_ids is None), texts
+        if whole_ids is not None:
+            assert ([in_blocks.words[i] if i >= 0 else BOUNDARY for i in block_ids.tolist()]
+                    == [whole.words[i] if i >= 0 else BOUNDARY for i in whole_ids.tolist()]), texts
