@@ -10,23 +10,38 @@ What every story shares is learned from the data and gets no weight:
 * common terms: a term left in at least ``common_share`` of the clusters names none of them.
 
 Pure: numpy/scipy over arrays and strings. Rows are grouped once (one sort), so 1M documents cost a few passes: the
-texts are read as token ids (one regex pass over them all), the affixes cut and the keywords counted over arrays of
+texts are read as token ids (tokens.py: one regex pass over them all), the affixes cut and the keywords counted over arrays of
 ids. ``name_clusters(batched=False)`` reads text by text over lists of words: the reference the fast reading equals.
 """
 
 from __future__ import annotations
 
-import html
-import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import chain
-from operator import itemgetter
 
 import numpy as np
 from scipy import sparse
+
+from .tokens import (
+    BOUNDARY,
+    CUT,
+    CUT_ID,
+    ENDS_BEFORE_SPACE,
+    SEP,
+    SEP_ID,
+    TokenLists,
+    Trie,
+    Vocabulary,
+    fill,
+    pick,
+    same_tokens,
+    same_tokens_each,
+    tokenize,
+    tokenize_each,
+)
 
 
 @dataclass(frozen=True)
@@ -36,9 +51,6 @@ class Name:
     title_row: int = -1  # row index of the story's title: its most central headline (representatives[0]); -1 if none
 
 
-_SEP = "|"  # stands for a separator (" - ", " | ", ": ", " • ") and for a cut, so no bigram spans it
-_CUT = "\x00"  # stands for a cut outlet suffix: where a headline ends and its description begins
-_TOKEN = re.compile(r"\s[-|\u2013\u2014\u2022\u00b7]+\s|:\s|•|\b[^\W\d_][\w\-]*\w")
 _MAX_AFFIX = 6  # words in a learned affix ("read full article at rt com")
 _MIN_AFFIX_DOCS = 10  # fewer cannot tell scattered from bunched
 _LEARN_SAMPLE = 20_000  # documents the affixes are learned from (spread evenly over the clusters)
@@ -58,9 +70,43 @@ def stop_words() -> frozenset[str]:
     return frozenset(ENGLISH_STOP_WORDS)
 
 
+@dataclass(frozen=True)
+class Members:
+    """The rows each cluster is named from: its most central max_keyword_docs rows, most central first, clusters in
+    label order (cluster i is labels[i]), end to end: cluster[j] of rows[j]; cluster i's at starts[i]:starts[i + 1]."""
+    labels: np.ndarray
+    rows: np.ndarray
+    cluster: np.ndarray
+    starts: np.ndarray
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.labels)
+
+
+def central_members(labels: np.ndarray, vectors: np.ndarray, max_keyword_docs: int) -> Members:
+    """Every cluster's (label >= 0) rows by closeness to its mean vector, the first max_keyword_docs kept: vectors
+    only, no text (grouped once: one sort)."""
+    labels = np.asarray(labels)
+    vectors = np.asarray(vectors)
+    clustered = np.flatnonzero(labels >= 0)
+    if len(clustered) == 0:
+        return Members(np.zeros(0, labels.dtype), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(1, np.int64))
+    cluster_values, cl = np.unique(labels[clustered], return_inverse=True)
+    cl = cl.ravel()
+    n_clusters = len(cluster_values)
+    closeness = _closeness(vectors, clustered, cl, n_clusters)
+    order = np.lexsort((-closeness, cl))
+    rows_sorted, cl_sorted = clustered[order], cl[order]
+    starts = np.searchsorted(cl_sorted, np.arange(n_clusters + 1))
+    read = (np.arange(len(order)) - starts[cl_sorted]) < max_keyword_docs
+    doc_rows, doc_cl = rows_sorted[read], cl_sorted[read]
+    return Members(cluster_values, doc_rows, doc_cl, np.searchsorted(doc_cl, np.arange(n_clusters + 1)))
+
+
 def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray, n_keywords: int = 6, n_representatives: int = 3,
                   *, titles: Sequence[str] | None = None, descriptions: Sequence[str] | None = None, common_share: float = 0.5, duplicate_cosine: float = 0.95,
-                  max_keyword_docs: int = 100, min_clusters: int = 3, batched: bool = True) -> dict[int, Name]:
+                  max_keyword_docs: int = 100, min_clusters: int = 3, batched: bool = True, members: Members | None = None) -> dict[int, Name]:
     """Name every cluster (label >= 0) by keywords, a title row and up to ``n_representatives`` distinct headlines.
 
     Keywords weigh a term by its document frequency in the cluster against its spread over all clusters (so "says"
@@ -74,23 +120,15 @@ def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray,
     ``descriptions``, with ``titles``, says each row's text is f"{title} {description}": the texts are then built from
     the two without reading ``texts`` row by row (they must agree).
     ``batched=False`` reads every cluster row by row (the reference the batched shortcut must equal: tests, bench/names.py).
+    ``members``: central_members(labels, vectors, max_keyword_docs), where the caller computed it already (it needs
+    no text: the rebuild reads the texts meanwhile).
     """
-    labels = np.asarray(labels)
     vectors = np.asarray(vectors)  # a memory map's rows read as plain arrays (np.memmap's own indexing costs ~10x more)
-    clustered = np.flatnonzero(labels >= 0)
-    if len(clustered) == 0:
+    if members is None:
+        members = central_members(labels, vectors, max_keyword_docs)
+    if members.n_clusters == 0:
         return {}
-    cluster_values, cl = np.unique(labels[clustered], return_inverse=True)
-    n_clusters = len(cluster_values)
-
-    # group once: by cluster, most central first
-    closeness = _closeness(vectors, clustered, cl, n_clusters)
-    order = np.lexsort((-closeness, cl))
-    rows_sorted, cl_sorted = clustered[order], cl[order]
-    starts = np.searchsorted(cl_sorted, np.arange(n_clusters + 1))
-    read = (np.arange(len(order)) - starts[cl_sorted]) < max_keyword_docs
-    doc_rows, doc_cl = rows_sorted[read], cl_sorted[read]
-    doc_starts = np.searchsorted(doc_cl, np.arange(n_clusters + 1))
+    n_clusters, doc_rows, doc_cl, doc_starts = members.n_clusters, members.rows, members.cluster, members.starts
 
     if batched:
         keywords, keys_of = _keywords_and_keys(texts, titles, descriptions, doc_rows, doc_cl, n_clusters, n_keywords, common_share,
@@ -99,6 +137,7 @@ def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray,
         keywords, keys_of = _keywords_and_keys_by_row(texts, titles, doc_rows, doc_cl, n_clusters, n_keywords, common_share,
                                                       min_clusters)
     picked = _representatives(vectors, doc_rows, doc_starts, keys_of, n_representatives, duplicate_cosine, batched=batched)
+    cluster_values = members.labels
     return {int(cluster_values[c]): Name(keywords=keywords[c], representatives=tuple(picked[c]), title_row=picked[c][0] if picked[c] else -1)
             for c in range(n_clusters)}
 
@@ -133,50 +172,50 @@ def _keywords_and_keys_by_row(texts: Sequence[str], titles: Sequence[str] | None
 def _keywords_and_keys(texts: Sequence[str], titles: Sequence[str] | None, descriptions: Sequence[str] | None, doc_rows: np.ndarray,
                        doc_cl: np.ndarray, n_clusters: int, n_keywords: int, common_share: float, min_clusters: int):
     """(keywords of each cluster, keys_of) as _keywords_and_keys_by_row gives them, over token ids: every text
-    tokenized in one pass (_Vocabulary.docs), the affixes cut by walking tries over all documents at once, the
+    tokenized in one pass (Vocabulary.docs), the affixes cut by walking tries over all documents at once, the
     headline keys as ranges of word ids. (bench/names.py --n 1000000, 44k stories: the per-text Python of the
     text-by-text reading was about 4 of the stage's 10 CPU s; with this the whole stage went 7.2-7.7 -> 5.9-6.7 user
     CPU s, the tokenizer's one pass about 1 s of it.)"""
     rows = doc_rows.tolist()
-    vocab = _Vocabulary()
+    vocab = Vocabulary()
     if titles is not None and descriptions is not None:
-        title_list, description_list = _each(titles, rows), _each(descriptions, rows)
-        parts = [" "] * (4 * len(rows))  # title, " ", description, _BOUNDARY: no string made per row
-        parts[0::4], parts[2::4], parts[3::4] = title_list, description_list, [_BOUNDARY] * len(rows)
+        title_list, description_list = pick(titles, rows), pick(descriptions, rows)
+        parts = [" "] * (4 * len(rows))  # title, " ", description, BOUNDARY: no string made per row
+        parts[0::4], parts[2::4], parts[3::4] = title_list, description_list, [BOUNDARY] * len(rows)
         ids, starts = vocab.docs("".join(parts[:-1]), len(rows), lambda: [texts[r] for r in rows])
         del parts
         own = np.flatnonzero(np.fromiter(map(len, description_list), np.int64, len(rows)) > 0)  # not same_tokens: "title " only
-        own = np.union1d(own, np.flatnonzero([t[-1:] in _ENDS_BEFORE_SPACE for t in title_list]))
+        own = np.union1d(own, np.flatnonzero([t[-1:] in ENDS_BEFORE_SPACE for t in title_list]))
         del description_list
     else:
-        text_list = _each(texts, rows)
-        ids, starts = vocab.docs(_BOUNDARY.join(text_list), len(rows), lambda: text_list)
+        text_list = pick(texts, rows)
+        ids, starts = vocab.docs(BOUNDARY.join(text_list), len(rows), lambda: text_list)
         if titles is not None:
-            title_list = _each(titles, rows)
-            own = np.flatnonzero(~_same_tokens_each(title_list, text_list))  # rows keyed by their title's own tokens
+            title_list = pick(titles, rows)
+            own = np.flatnonzero(~same_tokens_each(title_list, text_list))  # rows keyed by their title's own tokens
         del text_list
-    affixes = _learn_affixes(_TokenLists(ids, starts, vocab.words), doc_cl, n_clusters, min_clusters)
+    affixes = _learn_affixes(TokenLists(ids, starts, vocab.words), doc_cl, n_clusters, min_clusters)
     tries = _AffixTries(affixes, vocab)
     stripped = tries.strip(ids, starts)
     del ids
 
     lengths = np.diff(starts)
     present = np.flatnonzero(np.bincount(stripped, minlength=len(vocab.words)))
-    present = present[present > _CUT_ID]
+    present = present[present > CUT_ID]
     names = [vocab.words[i] for i in present.tolist()]
     by_name = sorted(range(len(names)), key=names.__getitem__)
     rank = np.zeros(len(vocab.words), np.int64)
-    rank[_CUT_ID] = 1
+    rank[CUT_ID] = 1
     rank[present[by_name]] = np.arange(2, len(by_name) + 2)
     doc_of = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
-    keywords = _keywords_of_ids(rank[stripped], doc_of, [_SEP, _CUT, *(names[i] for i in by_name)], doc_cl, n_clusters,
+    keywords = _keywords_of_ids(rank[stripped], doc_of, [SEP, CUT, *(names[i] for i in by_name)], doc_cl, n_clusters,
                                 n_keywords, common_share, min_clusters)
     del doc_of
 
     first, end, second, words = _headline_key_ranges(stripped, starts)
     if titles is not None and len(own):
         own_titles = [title_list[j] for j in own.tolist()]
-        t_ids, t_starts = vocab.docs(_BOUNDARY.join(own_titles), len(own_titles), lambda: own_titles)
+        t_ids, t_starts = vocab.docs(BOUNDARY.join(own_titles), len(own_titles), lambda: own_titles)
         t_first, t_end, t_second, t_words = _headline_key_ranges(tries.strip(t_ids, t_starts), t_starts)
         shift = len(words)
         first[own], end[own] = t_first + shift, t_end + shift
@@ -193,149 +232,19 @@ def _keywords_and_keys(texts: Sequence[str], titles: Sequence[str] | None, descr
     return keywords, keys_of
 
 
-def _each(values: Sequence[str], rows: list[int]) -> list[str]:
-    """[values[r] for r in rows], the loop in C (1M synthetic headlines' 587k read rows: ~0.15 -> 0.05 s a column)."""
-    return list(itemgetter(*rows)(values)) if len(rows) > 1 else [values[r] for r in rows]
-
-
-_BOUNDARY = "\x02"  # joins texts tokenized in one pass: a hard stop for every token pattern, entity and case rule
-_TOKEN_OR_BOUNDARY = re.compile(_TOKEN.pattern + "|" + _BOUNDARY)
-_SEP_ID, _CUT_ID, _BOUNDARY_ID = 0, 1, -1
-_ID_SPAN = 1 << 32  # a trie's (node, token id) pair as one int64: node * _ID_SPAN + id
-
-
-class _Index(dict):
-    """Token -> id, a token not seen before given the next id (a word) or _SEP_ID (a separator) as it is looked up:
-    the lookups stay in C (one pass over 4M tokens instead of two)."""
-
-    def __init__(self, words: list[str]):
-        super().__init__({_SEP: _SEP_ID, _CUT: _CUT_ID, _BOUNDARY: _BOUNDARY_ID})
-        self.words = words
-
-    def __missing__(self, token: str) -> int:
-        if token[0].isalpha():
-            self[token] = len(self.words)
-            self.words.append(token)
-        else:
-            self[token] = _SEP_ID
-        return self[token]
-
-
-class _Vocabulary:
-    """Tokens as ids: every separator token _SEP_ID (0), _CUT_ID (1), then words in order of first sight (words[id])."""
-
-    def __init__(self):
-        self.words: list[str] = [_SEP, _CUT]
-        self.index = _Index(self.words)
-
-    def docs(self, joined: str, n: int, each: Callable[[], list[str]]) -> tuple[np.ndarray, np.ndarray]:
-        """(the token ids of n texts end to end, where each text's start: n + 1), each text read as tokenize reads
-        it, in one regex pass over the texts joined by _BOUNDARY; each(): the texts, read one by one where a text
-        holds _BOUNDARY itself. (The regex costs about as much either way; what goes is a Python call and a list per
-        text, and a second pass to map tokens to ids.)"""
-        tokens = _joined_tokens(joined, n)
-        del joined
-        if tokens is None:
-            tokens = list(chain.from_iterable(chain(tokenize(t), (_BOUNDARY,)) for t in each()))[:-1]
-        raw = np.fromiter(map(self.index.__getitem__, tokens), np.int64, len(tokens))
-        del tokens
-        bounds = np.flatnonzero(raw == _BOUNDARY_ID)
-        if not n:
-            return raw, np.zeros(1, np.int64)
-        lengths = np.diff(np.r_[-1, bounds, len(raw)]) - 1
-        return raw[raw != _BOUNDARY_ID], np.r_[0, np.cumsum(lengths)].astype(np.int64)
-
-
-def _joined_tokens(joined: str, n: int) -> list[str] | None:
-    """The raw tokens of n texts joined by _BOUNDARY, _BOUNDARY between two texts' (None where a text holds _BOUNDARY
-    itself): each text's as tokenize finds them before mapping separators to _SEP."""
-    if "&" in joined:
-        joined = html.unescape(html.unescape(joined))  # no entity spans the boundary, nor decodes to it
-    if joined.count(_BOUNDARY) != max(n - 1, 0):
-        return None
-    return _TOKEN_OR_BOUNDARY.findall(joined.lower())  # lower(): the boundary stops the final-sigma rule too
-
-
-def tokenize_each(texts: list[str]) -> list[list[str]]:
-    """[tokenize(t) for t in texts], in one regex pass (1M synthetic headlines' 133k topic headlines: 0.35 -> 0.15 s)."""
-    tokens = _joined_tokens(_BOUNDARY.join(texts), len(texts))
-    if tokens is None:
-        return [tokenize(t) for t in texts]
-    out: list[list[str]] = []
-    doc: list[str] = []
-    for t in tokens:
-        if t == _BOUNDARY:
-            out.append(doc)
-            doc = []
-        else:
-            doc.append(t if t[0].isalpha() else _SEP)
-    if texts:
-        out.append(doc)
-    return out
-
-
-class _TokenLists(Sequence[list[str]]):
-    """Documents' token lists (as tokenize gives them) made from ids when asked for: the affixes are learned from a sample."""
-
-    def __init__(self, ids: np.ndarray, starts: np.ndarray, words: list[str]):
-        self.ids, self.starts, self.words = ids, starts, np.array(words, dtype=object)
-
-    def __len__(self) -> int:
-        return len(self.starts) - 1
-
-    def __getitem__(self, i):
-        return self.words[self.ids[self.starts[i]:self.starts[i + 1]]].tolist()
-
-
-class _Trie:
-    """Token id sequences as a trie, walked from many places at once."""
-
-    def __init__(self, sequences: list[tuple[int, ...]]):
-        children: dict[tuple[int, int], int] = {}
-        terminal = [False]
-        for seq in sequences:
-            node = 0
-            for t in seq:
-                node = children.setdefault((node, t), len(terminal))
-                if node == len(terminal):
-                    terminal.append(False)
-            terminal[node] = True
-        keys = np.array([n * _ID_SPAN + t for n, t in children], np.int64)
-        order = np.argsort(keys)
-        self.keys, self.child = keys[order], np.array(list(children.values()), np.int64)[order]
-        self.terminal = np.array(terminal)
-
-    def longest(self, ids: np.ndarray, first: np.ndarray, step: int, limit: np.ndarray) -> np.ndarray:
-        """For each start: the most tokens (0: none) read from ids[first] on, by step, at most limit, that make a sequence."""
-        best = np.zeros(len(first), np.int64)
-        node = np.zeros(len(first), np.int64)
-        alive = np.arange(len(first))
-        for d in range(1, _MAX_AFFIX + 1):
-            alive = alive[limit[alive] >= d]
-            if not len(alive) or not len(self.keys):
-                break
-            key = node[alive] * _ID_SPAN + ids[first[alive] + step * (d - 1)]
-            at = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
-            hit = self.keys[at] == key
-            alive, at = alive[hit], at[hit]
-            node[alive] = self.child[at]
-            best[alive[self.terminal[node[alive]]]] = d
-        return best
-
-
 class _AffixTries:
     """The learned affixes as tries over token ids: _strip for all documents at once."""
 
-    def __init__(self, affixes: frozenset, vocab: _Vocabulary):
+    def __init__(self, affixes: frozenset, vocab: Vocabulary):
         heads, afters, tails = [], [], []
         for a in affixes:
-            words = a[1:] if a[0] in ("^", _SEP) else a[:-1]
+            words = a[1:] if a[0] in ("^", SEP) else a[:-1]
             if any(w not in vocab.index for w in words):
                 continue  # in no text
             ids = tuple(vocab.index[w] for w in words)
-            (heads if a[0] == "^" else afters if a[0] == _SEP else tails).append(ids if a[-1] != "$" else ids[::-1])
+            (heads if a[0] == "^" else afters if a[0] == SEP else tails).append(ids if a[-1] != "$" else ids[::-1])
         self.learned = bool(affixes)
-        self.heads, self.afters, self.tails = _Trie(heads), _Trie(afters), _Trie(tails)
+        self.heads, self.afters, self.tails = Trie(heads), Trie(afters), Trie(tails)
 
     def strip(self, ids: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """_strip of each document (ids[starts[i]:starts[i + 1]]), the documents end to end."""
@@ -347,60 +256,38 @@ class _AffixTries:
         doc_of = np.repeat(np.arange(len(lengths)), lengths)
         docs = np.flatnonzero(lengths > 2)  # a closing affix: 2 or more words, fewer than the text's
         k = self.tails.longest(ids, ends[docs] - 1, -1, lengths[docs] - 1)
-        _fill(out, ends[docs] - k, k, _SEP_ID)
-        seps = np.flatnonzero(ids == _SEP_ID)
+        fill(out, ends[docs] - k, k, SEP_ID)
+        seps = np.flatnonzero(ids == SEP_ID)
         if not len(seps):
             return out
         docs, at = np.unique(doc_of[seps], return_index=True)
         first = seps[at] - begins[docs]  # each document's first separator
         docs, first = docs[(first > 0) & (first <= _MAX_AFFIX)], first[(first > 0) & (first <= _MAX_AFFIX)]
         whole = self.heads.longest(ids, begins[docs], 1, first) == first
-        _fill(out, begins[docs[whole]], first[whole], _SEP_ID)
+        fill(out, begins[docs[whole]], first[whole], SEP_ID)
         seps = seps[seps + 1 < ends[doc_of[seps]]]
         k = self.afters.longest(ids, seps + 1, 1, ends[doc_of[seps]] - seps - 1)
-        _fill(out, seps + 1, k, _CUT_ID)
+        fill(out, seps + 1, k, CUT_ID)
         return out
 
 
-def _fill(out: np.ndarray, first: np.ndarray, count: np.ndarray, value: int) -> None:
-    """out[first[i]:first[i] + count[i]] = value for every i."""
-    keep = count > 0
-    first, count = first[keep], count[keep]
-    if len(count):
-        out[np.repeat(first - np.cumsum(count) + count, count) + np.arange(int(count.sum()))] = value
-
-
-def _same_tokens_each(titles: list[str], texts: list[str], block: int = 4096) -> np.ndarray:
-    """same_tokens(titles[i], texts[i]) for every i; a block whose texts are all "title " is checked in one compare."""
-    same = np.fromiter(map(len, texts), np.int64, len(texts)) == np.fromiter(map(len, titles), np.int64, len(titles)) + 1
-    at = np.flatnonzero(same)
-    for s in range(0, len(at), block):
-        part = at[s:s + block].tolist()
-        t, x = [titles[i] for i in part], [texts[i] for i in part]
-        if f" {_BOUNDARY}".join(t) + " " != _BOUNDARY.join(x):  # lengths agree row by row: equal joins, equal rows
-            same[part] = [a == b + " " for a, b in zip(x, t)]
-    at = np.flatnonzero(same).tolist()
-    same[at] = [titles[i][-1:] not in _ENDS_BEFORE_SPACE for i in at]
-    return same
-
-
 def _headline_key_ranges(ids: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """_headline_keys of each stripped document as ranges of its words (ids other than _SEP_ID and _CUT_ID, end to
+    """_headline_keys of each stripped document as ranges of its words (ids other than SEP_ID and CUT_ID, end to
     end: the fourth array): (first, end) the words' key, (first, second) the key before a short last segment (second
     -1: none)."""
     n = len(starts) - 1
     begins, ends = starts[:-1], starts[1:]
     doc_of = np.repeat(np.arange(n), ends - begins)
-    is_word = ids > _CUT_ID
+    is_word = ids > CUT_ID
     words_before = np.r_[0, np.cumsum(is_word)]
     end = ends.copy()
-    cuts = np.flatnonzero(ids == _CUT_ID)
+    cuts = np.flatnonzero(ids == CUT_ID)
     if len(cuts):
         docs, at = np.unique(doc_of[cuts], return_index=True)
         first_cut = cuts[at]
         long = words_before[first_cut] - words_before[begins[docs]] >= 3  # a headline of 3+ words before an outlet cut
         end[docs[long]] = first_cut[long]
-    seps = np.flatnonzero(ids == _SEP_ID)
+    seps = np.flatnonzero(ids == SEP_ID)
     seps = seps[seps < end[doc_of[seps]]]
     second = np.full(n, -1, np.int64)
     if len(seps):
@@ -529,38 +416,21 @@ def _closeness(vectors: np.ndarray, rows: np.ndarray, cl: np.ndarray, n_clusters
     return out
 
 
-def tokenize(text: str) -> list[str]:
-    """Lowercase words, with every separator as _SEP; HTML entities decoded ("&amp;nbsp;" too)."""
-    if "&" in text:
-        text = html.unescape(html.unescape(text))
-    return [t if t[0].isalpha() else _SEP for t in _TOKEN.findall(text.lower())]
-
-
-# a title ending in one of these may tokenize otherwise with a space after it: ":" and " -" are separators only then
-_ENDS_BEFORE_SPACE = frozenset(":-|\u2013\u2014\u2022\u00b7")
-
-
-def same_tokens(title: str, text: str) -> bool:
-    """Whether a title tokenizes as its text does: the text is the title and an empty description ("title "), and the
-    space added cannot make a separator of the title's end."""
-    return len(text) == len(title) + 1 and text.endswith(" ") and text.startswith(title) and title[-1:] not in _ENDS_BEFORE_SPACE
-
-
 def _affix_candidates(toks: list[str]):
     """Word sequences at a fixed place: ('^', head...) before the first separator, ('|', ...) after a separator,
     (..., '$') closing the text."""
     n = len(toks)
     for i, t in enumerate(toks):
-        if t != _SEP:
+        if t != SEP:
             continue
-        if 0 < i <= _MAX_AFFIX and _SEP not in toks[:i]:
+        if 0 < i <= _MAX_AFFIX and SEP not in toks[:i]:
             yield ("^", *toks[:i])
         for k in range(1, _MAX_AFFIX + 1):
-            if i + k >= n or toks[i + k] == _SEP:
+            if i + k >= n or toks[i + k] == SEP:
                 break
-            yield (_SEP, *toks[i + 1:i + 1 + k])
+            yield (SEP, *toks[i + 1:i + 1 + k])
     for k in range(2, min(_MAX_AFFIX, n - 1) + 1):
-        if toks[-k] == _SEP:
+        if toks[-k] == SEP:
             break
         yield (*toks[-k:], "$")
 
@@ -582,7 +452,7 @@ def _learn_affixes(tokens: list[list[str]], doc_cl: np.ndarray, n_clusters: int,
         if j + 1 == len(take) or doc_cl[take[j + 1]] != doc_cl[i]:
             reach.update(in_cluster)
             in_cluster = set()
-    stop = stop_words() | {"^", _SEP, "$"}
+    stop = stop_words() | {"^", SEP, "$"}
     cands = [c for c, nn in n_docs.items() if nn >= _MIN_AFFIX_DOCS and reach[c] >= min_clusters
              and not stop.issuperset(c)]  # "- the" is no outlet
     if not cands:
@@ -603,7 +473,7 @@ def _first_words(affixes: frozenset) -> tuple[frozenset, dict[str, tuple[int, ..
     afters: dict[str, set[int]] = {}
     tails: dict[str, set[int]] = {}
     for a in affixes:
-        if a[0] == _SEP:
+        if a[0] == SEP:
             afters.setdefault(a[1], set()).add(len(a) - 1)
         elif a[-1] == "$":
             tails.setdefault(a[-2], set()).add(len(a) - 1)
@@ -612,7 +482,7 @@ def _first_words(affixes: frozenset) -> tuple[frozenset, dict[str, tuple[int, ..
 
 
 def _strip(toks: list[str], affixes: frozenset, firsts: tuple[frozenset, dict, dict]) -> list[str]:
-    """Cut learned affixes (longest first), leaving _SEP in their place (_CUT where an outlet suffix was); returns
+    """Cut learned affixes (longest first), leaving SEP in their place (CUT where an outlet suffix was); returns
     the input itself when nothing matches."""
     if not affixes or not toks:
         return toks
@@ -622,19 +492,19 @@ def _strip(toks: list[str], affixes: frozenset, firsts: tuple[frozenset, dict, d
     for k in tails.get(toks[-1], ()):  # 2 <= k <= _MAX_AFFIX by construction
         if k < n and (*toks[-k:], "$") in affixes:
             out = list(toks)
-            out[n - k:] = [_SEP] * k
+            out[n - k:] = [SEP] * k
             break
-    if _SEP not in toks:
+    if SEP not in toks:
         return out
     if toks[0] in heads:
-        first = toks.index(_SEP)
+        first = toks.index(SEP)
         if 0 < first <= _MAX_AFFIX and ("^", *toks[:first]) in affixes:
             out = list(out) if out is toks else out
-            out[:first] = [_SEP] * first
+            out[:first] = [SEP] * first
     i = -1
     while True:
         try:
-            i = toks.index(_SEP, i + 1)
+            i = toks.index(SEP, i + 1)
         except ValueError:
             break
         if i + 1 >= n or toks[i + 1] not in afters:
@@ -643,9 +513,9 @@ def _strip(toks: list[str], affixes: frozenset, firsts: tuple[frozenset, dict, d
             if k > n - 1 - i:
                 continue
             seg = toks[i + 1:i + 1 + k]
-            if _SEP not in seg and (_SEP, *seg) in affixes:
+            if SEP not in seg and (SEP, *seg) in affixes:
                 out = list(out) if out is toks else out
-                out[i + 1:i + 1 + k] = [_CUT] * k
+                out[i + 1:i + 1 + k] = [CUT] * k
                 break
     return out
 
@@ -660,15 +530,15 @@ def _headline_keys(toks: list[str]) -> set[str]:
     """Keys under which a headline counts once: its words up to where a learned outlet affix was cut (the rest is
     a description); and, when the text ends in a short segment after a separator (" - Reuters", " | AP News"), the
     words before it."""
-    if _SEP not in toks and _CUT not in toks:
+    if SEP not in toks and CUT not in toks:
         return {" ".join(toks)}
-    if _CUT in toks and sum(t != _SEP for t in toks[:toks.index(_CUT)]) >= 3:
-        toks = toks[:toks.index(_CUT)]
-    words = [t for t in toks if t not in (_SEP, _CUT)]
+    if CUT in toks and sum(t != SEP for t in toks[:toks.index(CUT)]) >= 3:
+        toks = toks[:toks.index(CUT)]
+    words = [t for t in toks if t not in (SEP, CUT)]
     keys = {" ".join(words)}
-    if _SEP in toks:
-        last = len(toks) - 1 - toks[::-1].index(_SEP)
-        head = [t for t in toks[:last] if t not in (_SEP, _CUT)]
+    if SEP in toks:
+        last = len(toks) - 1 - toks[::-1].index(SEP)
+        head = [t for t in toks[:last] if t not in (SEP, CUT)]
         if len(toks) - 1 - last <= 4 and len(head) >= 3:
             keys.add(" ".join(head))
     return keys
@@ -678,7 +548,7 @@ def _keywords(stripped: list[list[str]], doc_cl: np.ndarray, n_clusters: int, n_
               min_clusters: int) -> list[tuple[str, ...]]:
     """c-TF-IDF over unigrams and bigrams (adjacent non-stop words), each counted once per document."""
     flat = list(chain.from_iterable(stripped))
-    words = [_SEP, _CUT, *sorted(set(flat) - {_SEP, _CUT})]
+    words = [SEP, CUT, *sorted(set(flat) - {SEP, CUT})]
     vocab = {w: i for i, w in enumerate(words)}
     ids = np.fromiter(map(vocab.__getitem__, flat), np.int64, len(flat))
     del flat
@@ -688,14 +558,14 @@ def _keywords(stripped: list[list[str]], doc_cl: np.ndarray, n_clusters: int, n_
 
 def _keywords_of_ids(ids: np.ndarray, doc_of: np.ndarray, words: list[str], doc_cl: np.ndarray, n_clusters: int, n_keywords: int,
                      common_share: float, min_clusters: int) -> list[tuple[str, ...]]:
-    """_keywords over the documents' tokens as ids into words (_SEP, _CUT, then the other tokens sorted: ties go by
+    """_keywords over the documents' tokens as ids into words (SEP, CUT, then the other tokens sorted: ties go by
     that order) and the document of each token (ascending)."""
     empty: list[tuple[str, ...]] = [()] * n_clusters
     if len(words) <= 2:
         return empty
     stop = stop_words()
     v = len(words)
-    skip = np.array([w in stop or len(w) < 2 or w in (_SEP, _CUT) for w in words])
+    skip = np.array([w in stop or len(w) < 2 or w in (SEP, CUT) for w in words])
     ok = ~skip[ids]
     stop_id = np.array([w in stop for w in words])
     keep = ~stop_id[ids]  # bigrams skip stop words ("house of cards" -> "house cards") but never span a cut
@@ -737,10 +607,12 @@ def _keywords_of_ids(ids: np.ndarray, doc_of: np.ndarray, words: list[str], doc_
         a, b = divmod(int(codes[i - v]), v)
         return f"{words[a]} {words[b]}"
 
-    # every cluster's terms ranked in one sort, the cluster first: by weight, on a tie the bigram ("high school") first
+    # every cluster's terms ranked in one sort, the cluster first: by weight, on a tie the bigram ("high school") first,
+    # then the term's order (each cluster's terms come in it: the stable sort keeps it without a key of its own)
+    weights.sort_indices()
     row = np.repeat(np.arange(n_clusters), np.diff(weights.indptr))
     idx = weights.indices
-    ranked = idx[np.lexsort((idx, idx < v, -weights.data, row))]
+    ranked = idx[np.lexsort((idx < v, -weights.data, row))]
     # each cluster's first n_keywords * 4, as _drop_contained reads them; each term's string and words made once
     place = np.arange(len(ranked)) - weights.indptr[row]
     top, top_at = np.unique(ranked[place < n_keywords * 4], return_inverse=True)
@@ -751,19 +623,19 @@ def _keywords_of_ids(ids: np.ndarray, doc_of: np.ndarray, words: list[str], doc_
     out = []
     for c in range(n_clusters):
         at = top_at[bounds[c]:bounds[c + 1]]
-        out.append(_drop_contained([names[t] for t in at], n_keywords, [words_of[t] for t in at]))
+        out.append(_drop_contained(map(names.__getitem__, at), n_keywords, map(words_of.__getitem__, at)))
     return out
 
 
-def _drop_contained(terms: Sequence[str], limit: int, words: Sequence[set[str]] | None = None) -> tuple[str, ...]:
+def _drop_contained(terms: Iterable[str], limit: int, words: Iterable[set[str]] | None = None) -> tuple[str, ...]:
     """'contested ballots' and 'ballots districts' say one thing twice: a term sharing a word with a better one is
-    dropped; the first `limit` kept. words: each term's words, where the caller split them once for many clusters."""
+    dropped; the first `limit` kept. words: each term's words, where the caller split them once for many clusters
+    (both read only as far as needed)."""
     out: list[str] = []
     used: set[str] = set()
-    for i, t in enumerate(terms):
+    for t, w in zip(terms, words) if words is not None else ((t, set(t.split())) for t in terms):
         if len(out) == limit:
             break
-        w = words[i] if words is not None else set(t.split())
         if w & used:
             continue
         used |= w
@@ -795,16 +667,18 @@ def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_siz
     index = {int(t): i for i, t in enumerate(topics)}
     counts: list[Counter] = [Counter() for _ in topics]
     rank: list[dict[str, int]] = [{} for _ in topics]  # ties: the better place a term holds in its stories' own lists
-    n_stories = np.zeros(len(topics))
+    n_stories = [0.0] * len(topics)
     for s, t in enumerate(story_topic.tolist()):
         if t < 0:
             continue
-        n_stories[index[t]] += 1
+        i = index[t]
+        n_stories[i] += 1
         name = story_names.get(s)
         if name is not None:
-            counts[index[t]].update(set(name.keywords))
+            counts[i].update(set(name.keywords))
+            places = rank[i]
             for place, term in enumerate(name.keywords):
-                rank[index[t]][term] = min(place, rank[index[t]].get(term, place))
+                places[term] = min(place, places.get(term, place))
     spread = Counter(term for c in counts for term in c)  # topics listing each term
     total = Counter()
     for c in counts:
@@ -815,20 +689,24 @@ def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_siz
     if titles is not None:  # every topic's headlines tokenized in one pass
         heads = sorted({r for name in story_names.values() for r in name.representatives})
         tokens_of = dict(zip(heads, tokenize_each([titles[r] for r in heads])))
-    idf: dict[str, np.float64] = {}  # each term's np.log1p(avg / total[term]), computed once
+    idf: dict[str, float] = {}  # each term's np.log1p(avg / total[term]), computed once
     for t, i in index.items():
         weight = {}
         for term, c in counts[i].items():
             if term not in common:
                 w = idf.get(term)
                 if w is None:
-                    w = idf[term] = np.log1p(avg / total[term])
+                    w = idf[term] = float(np.log1p(avg / total[term]))
                 weight[term] = c / n_stories[i] * w
         for term in [x for x in weight if " " in x]:  # a bare word gives way to a bigram of this topic holding it
             for word in term.split():
                 if word in weight:
                     weight[term] = max(weight[term], weight.pop(word))
-        ranked = sorted(weight, key=lambda x: (-round(weight[x], 9), rank[i][x], x))
+        # ties within 1e-9 go by place, then name: the weights rounded in one call (np.round: as round() of each
+        # np.float64 weight rounds it), plain floats throughout (the same IEEE operations as numpy scalars, ~10x cheaper)
+        rounded = dict(zip(weight, np.round(np.fromiter(weight.values(), np.float64, len(weight)), 9).tolist()))
+        places = rank[i]
+        ranked = sorted(weight, key=lambda x: (-rounded[x], places[x], x))
         members = np.flatnonzero(story_topic == t)
         if titles is not None:
             rows = [r for s in members.tolist() if s in story_names for r in story_names[s].representatives]
@@ -857,7 +735,7 @@ def _joined_names(terms: list[str], headlines: list[list[str]], share: float) ->
         nxt = follow.get(t)
         if nxt:
             word, k = nxt.most_common(1)[0]
-            if k >= 2 and k >= share * sum(nxt.values()) and word != _SEP and word not in stop_words():
+            if k >= 2 and k >= share * sum(nxt.values()) and word != SEP and word not in stop_words():
                 out.append(f"{t} {word}")
                 dropped.add(word)
                 continue

@@ -6,6 +6,7 @@ import gc
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
@@ -19,7 +20,7 @@ from ..clustering.graph import complete_lists, knn, subgraph
 from ..clustering.hdbscan_fit import Anchor
 from ..clustering.identity import DRIFT_MIN_COSINE, match_clusters
 from ..clustering.levels import persistent, settle, story_moves
-from ..clustering.naming import name_clusters, name_topics
+from ..clustering.naming import central_members, name_clusters, name_topics
 from ..clustering.two_level import TwoLevelParams, fit_two_levels
 from ..domain import NOISE, Headline, unix_seconds
 from .alerts import raise_alerts_safely
@@ -201,10 +202,15 @@ def _gc_paused():
 
 def _name_levels(app: App, doc_ids: np.ndarray, vectors, story_labels: np.ndarray, story_topic: np.ndarray, story_ids: np.ndarray,
                  topic_ids: np.ndarray) -> tuple[dict[int, SavedName], dict[int, SavedName]]:
-    titles, descriptions = app.ledger.document_text_columns(doc_ids)
+    # the texts are read (SQLite, then Python lists) while the stories' central rows are found (numpy, which lets go of
+    # the GIL): at 1M synthetic headlines, a machine at load ~1, 0.9 + 1.0 CPU s in 1.2 s of wall instead of 1.8
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reading = pool.submit(app.ledger.document_text_columns, doc_ids)
+        members = central_members(story_labels, vectors, STORY_NAME_DOCS)
+        titles, descriptions = reading.result()
     texts = _Texts(titles, descriptions)
     by_story = name_clusters(texts, story_labels, vectors, titles=titles, descriptions=descriptions,
-                             max_keyword_docs=STORY_NAME_DOCS)
+                             max_keyword_docs=STORY_NAME_DOCS, members=members)
     story_names = {int(story_ids[label]): _story_name(name, titles, doc_ids) for label, name in by_story.items()}
     story_sizes = np.bincount(story_labels[story_labels >= 0], minlength=len(story_topic))
     topic_names = {int(topic_ids[label]): _topic_name(name, doc_ids, int(topic_ids[label]))

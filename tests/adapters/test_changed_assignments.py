@@ -230,3 +230,29 @@ def test_document_text_columns_are_in_the_ids_order(database_url, n_docs):
     window = ids[::-1][: max(1, n_docs * 5 // 6)]  # most of the table (a window): read in one scan, kept only for its ids
     titles, descriptions = ledger.document_text_columns(window)
     assert titles == [by_id[i][0] for i in window.tolist()] and descriptions == [by_id[i][1] for i in window.tolist()]
+
+
+@pytest.mark.parametrize("joiner_in_a_text", [False, True])
+def test_a_whole_table_read_joined_in_sqlite_equals_reading_row_by_row(tmp_path, monkeypatch, joiner_in_a_text):
+    """SQLite joins each text column of a block of rows into one string (ledger._whole_text_columns): the columns are
+    those of a row-by-row read, over blocks of rowids with gaps, empty texts and ones holding separators, newlines and
+    commas; a text holding the joining character itself is read row by row."""
+    import service.adapters.sql.ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "TEXT_CHUNK", 700)  # several blocks
+    engine = make_engine(f"sqlite:///{tmp_path / 'history.sqlite'}")
+    upgrade(engine)
+    ledger = SqlLedger(engine)
+    t0 = datetime(2026, 1, 1)
+    odd = ["", ",", "a,b\nc", " - Reuters", "\x02", "x\x1fy" if joiner_in_a_text else "x y", "日本語"]
+    heads = [Headline(f"k{i}", f"title {i} {odd[i % len(odd)]}", odd[(i * 3) % len(odd)], None, t0) for i in range(3_000)]
+    ledger.add_documents(heads, None, t0)
+    with engine.begin() as c:  # gaps in the rowids
+        c.execute(text("DELETE FROM documents WHERE rowid % 97 = 5"))
+    ids = np.sort(np.array([h.id for h in heads], np.int64))
+    by_id = ledger.document_texts(ids)
+    assert len(by_id) < len(ids)
+    assert (ledger._whole_text_columns(len(ids)) is None) == joiner_in_a_text
+    titles, descriptions = ledger.document_text_columns(ids)
+    assert titles == [by_id.get(i, ("", ""))[0] for i in ids.tolist()]
+    assert descriptions == [by_id.get(i, ("", ""))[1] for i in ids.tolist()]

@@ -276,21 +276,28 @@ def test_texts_tokenized_in_one_pass_as_one_by_one():
     """tokenize_each (and the id-based reading's vocabulary) joins the texts by a boundary character: no token, entity
     or lowercasing rule may cross it, and a text holding the character itself is read alone."""
     from service.clustering.naming import (
-        _BOUNDARY,
-        _Vocabulary,
+        BOUNDARY,
+        Vocabulary,
         tokenize,
         tokenize_each,
     )
 
     rng = np.random.default_rng(5)
     parts = ["Storm", " - ", "Reuters", ":", " ", "&amp;", "&amp", "&", "amp;", "&#", "39;", "ΑΣ", "Σ", "•", "–", "·", "Fed's",
-             "2024", "-", "x", "_a", "İ", "nbsp", "&nbsp;", ";", "\u00a0", _BOUNDARY]
+             "2024", "-", "x", "_a", "İ", "nbsp", "&nbsp;", ";", "\u00a0", BOUNDARY]
     for _ in range(300):
         texts = ["".join(rng.choice(parts, int(rng.integers(0, 6)))) for _ in range(int(rng.integers(0, 8)))]
         if rng.random() < 0.7:
-            texts = [t.replace(_BOUNDARY, "") for t in texts]
+            texts = [t.replace(BOUNDARY, "") for t in texts]
         expected = [tokenize(t) for t in texts]
         assert tokenize_each(texts) == expected, texts
-        vocab = _Vocabulary()
-        ids, starts = vocab.docs(_BOUNDARY.join(texts), len(texts), lambda texts=texts: texts)
+        vocab = Vocabulary()
+        ids, starts = vocab.docs(BOUNDARY.join(texts), len(texts), lambda texts=texts: texts)
         assert [[vocab.words[i] for i in ids[a:b]] for a, b in pairwise(starts)] == expected, texts
+        whole, in_blocks = Vocabulary(), Vocabulary()  # the texts read a few characters' block at a time: the same tokens
+        whole_ids = whole._joined_ids(BOUNDARY.join(texts), len(texts))
+        block_ids = in_blocks._joined_ids(BOUNDARY.join(texts), len(texts), block=int(rng.integers(1, 6)))
+        assert (whole_ids is None) == (block_ids is None), texts
+        if whole_ids is not None:
+            assert ([in_blocks.words[i] if i >= 0 else BOUNDARY for i in block_ids.tolist()]
+                    == [whole.words[i] if i >= 0 else BOUNDARY for i in whole_ids.tolist()]), texts

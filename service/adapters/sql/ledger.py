@@ -17,6 +17,8 @@ from .tables import assignments, document_revisions, documents, ingested_files
 # ledger states of a file that has not ended yet: a new attempt continues its row instead of adding one
 UNFINISHED_FILE_STATES = ("processing", "interrupted", "retrying", "parked")
 SCAN_MIN, SCAN_SHARE = 2_000, 8  # more ids than SCAN_MIN and at least 1/SCAN_SHARE of the table: read in one scan
+TEXT_CHUNK = 20_000  # rows joined into one string: far under SQLite's 1 GB string limit
+_JOIN = "\x1f"  # char(31): joins a column's texts in one SQLite string (a text holding it is read row by row)
 
 
 class SqlLedger:
@@ -147,16 +149,20 @@ class SqlLedger:
         machine: the name stage's read and lists about 3.8 -> 1.1 s). The table is read in its own order (id order
         through the primary key's index cost SQLite 2.7x the plain scan) and put in ids' order here."""
         ids = np.asarray(ids, np.int64)
-        got_ids: list[int] = []
-        got_titles: list[str] = []
-        got_descriptions: list[str] = []
-        for rows in self._text_rows(ids):
-            if rows:
-                i, t, d = zip(*rows)
-                got_ids.extend(i)
-                got_titles.extend(t)
-                got_descriptions.extend(d)
-        known = np.asarray(got_ids, np.int64)
+        whole = self._whole_text_columns(len(ids))
+        if whole is not None:
+            known, got_titles, got_descriptions = whole
+        else:
+            got_ids: list[int] = []
+            got_titles = []
+            got_descriptions = []
+            for rows in self._text_rows(ids):
+                if rows:
+                    i, t, d = zip(*rows)
+                    got_ids.extend(i)
+                    got_titles.extend(t)
+                    got_descriptions.extend(d)
+            known = np.asarray(got_ids, np.int64)
         if len(known) == len(ids) and np.array_equal(known, ids):
             return got_titles, got_descriptions
         if not len(known):
@@ -170,6 +176,37 @@ class SqlLedger:
             return np.array(column + [""], dtype=object)[pos].tolist()
 
         return aligned(got_titles), aligned(got_descriptions)
+
+    def _whole_text_columns(self, wanted: int) -> tuple[np.ndarray, list[str], list[str]] | None:
+        """(ids, titles, descriptions) of the whole table, where SQLite is asked for most of it (as _text_rows would
+        scan it): each column of TEXT_CHUNK rows joined into one string in SQLite (one query's aggregates see the rows
+        in one order) and split here, with no Python row made (1M synthetic documents: the fetch's CPU 0.65 -> 0.45 s,
+        with the alignment 0.9-1.0 -> 0.7-0.8 s).
+        None on another database, for fewer ids, or where a text holds the joining character itself (then read row
+        by row)."""
+        if self.engine.dialect.name != "sqlite" or wanted <= SCAN_MIN:
+            return None
+        id_texts: list[str] = []
+        titles: list[str] = []
+        descriptions: list[str] = []
+        with self.engine.connect() as c:
+            first, last, n = next(driver_rows(c, "SELECT min(rowid), max(rowid), count(*) FROM documents"))[0]
+            if not n or wanted * SCAN_SHARE < n:
+                return None
+            for start in range(first, last + 1, TEXT_CHUNK):
+                k, i, t, d = next(driver_rows(
+                    c, "SELECT count(*), group_concat(id, ','), group_concat(title, char(31)), "
+                       "group_concat(COALESCE(description, ''), char(31)) FROM documents WHERE rowid >= {p} AND rowid < {p}",
+                    (start, start + TEXT_CHUNK)))[0]
+                if not k:
+                    continue
+                t, d = t.split(_JOIN), d.split(_JOIN)
+                if len(t) != k or len(d) != k:
+                    return None
+                id_texts.append(i)
+                titles.extend(t)
+                descriptions.extend(d)
+        return np.fromstring(",".join(id_texts), dtype=np.int64, sep=","), titles, descriptions
 
     def _text_rows(self, ids: np.ndarray):
         """Batches of (id, title, description or "") for ids, in the table's order. A rebuild asks for most of the
