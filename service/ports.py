@@ -58,10 +58,6 @@ class SearchIndex(Protocol):
 
 
 class VectorStore(SearchIndex, Protocol):
-    # A server is reached over the network and may be opened by several processes at once; the alternative is an
-    # engine inside this process, owned by one process (Milvus Lite: one process per file).
-    is_server: bool
-
     def upsert(self, ids: np.ndarray, vectors: np.ndarray, published_ts: np.ndarray, ingested_ts: np.ndarray) -> None: ...
 
     def count(self) -> int: ...

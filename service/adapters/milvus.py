@@ -83,7 +83,7 @@ LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit
 class MilvusStore:
     def __init__(self, uri: str, collection: str, dim: int, token: str = ""):
         self.uri = uri
-        self.is_server = is_server_uri(uri)  # ports.VectorStore: else Milvus Lite, an engine inside this process
+        self.is_server = is_server_uri(uri)  # else Milvus Lite, an engine inside this process
         self.collection = collection
         self.dim = dim
         # a Lite file's client is its own connection, closed for good by close(): a shared one stays registered in

@@ -11,8 +11,7 @@ faiss index over all cached vectors: the batch's own lists are written, and ever
 the index compares it with is offered it where it comes nearer than that one's k-th (graph.join_new_rows,
 merge_neighbours); past the exact range, the neighbours of its neighbours are compared with it too
 (graph.refine_new_rows), and a few older rows in turn take the same pass (graph.revisit_rows). A rebuild then reads
-a finished graph. A Milvus server is written in a background thread while a batch is joined (Lite, inside this
-process, first); the copy's files are written only once Milvus holds the rows, so a crash leaves the copy behind
+a finished graph. Milvus (a server or Lite) is written in a background thread while a batch is joined; the copy's files are written only once Milvus holds the rows, so a crash leaves the copy behind
 Milvus (caught up), never ahead of it.
 The live index (adapters/live_index.py: kept in memory, saved beside the copy) also answers `search`
 for placing arrivals, ~30x faster than Milvus Lite. Another process reads the copy through
@@ -109,9 +108,9 @@ class CachedVectorStore:
     def upsert(self, ids: np.ndarray, vectors: np.ndarray, published_ts: np.ndarray, ingested_ts: np.ndarray) -> None:
         """The store is written in a background thread while the new rows' lists are found (join_new_rows, the
         writer's largest cost); the copy's files are written only once the store holds the rows, so the copy is never
-        ahead of it. Milvus Lite too: its engine is Python inside this process, but the join leaves the second core
-        (one BLAS thread, its numpy releasing the lock), and a kill that tears Lite's index file while it writes is
-        mended at the next open (lite_repair)."""
+        ahead of it. Milvus Lite too, though its engine is Python inside this process and shares the interpreter's
+        lock with the join's loop (the join's products run on one BLAS thread and let go of that lock); a kill that
+        tears Lite's index file while it writes is mended at the next open (lite_repair)."""
         if self._store_refused:
             # an outage: each retry would pay the whole join before hearing the store fail again
             self.store.upsert(ids, vectors, published_ts, ingested_ts)

@@ -7,6 +7,8 @@ ranking and ours agree.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -93,7 +95,14 @@ def is_exact(index) -> bool:
     return False
 
 
-def probed_blocks(index, queries: np.ndarray, k: int):
+class Probed(NamedTuple):
+    """What index.search(queries, k + 1) would compare (probed_blocks)."""
+
+    floor: np.ndarray | None  # each query's (k+1)-th similarity in its nearest list; None: an exact index
+    blocks: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (query positions, member rows, member vectors)
+
+
+def probed_blocks(index, queries: np.ndarray, k: int) -> Probed:
     """What index.search(queries, k + 1) would compare: (floor, blocks). blocks: (query positions, member rows,
     member vectors), each probed list with the queries that probe it (an exact index: one block of every row); views
     into the index's own storage, valid until it is next added to. floor: each query's (k+1)-th similarity in its
@@ -105,13 +114,13 @@ def probed_blocks(index, queries: np.ndarray, k: int):
         ivf = faiss.extract_index_ivf(index)
     except RuntimeError:  # not an inverted file: the flat index holds every row, in row order
         xb = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * dim).reshape(index.ntotal, dim)
-        return None, iter([(np.arange(nq), np.arange(index.ntotal, dtype=np.int64), xb)])
+        return Probed(None, iter([(np.arange(nq), np.arange(index.ntotal, dtype=np.int64), xb)]))
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     near, probes = ivf.quantizer.search(queries, ivf.nprobe)
     first = np.full_like(probes, -1)  # the nearest list only: faiss skips the -1 probes
     first[:, 0] = probes[:, 0]
     sims, _ = ivf.search_preassigned(queries, k + 1, first, near)
-    return sims[:, k], _list_blocks(ivf, probes)
+    return Probed(sims[:, k], _list_blocks(ivf, probes))
 
 
 def _list_blocks(ivf, probes: np.ndarray):
@@ -149,7 +158,7 @@ JOIN_BLOCK = 1 << 24  # similarities computed at a time in join_new_rows (64 MB)
 FLOOR_SLACK = 1e-5  # faiss's products (the floor) and BLAS's (the blocks) round apart by about 1e-7
 
 
-def join_new_rows(blocks, new: np.ndarray, first_row: int, kth_distance: np.ndarray, k: int):
+def join_new_rows(probed: Probed, new: np.ndarray, first_row: int, kth_distance: np.ndarray, k: int):
     """New rows first_row.. against what an index compares them with (probed_blocks' answer, the new rows already in
     the index): (their own k nearest others, and the pairs (older row, new row, distance) where the new
     row is nearer the older one than that one's k-th listed neighbour, kth_distance[older row]).
@@ -164,17 +173,19 @@ def join_new_rows(blocks, new: np.ndarray, first_row: int, kth_distance: np.ndar
     holds every row) set the similarity its probes must reach, so a block needs one comparison more and no result
     heap (faiss's heap took 28 of a 128 s insert at 300k, ~35 ns a similarity; the same lists).
 
-    On one BLAS thread: a block is a small product (at 300k, ~70 new rows x ~140 of a list's), where two OpenBLAS
-    threads waiting on each other beside other busy processes took 6-14x as long (73 x 137 x 384: 79 us on one, 474
-    on two at load 3; bench/graph_replay.py 200k, insert CPU 108 -> 70 s, wall 106 -> 82 s)."""
+    The products on one BLAS thread (threadpoolctl's limit is process-wide while it holds): a block is a small
+    product (at 300k, ~70 new rows x ~140 of a list's), where two OpenBLAS threads waiting on each other beside other
+    busy processes took 6-14x as long (73 x 137 x 384: 79 us on one, 474 on two at load 3; bench/graph_replay.py
+    200k, insert CPU 108 -> 73 s, wall 106 -> 81 s). faiss's own searches in probed_blocks keep their threads."""
     from threadpoolctl import threadpool_limits
 
+    new = np.ascontiguousarray(new, dtype=np.float32)  # float32 products, as faiss's floor
     with threadpool_limits(1, user_api="blas"):
-        return _join(blocks, new, first_row, kth_distance, k)
+        return _join(probed, new, first_row, kth_distance, k)
 
 
-def _join(blocks, new: np.ndarray, first_row: int, kth_distance: np.ndarray, k: int):
-    floor, blocks = blocks
+def _join(probed: Probed, new: np.ndarray, first_row: int, kth_distance: np.ndarray, k: int):
+    floor = probed.floor
     nq = len(new)
     # cosine of each older row's k-th; +inf for the new rows, whose own lists are found apart: compared in place, no
     # copy of a block's columns to older rows
@@ -182,7 +193,7 @@ def _join(blocks, new: np.ndarray, first_row: int, kth_distance: np.ndarray, k: 
     # what a new row's own candidates must reach: a little under the floor (FLOOR_SLACK)
     bound = None if floor is None else np.asarray(floor, np.float32) - np.float32(FLOOR_SLACK)
     offers, found = _Pairs(), _Pairs()  # (older row, new row, cosine); (new row's position, row, cosine)
-    for queries, ids, vectors in blocks:
+    for queries, ids, vectors in probed.blocks:
         ids = np.asarray(ids, np.int64)
         threshold = kth_cos[ids]
         for q, sim in _block_similarities(new, queries, vectors):

@@ -126,6 +126,9 @@ def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray,
     vectors = np.asarray(vectors)  # a memory map's rows read as plain arrays (np.memmap's own indexing costs ~10x more)
     if members is None:
         members = central_members(labels, vectors, max_keyword_docs)
+    elif len(members.rows) and (members.rows.max() >= len(labels) or
+                                not np.array_equal(np.asarray(labels)[members.rows], members.labels[members.cluster])):
+        raise ValueError("name_clusters: members= was found for other labels (each member row must hold its cluster's label)")
     if members.n_clusters == 0:
         return {}
     n_clusters, doc_rows, doc_cl, doc_starts = members.n_clusters, members.rows, members.cluster, members.starts

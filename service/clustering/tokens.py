@@ -63,11 +63,18 @@ def tokenize_each(texts: list[str]) -> list[list[str]]:
 def _joined_tokens(joined: str, n: int) -> list[str] | None:
     """The raw tokens of n texts joined by BOUNDARY, BOUNDARY between two texts' (None where a text holds BOUNDARY
     itself): each text's as tokenize finds them before mapping separators to SEP."""
+    lowered = _lowered_joined(joined, n)
+    return None if lowered is None else _TOKEN_OR_BOUNDARY.findall(lowered)
+
+
+def _lowered_joined(joined: str, n: int) -> str | None:
+    """n texts joined by BOUNDARY as the tokenizer reads them: entities decoded (twice, as tokenize does), lower case
+    (the boundary stops the final-sigma rule too); None where a text holds BOUNDARY itself."""
     if "&" in joined:
         joined = html.unescape(html.unescape(joined))  # no entity spans the boundary, nor decodes to it
     if joined.count(BOUNDARY) != max(n - 1, 0):
         return None
-    return _TOKEN_OR_BOUNDARY.findall(joined.lower())  # lower(): the boundary stops the final-sigma rule too
+    return joined.lower()
 
 
 def same_tokens_each(titles: list[str], texts: list[str], block: int = 4096) -> np.ndarray:
@@ -136,11 +143,9 @@ class Vocabulary:
         texts at a time: one block's token strings are let go before the next block's are made (1M synthetic
         headlines' 587k read rows: holding their 4M token strings at once cost ~60k page faults; by blocks the
         regex pass and the lookups went 1.3-1.6 -> 1.2-1.4 CPU s)."""
-        if "&" in joined:
-            joined = html.unescape(html.unescape(joined))  # no entity spans the boundary, nor decodes to it
-        if joined.count(BOUNDARY) != max(n - 1, 0):
+        lowered = _lowered_joined(joined, n)
+        if lowered is None:
             return None
-        lowered = joined.lower()  # the boundary stops the final-sigma rule too
         parts = []
         start = 0
         while start < len(lowered):

@@ -252,7 +252,8 @@ def test_a_whole_table_read_joined_in_sqlite_equals_reading_row_by_row(tmp_path,
     ids = np.sort(np.array([h.id for h in heads], np.int64))
     by_id = ledger.document_texts(ids)
     assert len(by_id) < len(ids)
-    assert (ledger._whole_text_columns(len(ids)) is None) == joiner_in_a_text
-    titles, descriptions = ledger.document_text_columns(ids)
-    assert titles == [by_id.get(i, ("", ""))[0] for i in ids.tolist()]
-    assert descriptions == [by_id.get(i, ("", ""))[1] for i in ids.tolist()]
+    assert (ledger._whole_text_columns(ids) is None) == joiner_in_a_text  # white-box: which path read it
+    for asked in (ids, ids[::-1][: len(ids) * 5 // 6]):  # the whole table, and a window of it
+        titles, descriptions = ledger.document_text_columns(asked)
+        assert titles == [by_id.get(i, ("", ""))[0] for i in asked.tolist()]
+        assert descriptions == [by_id.get(i, ("", ""))[1] for i in asked.tolist()]

@@ -274,13 +274,9 @@ def test_names_over_token_ids_are_those_of_the_text_by_text_reading_on_real_head
 
 def test_texts_tokenized_in_one_pass_as_one_by_one():
     """tokenize_each (and the id-based reading's vocabulary) joins the texts by a boundary character: no token, entity
-    or lowercasing rule may cross it, and a text holding the character itself is read alone."""
-    from service.clustering.naming import (
-        BOUNDARY,
-        Vocabulary,
-        tokenize,
-        tokenize_each,
-    )
+    or lowercasing rule may cross it, and a text holding the character itself is read alone. (White-box: the block
+    reading is checked through the private Vocabulary._joined_ids.)"""
+    from service.clustering.tokens import BOUNDARY, Vocabulary, tokenize, tokenize_each
 
     rng = np.random.default_rng(5)
     parts = ["Storm", " - ", "Reuters", ":", " ", "&amp;", "&amp", "&", "amp;", "&#", "39;", "ΑΣ", "Σ", "•", "–", "·", "Fed's",
