@@ -75,6 +75,7 @@ def main() -> None:
     ap.add_argument("--train-per-list", type=int, default=None, help="graph.TRAIN_PER_LIST for this run")
     ap.add_argument("--train-iterations", type=int, default=None, help="graph.TRAIN_ITERATIONS for this run")
     ap.add_argument("--retrain-growth", type=float, default=None, help="live_index.RETRAIN_GROWTH for this run")
+    ap.add_argument("--join-threads", type=int, default=None, help="graph.JOIN_THREADS for this run")
     ap.add_argument("--profile", type=int, default=0, help="print the insert's N costliest functions (cProfile, own time) to stderr")
     args = ap.parse_args()
     from service.adapters import live_index, vector_cache
@@ -91,6 +92,8 @@ def main() -> None:
         vector_cache.REVISIT_PER_NEW = args.revisit
     if args.probes is not None:
         graph.IVF_PROBES = args.probes
+    if args.join_threads is not None:
+        graph.JOIN_THREADS = args.join_threads
     if args.train_per_list is not None:
         graph.TRAIN_PER_LIST = args.train_per_list
     if args.train_iterations is not None:
@@ -127,7 +130,7 @@ def main() -> None:
     rows = np.random.default_rng(1).choice(args.n, size=min(args.sample, args.n), replace=False)
     rec = recall_by_row(vecs, neigh.indices, args.k, rows)
     early = rows < graph.EXACT_SEARCH_MAX_N
-    print(json.dumps({"n": args.n, "probes": graph.IVF_PROBES, "exact_max": graph.EXACT_SEARCH_MAX_N, "refine": vector_cache.REFINE_NEW_ROWS, "refine_width": graph.REFINE_WIDTH, "revisit": vector_cache.REVISIT_PER_NEW, "insert_s": round(insert_s, 2), "insert_cpu_s": round(insert_cpu_s, 2),
+    print(json.dumps({"n": args.n, "probes": graph.IVF_PROBES, "exact_max": graph.EXACT_SEARCH_MAX_N, "refine": vector_cache.REFINE_NEW_ROWS, "refine_width": graph.REFINE_WIDTH, "revisit": vector_cache.REVISIT_PER_NEW, "insert_s": round(insert_s, 2), "insert_cpu_s": round(insert_cpu_s, 2), "join_threads": graph.JOIN_THREADS,
                       "index_builds": len(builds), "index_build_s": round(sum(builds), 2), "read_s": round(read_s, 2), "recall": round(float(rec.mean()), 3),
                       "recall_rows_exact_range": round(float(rec[early].mean()), 3) if early.any() else None,
                       "recall_rows_after": round(float(rec[~early].mean()), 3) if (~early).any() else None}))

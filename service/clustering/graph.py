@@ -156,6 +156,9 @@ def _kth_cosines(kth_distance: np.ndarray) -> np.ndarray:
 
 JOIN_BLOCK = 1 << 24  # similarities computed at a time in join_new_rows (64 MB)
 FLOOR_SLACK = 1e-5  # faiss's products (the floor) and BLAS's (the blocks) round apart by about 1e-7
+# An inverted file's blocks are shared out between this many threads: numpy lets go of the interpreter's lock in the
+# products and comparisons, so the join (the writer's largest cost) takes both cores of a small machine.
+JOIN_THREADS = 2
 
 
 def join_new_rows(probed: Probed, new: np.ndarray, first_row: int, kth_distance: np.ndarray, k: int):
@@ -192,17 +195,31 @@ def _join(probed: Probed, new: np.ndarray, first_row: int, kth_distance: np.ndar
     kth_cos = np.concatenate([_kth_cosines(kth_distance), np.full(nq, np.inf, np.float32)])
     # what a new row's own candidates must reach: a little under the floor (FLOOR_SLACK)
     bound = None if floor is None else np.asarray(floor, np.float32) - np.float32(FLOOR_SLACK)
-    offers, found = _Pairs(), _Pairs()  # (older row, new row, cosine); (new row's position, row, cosine)
-    for queries, ids, vectors in probed.blocks:
-        ids = np.asarray(ids, np.int64)
-        threshold = kth_cos[ids]
-        for q, sim in _block_similarities(new, queries, vectors):
-            least = _kth_largest(sim, k + 1) if bound is None else bound[q]  # an exact index's block holds every row
-            qi, mi = np.nonzero(sim >= np.minimum(threshold, least[:, None]))
-            s = sim[qi, mi]
-            offer, mine = s >= threshold[mi], s >= least[qi]
-            offers.add(ids[mi[offer]], q[qi[offer]] + first_row, s[offer])
-            found.add(q[qi[mine]], ids[mi[mine]], s[mine])
+
+    def scan(blocks) -> tuple[_Pairs, _Pairs]:
+        offers, found = _Pairs(), _Pairs()  # (older row, new row, cosine); (new row's position, row, cosine)
+        for queries, ids, vectors in blocks:
+            ids = np.asarray(ids, np.int64)
+            threshold = kth_cos[ids]
+            for q, sim in _block_similarities(new, queries, vectors):
+                least = _kth_largest(sim, k + 1) if bound is None else bound[q]  # an exact index's block holds every row
+                qi, mi = np.nonzero(sim >= np.minimum(threshold, least[:, None]))
+                s = sim[qi, mi]
+                offer, mine = s >= threshold[mi], s >= least[qi]
+                offers.add(ids[mi[offer]], q[qi[offer]] + first_row, s[offer])
+                found.add(q[qi[mine]], ids[mi[mine]], s[mine])
+        return offers, found
+
+    blocks = list(probed.blocks)
+    threads = min(JOIN_THREADS, len(blocks))
+    if threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads, thread_name_prefix="join") as pool:
+            parts = list(pool.map(scan, [blocks[i::threads] for i in range(threads)]))
+    else:
+        parts = [scan(blocks)]
+    offers, found = _Pairs.joined([p[0] for p in parts]), _Pairs.joined([p[1] for p in parts])
     rows = np.arange(first_row, first_row + nq, dtype=np.int64)
     own = nearest_others(_nearest_found(found, nq, k + 1), rows, k)
     older, newer, sims = offers.arrays()
@@ -235,6 +252,13 @@ class _Pairs:
         if len(a):
             self._parts.append((a, b, cosine))
 
+    @classmethod
+    def joined(cls, parts: list[_Pairs]) -> _Pairs:
+        out = cls()
+        for p in parts:
+            out._parts += p._parts
+        return out
+
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not self._parts:
             return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
@@ -245,8 +269,8 @@ class _Pairs:
 def _nearest_found(found: _Pairs, nq: int, width: int) -> Neighbours:
     """Each query's `width` nearest among what was found for it, as search results (-1 / inf where fewer)."""
     q, row, sim = found.arrays()
-    dist = np.maximum(cosine_to_distance(sim), np.float32(0))  # -0.0's bits would sort last
-    order = np.argsort((q << 32) | dist.view(np.uint32).astype(np.int64), kind="stable")
+    dist = np.maximum(cosine_to_distance(sim), np.float32(0))
+    order = np.lexsort((row, dist, q))  # ties by row: the same lists however the blocks were shared out
     q, row, dist = q[order], row[order], dist[order]
     rank = np.arange(len(q)) - np.searchsorted(q, q)
     keep = rank < width
