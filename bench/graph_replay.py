@@ -81,25 +81,17 @@ def main() -> None:
     from service.adapters import live_index, vector_cache
     from service.clustering import graph
 
-    if args.exact_max is not None:
-        graph.EXACT_SEARCH_MAX_N = vector_cache.EXACT_SEARCH_MAX_N = args.exact_max
-    if args.refine_width is not None:
-        graph.REFINE_WIDTH = args.refine_width
-    if args.refine is not None:
-        vector_cache.REFINE_NEW_ROWS = args.refine
-
-    if args.revisit is not None:
-        vector_cache.REVISIT_PER_NEW = args.revisit
-    if args.probes is not None:
-        graph.IVF_PROBES = args.probes
-    if args.join_threads is not None:
-        graph.JOIN_THREADS = args.join_threads
-    if args.train_per_list is not None:
-        graph.TRAIN_PER_LIST = args.train_per_list
-    if args.train_iterations is not None:
-        graph.TRAIN_ITERATIONS = args.train_iterations
-    if args.retrain_growth is not None:
-        live_index.RETRAIN_GROWTH = args.retrain_growth
+    overrides = {  # option -> the constants it sets for this run
+        "exact_max": [(graph, "EXACT_SEARCH_MAX_N"), (vector_cache, "EXACT_SEARCH_MAX_N")],
+        "refine_width": [(graph, "REFINE_WIDTH")], "refine": [(vector_cache, "REFINE_NEW_ROWS")],
+        "revisit": [(vector_cache, "REVISIT_PER_NEW")], "probes": [(graph, "IVF_PROBES")],
+        "join_threads": [(graph, "JOIN_THREADS")], "train_per_list": [(graph, "TRAIN_PER_LIST")],
+        "train_iterations": [(graph, "TRAIN_ITERATIONS")], "retrain_growth": [(live_index, "RETRAIN_GROWTH")],
+    }
+    for option, targets in overrides.items():
+        if getattr(args, option) is not None:
+            for module, name in targets:
+                setattr(module, name, getattr(args, option))
     builds = []  # seconds of each live index build (IVF training and adding every row), part of insert_s
 
     def timed_build(*a, **kw):
