@@ -56,9 +56,9 @@ class LiveIndex:
         index = self._index
         return index if index is not None and index.ntotal == rows else None
 
-    def over(self, rows: int, vectors: Callable[[], np.ndarray], add: np.ndarray | None = None):
-        """The index over rows 0..rows-1 (from memory, the saved file, or built from vectors()[:rows]), then `add`
-        appended to it as rows rows.. ; waits for a build in progress."""
+    def over(self, rows: int, vectors: Callable[[], np.ndarray]):
+        """The index over rows 0..rows-1 (from memory, the saved file, or built from vectors()[:rows]); waits for a
+        build in progress."""
         with self._lock:
             index = self._index if self._index is not None else self._load(rows)
             outgrown = index is not None and rows > self._exact_max_n and rows > RETRAIN_GROWTH * self._built_at
@@ -71,8 +71,15 @@ class LiveIndex:
             elif index.ntotal < rows:
                 index.add(np.ascontiguousarray(vectors()[index.ntotal:rows], dtype=np.float32))
             self._index = index
-            if add is not None and len(add):
-                index.add(np.ascontiguousarray(add, dtype=np.float32))
+            return index
+
+    def append(self, rows: int, new: np.ndarray, add: Callable[[object, np.ndarray], None]):
+        """`new` appended as rows rows.. by add(index, new) (graph.add_rows), to the index over rows 0..rows-1 (over)."""
+        with self._lock:
+            index = self._index
+            if index is None or index.ntotal != rows:
+                raise RuntimeError(f"live index holds {None if index is None else index.ntotal} rows, not {rows}: call over() first")
+            add(index, new)
             return index
 
     def forget_rows_from(self, rows: int) -> None:

@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..clustering.graph import (EXACT_SEARCH_MAX_N, build_index, complete_lists, is_exact, join_new_rows, knn, merge_neighbours, nearest_others,
-                                probed_blocks, refine_new_rows, revisit_rows, search_index, subgraph)
+from ..clustering.graph import (EXACT_SEARCH_MAX_N, add_rows, build_index, complete_lists, is_exact, join_new_rows, knn, merge_neighbours,
+                                nearest_others, probe_lists, probed_blocks, refine_new_rows, revisit_rows, search_index, subgraph)
 from ..domain import Neighbours
 from ..files import atomic_write
 from ..ports import VectorStore
@@ -271,11 +271,13 @@ class CachedVectorStore:
     def _join(self, new: np.ndarray, first_row: int):
         """The new rows added to the live index and joined with what it compares them with (join_new_rows): their
         own lists and the offers to older rows, nothing written. Returns (index, the older rows' k-th distances,
-        join_new_rows's answer)."""
-        index = self._live.over(first_row, lambda: self._load()[1], add=new)
+        join_new_rows's answer). The lists the new rows probe are searched once, for their adding and their join."""
+        index = self._live.over(first_row, lambda: self._load()[1])
+        probes = probe_lists(index, new)
+        self._live.append(first_row, new, lambda index, rows: add_rows(index, rows, probes))
         kth = np.memmap(self._gdist_path, dtype=np.float32, mode="r", shape=(first_row, self.k))[:, self.k - 1].copy() \
             if first_row else np.zeros(0, np.float32)
-        return index, kth, join_new_rows(probed_blocks(index, new, self.k), new, first_row, kth, self.k)
+        return index, kth, join_new_rows(probed_blocks(index, new, self.k, probes), new, first_row, kth, self.k)
 
     def _extend_graph(self, new: np.ndarray, first_row: int, joined=None) -> None:
         """The new rows' own lists, and each older row offered the new ones nearer it than its k-th (joined: _join's

@@ -102,11 +102,39 @@ class Probed(NamedTuple):
     blocks: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (query positions, member rows, member vectors)
 
 
-def probed_blocks(index, queries: np.ndarray, k: int) -> Probed:
+def probe_lists(index, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(similarities, list numbers) of the lists an inverted file probes for each query, nearest first (-1 past its
+    lists); None for an exact index."""
+    import faiss
+
+    try:
+        ivf = faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return None
+    return ivf.quantizer.search(np.ascontiguousarray(queries, dtype=np.float32), ivf.nprobe)
+
+
+def add_rows(index, rows: np.ndarray, probes: tuple[np.ndarray, np.ndarray] | None) -> None:
+    """rows appended to the index (as rows ntotal..); an inverted file's each to its nearest list from probe_lists'
+    answer for them, where faiss's add would search the quantizer again (each 5,000 new rows x ~4,000 lists x 384 at
+    1M: the same product twice a batch)."""
+    import faiss
+
+    x = np.ascontiguousarray(rows, dtype=np.float32)
+    if probes is None or not len(x):
+        index.add(x)
+        return
+    ivf = faiss.extract_index_ivf(index)
+    lists = np.ascontiguousarray(probes[1][:, 0], dtype=np.int64)
+    ivf.add_core(len(x), faiss.swig_ptr(x), None, faiss.swig_ptr(lists))  # both arrays held by name while faiss reads
+
+
+def probed_blocks(index, queries: np.ndarray, k: int, probes: tuple[np.ndarray, np.ndarray] | None = None) -> Probed:
     """What index.search(queries, k + 1) would compare: (floor, blocks). blocks: (query positions, member rows,
     member vectors), each probed list with the queries that probe it (an exact index: one block of every row); views
     into the index's own storage, valid until it is next added to. floor: each query's (k+1)-th similarity in its
-    nearest list (faiss's own search of that one list; None for an exact index), which its own k+1 nearest reach."""
+    nearest list (faiss's own search of that one list; None for an exact index), which its own k+1 nearest reach.
+    probes: probe_lists' answer for the queries, where the caller has it already (add_rows)."""
     import faiss
 
     nq, dim = queries.shape
@@ -116,11 +144,11 @@ def probed_blocks(index, queries: np.ndarray, k: int) -> Probed:
         xb = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * dim).reshape(index.ntotal, dim)
         return Probed(None, iter([(np.arange(nq), np.arange(index.ntotal, dtype=np.int64), xb)]))
     queries = np.ascontiguousarray(queries, dtype=np.float32)
-    near, probes = ivf.quantizer.search(queries, ivf.nprobe)
-    first = np.full_like(probes, -1)  # the nearest list only: faiss skips the -1 probes
-    first[:, 0] = probes[:, 0]
+    near, lists = probes if probes is not None else probe_lists(index, queries)
+    first = np.full_like(lists, -1)  # the nearest list only: faiss skips the -1 probes
+    first[:, 0] = lists[:, 0]
     sims, _ = ivf.search_preassigned(queries, k + 1, first, near)
-    return Probed(sims[:, k], _list_blocks(ivf, probes))
+    return Probed(sims[:, k], _list_blocks(ivf, lists))
 
 
 def _list_blocks(ivf, probes: np.ndarray):

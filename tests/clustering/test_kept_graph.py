@@ -23,8 +23,9 @@ def grow(x: np.ndarray, batches: list[int], k: int, refine: bool = True) -> tupl
         new = x[start : start + size]
         if start > graph.EXACT_SEARCH_MAX_N and is_exact(index):
             index = build_index(x[:start], k)  # past the exact range: the live index is rebuilt as an IVF one, as LiveIndex does
-        index.add(new)
-        own, (older, newer, d) = join_new_rows(probed_blocks(index, new, k), new, start, dist[:, k - 1], k)
+        probes = graph.probe_lists(index, new)  # as the writer does: the lists searched once, for the adding and the join
+        graph.add_rows(index, new, probes)
+        own, (older, newer, d) = join_new_rows(probed_blocks(index, new, k, probes), new, start, dist[:, k - 1], k)
         if refine and start and not is_exact(index):
             own, (o2, n2, d2) = refine_new_rows(x[: start + size], idx, own, start, dist[:, k - 1], k)
             older, newer, d = np.concatenate([older, o2]), np.concatenate([newer, n2]), np.concatenate([d, d2])
@@ -75,6 +76,26 @@ def test_a_new_rows_own_list_is_what_the_index_search_finds(seed, nlist, probes,
     searched = graph.nearest_others(graph.search_index(index, x[start:], k + 1), rows, k)
     assert np.allclose(own.distances, searched.distances, atol=1e-5)
     assert np.array_equal(own.indices < 0, searched.indices < 0)
+
+
+def test_rows_added_to_the_lists_their_probes_found_are_where_faiss_would_add_them():
+    """graph.add_rows puts each new row in its nearest probed list (no second quantizer search): the same index as
+    faiss's own add, search for search."""
+    import faiss
+
+    rng = np.random.default_rng(11)
+    x, _ = unit_vectors(rng, 20, 30, dim=16, spread=0.3)
+    ours = faiss.IndexIVFFlat(faiss.IndexFlatIP(16), 16, 24, faiss.METRIC_INNER_PRODUCT)
+    ours.cp.min_points_per_centroid = 1
+    ours.train(x[:300])
+    ours.add(x[:300])
+    theirs = faiss.clone_index(ours)
+    ours.nprobe = theirs.nprobe = 5
+    graph.add_rows(ours, x[300:], graph.probe_lists(ours, x[300:]))
+    theirs.add(x[300:])
+    assert ours.ntotal == theirs.ntotal == len(x)
+    for a, b in zip(ours.search(x, 7), theirs.search(x, 7)):
+        assert np.array_equal(a, b)
 
 
 def test_an_inverted_file_index_grown_in_batches_keeps_nearly_every_true_neighbour(monkeypatch):
