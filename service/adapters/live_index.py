@@ -105,7 +105,8 @@ class LiveIndex:
         grows the index meanwhile is not taken for a stale index (a rebuild of it)."""
         t0 = time.perf_counter()
         with self._lock:
-            self.over(rows(), vectors)
+            if self._index is None:  # one in memory is the writer's: it may hold a batch the copy does not yet
+                self.over(rows(), vectors)
             self.save_if_behind()
         return time.perf_counter() - t0
 

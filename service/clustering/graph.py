@@ -182,11 +182,12 @@ def _kth_cosines(kth_distance: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(d), 1.0 - d * d / 2.0, -np.inf).astype(np.float32)
 
 
-JOIN_BLOCK = 1 << 24  # similarities computed at a time in join_new_rows (64 MB)
+JOIN_BLOCK = 1 << 24  # similarities computed at a time in join_new_rows, per thread (64 MB, ~2.3x that with its masks)
 FLOOR_SLACK = 1e-5  # faiss's products (the floor) and BLAS's (the blocks) round apart by about 1e-7
 # An inverted file's blocks are shared out between this many threads, in a fixed way (the lists found do not depend
-# on the machine): numpy lets go of the interpreter's lock in the products and comparisons, so the join (the writer's
-# largest cost) takes both cores of a small machine.
+# on the machine, only on this number, through the order of ties): numpy lets go of the interpreter's lock in the
+# products and comparisons, so the join (the writer's largest cost) takes both cores of a small machine
+# (bench/graph_replay.py 200k quiet: insert 68.4 -> 55.4 s wall, the same CPU and recall 0.951).
 JOIN_THREADS = 2
 
 
@@ -205,10 +206,11 @@ def join_new_rows(probed: Probed, new: np.ndarray, first_row: int, kth_distance:
     holds every row) set the similarity its probes must reach, so a block needs one comparison more and no result
     heap (faiss's heap took 28 of a 128 s insert at 300k, ~35 ns a similarity; the same lists).
 
-    The products on one BLAS thread (threadpoolctl's limit is process-wide while it holds): a block is a small
-    product (at 300k, ~70 new rows x ~140 of a list's), where two OpenBLAS threads waiting on each other beside other
-    busy processes took 6-14x as long (73 x 137 x 384: 79 us on one, 474 on two at load 3; bench/graph_replay.py
-    200k, insert CPU 108 -> 73 s, wall 106 -> 81 s). faiss's own searches in probed_blocks keep their threads."""
+    An inverted file's blocks are shared between JOIN_THREADS Python threads, each with one BLAS thread: a block is a
+    small product (at 300k, ~70 new rows x ~140 of a list's), where two OpenBLAS threads waiting on each other beside
+    other busy processes took 6-14x as long (73 x 137 x 384: 79 us on one, 474 on two at load 3; bench/graph_replay.py
+    200k, one join thread: insert CPU 108 -> 73 s, wall 106 -> 81 s). faiss's own searches in probed_blocks keep
+    their threads."""
     from threadpoolctl import threadpool_limits
 
     new = np.ascontiguousarray(new, dtype=np.float32)  # float32 products, as faiss's floor
@@ -217,6 +219,8 @@ def join_new_rows(probed: Probed, new: np.ndarray, first_row: int, kth_distance:
 
 
 def _join(probed: Probed, new: np.ndarray, first_row: int, kth_distance: np.ndarray, k: int):
+    from threadpoolctl import threadpool_limits
+
     floor = probed.floor
     nq = len(new)
     # cosine of each older row's k-th; +inf for the new rows, whose own lists are found apart: compared in place, no
@@ -227,16 +231,17 @@ def _join(probed: Probed, new: np.ndarray, first_row: int, kth_distance: np.ndar
 
     def scan(blocks) -> tuple[_Pairs, _Pairs]:
         offers, found = _Pairs(), _Pairs()  # (older row, new row, cosine); (new row's position, row, cosine)
-        for queries, ids, vectors in blocks:
-            ids = np.asarray(ids, np.int64)
-            threshold = kth_cos[ids]
-            for q, sim in _block_similarities(new, queries, vectors):
-                least = _kth_largest(sim, k + 1) if bound is None else bound[q]  # an exact index's block holds every row
-                qi, mi = np.nonzero(sim >= np.minimum(threshold, least[:, None]))
-                s = sim[qi, mi]
-                offer, mine = s >= threshold[mi], s >= least[qi]
-                offers.add(ids[mi[offer]], q[qi[offer]] + first_row, s[offer])
-                found.add(q[qi[mine]], ids[mi[mine]], s[mine])
+        with threadpool_limits(1, user_api="blas"):  # again in each thread: an OpenMP BLAS sets it per thread
+            for queries, ids, vectors in blocks:
+                ids = np.asarray(ids, np.int64)
+                threshold = kth_cos[ids]
+                for q, sim in _block_similarities(new, queries, vectors):
+                    least = _kth_largest(sim, k + 1) if bound is None else bound[q]  # an exact index's block holds every row
+                    qi, mi = np.nonzero(sim >= np.minimum(threshold, least[:, None]))
+                    s = sim[qi, mi]
+                    offer, mine = s >= threshold[mi], s >= least[qi]
+                    offers.add(ids[mi[offer]], q[qi[offer]] + first_row, s[offer])
+                    found.add(q[qi[mine]], ids[mi[mine]], s[mine])
         return offers, found
 
     blocks = list(probed.blocks)

@@ -366,3 +366,24 @@ def test_a_write_the_vector_store_refuses_leaves_the_copy_and_its_index_as_they_
     assert np.array_equal(got_ids, ids) and milvus.count() == 900 and cached.live_rows == 900
     graph.check_neighbours(neigh, 900)
     milvus.close()
+
+
+def test_serves_warm_up_leaves_a_batch_in_flight_in_the_live_index(tmp_path):
+    """serve warms the live index in a background thread; a batch the writer has added to it (joined, not yet in the
+    copy's files) makes the index hold more rows than the copy for a while: the warm-up must not take that index for
+    a stale one and build it again (white-box: the writer's steps, paused between them)."""
+    from service.clustering.graph import add_rows, probe_lists
+
+    rng = np.random.default_rng(12)
+    x = unit(rng, 400)
+    ids = np.arange(1, 401, dtype=np.int64)
+    z = np.zeros(400, np.int64)
+    milvus = MilvusStore(str(tmp_path / "m.db"), "w", 16)
+    cached = CachedVectorStore(milvus, tmp_path / "cache", 16, source="m.db#w", knn_k=5)
+    cached.upsert(ids[:300], x[:300], z[:300], z[:300])
+    live = cached._live
+    index = live.over(300, lambda: x[:300])
+    live.append(300, x[300:], lambda index, rows: add_rows(index, rows, probe_lists(index, rows)))
+    cached.warm_up()
+    assert cached.live_rows == 400 and live.ready(400) is index  # the same index, the batch still in it
+    cached.close()
