@@ -11,8 +11,9 @@ faiss index over all cached vectors: the batch's own lists are written, and ever
 the index compares it with is offered it where it comes nearer than that one's k-th (graph.join_new_rows,
 merge_neighbours); past the exact range, the neighbours of its neighbours are compared with it too
 (graph.refine_new_rows), and a few older rows in turn take the same pass (graph.revisit_rows). A rebuild then reads
-a finished graph. Milvus (a server or Lite) is written in a background thread while a batch is joined; the copy's files are written only once Milvus holds the rows, so a crash leaves the copy behind
-Milvus (caught up), never ahead of it.
+a finished graph. Milvus (a server or Lite) is written in a background thread while a batch is joined; the copy's
+files are written only once Milvus holds the rows, so a crash leaves the copy behind Milvus (caught up), never ahead
+of it.
 The live index (adapters/live_index.py: kept in memory, saved beside the copy) also answers `search`
 for placing arrivals, ~30x faster than Milvus Lite. Another process reads the copy through
 adapters/cache_reader.py.
