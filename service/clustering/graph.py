@@ -84,15 +84,18 @@ def search_index(index, queries: np.ndarray, k: int) -> Neighbours:
 
 
 def is_exact(index) -> bool:
-    """Whether index compares a query with every row (a flat index), not only with some lists' rows (as probed_blocks
-    tells them apart)."""
+    """Whether index compares a query with every row (a flat index), not only with some lists' rows."""
+    return _inverted_file(index) is None
+
+
+def _inverted_file(index):
+    """The index's inverted file, or None for a flat index (which holds every row, in row order)."""
     import faiss
 
     try:
-        faiss.extract_index_ivf(index)
+        return faiss.extract_index_ivf(index)
     except RuntimeError:
-        return True
-    return False
+        return None
 
 
 class Probed(NamedTuple):
@@ -105,11 +108,8 @@ class Probed(NamedTuple):
 def probe_lists(index, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """(similarities, list numbers) of the lists an inverted file probes for each query, nearest first (-1 past its
     lists); None for an exact index."""
-    import faiss
-
-    try:
-        ivf = faiss.extract_index_ivf(index)
-    except RuntimeError:
+    ivf = _inverted_file(index)
+    if ivf is None:
         return None
     return ivf.quantizer.search(np.ascontiguousarray(queries, dtype=np.float32), ivf.nprobe)
 
@@ -124,7 +124,7 @@ def add_rows(index, rows: np.ndarray, probes: tuple[np.ndarray, np.ndarray] | No
     if probes is None or not len(x):
         index.add(x)
         return
-    ivf = faiss.extract_index_ivf(index)
+    ivf = _inverted_file(index)
     lists = np.ascontiguousarray(probes[1][:, 0], dtype=np.int64)
     ivf.add_core(len(x), faiss.swig_ptr(x), None, faiss.swig_ptr(lists))  # both arrays held by name while faiss reads
 
@@ -138,9 +138,8 @@ def probed_blocks(index, queries: np.ndarray, k: int, probes: tuple[np.ndarray, 
     import faiss
 
     nq, dim = queries.shape
-    try:
-        ivf = faiss.extract_index_ivf(index)
-    except RuntimeError:  # not an inverted file: the flat index holds every row, in row order
+    ivf = _inverted_file(index)
+    if ivf is None:  # the flat index holds every row, in row order
         xb = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * dim).reshape(index.ntotal, dim)
         return Probed(None, iter([(np.arange(nq), np.arange(index.ntotal, dtype=np.int64), xb)]))
     queries = np.ascontiguousarray(queries, dtype=np.float32)
