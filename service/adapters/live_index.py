@@ -34,9 +34,10 @@ RESAVE_SHARE = 0.1
 
 
 class LiveIndex:
-    """build(vectors) -> a faiss index; exact_max_n: the largest row count build() indexes exactly (no training)."""
+    """build(vectors, previous) -> a faiss index (previous: the index it replaces as the collection outgrew it, or
+    None); exact_max_n: the largest row count build() indexes exactly (no training)."""
 
-    def __init__(self, folder: Path, dim: int, build: Callable[[np.ndarray], object], exact_max_n: int):
+    def __init__(self, folder: Path, dim: int, build: Callable[[np.ndarray, object], object], exact_max_n: int):
         self._dim = dim
         self._path, self._info_path = folder / "live-index.faiss", folder / "live-index.json"
         self._build, self._exact_max_n = build, exact_max_n
@@ -64,7 +65,8 @@ class LiveIndex:
             outgrown = index is not None and rows > self._exact_max_n and rows > RETRAIN_GROWTH * self._built_at
             if index is None or index.ntotal > rows or outgrown:
                 t0 = time.perf_counter()
-                index = self._build(np.asarray(vectors()[:rows], dtype=np.float32).reshape(rows, self._dim))
+                grown_from = index if outgrown else None  # its lists start the new one's training
+                index = self._build(np.asarray(vectors()[:rows], dtype=np.float32).reshape(rows, self._dim), grown_from)
                 self._index, self._built_at = index, rows
                 log.info("live index built over %d rows in %.1f s", rows, time.perf_counter() - t0)
                 self._save()

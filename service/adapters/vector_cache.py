@@ -87,7 +87,7 @@ class CachedVectorStore:
         self._revisit_from: int | None = None  # where the next batch's revisit of older rows starts (graph.revisit_rows)
         self._store_refused = False  # the last write to the store failed: the next one is waited for before any join
         self._ids: np.ndarray | None = None
-        self._live = LiveIndex(folder, dim, lambda x: build_index(x, knn_k), EXACT_SEARCH_MAX_N)  # faiss over cache rows 0..ntotal-1
+        self._live = LiveIndex(folder, dim, lambda x, previous: build_index(x, knn_k, previous=previous), EXACT_SEARCH_MAX_N)  # faiss over cache rows 0..ntotal-1
         info = self._source_info()
         self._trusted = info.get("source") == source and info.get("dim") == dim
         # how the last check against the store went: "current", "catch_up" or "refill", and the rows read for it

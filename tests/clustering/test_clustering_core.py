@@ -223,6 +223,28 @@ def test_large_graphs_use_an_inverted_file_index_with_high_recall(monkeypatch):
     assert not np.any(approx.indices == np.arange(len(x))[:, None])
 
 
+def test_an_index_retrained_from_the_one_it_outgrew_starts_from_its_lists_and_keeps_recall(monkeypatch):
+    rng = np.random.default_rng(11)
+    x, _ = unit_vectors(rng, 80, 50, dim=32, spread=0.08)
+    monkeypatch.setattr(graph, "EXACT_SEARCH_MAX_N", 1000)
+    outgrown = graph.build_index(x[: len(x) // 2])
+    assert graph._list_centres(graph.build_index(x[:500]), 10**6) is None  # a flat index has no lists to start from
+    old_centres = graph._list_centres(outgrown, 10**6)
+    started = []
+    train = graph._train_lists
+    monkeypatch.setattr(graph, "_train_lists", lambda index, sample, seed, start: (started.append(start), train(index, sample, seed, start)))
+    retrained, scratch = graph.build_index(x, previous=outgrown), graph.build_index(x)
+    assert np.array_equal(started[0], old_centres) and started[1] is None
+    assert retrained.ntotal == len(x) and graph._list_centres(retrained, 10**6).shape[0] > len(old_centres)
+    exact = knn(x, 10)
+
+    def recall(index) -> float:
+        found = knn(x, 10, index=index)
+        return float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(found.indices, exact.indices)]))
+
+    assert recall(retrained) >= recall(scratch) - 0.02
+
+
 def test_merging_candidates_keeps_each_rows_k_nearest_distinct_others():
     idx = np.array([[1, 2], [0, -1], [0, 1]], np.int64)
     dist = np.array([[0.2, 0.5], [0.2, np.inf], [0.5, 0.6]], np.float32)
