@@ -221,6 +221,7 @@ class CachedVectorStore:
 
     def close(self) -> None:
         self._live.save_if_behind(wait=False)  # the next start reads it back instead of adding what arrived since
+        self._live.close()
         self.store.close()
 
     def all_vectors(self, since_ts: int | None = None, by: str = "published") -> tuple[np.ndarray, np.ndarray]:

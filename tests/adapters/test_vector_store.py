@@ -387,3 +387,36 @@ def test_serves_warm_up_leaves_a_batch_in_flight_in_the_live_index(tmp_path):
     cached.warm_up()
     assert cached.live_rows == 400 and live.ready(400) is index  # the same index, the batch still in it
     cached.close()
+
+
+def test_an_outgrown_live_index_is_retrained_in_the_background_and_taken_at_a_fixed_row_count(tmp_path, monkeypatch):
+    """Past RETRAIN_GROWTH the writer keeps joining with the outgrown index while a thread retrains; the retrained one
+    takes over at RETRAIN_LEAD more rows, a row count (not whenever the thread ends), holding every row as a build at
+    that point would place them; a drop meanwhile (rows about to be rewritten) discards it."""
+    from service.adapters import live_index
+    from service.clustering import graph
+
+    monkeypatch.setattr(graph, "EXACT_SEARCH_MAX_N", 300)
+    rng = np.random.default_rng(5)
+    x = unit(rng, 1100)
+    built = []
+
+    def build(vectors, previous):
+        built.append(len(vectors))
+        return graph.build_index(vectors, 5, previous=previous)
+
+    live = live_index.LiveIndex(tmp_path, 16, build, 300)
+    flat = live.over(200, lambda: x[:200])
+    assert live.over(450, lambda: x[:450]) is flat and flat.ntotal == 450  # outgrown: still answers, retrain started
+    assert live.over(480, lambda: x[:480]) is flat  # 450 + 10% = 495 rows: not yet, however fast the thread was
+    retrained = live.over(500, lambda: x[:500])
+    assert retrained is not flat and not graph.is_exact(retrained) and retrained.ntotal == 500 and built == [200, 450]
+    at_once = graph.build_index(x[:450], 5)
+    at_once.add(x[450:500])
+    assert np.array_equal(graph.search_index(retrained, x[:50], 5).indices, graph.search_index(at_once, x[:50], 5).indices)
+
+    assert live.over(950, lambda: x[:950]) is retrained  # outgrown again (2 x 450): a second retrain starts
+    live.drop()
+    again = live.over(1000, lambda: x[:1000])  # dropped: built over 1000 at once; the dropped retrain is never taken
+    assert again.ntotal == 1000 and live.over(1100, lambda: x[:1100]) is again
+    live.close()
