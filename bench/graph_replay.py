@@ -1,12 +1,13 @@
 """Kept-graph recall and upkeep cost without Milvus: the writer's insert replayed in memory.
 
     python bench/graph_replay.py --n 100000 [--batch 5000] [--k 15] [--probes P] [--exact-max N] [--refine/--no-refine]
-        [--train-per-list T] [--train-iterations I] [--retrain-growth G]
+        [--train-per-list T] [--train-iterations I] [--retrain-iterations R] [--retrain-growth G]
 
 Story-shaped vectors (bench/synthetic.py) go through the real CachedVectorStore in batches, as bench/scale.py's insert
 does, over a store that keeps nothing (so only the cache's own work is timed). Prints one JSON line: insert_s (the
 cache's upkeep: live index, searches, list merges; insert_cpu_s its CPU time, steadier on a shared machine;
-index_build_s the part of it spent building the live index: IVF training and adding every row, each time it doubles), read_s (neighbour_graph, what a rebuild reads), recall (the kept
+index_build_s the seconds spent building the live index: IVF training and adding every row, each time it doubles,
+in a background thread beside the insert since the retrain moved there), read_s (neighbour_graph, what a rebuild reads), recall (the kept
 graph against exact search over a sample, as bench/scale.py's graph_recall), and the recall of rows inserted before and
 after the exact range ends (graph.EXACT_SEARCH_MAX_N), to tell the index's misses from the lists' upkeep.
 """
@@ -74,6 +75,7 @@ def main() -> None:
     ap.add_argument("--revisit", type=int, default=None, help="vector_cache.REVISIT_PER_NEW for this run (0: no revisit of older rows)")
     ap.add_argument("--train-per-list", type=int, default=None, help="graph.TRAIN_PER_LIST for this run")
     ap.add_argument("--train-iterations", type=int, default=None, help="graph.TRAIN_ITERATIONS for this run")
+    ap.add_argument("--retrain-iterations", type=int, default=None, help="graph.RETRAIN_ITERATIONS for this run")
     ap.add_argument("--retrain-growth", type=float, default=None, help="live_index.RETRAIN_GROWTH for this run")
     ap.add_argument("--join-threads", type=int, default=None, help="graph.JOIN_THREADS for this run")
     ap.add_argument("--profile", type=int, default=0, help="print the insert's N costliest functions (cProfile, own time) to stderr")
@@ -86,7 +88,8 @@ def main() -> None:
         "refine_width": [(graph, "REFINE_WIDTH")], "refine": [(vector_cache, "REFINE_NEW_ROWS")],
         "revisit": [(vector_cache, "REVISIT_PER_NEW")], "probes": [(graph, "IVF_PROBES")],
         "join_threads": [(graph, "JOIN_THREADS")], "train_per_list": [(graph, "TRAIN_PER_LIST")],
-        "train_iterations": [(graph, "TRAIN_ITERATIONS")], "retrain_growth": [(live_index, "RETRAIN_GROWTH")],
+        "train_iterations": [(graph, "TRAIN_ITERATIONS")],
+        "retrain_iterations": [(graph, "RETRAIN_ITERATIONS")], "retrain_growth": [(live_index, "RETRAIN_GROWTH")],
     }
     for option, targets in overrides.items():
         if getattr(args, option) is not None:

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..clustering.graph import list_centres
+
 log = logging.getLogger("newsclust.vector_cache")
 
 # An IVF index trained on n vectors is retrained once the collection doubles: its lists would grow long.
@@ -39,13 +41,16 @@ RETRAIN_GROWTH = 2.0
 # is behind): a row count, not a moment, so the kept graph does not depend on the machine's speed. At 880k rows the
 # retrain took ~45 CPU s in one batch of the writer (a 1M insert's last 100k rows: 102 s against ~60).
 RETRAIN_LEAD = 0.1
+# ...at most this many rows: until then both indexes are held (1.5 GB each at 1M 384-d rows), and a slow stream takes
+# days to bring 10% of a large collection.
+RETRAIN_LEAD_MAX_ROWS = 100_000
 # The saved index is written again when at least this share of its rows was added since it was saved.
 RESAVE_SHARE = 0.1
 
 
 class LiveIndex:
-    """build(vectors, previous) -> a faiss index (previous: the index it replaces as the collection outgrew it, or
-    None); exact_max_n: the largest row count build() indexes exactly (no training)."""
+    """build(vectors, centres) -> a faiss index (centres: graph.list_centres of the index it replaces as the collection
+    outgrew it, or None); exact_max_n: the largest row count build() indexes exactly (no training)."""
 
     def __init__(self, folder: Path, dim: int, build: Callable[[np.ndarray, object], object], exact_max_n: int):
         self._dim = dim
@@ -56,6 +61,7 @@ class LiveIndex:
         self._saved_rows = 0  # rows the file on disk covers
         self._lock = threading.RLock()  # one build or load at a time; users wait for it
         self._retrain: _Retrain | None = None  # the outgrown index's successor, being built
+        self._retrain_from: int | None = None  # the rows a retrain started at: saved, so the next process goes on with it
 
     @property
     def rows(self) -> int | None:
@@ -79,18 +85,21 @@ class LiveIndex:
             elif index.ntotal < rows:
                 index.add(np.ascontiguousarray(vectors()[index.ntotal:rows], dtype=np.float32))
             self._index = index
-            if self._retrain is not None and rows >= self._retrain.until:
-                return self._take_retrained(rows, vectors)
-            if self._retrain is None and rows > self._exact_max_n and rows > RETRAIN_GROWTH * self._built_at:
-                self._retrain = _Retrain(self._build, vectors, rows, self._dim, index)
-                log.info("live index retraining over %d rows in the background", rows)
-            elif self._retrain is not None:
+            if self._retrain_from is None and rows > self._exact_max_n and rows > RETRAIN_GROWTH * self._built_at:
+                self._retrain_from = rows
+                self._write_info()
+            if self._retrain_from is not None and self._retrain is None:  # started now, or by the last process
+                self._retrain = _Retrain(self._build, vectors, self._retrain_from, self._dim, list_centres(index))
+                log.info("live index retraining over %d rows in the background", self._retrain_from)
+            if self._retrain is not None:
                 self._retrain.copy_rows = rows
+                if rows >= self._retrain.until:
+                    return self._take_retrained(rows, vectors)
             return index
 
-    def _built(self, rows: int, vectors: Callable[[], np.ndarray], previous):
+    def _built(self, rows: int, vectors: Callable[[], np.ndarray], centres: np.ndarray | None):
         t0 = time.perf_counter()
-        index = self._build(np.asarray(vectors()[:rows], dtype=np.float32).reshape(rows, self._dim), previous)
+        index = self._build(np.asarray(vectors()[:rows], dtype=np.float32).reshape(rows, self._dim), centres)
         self._index, self._built_at = index, rows
         log.info("live index built over %d rows in %.1f s", rows, time.perf_counter() - t0)
         self._save()
@@ -99,13 +108,13 @@ class LiveIndex:
     def _take_retrained(self, rows: int, vectors: Callable[[], np.ndarray]):
         """The retrained index, extended to rows 0..rows-1, replaces the outgrown one (built here if the thread
         failed)."""
-        retrain, self._retrain = self._retrain, None
+        retrain, self._retrain, self._retrain_from = self._retrain, None, None
         t0 = time.perf_counter()
         try:
             index = retrain.result()
         except Exception as exc:  # noqa: BLE001 - a failed background build is done again here, in the open
             log.warning("live index retrain failed in the background (%s): built again", exc)
-            return self._built(rows, vectors, self._index)
+            return self._built(rows, vectors, list_centres(self._index))
         if index.ntotal < rows:
             index.add(np.ascontiguousarray(vectors()[index.ntotal:rows], dtype=np.float32))
         self._index, self._built_at = index, retrain.started_at
@@ -114,16 +123,19 @@ class LiveIndex:
         return index
 
     def _cancel_retrain(self) -> None:
-        """The retrain in progress is let go, its answer unused (its thread ends by itself: faiss cannot be stopped
-        midway, and the copy's rows it reads are only ever replaced by renaming, never cut)."""
-        retrain, self._retrain = self._retrain, None
+        """The retrain in progress is let go, its answer unused, and not taken up again (the index it would replace is
+        gone). Its thread ends by itself: faiss cannot be stopped midway, and the copy's rows it reads are only ever
+        replaced by renaming, never cut."""
+        retrain, self._retrain, self._retrain_from = self._retrain, None, None
         if retrain is not None:
             retrain.cancel()
 
     def close(self) -> None:
-        """A retrain in progress is let go (the next start retrains again)."""
-        with self._lock:
-            self._cancel_retrain()
+        """A retrain in progress is let go; the next process starts it again from the same rows (_retrain_from, saved
+        with the index), so the index it takes over at is the same. Does not wait for the lock (a build may hold it)."""
+        retrain = self._retrain
+        if retrain is not None:
+            retrain.cancel()
 
     def append(self, rows: int, new: np.ndarray, add: Callable[[object, np.ndarray], None]):
         """`new` appended as rows rows.. by add(index, new) (graph.add_rows), to the index over rows 0..rows-1 (over)."""
@@ -195,6 +207,8 @@ class LiveIndex:
         if index.ntotal != info["rows"] or index.ntotal > rows:
             return None
         self._index, self._built_at, self._saved_rows = index, int(info.get("built_at", index.ntotal)), index.ntotal
+        retrain_from = info.get("retrain_from")
+        self._retrain_from = int(retrain_from) if retrain_from is not None and retrain_from <= rows else None
         return index
 
     def _save(self) -> None:
@@ -207,24 +221,36 @@ class LiveIndex:
             self._info_path.unlink(missing_ok=True)
             faiss.write_index(index, str(tmp))
             os.replace(tmp, self._path)
-            tmp_info = self._info_path.with_suffix(".tmp")
-            tmp_info.write_text(json.dumps({"rows": int(index.ntotal), "built_at": int(self._built_at)}))
-            os.replace(tmp_info, self._info_path)
             self._saved_rows = int(index.ntotal)
+            self._write_info()
         except (OSError, RuntimeError) as exc:  # a full disk: the index in memory still serves; the next start builds it
             log.warning("live index not saved (%s)", exc)
             tmp.unlink(missing_ok=True)
 
+    def _write_info(self) -> None:
+        """What the saved file holds (rows, the rows it was trained at) and where a retrain started, if one runs."""
+        if not self._saved_rows or not self._path.exists():
+            return
+        info = {"rows": self._saved_rows, "built_at": int(self._built_at)}
+        if self._retrain_from is not None:
+            info["retrain_from"] = self._retrain_from
+        tmp_info = self._info_path.with_suffix(".tmp")
+        try:
+            tmp_info.write_text(json.dumps(info))
+            os.replace(tmp_info, self._info_path)
+        except OSError as exc:  # a full disk: the next start retrains from where it stands then
+            log.warning("live index info not saved (%s)", exc)
+
 
 class _Retrain:
-    """A background thread's build(vectors, previous) over rows 0..started_at-1, then extended with the rows the copy
+    """A background thread's build(vectors, centres) over rows 0..started_at-1, then extended with the rows the copy
     gains (copy_rows, set by the writer) until `until` rows, where it takes over (LiveIndex.over)."""
 
-    def __init__(self, build: Callable[[np.ndarray, object], object], vectors: Callable[[], np.ndarray], rows: int, dim: int,
-                 previous):
+    def __init__(self, build: Callable[[np.ndarray, np.ndarray | None], object], vectors: Callable[[], np.ndarray], rows: int,
+                 dim: int, centres: np.ndarray | None):
         self.started_at, self.copy_rows = rows, rows
-        self.until = rows + max(1, int(RETRAIN_LEAD * rows))
-        self._build, self._vectors, self._dim, self._previous = build, vectors, dim, previous
+        self.until = rows + max(1, min(int(RETRAIN_LEAD * rows), RETRAIN_LEAD_MAX_ROWS))
+        self._build, self._vectors, self._dim, self._centres = build, vectors, dim, centres
         self._index, self._error = None, None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-index-retrain", daemon=True)
@@ -233,16 +259,18 @@ class _Retrain:
     def _run(self) -> None:
         try:
             rows = self.started_at
-            x = np.asarray(self._vectors()[:rows], dtype=np.float32).reshape(rows, self._dim)
-            index = self._build(x, self._previous)
-            self._previous = None
+            x = np.asarray(self._vectors()[:rows], dtype=np.float32)
+            if len(x) < rows:
+                raise RuntimeError(f"the copy holds {len(x)} rows, not the {rows} the retrain started at")
+            self._index = index = self._build(x.reshape(rows, self._dim), self._centres)  # read by the writer after join
+            del x  # the copy's mapped pages
             while not self._stop.is_set() and index.ntotal < self.until:  # the rows that came meanwhile, as they come
                 have = min(self.copy_rows, self.until)
-                if have > index.ntotal:
-                    index.add(np.ascontiguousarray(self._vectors()[index.ntotal:have], dtype=np.float32))
+                got = self._vectors()[index.ntotal:have] if have > index.ntotal else ()
+                if len(got):
+                    index.add(np.ascontiguousarray(got, dtype=np.float32))
                 else:
                     self._stop.wait(0.2)
-            self._index = index
         except Exception as exc:  # noqa: BLE001 - raised to the writer by result()
             self._error = exc
 

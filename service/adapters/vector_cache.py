@@ -87,7 +87,7 @@ class CachedVectorStore:
         self._revisit_from: int | None = None  # where the next batch's revisit of older rows starts (graph.revisit_rows)
         self._store_refused = False  # the last write to the store failed: the next one is waited for before any join
         self._ids: np.ndarray | None = None
-        self._live = LiveIndex(folder, dim, lambda x, previous: build_index(x, knn_k, previous=previous), EXACT_SEARCH_MAX_N)  # faiss over cache rows 0..ntotal-1
+        self._live = LiveIndex(folder, dim, lambda x, centres: build_index(x, knn_k, centres=centres), EXACT_SEARCH_MAX_N)  # faiss over cache rows 0..ntotal-1
         info = self._source_info()
         self._trusted = info.get("source") == source and info.get("dim") == dim
         # how the last check against the store went: "current", "catch_up" or "refill", and the rows read for it
@@ -195,7 +195,7 @@ class CachedVectorStore:
         total = len(row_ids)
         if self._graph_rows() != total:
             return
-        index = self._live.over(total, lambda: self._load()[1])
+        index = self._live.over(total, self._vector_rows)
         found = search_index(index, new[changed], min(REVERSE_DEPTH * self.k + 1, total))
         self._offer(total, rows[changed], found, own=nearest_others(found, rows[changed], self.k))
 
@@ -269,13 +269,13 @@ class CachedVectorStore:
         11-15 s at 100k documents on 2 busy cores when built, under 1 s read back from its file. Seconds spent."""
         if not self._trusted:
             return 0.0
-        return self._live.warm_up(self._complete_rows, lambda: self._load()[1])
+        return self._live.warm_up(self._complete_rows, self._vector_rows)
 
     def _join(self, new: np.ndarray, first_row: int):
         """The new rows added to the live index and joined with what it compares them with (join_new_rows): their
         own lists and the offers to older rows, nothing written. Returns (index, the older rows' k-th distances,
         join_new_rows's answer). The lists the new rows probe are searched once, for their adding and their join."""
-        index = self._live.over(first_row, lambda: self._load()[1])
+        index = self._live.over(first_row, self._vector_rows)
         probes = probe_lists(index, new)
         self._live.append(first_row, new, lambda index, rows: add_rows(index, rows, probes))
         kth = np.memmap(self._gdist_path, dtype=np.float32, mode="r", shape=(first_row, self.k))[:, self.k - 1].copy() \
@@ -473,6 +473,13 @@ class CachedVectorStore:
             return np.zeros((0, META_COLUMNS), np.int64), np.zeros((0, self.dim), np.float32)
         meta = np.fromfile(self._meta_path, dtype=np.int64, count=rows * META_COLUMNS).reshape(rows, META_COLUMNS)
         return meta, np.memmap(self._vec_path, dtype=np.float32, mode="r", shape=(rows, self.dim))
+
+    def _vector_rows(self) -> np.ndarray:
+        """The copy's complete vector rows, mapped (what the live index is built from; no meta read)."""
+        rows = self._complete_rows() if self._trusted else 0
+        if rows == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return np.memmap(self._vec_path, dtype=np.float32, mode="r", shape=(rows, self.dim))
 
     def _complete_rows(self) -> int:
         vec_rows = self._vec_path.stat().st_size // (4 * self.dim) if self._vec_path.exists() else 0

@@ -48,15 +48,15 @@ def knn(vectors: np.ndarray, k: int, *, threads: int | None = None, index=None) 
     return _drop_self(idx.astype(np.int64), sims, k)
 
 
-def build_index(vectors: np.ndarray, k: int = 15, seed: int = 42, previous=None):
+def build_index(vectors: np.ndarray, k: int = 15, seed: int = 42, centres: np.ndarray | None = None):
     """A faiss inner-product index: exact up to EXACT_SEARCH_MAX_N rows, IVF-Flat above.
 
     IVF over HNSW: at 100k rows HNSW took ~94 s to build (measured here) and exact search 67 s,
     while IVF trains in seconds and a query scans IVF_PROBES of 4·sqrt(n) lists, ~4·sqrt(n)
     vectors (bench/scale.py prints the graph's recall against exact search). Training is
     kept cheap (TRAIN_PER_LIST points a list, TRAIN_ITERATIONS rounds): it is redone as
-    the collection doubles, and at 1M rows faiss's defaults would take minutes. previous: the
-    index this one replaces (the live index outgrown): its lists start the training (_train_lists).
+    the collection doubles, and at 1M rows faiss's defaults would take minutes. centres: the list
+    centres of the index this one replaces (list_centres of the live index outgrown): they start the training.
     """
     import faiss
 
@@ -68,16 +68,17 @@ def build_index(vectors: np.ndarray, k: int = 15, seed: int = 42, previous=None)
         nlist = int(4 * np.sqrt(n))
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         sample = np.random.default_rng(seed).choice(n, size=min(n, TRAIN_PER_LIST * nlist), replace=False)
-        _train_lists(index, x[np.sort(sample)], seed, _list_centres(previous, nlist))
+        start = centres if centres is not None and 0 < len(centres) <= nlist else None
+        _train_lists(index, x[np.sort(sample)], seed, start)
         index.nprobe = IVF_PROBES
     index.add(x)
     return index
 
 
-def _list_centres(index, most: int) -> np.ndarray | None:
-    """The centres of an inverted file's lists (None: a flat index, none given, or more lists than most)."""
-    ivf = _inverted_file(index) if index is not None else None
-    if ivf is None or ivf.nlist > most or ivf.quantizer.ntotal != ivf.nlist:
+def list_centres(index) -> np.ndarray | None:
+    """The centres of an inverted file's lists (None for a flat index): where a retrain of it starts (build_index)."""
+    ivf = _inverted_file(index)
+    if ivf is None or ivf.quantizer.ntotal != ivf.nlist:
         return None
     return ivf.quantizer.reconstruct_n(0, ivf.nlist)
 
@@ -93,7 +94,8 @@ def _train_lists(index, sample: np.ndarray, seed: int, start: np.ndarray | None)
         index.cp.niter, index.cp.seed = TRAIN_ITERATIONS, seed
         index.train(sample)
         return
-    clustering = faiss.Clustering(index.d, index.nlist, index.cp)  # spherical: the inner-product index set it
+    # spherical: the new inner-product index set it in its cp (an index read back from a file has lost it: never used here)
+    clustering = faiss.Clustering(index.d, index.nlist, index.cp)
     clustering.niter, clustering.seed = RETRAIN_ITERATIONS, seed
     faiss.copy_array_to_vector(np.ascontiguousarray(start, dtype=np.float32).ravel(), clustering.centroids)
     clustering.train(sample, index.quantizer)  # leaves the centres in the quantizer

@@ -390,33 +390,56 @@ def test_serves_warm_up_leaves_a_batch_in_flight_in_the_live_index(tmp_path):
 
 
 def test_an_outgrown_live_index_is_retrained_in_the_background_and_taken_at_a_fixed_row_count(tmp_path, monkeypatch):
-    """Past RETRAIN_GROWTH the writer keeps joining with the outgrown index while a thread retrains; the retrained one
-    takes over at RETRAIN_LEAD more rows, a row count (not whenever the thread ends), holding every row as a build at
-    that point would place them; a drop meanwhile (rows about to be rewritten) discards it."""
+    """Past RETRAIN_GROWTH the writer keeps joining with the outgrown index while a thread retrains (and adds the rows
+    the copy gains meanwhile); the retrained one takes over at RETRAIN_LEAD more rows, a row count (not whenever the
+    thread ends), holding every row as a build at that point would place them. A process that stops inside that window
+    leaves the next one to start the same retrain again, taken at the same row count; a drop (rows about to be
+    rewritten) discards it."""
     from service.adapters import live_index
     from service.clustering import graph
 
     monkeypatch.setattr(graph, "EXACT_SEARCH_MAX_N", 300)
     rng = np.random.default_rng(5)
-    x = unit(rng, 1100)
+    x = unit(rng, 1200)
+    copy = {"rows": 0}  # the copy's rows: they grow by appending, as the writer's files do
     built = []
 
-    def build(vectors, previous):
-        built.append(len(vectors))
-        return graph.build_index(vectors, 5, previous=previous)
+    def vectors():
+        return x[: copy["rows"]]
+
+    def build(v, centres):
+        built.append(len(v))
+        return graph.build_index(v, 5, centres=centres)
+
+    def over(live, rows):
+        copy["rows"] = rows
+        return live.over(rows, vectors)
 
     live = live_index.LiveIndex(tmp_path, 16, build, 300)
-    flat = live.over(200, lambda: x[:200])
-    assert live.over(450, lambda: x[:450]) is flat and flat.ntotal == 450  # outgrown: still answers, retrain started
-    assert live.over(480, lambda: x[:480]) is flat  # 450 + 10% = 495 rows: not yet, however fast the thread was
-    retrained = live.over(500, lambda: x[:500])
+    flat = over(live, 200)
+    assert over(live, 450) is flat and flat.ntotal == 450  # outgrown: still answers, the retrain started over 450 rows
+    assert over(live, 480) is flat  # 450 + 10% = 495 rows: not yet, however fast the thread was
+    for _ in range(200):  # the thread adds the rows the copy gained meanwhile
+        done = live._retrain._index
+        if live._retrain._error is not None or (done is not None and done.ntotal == 480):
+            break
+        time.sleep(0.05)
+    assert live._retrain._index.ntotal == 480
+    retrained = over(live, 500)
     assert retrained is not flat and not graph.is_exact(retrained) and retrained.ntotal == 500 and built == [200, 450]
     at_once = graph.build_index(x[:450], 5)
     at_once.add(x[450:500])
     assert np.array_equal(graph.search_index(retrained, x[:50], 5).indices, graph.search_index(at_once, x[:50], 5).indices)
 
-    assert live.over(950, lambda: x[:950]) is retrained  # outgrown again (2 x 450): a second retrain starts
-    live.drop()
-    again = live.over(1000, lambda: x[:1000])  # dropped: built over 1000 at once; the dropped retrain is never taken
-    assert again.ntotal == 1000 and live.over(1100, lambda: x[:1100]) is again
-    live.close()
+    assert over(live, 950) is retrained  # outgrown again (2 x 450): a second retrain starts over 950 rows
+    live.close()  # the process stops inside the window
+    again = live_index.LiveIndex(tmp_path, 16, build, 300)
+    assert over(again, 1000).ntotal == 1000 and built[-1] == 950  # the same retrain, started again from 950 rows
+    taken = over(again, 1045)  # 950 + 95: taken at the same row count
+    assert not graph.is_exact(taken) and taken.ntotal == 1045 and again._built_at == 950
+    assert over(again, 1100) is taken
+
+    again.drop()
+    fresh = over(again, 1100)  # dropped: built over 1100 at once
+    assert fresh.ntotal == 1100 and built[-1] == 1100 and over(again, 1150) is fresh
+    again.close()

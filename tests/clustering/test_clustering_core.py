@@ -228,14 +228,14 @@ def test_an_index_retrained_from_the_one_it_outgrew_starts_from_its_lists_and_ke
     x, _ = unit_vectors(rng, 80, 50, dim=32, spread=0.08)
     monkeypatch.setattr(graph, "EXACT_SEARCH_MAX_N", 1000)
     outgrown = graph.build_index(x[: len(x) // 2])
-    assert graph._list_centres(graph.build_index(x[:500]), 10**6) is None  # a flat index has no lists to start from
-    old_centres = graph._list_centres(outgrown, 10**6)
+    assert graph.list_centres(graph.build_index(x[:500])) is None  # a flat index has no lists to start from
+    old_centres = graph.list_centres(outgrown)
     started = []
     train = graph._train_lists
     monkeypatch.setattr(graph, "_train_lists", lambda index, sample, seed, start: (started.append(start), train(index, sample, seed, start)))
-    retrained, scratch = graph.build_index(x, previous=outgrown), graph.build_index(x)
+    retrained, scratch = graph.build_index(x, centres=old_centres), graph.build_index(x)
     assert np.array_equal(started[0], old_centres) and started[1] is None
-    assert retrained.ntotal == len(x) and graph._list_centres(retrained, 10**6).shape[0] > len(old_centres)
+    assert retrained.ntotal == len(x) and graph.list_centres(retrained).shape[0] > len(old_centres)
     exact = knn(x, 10)
 
     def recall(index) -> float:
