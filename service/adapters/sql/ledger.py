@@ -187,10 +187,7 @@ class SqlLedger:
         by row)."""
         if self.engine.dialect.name != "sqlite" or len(ids) <= SCAN_MIN:
             return None
-        wanted = np.unique(ids)
-        kept_ids: list[np.ndarray] = []
-        titles: list[str] = []
-        descriptions: list[str] = []
+        blocks: list[tuple[np.ndarray, list[str], list[str]]] = []
         with self.engine.connect() as c, c.begin():
             first, last, n = next(driver_rows(c, "SELECT min(rowid), max(rowid), count(*) FROM documents"))[0]
             if not n or len(ids) * SCAN_SHARE < n:
@@ -202,18 +199,28 @@ class SqlLedger:
                     (start, start + TEXT_CHUNK)))[0]
                 if not k:
                     continue
-                block = np.fromstring(i, dtype=np.int64, sep=",")
                 t, d = t.split(_JOIN), d.split(_JOIN)
                 if len(t) != k or len(d) != k:
                     return None
-                keep = np.isin(block, wanted, assume_unique=True)
-                if not keep.all():  # a window: only its rows become lists
-                    at = np.flatnonzero(keep).tolist()
-                    block, t, d = block[keep], [t[j] for j in at], [d[j] for j in at]
-                kept_ids.append(block)
-                titles.extend(t)
-                descriptions.extend(d)
-        return (np.concatenate(kept_ids) if kept_ids else np.zeros(0, np.int64)), titles, descriptions
+                blocks.append((np.fromstring(i, dtype=np.int64, sep=","), t, d))
+        if not blocks:
+            return np.zeros(0, np.int64), [], []
+        # which rows are asked for: one lookup of all the blocks' ids among the sorted ids asked for (np.isin per block
+        # sorted all the ids asked for again each time: 1M documents, 0.9 of the read's 1.6 CPU s; np.isin once, 0.65)
+        known = np.concatenate([b[0] for b in blocks])
+        wanted = ids if np.all(ids[1:] > ids[:-1]) else np.unique(ids)
+        keep = wanted[np.minimum(np.searchsorted(wanted, known), len(wanted) - 1)] == known
+        titles: list[str] = []
+        descriptions: list[str] = []
+        end = 0
+        for block, t, d in blocks:
+            begin, end = end, end + len(block)
+            if not keep[begin:end].all():  # a window: only its rows are kept
+                at = np.flatnonzero(keep[begin:end]).tolist()
+                t, d = [t[j] for j in at], [d[j] for j in at]
+            titles.extend(t)
+            descriptions.extend(d)
+        return known[keep], titles, descriptions
 
     def _text_rows(self, ids: np.ndarray):
         """Batches of (id, title, description or "") for ids, in the table's order. A rebuild asks for most of the
