@@ -92,12 +92,13 @@ def central_members(labels: np.ndarray, vectors: np.ndarray, max_keyword_docs: i
     clustered = np.flatnonzero(labels >= 0)
     if len(clustered) == 0:
         return Members(np.zeros(0, labels.dtype), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(1, np.int64))
-    cluster_values, cl = np.unique(labels[clustered], return_inverse=True)
-    cl = cl.ravel()
+    cluster_values, cl = _codes(labels[clustered])
     n_clusters = len(cluster_values)
-    closeness = _closeness(vectors, clustered, cl, n_clusters)
-    order = np.lexsort((-closeness, cl))
-    rows_sorted, cl_sorted = clustered[order], cl[order]
+    by_cluster = np.argsort(cl, kind="stable")  # each cluster's rows together, in row order
+    grouped, cl_grouped = clustered[by_cluster], cl[by_cluster]
+    closeness = _closeness(vectors, grouped, np.searchsorted(cl_grouped, np.arange(n_clusters + 1)))
+    order = np.lexsort((-closeness, cl_grouped))  # ties in row order, as grouped holds them
+    rows_sorted, cl_sorted = grouped[order], cl_grouped[order]
     starts = np.searchsorted(cl_sorted, np.arange(n_clusters + 1))
     read = (np.arange(len(order)) - starts[cl_sorted]) < max_keyword_docs
     doc_rows, doc_cl = rows_sorted[read], cl_sorted[read]
@@ -395,27 +396,63 @@ def _cluster_grams(vectors: np.ndarray, doc_rows: np.ndarray, doc_starts: np.nda
     return out
 
 
-def _closeness(vectors: np.ndarray, rows: np.ndarray, cl: np.ndarray, n_clusters: int, chunk: int = 8_192) -> np.ndarray:
-    """Each row's dot product with its cluster's mean vector: the means from sparse products over chunks of clusters,
-    then chunked rows gathered into two buffers used again (fresh gathers, 100 MB a 64k-row chunk at 384 dimensions,
-    and the means' 400 MB of float64 temporaries at 1M cost the stage 0.2-1.4 s of page faults on a loaded machine)."""
-    indicator = sparse.csr_matrix((np.ones(len(rows), np.float32), (cl, rows)), shape=(n_clusters, len(vectors)))
-    sizes = np.bincount(cl, minlength=n_clusters).astype(np.float64)
+def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(values, return_inverse=True) (the inverse flat); for labels (integers from 0, not far above their
+    count) by a table instead of a sort (1M synthetic headlines' 900k clustered rows: 0.22 -> 0.005 s)."""
+    if values.dtype.kind in "iu" and len(values) and values.min() >= 0 and int(values.max()) < 4 * len(values) + 1024:
+        present = np.zeros(int(values.max()) + 1, bool)
+        present[values] = True
+        return np.flatnonzero(present).astype(values.dtype), (np.cumsum(present) - 1)[values]
+    unique, inverse = np.unique(values, return_inverse=True)
+    return unique, inverse.ravel()
+
+
+def _closeness(vectors: np.ndarray, rows: np.ndarray, starts: np.ndarray, chunk: int = 8_192) -> np.ndarray:
+    """Each row's dot product with its cluster's mean vector; rows grouped by cluster (cluster i's at
+    starts[i]:starts[i + 1], in row order). Clusters are read a piece of at most chunk rows at a time, gathered once
+    into one buffer used again: the piece's sums (a sparse product: each sum added up row by row, in row order), then
+    its dot products from the same rows; a cluster of more rows than chunk is summed piece by piece in the same order,
+    then read again. (The means from one sparse product over the scattered rows, then a second gather of them: 1M
+    synthetic headlines 0.72 -> 0.38 CPU s; fresh gathers and float64 temporaries had cost 0.2-1.4 s of page faults.)"""
     dtype = vectors.dtype if vectors.dtype in (np.float32, np.float64) else np.float64
-    centres = np.empty((n_clusters, vectors.shape[1]), dtype)
-    for c in range(0, n_clusters, chunk // 2):  # each cluster's sum as one product gives it, in small pieces
-        centres[c:c + chunk // 2] = np.asarray(indicator[c:c + chunk // 2] @ vectors, dtype=np.float64) / sizes[c:c + chunk // 2, None]
+    sizes = np.diff(starts)
     out = np.empty(len(rows), np.float64)
-    row_at = np.empty((min(chunk, len(rows)), vectors.shape[1]), dtype)
-    centre_at = np.empty_like(row_at)
-    for s in range(0, len(rows), chunk):
-        e = min(len(rows), s + chunk)
+    buffer = np.empty((min(chunk, len(rows)), vectors.shape[1]), dtype)
+
+    def gather(a: int, b: int) -> np.ndarray:
+        piece = buffer[:b - a]
         if vectors.dtype == dtype:
-            np.take(vectors, rows[s:e], axis=0, out=row_at[:e - s], mode="clip")  # "raise" buffers the out
+            np.take(vectors, rows[a:b], axis=0, out=piece, mode="clip")  # "raise" buffers the out
         else:
-            row_at[:e - s] = vectors[rows[s:e]]
-        np.take(centres, cl[s:e], axis=0, out=centre_at[:e - s], mode="clip")
-        out[s:e] = np.einsum("ij,ij->i", row_at[:e - s], centre_at[:e - s])
+            piece[:] = vectors[rows[a:b]]
+        return piece
+
+    def mean(total: np.ndarray, size) -> np.ndarray:
+        return (np.asarray(total, np.float64) / size).astype(dtype)
+
+    bounds = starts.tolist()
+    c, n_clusters = 0, len(starts) - 1
+    while c < n_clusters:
+        a = bounds[c]
+        c2 = int(np.searchsorted(starts, a + chunk, side="right")) - 1  # clusters c..c2-1 fit in one piece
+        if c2 > c:
+            b = bounds[c2]
+            piece = gather(a, b)
+            member = sparse.csr_matrix((np.ones(b - a, np.float32), np.arange(b - a), starts[c:c2 + 1] - a), shape=(c2 - c, b - a))
+            centres = mean(member @ piece, sizes[c:c2, None])
+            out[a:b] = np.einsum("ij,ij->i", piece, np.repeat(centres, sizes[c:c2], axis=0))
+            c = c2
+            continue
+        b = bounds[c + 1]
+        total = None
+        for s in range(a, b, chunk):  # np.add.reduce over axis 0 adds row by row, as the product does
+            piece = gather(s, min(b, s + chunk))
+            total = np.add.reduce(piece if total is None else np.concatenate([total[None], piece]), axis=0)
+        centre = mean(total, b - a)
+        for s in range(a, b, chunk):
+            piece = gather(s, min(b, s + chunk))
+            out[s:s + len(piece)] = np.einsum("ij,ij->i", piece, np.broadcast_to(centre, piece.shape))
+        c += 1
     return out
 
 

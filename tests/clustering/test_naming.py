@@ -297,3 +297,45 @@ def test_texts_tokenized_in_one_pass_as_one_by_one():
         if whole_ids is not None:
             assert ([in_blocks.words[i] if i >= 0 else BOUNDARY for i in block_ids.tolist()]
                     == [whole.words[i] if i >= 0 else BOUNDARY for i in whole_ids.tolist()]), texts
+
+
+def test_the_ascii_token_pattern_finds_what_the_unicode_one_finds_on_ascii_text():
+    """An ASCII-only block is read with ASCII classes (tokens._ASCII_TOKEN_OR_BOUNDARY): on any mix of the 128 ASCII
+    characters (\\x1c-\\x1f are whitespace to Unicode \\s) it finds the very tokens the Unicode pattern finds."""
+    from service.clustering.tokens import _ASCII_TOKEN_OR_BOUNDARY, _TOKEN_OR_BOUNDARY
+
+    rng = np.random.default_rng(3)
+    ascii_chars = np.array([chr(i) for i in range(128)] + [" ", "a", "b", "-", ":", "|"] * 8)
+    for _ in range(3000):
+        text = "".join(rng.choice(ascii_chars, int(rng.integers(0, 30))))
+        assert _ASCII_TOKEN_OR_BOUNDARY.findall(text) == _TOKEN_OR_BOUNDARY.findall(text), repr(text)
+
+
+def test_central_members_are_each_clusters_rows_by_closeness_to_its_mean():
+    """central_members (pieces of clusters gathered once, a cluster larger than a piece summed piece by piece) orders
+    each cluster's rows as the plain reading does: the mean as the rows added one by one in row order (float32 kept),
+    closeness as the dot product with it, ties in row order; labels of any values."""
+    from service.clustering.naming import central_members
+
+    rng = np.random.default_rng(4)
+    for trial in range(8):
+        n = 9_000 if trial == 0 else int(rng.integers(1, 3000))
+        labels = rng.integers(-1, int(rng.integers(1, 40)), n)
+        if trial % 3 == 0:
+            labels = np.where(rng.random(n) < 0.95, 7, labels)  # trial 0: one cluster over more than a piece (8,192 rows)
+        if trial % 4 == 1:
+            labels = np.where(labels >= 0, labels * 10_000 + 5, -1)  # labels far apart
+        vecs = rng.standard_normal((n, 8)).astype(np.float32 if trial % 2 == 0 else np.float64)
+        vecs[rng.random(n) < 0.1] = vecs[0]  # ties
+        expected_rows = []
+        for label in np.unique(labels[labels >= 0]):
+            rows = np.flatnonzero(labels == label)
+            total = vecs[rows[0]].copy()
+            for r in rows[1:]:
+                total = total + vecs[r]
+            centre = (total.astype(np.float64) / len(rows)).astype(vecs.dtype)
+            closeness = np.einsum("ij,ij->i", vecs[rows], np.repeat(centre[None], len(rows), axis=0))
+            expected_rows.extend(rows[np.argsort(-closeness, kind="stable")][:5].tolist())
+        members = central_members(labels, vecs, 5)
+        assert members.rows.tolist() == expected_rows, trial
+        assert np.array_equal(members.labels[members.cluster], labels[members.rows])
