@@ -611,10 +611,26 @@ def _keywords_of_ids(ids: np.ndarray, doc_of: np.ndarray, words: list[str], doc_
     keep = ~stop_id[ids]  # bigrams skip stop words ("house of cards" -> "house cards") but never span a cut
     ids, doc_of, ok = ids[keep], doc_of[keep], ok[keep]
 
+    # documents come grouped by cluster (as name_clusters reads them): then a (cluster, term, document) triple is one
+    # int64 whose sort gives each cluster's terms in order with their document counts, and the matrix is built as it
+    # is stored (1M synthetic headlines: the two matrices 0.45 -> 0.2 s against pairs sorted, then summed by scipy)
+    grouped = bool(np.all(doc_cl[1:] >= doc_cl[:-1]))
+    first_doc = np.searchsorted(doc_cl, np.arange(n_clusters)) if grouped else None
+    depth = int(np.bincount(doc_cl).max()) if grouped and len(doc_cl) else 1
+
     def per_cluster(doc: np.ndarray, term: np.ndarray, n_terms: int) -> sparse.csr_matrix:
-        pairs = _distinct(doc * n_terms + term)
-        d, t = pairs // n_terms, pairs % n_terms
-        return sparse.csr_matrix((np.ones(len(d)), (doc_cl[d], t)), shape=(n_clusters, n_terms))
+        """Documents holding each term, by cluster: a (clusters, n_terms) matrix of counts."""
+        if not grouped or n_clusters * n_terms * depth >= 1 << 62:
+            pairs = _distinct(doc * n_terms + term)
+            d, t = pairs // n_terms, pairs % n_terms
+            return sparse.csr_matrix((np.ones(len(d)), (doc_cl[d], t)), shape=(n_clusters, n_terms))
+        cl = doc_cl[doc]
+        cells = _distinct((cl * n_terms + term) * depth + (doc - first_doc[cl])) // depth
+        at = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]]) if len(cells) else np.zeros(0, np.int64)
+        counts = np.diff(np.r_[at, len(cells)]).astype(np.float64)
+        cells = cells[at]
+        return sparse.csr_matrix((counts, cells % n_terms, np.searchsorted(cells // n_terms, np.arange(n_clusters + 1))),
+                                 shape=(n_clusters, n_terms))
 
     uni = per_cluster(doc_of[ok], ids[ok], v)
     both = ok[:-1] & ok[1:] & (doc_of[:-1] == doc_of[1:])
@@ -653,27 +669,51 @@ def _keywords_of_ids(ids: np.ndarray, doc_of: np.ndarray, words: list[str], doc_
     row = np.repeat(np.arange(n_clusters), np.diff(weights.indptr))
     idx = weights.indices
     ranked = idx[np.lexsort((idx < v, -weights.data, row))]
-    # each cluster's first n_keywords * 4, as _drop_contained reads them; each term's string and words made once
+    # each cluster's first n_keywords * 4, as _drop_contained reads them, with their words as ids (a bigram's two)
     place = np.arange(len(ranked)) - weights.indptr[row]
-    top, top_at = np.unique(ranked[place < n_keywords * 4], return_inverse=True)
-    bounds = np.r_[0, np.cumsum(np.minimum(np.diff(weights.indptr), n_keywords * 4))].tolist()
-    names = [term(t) for t in top.tolist()]
-    words_of = [set(t.split()) for t in names]
-    top_at = top_at.ravel().tolist()
-    out = []
-    for c in range(n_clusters):
-        at = top_at[bounds[c]:bounds[c + 1]]
-        out.append(_drop_contained(map(names.__getitem__, at), n_keywords, map(words_of.__getitem__, at)))
-    return out
+    read = place < n_keywords * 4
+    candidates, place = ranked[read].astype(np.int64), place[read]
+    pair = codes[np.maximum(candidates - v, 0)] if len(codes) else np.zeros(len(candidates), np.int64)
+    first_word = np.where(candidates < v, candidates, pair // v)
+    second_word = np.where(candidates < v, -1, pair % v)
+    kept = _drop_contained_ids(first_word, second_word, row[read], place, n_clusters, n_keywords)
+    terms, term_at = np.unique(candidates[kept], return_inverse=True)
+    names = [term(t) for t in terms.tolist()]
+    kept_names = list(map(names.__getitem__, term_at.ravel().tolist()))
+    bounds = np.r_[0, np.cumsum(np.bincount(row[read][kept], minlength=n_clusters))].tolist()
+    return [tuple(kept_names[bounds[c]:bounds[c + 1]]) for c in range(n_clusters)]
 
 
-def _drop_contained(terms: Iterable[str], limit: int, words: Iterable[set[str]] | None = None) -> tuple[str, ...]:
+def _drop_contained_ids(first_word: np.ndarray, second_word: np.ndarray, cluster: np.ndarray, place: np.ndarray,
+                        n_clusters: int, limit: int) -> np.ndarray:
+    """_drop_contained of every cluster at once, over terms as word ids (second_word -1: a single word), each cluster's
+    terms in order (place: 0, 1, ...): which terms it keeps. Step p reads every cluster's p-th term (the Python
+    reading made a set of words for each of ~1M terms at 1M synthetic headlines: 0.45 -> 0.1 s)."""
+    kept = np.zeros(len(first_word), bool)
+    used = np.full((n_clusters, 2 * limit), -1, np.int64)  # the words of the terms kept so far
+    count = np.zeros(n_clusters, np.int64)
+    by_place = np.argsort(place, kind="stable")
+    bounds = np.searchsorted(place[by_place], np.arange(int(place.max()) + 2) if len(place) else [0]).tolist()
+    for p in range(len(bounds) - 1):
+        at = by_place[bounds[p]:bounds[p + 1]]
+        c = cluster[at]
+        a, b = first_word[at], second_word[at]
+        held = used[c]
+        free = ~(held == a[:, None]).any(axis=1) & ((b < 0) | ~(held == b[:, None]).any(axis=1)) & (count[c] < limit)
+        at, c, a, b = at[free], c[free], a[free], b[free]
+        kept[at] = True
+        used[c, 2 * count[c]] = a
+        used[c, 2 * count[c] + 1] = b
+        count[c] += 1
+    return kept
+
+
+def _drop_contained(terms: Iterable[str], limit: int) -> tuple[str, ...]:
     """'contested ballots' and 'ballots districts' say one thing twice: a term sharing a word with a better one is
-    dropped; the first `limit` kept. words: each term's words, where the caller split them once for many clusters
-    (both read only as far as needed)."""
+    dropped; the first `limit` kept."""
     out: list[str] = []
     used: set[str] = set()
-    for t, w in zip(terms, words) if words is not None else ((t, set(t.split())) for t in terms):
+    for t, w in ((t, set(t.split())) for t in terms):
         if len(out) == limit:
             break
         if w & used:

@@ -339,3 +339,44 @@ def test_central_members_are_each_clusters_rows_by_closeness_to_its_mean():
         members = central_members(labels, vecs, 5)
         assert members.rows.tolist() == expected_rows, trial
         assert np.array_equal(members.labels[members.cluster], labels[members.rows])
+
+
+def test_terms_sharing_a_word_with_a_better_one_are_dropped_alike_for_all_clusters_at_once():
+    """_drop_contained_ids (every cluster's ranked terms as word ids, read a place at a time) keeps what _drop_contained
+    keeps reading each cluster's terms as strings."""
+    from service.clustering.naming import _drop_contained, _drop_contained_ids
+
+    rng = np.random.default_rng(6)
+    vocabulary = [f"w{i}" for i in range(12)]
+    for _ in range(200):
+        n_clusters, limit = int(rng.integers(1, 6)), int(rng.integers(0, 5))
+        first, second, cluster, place, expected = [], [], [], [], []
+        for c in range(n_clusters):
+            terms = []
+            for p in range(int(rng.integers(0, 10))):
+                a, b = int(rng.integers(0, 12)), int(rng.integers(-1, 12))  # b -1: a single word; b == a: "w1 w1"
+                first.append(a), second.append(b), cluster.append(c), place.append(p)
+                terms.append(vocabulary[a] if b < 0 else f"{vocabulary[a]} {vocabulary[b]}")
+            expected.append(_drop_contained(terms, limit))
+        kept = _drop_contained_ids(*(np.array(x, np.int64) for x in (first, second, cluster, place)), n_clusters, limit)
+        got = [[] for _ in range(n_clusters)]
+        for k, c, a, b in zip(kept.tolist(), cluster, first, second):
+            if k:
+                got[c].append(vocabulary[a] if b < 0 else f"{vocabulary[a]} {vocabulary[b]}")
+        assert [tuple(g) for g in got] == expected
+
+
+def test_keywords_are_the_same_whether_documents_come_grouped_by_cluster_or_not():
+    """_keywords counts each cluster's documents per term from one sort of (cluster, term, document) where documents
+    come grouped by cluster (as name_clusters reads them), else from pairs summed by scipy: the same keywords."""
+    from service.clustering.naming import _keywords, tokenize
+
+    texts, labels, _ = corpus(copies_of_first=6)
+    tokens = [tokenize(t) for t in texts]
+    grouped = np.argsort(labels, kind="stable")
+    shuffled = np.random.default_rng(7).permutation(len(texts))
+    n = int(labels.max()) + 1
+    for min_clusters in (1, 3):
+        by_group = _keywords([tokens[i] for i in grouped], labels[grouped], n, 6, 0.5, min_clusters)
+        assert by_group == _keywords([tokens[i] for i in shuffled], labels[shuffled], n, 6, 0.5, min_clusters)
+        assert all(by_group)
