@@ -20,7 +20,7 @@ from ..clustering.graph import complete_lists, knn, subgraph
 from ..clustering.hdbscan_fit import Anchor
 from ..clustering.identity import DRIFT_MIN_COSINE, match_clusters
 from ..clustering.levels import persistent, settle, story_moves
-from ..clustering.naming import central_members, name_clusters, name_topics
+from ..clustering.naming import central_members, name_stories_and_topics
 from ..clustering.two_level import TwoLevelParams, fit_two_levels
 from ..domain import NOISE, Headline, unix_seconds
 from .alerts import raise_alerts_safely
@@ -208,13 +208,10 @@ def _name_levels(app: App, doc_ids: np.ndarray, vectors, story_labels: np.ndarra
         reading = pool.submit(app.ledger.document_text_columns, doc_ids)
         members = central_members(story_labels, vectors, STORY_NAME_DOCS)
         titles, descriptions = reading.result()
-    texts = _Texts(titles, descriptions)
-    by_story = name_clusters(texts, story_labels, vectors, titles=titles, descriptions=descriptions,
-                             max_keyword_docs=STORY_NAME_DOCS, members=members)
+    by_story, by_topic = name_stories_and_topics(_Texts(titles, descriptions), story_labels, vectors, story_topic, titles=titles,
+                                                 descriptions=descriptions, max_keyword_docs=STORY_NAME_DOCS, members=members)
     story_names = {int(story_ids[label]): _story_name(name, titles, doc_ids) for label, name in by_story.items()}
-    story_sizes = np.bincount(story_labels[story_labels >= 0], minlength=len(story_topic))
-    topic_names = {int(topic_ids[label]): _topic_name(name, doc_ids, int(topic_ids[label]))
-                   for label, name in name_topics(by_story, story_topic, story_sizes, titles=titles).items()}
+    topic_names = {int(topic_ids[label]): _topic_name(name, doc_ids, int(topic_ids[label])) for label, name in by_topic.items()}
     return story_names, topic_names
 
 

@@ -263,7 +263,7 @@ def test_names_over_token_ids_are_those_of_the_text_by_text_reading_on_real_head
     order = np.argsort(groups, kind="stable")
     for read in (lambda *a: _keywords_and_keys(texts, titles, None, *a), lambda *a: _keywords_and_keys(texts, titles, descriptions, *a),
                  lambda *a: _keywords_and_keys_by_row(texts, titles, *a)):  # every row's headline keys, not only the picked rows'
-        keywords, keys_of = read(order, groups[order], int(groups.max()) + 1, 6, 0.5, 3)
+        keywords, keys_of = read(order, groups[order], int(groups.max()) + 1, 6, 0.5, 3)[:2]
         holders: dict = {}
         for j in range(len(order)):
             for key in keys_of(j):
@@ -380,3 +380,59 @@ def test_keywords_are_the_same_whether_documents_come_grouped_by_cluster_or_not(
         by_group = _keywords([tokens[i] for i in grouped], labels[grouped], n, 6, 0.5, min_clusters)
         assert by_group == _keywords([tokens[i] for i in shuffled], labels[shuffled], n, 6, 0.5, min_clusters)
         assert all(by_group)
+
+
+def test_the_word_following_a_bare_word_is_counted_as_a_counter_of_next_tokens_would():
+    """HeadlineTokens.most_common (every headline's token pairs as ids, counted by one sort) gives, for each word, the
+    token that follows it most often (on a tie the one seen first), its count and the word's total, as Counters of the
+    next token read headline by headline give them; separators count as followers."""
+    from collections import Counter
+
+    from service.clustering.naming import HeadlineTokens, tokenize
+
+    rng = np.random.default_rng(8)
+    pool = ["zac", "efron", "miley", "cyrus", "the", "new", " - ", ": ", "Zac", "x"]
+    for _ in range(100):
+        titles = ["".join(rng.choice(pool, int(rng.integers(0, 7)))) + " " + str(rng.choice(pool)) for _ in range(30)]
+        following = HeadlineTokens.of_titles(titles, list(range(0, 30, 2)) + list(range(1, 30, 3)))
+        rows = [int(r) for r in rng.permutation([*range(0, 30, 2), *range(1, 30, 3)])[: int(rng.integers(0, 25))]]
+        words = ["zac", "miley", "the", "absent", "x"]
+        expected: dict = {}
+        for r in rows:
+            toks = tokenize(titles[r])
+            for a, b in pairwise(toks):
+                if a in words:
+                    expected.setdefault(a, Counter())[b] += 1
+        assert following.most_common(rows, words) == {w: (*c.most_common(1)[0], sum(c.values())) for w, c in expected.items()}
+
+
+@pytest.mark.parametrize("name, label", [("stories_2k_labeled.csv", "story"), ("agnews_4k_labeled.csv", "topic")])
+def test_stories_and_topics_named_together_as_one_after_the_other(name, label):
+    """name_stories_and_topics (the topics' headlines read from the token ids the stories' naming made) names as
+    name_clusters then name_topics over the titles do, on real feeds, with and without descriptions."""
+    import csv
+    from dataclasses import astuple
+
+    from service.clustering.naming import name_stories_and_topics, name_topics
+    from tests.conftest import SHARED_DATA
+
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"{name} not at hand")
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    titles = [r["title"] for r in rows]
+    groups = np.unique([r[label] for r in rows], return_inverse=True)[1].ravel()
+    for descriptions in ([r.get("description") or "" for r in rows], [""] * len(rows)):
+        texts = [" ".join(p) for p in zip(titles, descriptions)]
+        vecs = _word_vectors(texts)
+        for labels in (groups, np.where(np.arange(len(rows)) % 5 == 0, -1, np.arange(len(rows)) % 97)):
+            story_topic = np.arange(int(labels.max()) + 1) % 7
+            sizes = np.bincount(labels[labels >= 0], minlength=len(story_topic))
+            stories = name_clusters(texts, labels, vecs, titles=titles, descriptions=descriptions, max_keyword_docs=30)
+            topics = name_topics(stories, story_topic, sizes, titles=titles)
+            together = name_stories_and_topics(texts, labels, vecs, story_topic, titles=titles, descriptions=descriptions,
+                                               max_keyword_docs=30)
+            assert [{k: astuple(v) for k, v in d.items()} for d in together] == [{k: astuple(v) for k, v in d.items()}
+                                                                                  for d in (stories, topics)]
+            assert any(" " in k for t in topics.values() for k in t.keywords) or name != "stories_2k_labeled.csv"

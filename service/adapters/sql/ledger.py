@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import chain
 
 import numpy as np
 from sqlalchemy import Engine, func, insert, select, update
@@ -168,8 +169,9 @@ class SqlLedger:
         if not len(known):
             return [""] * len(ids), [""] * len(ids)
         order = np.argsort(known, kind="stable")
-        at = np.minimum(np.searchsorted(known[order], ids), len(known) - 1)
-        hit = known[order][at] == ids
+        known = known[order]
+        at = np.minimum(np.searchsorted(known, ids), len(known) - 1)  # ids in order (a rebuild's): a quick lookup
+        hit = known[at] == ids
         pos = np.where(hit, order[at], len(known))  # past the end: the "" appended below
 
         def aligned(column: list[str]) -> list[str]:
@@ -178,11 +180,12 @@ class SqlLedger:
         return aligned(got_titles), aligned(got_descriptions)
 
     def _whole_text_columns(self, ids: np.ndarray) -> tuple[np.ndarray, list[str], list[str]] | None:
-        """(ids, titles, descriptions) of the table's rows among `ids`, where SQLite is asked for much of it (as
-        _text_rows would scan it): each column of TEXT_CHUNK rows joined into one string in SQLite (one query's
-        aggregates see the rows in one order), split here, and only the rows asked for kept, with no Python row made
-        (1M synthetic documents: the fetch's CPU 0.65 -> 0.45 s, with the alignment 0.9-1.0 -> 0.7-0.8 s). One read
-        transaction: every block from one snapshot, as the one scan it replaces.
+        """(ids, titles, descriptions) of all the table's rows, where SQLite is asked for much of it (as _text_rows
+        would scan it): each column of TEXT_CHUNK rows joined into one string in SQLite (one query's aggregates see
+        the rows in one order) and split here, with no Python row made (1M synthetic documents: the fetch's CPU 0.65 ->
+        0.45 s). The caller keeps the rows asked for as it aligns them (each block's ids looked up among all the ids
+        asked for cost 0.9 of the read's 1.6 CPU s at 1M). One read transaction: every block from one snapshot, as
+        the one scan it replaces.
         None on another database, for fewer ids, or where a text holds the joining character itself (then read row
         by row)."""
         if self.engine.dialect.name != "sqlite" or len(ids) <= SCAN_MIN:
@@ -205,22 +208,8 @@ class SqlLedger:
                 blocks.append((np.fromstring(i, dtype=np.int64, sep=","), t, d))
         if not blocks:
             return np.zeros(0, np.int64), [], []
-        # which rows are asked for: one lookup of all the blocks' ids among the sorted ids asked for (np.isin per block
-        # sorted all the ids asked for again each time: 1M documents, 0.9 of the read's 1.6 CPU s; np.isin once, 0.65)
-        known = np.concatenate([b[0] for b in blocks])
-        wanted = ids if np.all(ids[1:] > ids[:-1]) else np.unique(ids)
-        keep = wanted[np.minimum(np.searchsorted(wanted, known), len(wanted) - 1)] == known
-        titles: list[str] = []
-        descriptions: list[str] = []
-        end = 0
-        for block, t, d in blocks:
-            begin, end = end, end + len(block)
-            if not keep[begin:end].all():  # a window: only its rows are kept
-                at = np.flatnonzero(keep[begin:end]).tolist()
-                t, d = [t[j] for j in at], [d[j] for j in at]
-            titles.extend(t)
-            descriptions.extend(d)
-        return known[keep], titles, descriptions
+        return np.concatenate([b[0] for b in blocks]), list(chain.from_iterable(b[1] for b in blocks)), \
+            list(chain.from_iterable(b[2] for b in blocks))
 
     def _text_rows(self, ids: np.ndarray):
         """Batches of (id, title, description or "") for ids, in the table's order. A rebuild asks for most of the
