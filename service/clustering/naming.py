@@ -16,6 +16,7 @@ ids. ``name_clusters(batched=False)`` reads text by text over lists of words: th
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -93,10 +94,13 @@ def central_members(labels: np.ndarray, vectors: np.ndarray, max_keyword_docs: i
         return Members(np.zeros(0, labels.dtype), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(1, np.int64))
     cluster_values, cl = _codes(labels[clustered])
     n_clusters = len(cluster_values)
-    by_cluster = np.argsort(cl, kind="stable")  # each cluster's rows together, in row order
-    grouped, cl_grouped = clustered[by_cluster], cl[by_cluster]
+    # sorted by cluster as 16-bit codes where they fit: numpy sorts those stably by radix (1M: 0.25 -> 0.03 s a sort)
+    codes = cl.astype(np.uint16) if n_clusters <= 1 << 16 else cl
+    by_cluster = np.argsort(codes, kind="stable")  # each cluster's rows together, in row order
+    grouped, cl_grouped, codes = clustered[by_cluster], cl[by_cluster], codes[by_cluster]
     closeness = _closeness(vectors, grouped, np.searchsorted(cl_grouped, np.arange(n_clusters + 1)))
-    order = np.lexsort((-closeness, cl_grouped))  # ties in row order, as grouped holds them
+    order = np.argsort(-closeness, kind="stable")  # then by cluster, stably: np.lexsort((-closeness, cl_grouped))
+    order = order[np.argsort(codes[order], kind="stable")]  # (ties in row order, as grouped holds them)
     rows_sorted, cl_sorted = grouped[order], cl_grouped[order]
     starts = np.searchsorted(cl_sorted, np.arange(n_clusters + 1))
     read = (np.arange(len(order)) - starts[cl_sorted]) < max_keyword_docs
@@ -210,11 +214,13 @@ def _keywords_and_keys(texts: Sequence[str], titles: Sequence[str] | None, descr
         title_list, description_list = pick(titles, rows), pick(descriptions, rows)
         parts = [" "] * (4 * len(rows))  # title, " ", description, BOUNDARY: no string made per row
         parts[0::4], parts[2::4], parts[3::4] = title_list, description_list, [BOUNDARY] * len(rows)
-        ids, starts = vocab.docs("".join(parts[:-1]), len(rows), lambda: [texts[r] for r in rows])
+        joined = "".join(parts[:-1])
         del parts
         own = np.flatnonzero(np.fromiter(map(len, description_list), np.int64, len(rows)) > 0)  # not same_tokens: "title " only
-        own = np.union1d(own, np.flatnonzero([t[-1:] in ENDS_BEFORE_SPACE for t in title_list]))
+        own = np.union1d(own, _ending_before_space(joined, title_list))
         del description_list
+        ids, starts = vocab.docs(joined, len(rows), lambda: [texts[r] for r in rows])
+        del joined
     else:
         text_list = pick(texts, rows)
         ids, starts = vocab.docs(BOUNDARY.join(text_list), len(rows), lambda: text_list)
@@ -265,6 +271,24 @@ def _keywords_and_keys(texts: Sequence[str], titles: Sequence[str] | None, descr
         return {blob[a:end_at[j]], blob[a:b]} if b >= 0 else {blob[a:end_at[j]]}
 
     return keywords, keys_of, headlines
+
+
+_END_BEFORE_EMPTY = re.compile(f"[{re.escape(''.join(sorted(ENDS_BEFORE_SPACE)))}] (?:{BOUNDARY}|\\Z)")
+
+
+def _ending_before_space(joined: str, titles: list[str]) -> np.ndarray:
+    """Rows whose title ends in one of ENDS_BEFORE_SPACE, among those joined as f"{title} {description}" by BOUNDARY,
+    and any other whose text ends in such a character and a space (a description: such a row is read apart anyway).
+    A row with no description ends so in the joined texts: one regex pass finds them (a Python test of each title cost
+    0.1 s at 1M synthetic headlines' 587k read rows); where a text holds BOUNDARY itself, each title is tested."""
+    if joined.count(BOUNDARY) != max(len(titles) - 1, 0):
+        return np.flatnonzero([t[-1:] in ENDS_BEFORE_SPACE for t in titles])
+    rows, seen, at = [], 0, 0
+    for match in _END_BEFORE_EMPTY.finditer(joined):
+        seen += joined.count(BOUNDARY, at, match.start())
+        at = match.start()
+        rows.append(seen)
+    return np.array(rows, np.int64)
 
 
 class _AffixTries:

@@ -210,8 +210,9 @@ def _name_levels(app: App, doc_ids: np.ndarray, vectors, story_labels: np.ndarra
         titles, descriptions = reading.result()
     by_story, by_topic = name_stories_and_topics(_Texts(titles, descriptions), story_labels, vectors, story_topic, titles=titles,
                                                  descriptions=descriptions, max_keyword_docs=STORY_NAME_DOCS, members=members)
-    story_names = {int(story_ids[label]): _story_name(name, titles, doc_ids) for label, name in by_story.items()}
-    topic_names = {int(topic_ids[label]): _topic_name(name, doc_ids, int(topic_ids[label])) for label, name in by_topic.items()}
+    ids, story_ids, topic_ids = doc_ids.tolist(), story_ids.tolist(), topic_ids.tolist()  # plain ints, looked up one by one
+    story_names = {story_ids[label]: _story_name(name, titles, ids) for label, name in by_story.items()}
+    topic_names = {topic_ids[label]: _topic_name(name, ids, topic_ids[label]) for label, name in by_topic.items()}
     return story_names, topic_names
 
 
@@ -313,13 +314,13 @@ def _text(title: str, description: str) -> str:
     return Headline(key="", title=title, description=description, url=None, published_at=None).text
 
 
-def _story_name(name, titles: list[str], doc_ids: np.ndarray) -> SavedName:
+def _story_name(name, titles: list[str], doc_ids: Sequence[int]) -> SavedName:
     """A story is called by its most central headline (people recognise a headline, not a keyword list)."""
     title = titles[name.title_row] if name.title_row >= 0 else ", ".join(name.keywords[:3])
     return (_clip(title) or ", ".join(name.keywords[:3]) or "untitled story", list(name.keywords), [int(doc_ids[r]) for r in name.representatives])
 
 
-def _topic_name(name, doc_ids: np.ndarray, topic_id: int) -> SavedName:
+def _topic_name(name, doc_ids: Sequence[int], topic_id: int) -> SavedName:
     """A topic is broad: its top keywords say more than any one headline."""
     return (", ".join(name.keywords[:3]) or f"topic {topic_id}", list(name.keywords), [int(doc_ids[r]) for r in name.representatives])
 
