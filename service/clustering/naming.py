@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
+from itertools import chain, islice
 
 import numpy as np
 from scipy import sparse
@@ -851,8 +851,8 @@ def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_siz
             terms = ranked[: n_keywords * 4]
             ranked = _joined_names(terms, following.most_common(rows, [x for x in terms if " " not in x]), joined_share)
         largest = members[np.argsort(-np.asarray(story_sizes)[members], kind="stable")]
-        reps = tuple(int(story_names[int(s)].title_row) for s in largest
-                     if int(s) in story_names and story_names[int(s)].title_row >= 0)[:n_representatives]
+        reps = tuple(islice((story_names[s].title_row for s in largest.tolist()
+                             if s in story_names and story_names[s].title_row >= 0), max(n_representatives, 0)))
         names[t] = Name(keywords=_drop_contained(ranked[: n_keywords * 4], n_keywords), representatives=reps,
                         title_row=reps[0] if reps else -1)
     return names
