@@ -214,7 +214,8 @@ def _keywords_and_keys(texts: Sequence[str], titles: Sequence[str] | None, descr
         title_list, description_list = pick(titles, rows), pick(descriptions, rows)
         parts = [" "] * (4 * len(rows))  # title, " ", description, BOUNDARY: no string made per row
         parts[0::4], parts[2::4], parts[3::4] = title_list, description_list, [BOUNDARY] * len(rows)
-        joined = "".join(parts[:-1])
+        del parts[-1:]  # no BOUNDARY after the last text
+        joined = "".join(parts)
         del parts
         own = np.flatnonzero(np.fromiter(map(len, description_list), np.int64, len(rows)) > 0)  # not same_tokens: "title " only
         own = np.union1d(own, _ending_before_space(joined, title_list))

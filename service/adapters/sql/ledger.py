@@ -175,6 +175,8 @@ class SqlLedger:
         pos = np.where(hit, order[at], len(known))  # past the end: the "" appended below
 
         def aligned(column: list[str]) -> list[str]:
+            if not any(column):  # a feed without descriptions
+                return [""] * len(ids)
             return np.array(column + [""], dtype=object)[pos].tolist()
 
         return aligned(got_titles), aligned(got_descriptions)
