@@ -94,7 +94,8 @@ def central_members(labels: np.ndarray, vectors: np.ndarray, max_keyword_docs: i
         return Members(np.zeros(0, labels.dtype), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(1, np.int64))
     cluster_values, cl = _codes(labels[clustered])
     n_clusters = len(cluster_values)
-    # sorted by cluster as 16-bit codes where they fit: numpy sorts those stably by radix (1M: 0.25 -> 0.03 s a sort)
+    # sorted by cluster as 16-bit codes where they fit: numpy sorts those stably by radix (900k rows: 0.07 -> 0.008 s;
+    # with the closeness sort, 0.17 s of np.lexsort -> 0.11)
     codes = cl.astype(np.uint16) if n_clusters <= 1 << 16 else cl
     by_cluster = np.argsort(codes, kind="stable")  # each cluster's rows together, in row order
     grouped, cl_grouped, codes = clustered[by_cluster], cl[by_cluster], codes[by_cluster]
