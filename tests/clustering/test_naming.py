@@ -431,8 +431,9 @@ def test_stories_and_topics_named_together_as_one_after_the_other(name, label):
             sizes = np.bincount(labels[labels >= 0], minlength=len(story_topic))
             stories = name_clusters(texts, labels, vecs, titles=titles, descriptions=descriptions, max_keyword_docs=30)
             topics = name_topics(stories, story_topic, sizes, titles=titles)
-            together = name_stories_and_topics(texts, labels, vecs, story_topic, titles=titles, descriptions=descriptions,
-                                               max_keyword_docs=30)
-            assert [{k: astuple(v) for k, v in d.items()} for d in together] == [{k: astuple(v) for k, v in d.items()}
-                                                                                  for d in (stories, topics)]
+            for given in (descriptions, None):  # None: the texts read as they are, titles apart
+                together = name_stories_and_topics(texts, labels, vecs, story_topic, titles=titles, descriptions=given,
+                                                   max_keyword_docs=30)
+                assert [{k: astuple(v) for k, v in d.items()} for d in together] == [{k: astuple(v) for k, v in d.items()}
+                                                                                      for d in (stories, topics)]
             assert any(" " in k for t in topics.values() for k in t.keywords) or name != "stories_2k_labeled.csv"
