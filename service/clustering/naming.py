@@ -511,7 +511,9 @@ def _closeness(vectors: np.ndarray, rows: np.ndarray, starts: np.ndarray, chunk:
         centre = mean(total, b - a)
         for s in range(a, b, chunk):
             piece = gather(s, min(b, s + chunk))
-            out[s:s + len(piece)] = np.einsum("ij,ij->i", piece, np.broadcast_to(centre, piece.shape))
+            centre_at = centre_of_row[:len(piece)]
+            centre_at[:] = centre  # the same operands as a piece of small clusters gives einsum
+            out[s:s + len(piece)] = np.einsum("ij,ij->i", piece, centre_at)
         c += 1
     return out
 
