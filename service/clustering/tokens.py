@@ -22,6 +22,10 @@ CUT = "\x00"  # stands for a cut outlet suffix: where a headline ends and its de
 BOUNDARY = "\x02"  # joins texts tokenized in one pass: a hard stop for every token pattern, entity and case rule
 _TOKEN = re.compile(r"\s[-|\u2013\u2014\u2022\u00b7]+\s|:\s|•|\b[^\W\d_][\w\-]*\w")
 _TOKEN_OR_BOUNDARY = re.compile(_TOKEN.pattern + "|" + BOUNDARY)
+# the same pattern for text of ASCII characters only, with ASCII classes (the same tokens: on ASCII characters the
+# Unicode classes differ only in \s, which also holds \x1c-\x1f there); the regex reads it ~30% faster (1M synthetic
+# headlines' 587k read rows: 0.67 -> 0.48 CPU s)
+_ASCII_TOKEN_OR_BOUNDARY = re.compile(_TOKEN_OR_BOUNDARY.pattern.replace(r"\s", r"[\s\x1c-\x1f]"), re.ASCII)
 SEP_ID, CUT_ID, BOUNDARY_ID = 0, 1, -1
 _ID_SPAN = 1 << 32  # a trie's (node, token id) pair as one int64: node * _ID_SPAN + id
 # a title ending in one of these may tokenize otherwise with a space after it: ":" and " -" are separators only then
@@ -64,7 +68,12 @@ def _joined_tokens(joined: str, n: int) -> list[str] | None:
     """The raw tokens of n texts joined by BOUNDARY, BOUNDARY between two texts' (None where a text holds BOUNDARY
     itself): each text's as tokenize finds them before mapping separators to SEP."""
     lowered = _lowered_joined(joined, n)
-    return None if lowered is None else _TOKEN_OR_BOUNDARY.findall(lowered)
+    return None if lowered is None else _token_pattern(lowered).findall(lowered)
+
+
+def _token_pattern(text: str) -> re.Pattern:
+    """_TOKEN_OR_BOUNDARY, or its ASCII twin where the text is ASCII only."""
+    return _ASCII_TOKEN_OR_BOUNDARY if text.isascii() else _TOKEN_OR_BOUNDARY
 
 
 def _lowered_joined(joined: str, n: int) -> str | None:
@@ -148,10 +157,12 @@ class Vocabulary:
             return None
         parts = []
         start = 0
+        ascii_only = lowered.isascii()
         while start < len(lowered):
             end = lowered.find(BOUNDARY, start + block)  # a block ends with a boundary: no token spans it, and the
             end = len(lowered) if end < 0 else end + 1  # next block's first token sees it before it, as \b does
-            tokens = _TOKEN_OR_BOUNDARY.findall(lowered, start, end)
+            pattern = _ASCII_TOKEN_OR_BOUNDARY if ascii_only else _token_pattern(lowered[start:end])
+            tokens = pattern.findall(lowered, start, end)
             parts.append(np.fromiter(map(self.index.__getitem__, tokens), np.int64, len(tokens)))
             start = end
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)

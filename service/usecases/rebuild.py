@@ -20,7 +20,7 @@ from ..clustering.graph import complete_lists, knn, subgraph
 from ..clustering.hdbscan_fit import Anchor
 from ..clustering.identity import DRIFT_MIN_COSINE, match_clusters
 from ..clustering.levels import persistent, settle, story_moves
-from ..clustering.naming import central_members, name_clusters, name_topics
+from ..clustering.naming import central_members, name_stories_and_topics
 from ..clustering.two_level import TwoLevelParams, fit_two_levels
 from ..domain import NOISE, Headline, unix_seconds
 from .alerts import raise_alerts_safely
@@ -208,13 +208,11 @@ def _name_levels(app: App, doc_ids: np.ndarray, vectors, story_labels: np.ndarra
         reading = pool.submit(app.ledger.document_text_columns, doc_ids)
         members = central_members(story_labels, vectors, STORY_NAME_DOCS)
         titles, descriptions = reading.result()
-    texts = _Texts(titles, descriptions)
-    by_story = name_clusters(texts, story_labels, vectors, titles=titles, descriptions=descriptions,
-                             max_keyword_docs=STORY_NAME_DOCS, members=members)
-    story_names = {int(story_ids[label]): _story_name(name, titles, doc_ids) for label, name in by_story.items()}
-    story_sizes = np.bincount(story_labels[story_labels >= 0], minlength=len(story_topic))
-    topic_names = {int(topic_ids[label]): _topic_name(name, doc_ids, int(topic_ids[label]))
-                   for label, name in name_topics(by_story, story_topic, story_sizes, titles=titles).items()}
+    by_story, by_topic = name_stories_and_topics(_Texts(titles, descriptions), story_labels, vectors, story_topic, titles=titles,
+                                                 descriptions=descriptions, max_keyword_docs=STORY_NAME_DOCS, members=members)
+    ids, story_ids, topic_ids = doc_ids.tolist(), story_ids.tolist(), topic_ids.tolist()  # plain ints, looked up one by one
+    story_names = {story_ids[label]: _story_name(name, titles, ids) for label, name in by_story.items()}
+    topic_names = {topic_ids[label]: _topic_name(name, ids, topic_ids[label]) for label, name in by_topic.items()}
     return story_names, topic_names
 
 
@@ -316,13 +314,13 @@ def _text(title: str, description: str) -> str:
     return Headline(key="", title=title, description=description, url=None, published_at=None).text
 
 
-def _story_name(name, titles: list[str], doc_ids: np.ndarray) -> SavedName:
+def _story_name(name, titles: list[str], doc_ids: Sequence[int]) -> SavedName:
     """A story is called by its most central headline (people recognise a headline, not a keyword list)."""
     title = titles[name.title_row] if name.title_row >= 0 else ", ".join(name.keywords[:3])
     return (_clip(title) or ", ".join(name.keywords[:3]) or "untitled story", list(name.keywords), [int(doc_ids[r]) for r in name.representatives])
 
 
-def _topic_name(name, doc_ids: np.ndarray, topic_id: int) -> SavedName:
+def _topic_name(name, doc_ids: Sequence[int], topic_id: int) -> SavedName:
     """A topic is broad: its top keywords say more than any one headline."""
     return (", ".join(name.keywords[:3]) or f"topic {topic_id}", list(name.keywords), [int(doc_ids[r]) for r in name.representatives])
 

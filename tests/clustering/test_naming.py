@@ -263,7 +263,7 @@ def test_names_over_token_ids_are_those_of_the_text_by_text_reading_on_real_head
     order = np.argsort(groups, kind="stable")
     for read in (lambda *a: _keywords_and_keys(texts, titles, None, *a), lambda *a: _keywords_and_keys(texts, titles, descriptions, *a),
                  lambda *a: _keywords_and_keys_by_row(texts, titles, *a)):  # every row's headline keys, not only the picked rows'
-        keywords, keys_of = read(order, groups[order], int(groups.max()) + 1, 6, 0.5, 3)
+        keywords, keys_of = read(order, groups[order], int(groups.max()) + 1, 6, 0.5, 3)[:2]
         holders: dict = {}
         for j in range(len(order)):
             for key in keys_of(j):
@@ -297,3 +297,143 @@ def test_texts_tokenized_in_one_pass_as_one_by_one():
         if whole_ids is not None:
             assert ([in_blocks.words[i] if i >= 0 else BOUNDARY for i in block_ids.tolist()]
                     == [whole.words[i] if i >= 0 else BOUNDARY for i in whole_ids.tolist()]), texts
+
+
+def test_the_ascii_token_pattern_finds_what_the_unicode_one_finds_on_ascii_text():
+    """An ASCII-only block is read with ASCII classes (tokens._ASCII_TOKEN_OR_BOUNDARY): on any mix of the 128 ASCII
+    characters (\\x1c-\\x1f are whitespace to Unicode \\s) it finds the very tokens the Unicode pattern finds."""
+    from service.clustering.tokens import _ASCII_TOKEN_OR_BOUNDARY, _TOKEN_OR_BOUNDARY
+
+    rng = np.random.default_rng(3)
+    ascii_chars = np.array([chr(i) for i in range(128)] + [" ", "a", "b", "-", ":", "|"] * 8)
+    for _ in range(3000):
+        text = "".join(rng.choice(ascii_chars, int(rng.integers(0, 30))))
+        assert _ASCII_TOKEN_OR_BOUNDARY.findall(text) == _TOKEN_OR_BOUNDARY.findall(text), repr(text)
+
+
+def test_central_members_are_each_clusters_rows_by_closeness_to_its_mean():
+    """central_members (pieces of clusters gathered once, a cluster larger than a piece summed piece by piece) orders
+    each cluster's rows as the plain reading does: the mean as the rows added one by one in row order (float32 kept),
+    closeness as the dot product with it, ties in row order; labels of any values."""
+    from service.clustering.naming import central_members
+
+    rng = np.random.default_rng(4)
+    for trial in range(8):
+        n = 9_000 if trial == 0 else int(rng.integers(1, 3000))
+        labels = rng.integers(-1, int(rng.integers(1, 40)), n)
+        if trial % 3 == 0:
+            labels = np.where(rng.random(n) < 0.95, 7, labels)  # trial 0: one cluster over more than a piece (8,192 rows)
+        if trial % 4 == 1:
+            labels = np.where(labels >= 0, labels * 10_000 + 5, -1)  # labels far apart
+        vecs = rng.standard_normal((n, 8)).astype(np.float32 if trial % 2 == 0 else np.float64)
+        vecs[rng.random(n) < 0.1] = vecs[0]  # ties
+        expected_rows = []
+        for label in np.unique(labels[labels >= 0]):
+            rows = np.flatnonzero(labels == label)
+            total = vecs[rows[0]].copy()
+            for r in rows[1:]:
+                total = total + vecs[r]
+            centre = (total.astype(np.float64) / len(rows)).astype(vecs.dtype)
+            closeness = np.einsum("ij,ij->i", vecs[rows], np.repeat(centre[None], len(rows), axis=0))
+            expected_rows.extend(rows[np.argsort(-closeness, kind="stable")][:5].tolist())
+        members = central_members(labels, vecs, 5)
+        assert members.rows.tolist() == expected_rows, trial
+        assert np.array_equal(members.labels[members.cluster], labels[members.rows])
+
+
+def test_terms_sharing_a_word_with_a_better_one_are_dropped_alike_for_all_clusters_at_once():
+    """_drop_contained_ids (every cluster's ranked terms as word ids, read a place at a time) keeps what _drop_contained
+    keeps reading each cluster's terms as strings."""
+    from service.clustering.naming import _drop_contained, _drop_contained_ids
+
+    rng = np.random.default_rng(6)
+    vocabulary = [f"w{i}" for i in range(12)]
+    for _ in range(200):
+        n_clusters, limit = int(rng.integers(1, 6)), int(rng.integers(0, 5))
+        first, second, cluster, place, expected = [], [], [], [], []
+        for c in range(n_clusters):
+            terms = []
+            for p in range(int(rng.integers(0, 10))):
+                a, b = int(rng.integers(0, 12)), int(rng.integers(-1, 12))  # b -1: a single word; b == a: "w1 w1"
+                first.append(a), second.append(b), cluster.append(c), place.append(p)
+                terms.append(vocabulary[a] if b < 0 else f"{vocabulary[a]} {vocabulary[b]}")
+            expected.append(_drop_contained(terms, limit))
+        kept = _drop_contained_ids(*(np.array(x, np.int64) for x in (first, second, cluster, place)), n_clusters, limit)
+        got = [[] for _ in range(n_clusters)]
+        for k, c, a, b in zip(kept.tolist(), cluster, first, second):
+            if k:
+                got[c].append(vocabulary[a] if b < 0 else f"{vocabulary[a]} {vocabulary[b]}")
+        assert [tuple(g) for g in got] == expected
+
+
+def test_keywords_are_the_same_whether_documents_come_grouped_by_cluster_or_not():
+    """_keywords counts each cluster's documents per term from one sort of (cluster, term, document) where documents
+    come grouped by cluster (as name_clusters reads them), else from pairs summed by scipy: the same keywords."""
+    from service.clustering.naming import _keywords, tokenize
+
+    texts, labels, _ = corpus(copies_of_first=6)
+    tokens = [tokenize(t) for t in texts]
+    grouped = np.argsort(labels, kind="stable")
+    shuffled = np.random.default_rng(7).permutation(len(texts))
+    n = int(labels.max()) + 1
+    for min_clusters in (1, 3):
+        by_group = _keywords([tokens[i] for i in grouped], labels[grouped], n, 6, 0.5, min_clusters)
+        assert by_group == _keywords([tokens[i] for i in shuffled], labels[shuffled], n, 6, 0.5, min_clusters)
+        assert all(by_group)
+
+
+def test_the_word_following_a_bare_word_is_counted_as_a_counter_of_next_tokens_would():
+    """HeadlineTokens.most_common (every headline's token pairs as ids, counted by one sort) gives, for each word, the
+    token that follows it most often (on a tie the one seen first), its count and the word's total, as Counters of the
+    next token read headline by headline give them; separators count as followers."""
+    from collections import Counter
+
+    from service.clustering.naming import HeadlineTokens, tokenize
+
+    rng = np.random.default_rng(8)
+    pool = ["zac", "efron", "miley", "cyrus", "the", "new", " - ", ": ", "Zac", "x"]
+    for _ in range(100):
+        titles = ["".join(rng.choice(pool, int(rng.integers(0, 7)))) + " " + str(rng.choice(pool)) for _ in range(30)]
+        following = HeadlineTokens.of_titles(titles, list(range(0, 30, 2)) + list(range(1, 30, 3)))
+        rows = [int(r) for r in rng.permutation([*range(0, 30, 2), *range(1, 30, 3)])[: int(rng.integers(0, 25))]]
+        words = ["zac", "miley", "the", "absent", "x"]
+        expected: dict = {}
+        for r in rows:
+            toks = tokenize(titles[r])
+            for a, b in pairwise(toks):
+                if a in words:
+                    expected.setdefault(a, Counter())[b] += 1
+        assert following.most_common(rows, words) == {w: (*c.most_common(1)[0], sum(c.values())) for w, c in expected.items()}
+
+
+@pytest.mark.parametrize("name, label", [("stories_2k_labeled.csv", "story"), ("agnews_4k_labeled.csv", "topic")])
+def test_stories_and_topics_named_together_as_one_after_the_other(name, label):
+    """name_stories_and_topics (the topics' headlines read from the token ids the stories' naming made) names as
+    name_clusters then name_topics over the titles do, on real feeds, with and without descriptions."""
+    import csv
+    from dataclasses import astuple
+
+    from service.clustering.naming import name_stories_and_topics, name_topics
+    from tests.conftest import SHARED_DATA
+
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"{name} not at hand")
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    titles = [r["title"] for r in rows]
+    groups = np.unique([r[label] for r in rows], return_inverse=True)[1].ravel()
+    for descriptions in ([r.get("description") or "" for r in rows], [""] * len(rows)):
+        texts = [" ".join(p) for p in zip(titles, descriptions)]
+        vecs = _word_vectors(texts)
+        for labels in (groups, np.where(np.arange(len(rows)) % 5 == 0, -1, np.arange(len(rows)) % 97)):
+            story_topic = np.arange(int(labels.max()) + 1) % 7
+            sizes = np.bincount(labels[labels >= 0], minlength=len(story_topic))
+            stories = name_clusters(texts, labels, vecs, titles=titles, descriptions=descriptions, max_keyword_docs=30)
+            topics = name_topics(stories, story_topic, sizes, titles=titles)
+            for given in (descriptions, None):  # None: the texts read as they are, titles apart
+                together = name_stories_and_topics(texts, labels, vecs, story_topic, titles=titles, descriptions=given,
+                                                   max_keyword_docs=30)
+                assert [{k: astuple(v) for k, v in d.items()} for d in together] == [{k: astuple(v) for k, v in d.items()}
+                                                                                      for d in (stories, topics)]
+            assert any(" " in k for t in topics.values() for k in t.keywords) or name != "stories_2k_labeled.csv"
