@@ -44,6 +44,9 @@ RETRAIN_LEAD = 0.1
 # ...at most this many rows: until then both indexes are held (1.5 GB each at 1M 384-d rows), and a slow stream takes
 # days to bring 10% of a large collection.
 RETRAIN_LEAD_MAX_ROWS = 100_000
+# The retrain's faiss threads: the cores the writer's join leaves (its two threads), at least one. faiss's OpenMP team
+# in the retrain thread is its own; at full width beside the join's it would spin-wait on cores the join needs.
+RETRAIN_THREADS = max(1, len(os.sched_getaffinity(0)) - 2) if hasattr(os, "sched_getaffinity") else 1
 # The saved index is written again when at least this share of its rows was added since it was saved.
 RESAVE_SHARE = 0.1
 
@@ -257,7 +260,10 @@ class _Retrain:
         self._thread.start()
 
     def _run(self) -> None:
+        import faiss
+
         try:
+            faiss.omp_set_num_threads(RETRAIN_THREADS)  # this thread's own OpenMP setting; the writer's keeps its own
             rows = self.started_at
             x = np.asarray(self._vectors()[:rows], dtype=np.float32)
             if len(x) < rows:
