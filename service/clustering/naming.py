@@ -220,6 +220,8 @@ def _keywords_and_keys(texts: Sequence[str], titles: Sequence[str] | None, descr
         del parts
         own = np.flatnonzero(np.fromiter(map(len, description_list), np.int64, len(rows)) > 0)  # not same_tokens: "title " only
         own = np.union1d(own, _ending_before_space(joined, title_list))
+        if "&" in joined:  # an entity decoded to a separator may end a title too (tokens._ends_alike)
+            own = np.union1d(own, np.flatnonzero(["&" in t for t in title_list]))
         del description_list
         ids, starts = vocab.docs(joined, len(rows), lambda: [texts[r] for r in rows])
         del joined
@@ -830,7 +832,7 @@ def name_topics(story_names: dict[int, Name], story_topic: np.ndarray, story_siz
     common = {term for term, k in spread.items() if len(topics) >= min_topics and k >= min_topics and k >= common_share * len(topics)}
     names: dict[int, Name] = {}
     if titles is not None:  # every topic's headlines tokenized in one pass
-        following = headlines or HeadlineTokens.of_titles(titles, [r for name in story_names.values() for r in name.representatives])
+        following = headlines if headlines is not None else HeadlineTokens.of_titles(titles, [r for name in story_names.values() for r in name.representatives])
     idf: dict[str, float] = {}  # each term's np.log1p(avg / total[term]), computed once
     for t, i in index.items():
         weight = {}
@@ -903,7 +905,10 @@ class HeadlineTokens:
         """For each of words that these headlines (rows, in this order) hold before another token: (the token that
         follows it most often, on a tie the one seen first; how often it does; how often a token follows the word),
         as a Counter of the next tokens, read headline by headline, gives them."""
-        at = np.searchsorted(self.rows, np.asarray(rows, np.int64))
+        asked = np.asarray(rows, np.int64)
+        at = np.minimum(np.searchsorted(self.rows, asked), max(len(self.rows) - 1, 0))
+        if len(asked) and (not len(self.rows) or not np.array_equal(self.rows[at], asked)):
+            raise ValueError("headlines asked for that these tokens do not hold (another naming's rows?)")
         begin, n_pairs = self.begin[at], np.maximum(self.end[at] - self.begin[at] - 1, 0)
         first = np.repeat(begin - np.cumsum(n_pairs) + n_pairs, n_pairs) + np.arange(int(n_pairs.sum()))
         index = self.vocab.index

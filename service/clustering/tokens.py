@@ -42,8 +42,14 @@ def tokenize(text: str) -> list[str]:
 
 def same_tokens(title: str, text: str) -> bool:
     """Whether a title tokenizes as its text does: the text is the title and an empty description ("title "), and the
-    space added cannot make a separator of the title's end."""
-    return len(text) == len(title) + 1 and text.endswith(" ") and text.startswith(title) and title[-1:] not in ENDS_BEFORE_SPACE
+    space added cannot make a separator of the title's end (nor of an entity there, decoded first: a title holding
+    "&" is read apart)."""
+    return len(text) == len(title) + 1 and text.endswith(" ") and text.startswith(title) and _ends_alike(title)
+
+
+def _ends_alike(title: str) -> bool:
+    """Whether a space after the title leaves its last token as it was."""
+    return title[-1:] not in ENDS_BEFORE_SPACE and "&" not in title
 
 
 def tokenize_each(texts: list[str]) -> list[list[str]]:
@@ -96,7 +102,7 @@ def same_tokens_each(titles: list[str], texts: list[str], block: int = 4096) -> 
         if f" {BOUNDARY}".join(t) + " " != BOUNDARY.join(x):  # lengths agree row by row: equal joins, equal rows
             same[part] = [a == b + " " for a, b in zip(x, t)]
     at = np.flatnonzero(same).tolist()
-    same[at] = [titles[i][-1:] not in ENDS_BEFORE_SPACE for i in at]
+    same[at] = [_ends_alike(titles[i]) for i in at]
     return same
 
 

@@ -257,3 +257,7 @@ def test_a_whole_table_read_joined_in_sqlite_equals_reading_row_by_row(tmp_path,
         titles, descriptions = ledger.document_text_columns(asked)
         assert titles == [by_id.get(i, ("", ""))[0] for i in asked.tolist()]
         assert descriptions == [by_id.get(i, ("", ""))[1] for i in asked.tolist()]
+    if not joiner_in_a_text:  # a window's read holds its own rows only, not the whole table's texts
+        window = ids[:2_100]  # past SCAN_MIN, fewer than the table holds
+        held = ledger._whole_text_columns(window)[0]
+        assert sorted(held.tolist()) == sorted(set(window.tolist()) & set(by_id))

@@ -437,3 +437,23 @@ def test_stories_and_topics_named_together_as_one_after_the_other(name, label):
                 assert [{k: astuple(v) for k, v in d.items()} for d in together] == [{k: astuple(v) for k, v in d.items()}
                                                                                       for d in (stories, topics)]
             assert any(" " in k for t in topics.values() for k in t.keywords) or name != "stories_2k_labeled.csv"
+
+
+def test_a_title_ending_in_an_encoded_separator_names_its_topic_as_the_title_alone_does():
+    """Topics read each title's own tokens: a title whose last entity decodes to a dash ("... Zac &#8211;") must not
+    take the separator the space after it makes in "title " (a review found "zac efron" lost to it)."""
+    from service.clustering.naming import name_stories_and_topics, name_topics
+
+    titles = ["Zac Efron film premiere tonight", "Zac Efron lands a big role", "Fans cheer for Zac &#8211;"]
+    titles += [f"Zac {w} again today" for w in ["smiles", "waves", "sings", "dances", "laughs", "runs", "jumps"]]
+    descriptions = [""] * len(titles)
+    texts = [f"{t} " for t in titles]
+    vecs = np.zeros((len(titles), 20), np.float32)
+    vecs[:, 0] = np.where(np.arange(len(titles)) < 3, 2.0, 1.0)
+    vecs[np.arange(len(titles)), 1 + np.arange(len(titles))] = 1.0
+    labels = np.zeros(len(titles), np.int64)
+    story_topic = np.array([0])
+    stories = name_clusters(texts, labels, vecs, titles=titles, descriptions=descriptions)
+    topics = name_topics(stories, story_topic, np.bincount(labels), titles=titles)
+    assert name_stories_and_topics(texts, labels, vecs, story_topic, titles=titles, descriptions=descriptions) == (stories, topics)
+    assert "zac efron" in topics[0].keywords
