@@ -218,6 +218,19 @@ def test_batched_representatives_are_those_of_a_row_by_row_reading():
                 assert {k: astuple(v) for k, v in now.items()} == {k: astuple(v) for k, v in read.items()}, (seed, docs)
 
 
+def _real_rows(name: str) -> list[dict]:
+    """The rows of a real headline file in ../shared/data (the test is skipped where it is not at hand)."""
+    import csv
+
+    from tests.conftest import SHARED_DATA
+
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"{name} not at hand")
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def _word_vectors(texts: list[str], dim: int = 64) -> np.ndarray:
     """Bag-of-words vectors (each word hashed to a dimension): repeated headlines land at cosine > 0.95 without a model."""
     from zlib import crc32
@@ -238,16 +251,9 @@ def test_names_over_token_ids_are_those_of_the_text_by_text_reading_on_real_head
     """The id-based reading (one tokenizer pass, affixes cut over all documents at once, keys as id ranges) names every
     cluster as the text-by-text reading (batched=False) does on real feeds: outlet suffixes, separators, entities,
     non-ASCII, descriptions."""
-    import csv
     from dataclasses import astuple
 
-    from tests.conftest import SHARED_DATA
-
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.skip(f"{name} not at hand")
-    with path.open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = _real_rows(name)
     titles = [r["title"] for r in rows]
     descriptions = [r.get("description") or "" for r in rows]
     texts = [" ".join(p) for p in zip(titles, descriptions)]
@@ -410,17 +416,11 @@ def test_the_word_following_a_bare_word_is_counted_as_a_counter_of_next_tokens_w
 def test_stories_and_topics_named_together_as_one_after_the_other(name, label):
     """name_stories_and_topics (the topics' headlines read from the token ids the stories' naming made) names as
     name_clusters then name_topics over the titles do, on real feeds, with and without descriptions."""
-    import csv
     from dataclasses import astuple
 
     from service.clustering.naming import name_stories_and_topics, name_topics
-    from tests.conftest import SHARED_DATA
 
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.skip(f"{name} not at hand")
-    with path.open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = _real_rows(name)
     titles = [r["title"] for r in rows]
     groups = np.unique([r[label] for r in rows], return_inverse=True)[1].ravel()
     for descriptions in ([r.get("description") or "" for r in rows], [""] * len(rows)):
