@@ -85,8 +85,8 @@ class LiveIndex:
             if index is None or index.ntotal > rows:
                 self._cancel_retrain()
                 index = self._built(rows, vectors, None)
-            elif index.ntotal < rows:
-                index.add(np.ascontiguousarray(vectors()[index.ntotal:rows], dtype=np.float32))
+            else:
+                _extend(index, rows, vectors)
             self._index = index
             if self._retrain_from is None and rows > self._exact_max_n and rows > RETRAIN_GROWTH * self._built_at:
                 self._retrain_from = rows
@@ -118,8 +118,7 @@ class LiveIndex:
         except Exception as exc:  # noqa: BLE001 - a failed background build is done again here, in the open
             log.warning("live index retrain failed in the background (%s): built again", exc)
             return self._built(rows, vectors, list_centres(self._index))
-        if index.ntotal < rows:
-            index.add(np.ascontiguousarray(vectors()[index.ntotal:rows], dtype=np.float32))
+        _extend(index, rows, vectors)
         self._index, self._built_at = index, retrain.started_at
         log.info("live index retrained over %d rows (waited %.1f s)", retrain.started_at, time.perf_counter() - t0)
         self._save()
@@ -243,6 +242,12 @@ class LiveIndex:
             os.replace(tmp_info, self._info_path)
         except OSError as exc:  # a full disk: the next start retrains from where it stands then
             log.warning("live index info not saved (%s)", exc)
+
+
+def _extend(index, rows: int, vectors: Callable[[], np.ndarray]) -> None:
+    """The copy's rows index.ntotal..rows-1 added to an index over its first rows (none where it holds them all)."""
+    if index.ntotal < rows:
+        index.add(np.ascontiguousarray(vectors()[index.ntotal:rows], dtype=np.float32))
 
 
 class _Retrain:

@@ -472,11 +472,13 @@ class CachedVectorStore:
         if rows == 0:
             return np.zeros((0, META_COLUMNS), np.int64), np.zeros((0, self.dim), np.float32)
         meta = np.fromfile(self._meta_path, dtype=np.int64, count=rows * META_COLUMNS).reshape(rows, META_COLUMNS)
-        return meta, np.memmap(self._vec_path, dtype=np.float32, mode="r", shape=(rows, self.dim))
+        return meta, self._vector_rows(rows)
 
-    def _vector_rows(self) -> np.ndarray:
-        """The copy's complete vector rows, mapped (what the live index is built from; no meta read)."""
-        rows = self._complete_rows() if self._trusted else 0
+    def _vector_rows(self, rows: int | None = None) -> np.ndarray:
+        """The copy's first rows vector rows (default: every complete one), mapped (what the live index is built
+        from; no meta read)."""
+        if rows is None:
+            rows = self._complete_rows() if self._trusted else 0
         if rows == 0:
             return np.zeros((0, self.dim), np.float32)
         return np.memmap(self._vec_path, dtype=np.float32, mode="r", shape=(rows, self.dim))
