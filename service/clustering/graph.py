@@ -106,7 +106,7 @@ def search_index(index, queries: np.ndarray, k: int) -> Neighbours:
     """Rows of the indexed vectors nearest each query (the queries are not in the index)."""
     k = max(1, min(k, index.ntotal))
     sims, idx = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-    dist = cosine_to_distance(sims)
+    dist = cosine_to_distance(np.where(idx < 0, np.float32(-1), sims))  # faiss's -FLT_MAX past the rows found
     dist[idx < 0] = np.inf
     return Neighbours(idx.astype(np.int64), dist)
 
@@ -248,6 +248,8 @@ def join_new_rows(probed: Probed, new: np.ndarray, first_row: int, kth_distance:
 def _join(probed: Probed, new: np.ndarray, first_row: int, kth_distance: np.ndarray, k: int):
     from threadpoolctl import threadpool_limits
 
+    from .graph_kernels import passing_pairs
+
     floor = probed.floor
     nq = len(new)
     # cosine of each older row's k-th; +inf for the new rows, whose own lists are found apart: compared in place, no
@@ -264,9 +266,7 @@ def _join(probed: Probed, new: np.ndarray, first_row: int, kth_distance: np.ndar
                 threshold = kth_cos[ids]
                 for q, sim in _block_similarities(new, queries, vectors):
                     least = _kth_largest(sim, k + 1) if bound is None else bound[q]  # an exact index's block holds every row
-                    qi, mi = np.nonzero(sim >= np.minimum(threshold, least[:, None]))
-                    s = sim[qi, mi]
-                    offer, mine = s >= threshold[mi], s >= least[qi]
+                    qi, mi, s, offer, mine = passing_pairs(sim, threshold, least)
                     offers.add(ids[mi[offer]], q[qi[offer]] + first_row, s[offer])
                     found.add(q[qi[mine]], ids[mi[mine]], s[mine])
         return offers, found
@@ -346,7 +346,6 @@ def _nearest_found(found: _Pairs, nq: int, width: int) -> Neighbours:
 # The pass follows this many nearest of a new row's neighbours, and that many of each one's list (bench/graph_replay.py,
 # 200k, insert CPU s / recall: no pass 54.7 / 0.929; 8: 58.7 / 0.939; 11: 66.2 / 0.941; 15: 76.4 / 0.943).
 REFINE_WIDTH = 8
-REFINE_CHUNK = 512  # new rows whose candidates are gathered at a time in refine_new_rows (512 x ~100 x 384 floats)
 
 
 def refine_new_rows(vectors, older_lists: np.ndarray, own: Neighbours, first_row: int, kth_distance: np.ndarray, k: int):
@@ -445,14 +444,12 @@ def _unlisted(cand: np.ndarray, rows: np.ndarray, listed: np.ndarray) -> np.ndar
 
 
 def _gathered_cosines(vectors, cand: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """Cosine of each query with each of its candidates (-inf at -1), the candidates' vectors gathered
-    REFINE_CHUNK queries at a time from `vectors` (a memory map)."""
-    sims = np.full(cand.shape, -np.inf, np.float32)
-    for s in range(0, len(cand), REFINE_CHUNK):
-        c = cand[s : s + REFINE_CHUNK]
-        got = np.asarray(vectors[np.maximum(c, 0).ravel()], np.float32).reshape(c.shape + (queries.shape[1],))
-        sims[s : s + REFINE_CHUNK] = np.where(c >= 0, (got @ queries[s : s + REFINE_CHUNK, :, None])[..., 0], -np.inf)
-    return sims
+    """Cosine of each query with each of its candidates (-inf at -1), each candidate's vector read in place from
+    `vectors` (a memory map)."""
+    from .graph_kernels import gathered_cosines
+
+    return gathered_cosines(np.asarray(vectors, np.float32), np.ascontiguousarray(cand, np.int64),
+                            np.ascontiguousarray(queries, np.float32))
 
 
 def _drop_self(idx: np.ndarray, sims: np.ndarray, k: int) -> Neighbours:

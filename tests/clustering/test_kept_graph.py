@@ -146,3 +146,26 @@ def test_revisiting_older_rows_only_brings_them_nearer_true_neighbours(monkeypat
     idx[touched], dist[touched] = t_idx, t_dist
     graph.check_neighbours(graph.Neighbours(idx, dist), len(x))
     assert recall(idx, rows) > before and recall(idx, sparse) > sparse_before
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10**6), st.integers(0, 40), st.integers(0, 60))
+def test_the_compiled_loops_answer_as_numpy_does(seed, m, n):
+    """graph_kernels against the whole-array numpy steps they replaced: the same cells in the same order; the same
+    cosines to float32 rounding, -inf at the -1 candidates."""
+    from service.clustering.graph_kernels import gathered_cosines, passing_pairs
+
+    rng = np.random.default_rng(seed)
+    sim = rng.random((m, n), dtype=np.float32)
+    threshold, least = rng.random(n, dtype=np.float32), rng.random(m, dtype=np.float32)
+    least[rng.random(m) < 0.2] = -np.inf
+    qi, mi = np.nonzero(sim >= np.minimum(threshold, least[:, None]))
+    s = sim[qi, mi]
+    got = passing_pairs(sim, threshold, least)
+    for a, b in zip(got, (qi, mi, s, s >= threshold[mi], s >= least[qi])):
+        assert np.array_equal(a, b)
+    vectors, _ = unit_vectors(rng, 3, 10, dim=24, spread=0.3)
+    cand = rng.integers(-1, len(vectors), (m, 7))
+    queries = vectors[rng.integers(0, len(vectors), m)]
+    want = np.where(cand >= 0, np.einsum("qcd,qd->qc", vectors[np.maximum(cand, 0)].astype(np.float64), queries), -np.inf)
+    assert np.allclose(gathered_cosines(vectors, cand, queries), want, atol=1e-6)
