@@ -328,19 +328,13 @@ class _Pairs:
 
 
 def _nearest_found(found: _Pairs, nq: int, width: int) -> Neighbours:
-    """Each query's `width` nearest among what was found for it, as search results (-1 / inf where fewer)."""
+    """Each query's `width` nearest among what was found for it, as search results (-1 / inf where fewer); ties in
+    the order found, which JOIN_THREADS fixes."""
+    from .graph_kernels import nearest_per_query
+
     q, row, sim = found.arrays()
-    dist = np.maximum(cosine_to_distance(sim), np.float32(0)) + np.float32(0)  # + 0: no -0.0, whose bits sort last
-    # one int64 key (a non-negative float32's bits order as its value), stable: ties in the order found, which
-    # JOIN_THREADS fixes (a three-key lexsort cost 22 of a 166 s insert at 400k)
-    order = np.argsort((q << 32) | dist.view(np.uint32).astype(np.int64), kind="stable")
-    q, row, dist = q[order], row[order], dist[order]
-    rank = np.arange(len(q)) - np.searchsorted(q, q)
-    keep = rank < width
-    idx = np.full((nq, width), -1, np.int64)
-    out = np.full((nq, width), np.inf, np.float32)
-    idx[q[keep], rank[keep]], out[q[keep], rank[keep]] = row[keep], dist[keep]
-    return Neighbours(idx, out)
+    dist = np.maximum(cosine_to_distance(sim), np.float32(0)) + np.float32(0)  # + 0: no -0.0 written to the lists
+    return Neighbours(*nearest_per_query(q, row, dist, nq, width))
 
 
 # The pass follows this many nearest of a new row's neighbours, and that many of each one's list (bench/graph_replay.py,

@@ -65,3 +65,29 @@ def gathered_cosines(vectors, cand, queries):
                 s += vectors[c, t] * queries[i, t]
             out[i, j] = s
     return out
+
+
+@njit(nogil=True, cache=True)
+def nearest_per_query(query, row, dist, nq, width):
+    """Each query's `width` nearest of the (query, row, distance) triples found for it: (rows, distances) of shape
+    (nq, width), nearest first, ties in the order found, -1 / inf where fewer. A counting sort by query, then a
+    stable sort of each query's few: at 1M one argsort of every pair by a (query, distance) key took 49 s."""
+    counts = np.zeros(nq + 1, np.int64)
+    for i in range(len(query)):
+        counts[query[i] + 1] += 1
+    starts = np.cumsum(counts)
+    fill = starts[:-1].copy()
+    grouped = np.empty(len(query), np.int64)
+    for i in range(len(query)):
+        grouped[fill[query[i]]] = i
+        fill[query[i]] += 1
+    idx = np.full((nq, width), -1, np.int64)
+    out = np.full((nq, width), np.inf, np.float32)
+    for qq in range(nq):
+        mine = grouped[starts[qq] : starts[qq + 1]]
+        d = dist[mine]
+        order = np.argsort(d, kind="mergesort")
+        for r in range(min(width, len(mine))):
+            idx[qq, r] = row[mine[order[r]]]
+            out[qq, r] = d[order[r]]
+    return idx, out

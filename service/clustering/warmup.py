@@ -49,11 +49,12 @@ def warm_up() -> float:
 def _touch_graph_kernels() -> None:
     """The writer's compiled loops (graph_kernels), on the types the writer passes, so its first file after a start
     does not compile them."""
-    from .graph_kernels import gathered_cosines, passing_pairs
+    from .graph_kernels import gathered_cosines, nearest_per_query, passing_pairs
 
-    one = np.ones((1, 4), np.float32)
+    one, first = np.ones((1, 4), np.float32), np.zeros(1, np.int64)
     passing_pairs(one, np.ones(4, np.float32), np.ones(1, np.float32))
-    gathered_cosines(one, np.zeros((1, 1), np.int64), one)
+    gathered_cosines(one, first[:, None], one)
+    nearest_per_query(first, first, np.zeros(1, np.float32), 1, 2)
 
 
 def cache_layout_code() -> int:

@@ -169,3 +169,18 @@ def test_the_compiled_loops_answer_as_numpy_does(seed, m, n):
     queries = vectors[rng.integers(0, len(vectors), m)]
     want = np.where(cand >= 0, np.einsum("qcd,qd->qc", vectors[np.maximum(cand, 0)].astype(np.float64), queries), -np.inf)
     assert np.allclose(gathered_cosines(vectors, cand, queries), want, atol=1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10**6), st.integers(1, 30), st.integers(0, 200), st.integers(1, 6))
+def test_each_querys_nearest_found_are_its_nearest_ties_in_the_order_found(seed, nq, m, width):
+    from service.clustering.graph_kernels import nearest_per_query
+
+    rng = np.random.default_rng(seed)
+    q, row = rng.integers(0, nq, m), rng.integers(0, 1000, m)
+    dist = (rng.integers(0, 8, m) / 4).astype(np.float32)  # many ties
+    idx, out = nearest_per_query(q, row, dist, nq, width)
+    for qq in range(nq):
+        want = sorted((float(dist[i]), i) for i in range(m) if q[i] == qq)[:width]
+        assert idx[qq].tolist() == [int(row[i]) for _, i in want] + [-1] * (width - len(want))
+        assert out[qq].tolist() == [d for d, _ in want] + [np.inf] * (width - len(want))
