@@ -11,15 +11,21 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def group_sums(vectors: np.ndarray, group: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
+def group_sums(vectors: np.ndarray, group: np.ndarray, groups: int, unit: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(sums (groups, d) float32, members (groups,)) of the rows of `vectors` by `group` (0..groups-1 per row, any
-    negative value for a row in no group: it is not read)."""
+    negative value for a row in no group: it is not read). unit: each row scaled to unit length first.
+
+    The sparse product reads the grouped rows where they are (vectors may be the copy's memory map): a gathered copy
+    of them first, and a scaled copy of every row for unit, cost ~7 s of a 1M rebuild."""
     rows = np.flatnonzero(group >= 0)
-    d = vectors.shape[1]
+    n, d = vectors.shape
     if rows.size == 0 or groups == 0:
         return np.zeros((groups, d), np.float32), np.zeros(groups, np.int64)
-    pick = sp.csr_matrix((np.ones(rows.size, np.float32), (group[rows], np.arange(rows.size))), shape=(groups, rows.size))
-    sums = np.asarray(pick @ np.asarray(vectors[rows], np.float32), np.float32)
+    weight = np.ones(rows.size, np.float32)
+    if unit:
+        weight = (1.0 / np.maximum(np.sqrt(np.einsum("ij,ij->i", vectors, vectors))[rows], 1e-12)).astype(np.float32)
+    pick = sp.csr_matrix((weight, (group[rows], rows)), shape=(groups, n))
+    sums = np.asarray(pick @ np.asarray(vectors), np.float32)
     return sums, np.bincount(group[rows], minlength=groups).astype(np.int64)
 
 

@@ -129,7 +129,7 @@ def _inverted_file(index):
 class Probed(NamedTuple):
     """What index.search(queries, k + 1) would compare (probed_blocks)."""
 
-    floor: np.ndarray | None  # each query's (k+1)-th similarity in its nearest list; None: an exact index
+    floor: np.ndarray | None  # each query's (k+1)-th similarity in its nearest list (-inf: fewer rows); None: an exact index
     blocks: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (query positions, member rows, member vectors)
 
 
@@ -161,7 +161,7 @@ def probed_blocks(index, queries: np.ndarray, k: int, probes: tuple[np.ndarray, 
     """What index.search(queries, k + 1) would compare: (floor, blocks). blocks: (query positions, member rows,
     member vectors), each probed list with the queries that probe it (an exact index: one block of every row); views
     into the index's own storage, valid until it is next added to. floor: each query's (k+1)-th similarity in its
-    nearest list (faiss's own search of that one list; None for an exact index), which its own k+1 nearest reach.
+    nearest list (None for an exact index), which its own k+1 nearest reach.
     probes: probe_lists' answer for the queries, where the caller has it already (add_rows)."""
     import faiss
 
@@ -171,11 +171,21 @@ def probed_blocks(index, queries: np.ndarray, k: int, probes: tuple[np.ndarray, 
         xb = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * dim).reshape(index.ntotal, dim)
         return Probed(None, iter([(np.arange(nq), np.arange(index.ntotal, dtype=np.int64), xb)]))
     queries = np.ascontiguousarray(queries, dtype=np.float32)
-    near, lists = probes if probes is not None else probe_lists(index, queries)
-    first = np.full_like(lists, -1)  # the nearest list only: faiss skips the -1 probes
-    first[:, 0] = lists[:, 0]
-    sims, _ = ivf.search_preassigned(queries, k + 1, first, near)
-    return Probed(sims[:, k], _list_blocks(ivf, lists))
+    _, lists = probes if probes is not None else probe_lists(index, queries)
+    return Probed(_nearest_list_floor(ivf, queries, lists[:, :1], k + 1), _list_blocks(ivf, lists))
+
+
+def _nearest_list_floor(ivf, queries: np.ndarray, nearest: np.ndarray, kth: int) -> np.ndarray:
+    """Each query's kth largest similarity among the rows of its nearest list (-inf where it holds fewer), one
+    product a list for the queries it is nearest: faiss's search_preassigned of that one list scanned it query by
+    query with a result heap (62 of the 1M insert's CPU s, against ~8 for the products)."""
+    from threadpoolctl import threadpool_limits
+
+    floor = np.full(len(queries), -np.inf, np.float32)
+    with threadpool_limits(1, user_api="blas"):  # small products: one BLAS thread (join_new_rows)
+        for q, _, vectors in _list_blocks(ivf, nearest):
+            floor[q] = _kth_largest(queries[q] @ vectors.T, kth)
+    return floor
 
 
 def _list_blocks(ivf, probes: np.ndarray):
@@ -210,7 +220,7 @@ def _kth_cosines(kth_distance: np.ndarray) -> np.ndarray:
 
 
 JOIN_BLOCK = 1 << 24  # similarities computed at a time in join_new_rows, per thread (64 MB, ~2.3x that with its masks)
-FLOOR_SLACK = 1e-5  # faiss's products (the floor) and BLAS's (the blocks) round apart by about 1e-7
+FLOOR_SLACK = 1e-5  # the floor's products and the blocks' (of other shapes) may round apart by about 1e-7
 # An inverted file's blocks are shared out between this many threads, in a fixed way (the lists found do not depend
 # on the machine, only on this number, through the order of ties): numpy lets go of the interpreter's lock in the
 # products and comparisons, so the join (the writer's largest cost) takes both cores of a small machine
@@ -229,18 +239,18 @@ def join_new_rows(probed: Probed, new: np.ndarray, first_row: int, kth_distance:
     Comparing every similarity the search computes with the other end's k-th finds all of them among the rows the
     index compares, at the cost of the search itself: one matrix product a block.
 
-    A new row's own list: its k+1 nearest in its nearest list (faiss searches that one list; an exact index's block
-    holds every row) set the similarity its probes must reach, so a block needs one comparison more and no result
+    A new row's own list: its k+1 nearest in its nearest list (probed_blocks' floor; an exact index's block holds
+    every row) set the similarity its probes must reach, so a block needs one comparison more and no result
     heap (faiss's heap took 28 of a 128 s insert at 300k, ~35 ns a similarity; the same lists).
 
     An inverted file's blocks are shared between JOIN_THREADS Python threads, each with one BLAS thread: a block is a
     small product (at 300k, ~70 new rows x ~140 of a list's), where two OpenBLAS threads waiting on each other beside
     other busy processes took 6-14x as long (73 x 137 x 384: 79 us on one, 474 on two at load 3; bench/graph_replay.py
-    200k, one join thread: insert CPU 108 -> 73 s, wall 106 -> 81 s). faiss's own searches in probed_blocks keep
-    their threads."""
+    200k, one join thread: insert CPU 108 -> 73 s, wall 106 -> 81 s). faiss's own search of the lists to probe
+    (probe_lists) keeps its threads."""
     from threadpoolctl import threadpool_limits
 
-    new = np.ascontiguousarray(new, dtype=np.float32)  # float32 products, as faiss's floor
+    new = np.ascontiguousarray(new, dtype=np.float32)  # float32 products, as the floor's
     with threadpool_limits(1, user_api="blas"):
         return _join(probed, new, first_row, kth_distance, k)
 

@@ -86,7 +86,7 @@ import numpy as np
 
 from ..domain import NOISE
 from . import defaults
-from .centres import group_sums, unit_rows
+from .centres import group_sums
 from .identity import compact_labels
 from .graph import Neighbours, check_neighbours, core_distances, subgraph, symmetric_graph
 from .hdbscan_fit import glosh_scores, scaled_min_cluster_size
@@ -384,7 +384,7 @@ def loose_to_noise(labels: np.ndarray, prob: np.ndarray, vectors: np.ndarray, mi
     if min_cohesion <= 0 or not (labels >= 0).any():
         return labels, prob
     c = int(labels.max()) + 1
-    sums, n = group_sums(unit_rows(np.asarray(vectors, np.float32)), labels, c)
+    sums, n = group_sums(vectors, labels, c, unit=True)
     cohesion = np.linalg.norm(sums, axis=1) / np.maximum(n, 1)
     loose = cohesion < min_cohesion
     if not loose.any():
