@@ -2,7 +2,7 @@
 check, the topic-border rule and the alerts' fragment rule all measure.
 
 Pure functions over arrays; each reads only the rows of the groups it is asked about, in one sparse product
-(O(rows x d)), never a dense groups x rows matrix.
+(O(rows x d)), never a dense groups x rows matrix (group_sums' unit lengths excepted: one pass over every row).
 """
 
 from __future__ import annotations

@@ -183,8 +183,9 @@ def _nearest_list_floor(ivf, queries: np.ndarray, nearest: np.ndarray, kth: int)
 
     floor = np.full(len(queries), -np.inf, np.float32)
     with threadpool_limits(1, user_api="blas"):  # small products: one BLAS thread (join_new_rows)
-        for q, _, vectors in _list_blocks(ivf, nearest):
-            floor[q] = _kth_largest(queries[q] @ vectors.T, kth)
+        for members, _, vectors in _list_blocks(ivf, nearest):
+            for q, sim in _block_similarities(queries, members, vectors):  # JOIN_BLOCK at a time: a list may be long
+                floor[q] = _kth_largest(sim, kth)
     return floor
 
 
@@ -219,7 +220,7 @@ def _kth_cosines(kth_distance: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(d), 1.0 - d * d / 2.0, -np.inf).astype(np.float32)
 
 
-JOIN_BLOCK = 1 << 24  # similarities computed at a time in join_new_rows, per thread (64 MB, ~2.3x that with its masks)
+JOIN_BLOCK = 1 << 24  # similarities computed at a time in join_new_rows and for the floor, per thread (64 MB)
 FLOOR_SLACK = 1e-5  # the floor's products and the blocks' (of other shapes) may round apart by about 1e-7
 # An inverted file's blocks are shared out between this many threads, in a fixed way (the lists found do not depend
 # on the machine, only on this number, through the order of ties): numpy lets go of the interpreter's lock in the
@@ -275,7 +276,8 @@ def _join(probed: Probed, new: np.ndarray, first_row: int, kth_distance: np.ndar
                 ids = np.asarray(ids, np.int64)
                 threshold = kth_cos[ids]
                 for q, sim in _block_similarities(new, queries, vectors):
-                    least = _kth_largest(sim, k + 1) if bound is None else bound[q]  # an exact index's block holds every row
+                    # an exact index's block holds every row; contiguous: the compiled loop's one argument type
+                    least = np.ascontiguousarray(_kth_largest(sim, k + 1)) if bound is None else bound[q]
                     qi, mi, s, offer, mine = passing_pairs(sim, threshold, least)
                     offers.add(ids[mi[offer]], q[qi[offer]] + first_row, s[offer])
                     found.add(q[qi[mine]], ids[mi[mine]], s[mine])
@@ -452,8 +454,10 @@ def _gathered_cosines(vectors, cand: np.ndarray, queries: np.ndarray) -> np.ndar
     `vectors` (a memory map)."""
     from .graph_kernels import gathered_cosines
 
-    return gathered_cosines(np.asarray(vectors, np.float32), np.ascontiguousarray(cand, np.int64),
-                            np.ascontiguousarray(queries, np.float32))
+    cand = np.ascontiguousarray(cand, np.int64)
+    if cand.size and int(cand.max()) >= len(vectors):  # the compiled loop does not check: a list out of step with the copy
+        raise IndexError(f"candidate row {int(cand.max())} past the {len(vectors)} rows of the vectors")
+    return gathered_cosines(np.asarray(vectors, np.float32), cand, np.ascontiguousarray(queries, np.float32))
 
 
 def _drop_self(idx: np.ndarray, sims: np.ndarray, k: int) -> Neighbours:

@@ -2,8 +2,10 @@
 whole-array steps each made and read back a temporary as large as their input.
 
 Imported only by the writer's paths: numba's import and its cached machine code cost ~0.5 s, which a search or a
-report need not pay. cache=True keeps the compiled code beside this module (or in NUMBA_CACHE_DIR); nogil=True lets
-the join's threads run these side by side, as they did numpy's steps.
+report need not pay; touch() loads them where the writer opens its copy (vector_cache.warm_up, in the background).
+cache=True keeps the compiled code beside this module, else in the user's cache folder or NUMBA_CACHE_DIR (where none
+is writable numba refuses to import it, as it does fast_hdbscan's); nogil=True lets the join's threads run these side
+by side, as they did numpy's steps.
 
 At 300k rows (bench/scale.py under py-spy) the join's masks and nonzero took 21 CPU s and the neighbours-of-
 neighbours passes' gather of candidate vectors from the memory map 15 s: the gather copied each candidate's vector
@@ -91,3 +93,17 @@ def nearest_per_query(query, row, dist, nq, width):
             idx[qq, r] = row[mine[order[r]]]
             out[qq, r] = d[order[r]]
     return idx, out
+
+
+def touch() -> None:
+    """Compile (first run of an installation) or load each loop on every argument type the writer passes, so its
+    first file after a start does not: the copy's vectors and a new batch read back from it are read-only memory maps,
+    the revisits' rows a gathered (writable) copy."""
+    one = np.ones((1, 4), np.float32)
+    read_only = one.copy()
+    read_only.setflags(write=False)
+    first = np.zeros(1, np.int64)
+    passing_pairs(one, np.ones(4, np.float32), np.ones(1, np.float32))
+    for queries in (read_only, one):
+        gathered_cosines(read_only, first[:, None], queries)
+    nearest_per_query(first, first, np.zeros(1, np.float32), 1, 2)

@@ -11,8 +11,6 @@ UMAP (the report's map) and pynndescent compile most of their functions without 
 so every process paid it again: the first layout of 870 documents in a fresh process took 30 s, the
 second 3.5 s. cache_layout_code() turns numba's disk cache on for them before their first call:
 fresh-process layout 39 s the first time (compiling and writing the cache), 3.4 s after.
-
-The writer's own compiled loops (graph_kernels) are loaded here too, for serve's first file.
 """
 
 from __future__ import annotations
@@ -42,19 +40,7 @@ def warm_up() -> float:
     # the leftover pass runs only where a fit leaves noise, which this tidy graph may not: run it on all of it
     leftover_stories(neigh, np.full(len(points), -1, np.int64), np.zeros(len(points), np.float32), params.story_min_cluster_size,
                      params.leftover_min_samples, params.leftover_max_size)
-    _touch_graph_kernels()
     return time.perf_counter() - t0
-
-
-def _touch_graph_kernels() -> None:
-    """The writer's compiled loops (graph_kernels), on the types the writer passes, so its first file after a start
-    does not compile them."""
-    from .graph_kernels import gathered_cosines, nearest_per_query, passing_pairs
-
-    one, first = np.ones((1, 4), np.float32), np.zeros(1, np.int64)
-    passing_pairs(one, np.ones(4, np.float32), np.ones(1, np.float32))
-    gathered_cosines(one, first[:, None], one)
-    nearest_per_query(first, first, np.zeros(1, np.float32), 1, 2)
 
 
 def cache_layout_code() -> int:
