@@ -106,9 +106,15 @@ def search_index(index, queries: np.ndarray, k: int) -> Neighbours:
     """Rows of the indexed vectors nearest each query (the queries are not in the index)."""
     k = max(1, min(k, index.ntotal))
     sims, idx = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-    dist = cosine_to_distance(np.where(idx < 0, np.float32(-1), sims))  # faiss's -FLT_MAX past the rows found
+    return Neighbours(idx.astype(np.int64), _found_distances(sims, idx))
+
+
+def _found_distances(sims: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """A faiss search's similarities as distances, inf past the rows found (-1), where faiss answers its lowest
+    float, whose distance overflows."""
+    dist = cosine_to_distance(np.where(idx < 0, np.float32(-1), sims))
     dist[idx < 0] = np.inf
-    return Neighbours(idx.astype(np.int64), dist)
+    return dist
 
 
 def is_exact(index) -> bool:
@@ -468,10 +474,7 @@ def _drop_self(idx: np.ndarray, sims: np.ndarray, k: int) -> Neighbours:
     is_self[no_self, -1] = True
     keep = ~is_self
     out_idx = idx[keep].reshape(n, k)
-    out_sim = sims[keep].reshape(n, k)
-    dist = cosine_to_distance(out_sim)
-    dist[out_idx < 0] = np.inf
-    return Neighbours(out_idx, dist)
+    return Neighbours(out_idx, _found_distances(sims[keep].reshape(n, k), out_idx))
 
 
 def core_distances(neigh: Neighbours, min_samples: int) -> np.ndarray:
