@@ -139,16 +139,16 @@ class Probed(NamedTuple):
     blocks: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (query positions, member rows, member vectors)
 
 
-def probe_lists(index, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(similarities, list numbers) of the lists an inverted file probes for each query, nearest first (-1 past its
-    lists); None for an exact index."""
+def probe_lists(index, queries: np.ndarray) -> np.ndarray | None:
+    """The list numbers an inverted file probes for each query (nq, nprobe), nearest first (-1 past its lists); None
+    for an exact index."""
     ivf = _inverted_file(index)
     if ivf is None:
         return None
-    return ivf.quantizer.search(np.ascontiguousarray(queries, dtype=np.float32), ivf.nprobe)
+    return ivf.quantizer.search(np.ascontiguousarray(queries, dtype=np.float32), ivf.nprobe)[1]
 
 
-def add_rows(index, rows: np.ndarray, probes: tuple[np.ndarray, np.ndarray] | None) -> None:
+def add_rows(index, rows: np.ndarray, probes: np.ndarray | None) -> None:
     """rows appended to the index (as rows ntotal..); an inverted file's each to its nearest list from probe_lists'
     answer for them, where faiss's add would search the quantizer again (each 5,000 new rows x ~4,000 lists x 384 at
     1M: the same product twice a batch)."""
@@ -159,11 +159,11 @@ def add_rows(index, rows: np.ndarray, probes: tuple[np.ndarray, np.ndarray] | No
         index.add(x)
         return
     ivf = _inverted_file(index)
-    lists = np.ascontiguousarray(probes[1][:, 0], dtype=np.int64)
+    lists = np.ascontiguousarray(probes[:, 0], dtype=np.int64)
     ivf.add_core(len(x), faiss.swig_ptr(x), None, faiss.swig_ptr(lists))  # both arrays held by name while faiss reads
 
 
-def probed_blocks(index, queries: np.ndarray, k: int, probes: tuple[np.ndarray, np.ndarray] | None = None) -> Probed:
+def probed_blocks(index, queries: np.ndarray, k: int, probes: np.ndarray | None = None) -> Probed:
     """What index.search(queries, k + 1) would compare: (floor, blocks). blocks: (query positions, member rows,
     member vectors), each probed list with the queries that probe it (an exact index: one block of every row); views
     into the index's own storage, valid until it is next added to. floor: each query's (k+1)-th similarity in its
@@ -177,7 +177,7 @@ def probed_blocks(index, queries: np.ndarray, k: int, probes: tuple[np.ndarray, 
         xb = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * dim).reshape(index.ntotal, dim)
         return Probed(None, iter([(np.arange(nq), np.arange(index.ntotal, dtype=np.int64), xb)]))
     queries = np.ascontiguousarray(queries, dtype=np.float32)
-    _, lists = probes if probes is not None else probe_lists(index, queries)
+    lists = probes if probes is not None else probe_lists(index, queries)
     return Probed(_nearest_list_floor(ivf, queries, lists[:, :1], k + 1), _list_blocks(ivf, lists))
 
 
@@ -229,8 +229,8 @@ def _kth_cosines(kth_distance: np.ndarray) -> np.ndarray:
 JOIN_BLOCK = 1 << 24  # similarities computed at a time in join_new_rows and for the floor, per thread (64 MB)
 FLOOR_SLACK = 1e-5  # the floor's products and the blocks' (of other shapes) may round apart by about 1e-7
 # An inverted file's blocks are shared out between this many threads, in a fixed way (the lists found do not depend
-# on the machine, only on this number, through the order of ties): numpy lets go of the interpreter's lock in the
-# products and comparisons, so the join (the writer's largest cost) takes both cores of a small machine
+# on the machine, only on this number, through the order of ties): BLAS's products and graph_kernels' comparisons
+# let go of the interpreter's lock, so the join (the writer's largest cost) takes both cores of a small machine
 # (bench/graph_replay.py 200k quiet: insert 68.4 -> 55.4 s wall, the same CPU and recall 0.951).
 JOIN_THREADS = 2
 
