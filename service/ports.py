@@ -69,9 +69,12 @@ class VectorStore(SearchIndex, Protocol):
         """Vectors of the given ids, in their order."""
 
     def iter_rows(self, batch_size: int = 5000, since_ts: int | None = None, by: str = "published",
-                  without: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> Iterator[tuple[np.ndarray, ...]]:
+                  without: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+                  strong: bool = True) -> Iterator[tuple[np.ndarray, ...]]:
         """(ids, vectors, published_ts, ingested_ts) in batches: the whole collection, for refilling a cache. With
-        since_ts and without ((ids, ingested_ts) -> mask of the rows the caller holds as they are): only the others."""
+        since_ts and without ((ids, ingested_ts) -> mask of the rows the caller holds as they are): only the others.
+        strong=False: the rows the store holds now, not waiting for writes in flight (a caller that counted first and
+        checks that count after)."""
 
     def release(self) -> bool:
         """Close, and hand back the memory an in-process engine holds for the collection (Milvus Lite: every vector);

@@ -394,10 +394,20 @@ class CachedVectorStore:
         self.last_sync = {"kind": "current", "rows_read": 0, "rows_added": 0}
         if self._trusted and len(meta) and len(meta) < in_store:
             del vecs
-            self.catch_up(int(meta[:, 2].max()) - CATCH_UP_OVERLAP_S)
-            meta, vecs = self._load()
+            since = int(meta[:, 2].max()) - CATCH_UP_OVERLAP_S
             # workers may add rows while the copy reads: it must hold at least what the store counted before the read
-            # (a row stamped before the overlap and hidden by newer ones is found at the next quiet check)
+            # (a row stamped before the overlap and hidden by newer ones is found at the next quiet check). The count
+            # waited for every write before it, so the reads need not wait again (strong=False, twice the count's
+            # 0.2 s on the embedded server); a server that answers them from a replica still behind the count is
+            # read once more, waiting, before the copy is called lost
+            read = added = 0
+            for strong in (False, True):
+                added += self.catch_up(since, strong=strong)
+                read += self.last_sync["rows_read"]
+                if not self._trusted or self._complete_rows() >= in_store:
+                    break
+            self.last_sync = {"kind": "catch_up", "rows_read": read, "rows_added": added}
+            meta, vecs = self._load()
             caught_up = self._trusted and len(meta) >= in_store
             in_store = len(meta) if caught_up else in_store
         if not self._trusted or len(meta) != in_store:
@@ -415,14 +425,16 @@ class CachedVectorStore:
         rebuild's to decide). Returns the rows appended."""
         if not self._trusted or not 0 < self._complete_rows() < self.store.count():  # the files' length: no read while current
             return 0
-        added = self.catch_up(int(self._meta_view()[:, 2].max()) - CATCH_UP_OVERLAP_S)
+        # after the count: what a read without waiting misses, the next tick's count finds again
+        added = self.catch_up(int(self._meta_view()[:, 2].max()) - CATCH_UP_OVERLAP_S, strong=False)
         self.last_sync = {"kind": "current", "rows_read": 0, "rows_added": 0}
         return added
 
-    def catch_up(self, since_ts: int) -> int:
+    def catch_up(self, since_ts: int, strong: bool = True) -> int:
         """Read the store's rows stamped at or after since_ts (ingested_ts) and take in the ones this copy lacks,
         as the writer's own upserts would have: the rebuild leader of a shared home, whose ingest workers write
-        Milvus only. Returns the rows appended; last_sync says what was read."""
+        Milvus only. strong=False: the rows the store holds now (VectorStore.iter_rows). Returns the rows appended;
+        last_sync says what was read."""
         read = added = 0
         meta = self._meta_view()
         # only the copy's rows stamped since since_ts can hold a row the store stamped then (a revised document's older
@@ -440,7 +452,7 @@ class CachedVectorStore:
             at = np.clip(np.searchsorted(copy_ids, ids), 0, len(copy_ids) - 1)
             return (copy_ids[at] == ids) & (copy_ingested[at] == ingested)
 
-        for ids, vecs, published, ingested in self.store.iter_rows(since_ts=since_ts, by="ingested", without=held):
+        for ids, vecs, published, ingested in self.store.iter_rows(since_ts=since_ts, by="ingested", without=held, strong=strong):
             read += len(ids)
             added += self._take(ids, vecs, published, ingested)
         self.last_sync = {"kind": "catch_up", "rows_read": read, "rows_added": added}
