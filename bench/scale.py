@@ -221,11 +221,11 @@ def _timed_inner_upsert(store) -> list[float] | None:
 
 def _labels_for(ids: np.ndarray, got: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Labels of ids (in order) from SQLite's (document ids, cluster ids), NOISE where absent or null."""
+    from service.sorted_keys import find_sorted
+
     doc, lab = got
     out = np.full(len(ids), -1, np.int64)
-    pos = np.searchsorted(doc, ids)
-    pos = np.clip(pos, 0, max(len(doc) - 1, 0))
-    hit = (len(doc) > 0) & (doc[pos] == ids) if len(doc) else np.zeros(len(ids), bool)
+    pos, hit = find_sorted(doc, ids)
     out[hit] = lab[pos[hit]]
     return np.where(out >= 0, out, -1)
 

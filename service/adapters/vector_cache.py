@@ -45,6 +45,7 @@ from ..clustering.graph import (EXACT_SEARCH_MAX_N, add_rows, build_index, compl
 from ..domain import Neighbours
 from ..files import atomic_write
 from ..ports import VectorStore
+from ..sorted_keys import find_sorted
 from .cache_reader import META_COLUMNS
 from .live_index import LiveIndex
 
@@ -179,10 +180,11 @@ class CachedVectorStore:
         again; other documents' lists keep their old distance to it until the graph is next recomputed."""
         row_ids = self._row_ids()
         order = np.argsort(row_ids, kind="stable")
-        rows = order[np.clip(np.searchsorted(row_ids[order], ids), 0, max(len(row_ids) - 1, 0))]
-        if len(row_ids) == 0 or not np.array_equal(row_ids[rows], ids):  # not all cached after all: refill, never guess a row
+        at, found = find_sorted(row_ids[order], ids)
+        if len(row_ids) == 0 or not found.all():  # not all cached after all: refill, never guess a row
             self._distrust()
             return
+        rows = order[at]
         new = np.ascontiguousarray(vectors, dtype=np.float32)
         cached = np.memmap(self._vec_path, dtype=np.float32, mode="r+", shape=(len(row_ids), self.dim))
         changed = np.any(cached[rows] != new, axis=1)
@@ -215,8 +217,8 @@ class CachedVectorStore:
     def vectors_of(self, ids: np.ndarray) -> np.ndarray:
         row_ids = self._row_ids() if self._trusted else np.zeros(0, np.int64)
         order = np.argsort(row_ids, kind="stable")
-        at = np.clip(np.searchsorted(row_ids[order], ids), 0, max(len(row_ids) - 1, 0))
-        if len(row_ids) == 0 or not np.all(row_ids[order][at] == ids):
+        at, found = find_sorted(row_ids[order], ids)
+        if len(row_ids) == 0 or not found.all():
             return self.store.vectors_of(ids)  # some are not cached (yet): Milvus has them all
         return np.asarray(self._load()[1][order[at]], dtype=np.float32)
 
@@ -449,8 +451,8 @@ class CachedVectorStore:
             """Rows the copy holds as the store does (a revised document is stamped again: its new vector is read)."""
             if not len(copy_ids):
                 return np.zeros(len(ids), bool)
-            at = np.clip(np.searchsorted(copy_ids, ids), 0, len(copy_ids) - 1)
-            return (copy_ids[at] == ids) & (copy_ingested[at] == ingested)
+            at, found = find_sorted(copy_ids, ids)
+            return found & (copy_ingested[at] == ingested)
 
         for ids, vecs, published, ingested in self.store.iter_rows(since_ts=since_ts, by="ingested", without=held, strong=strong):
             read += len(ids)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..domain import Neighbours
+from ..sorted_keys import find_sorted
 from . import defaults
 from .centres import centre_cosine, group_sums, unit_rows
 from .identity import DRIFT_MIN_COSINE
@@ -98,8 +99,8 @@ class StoryProfiles:
     links: StoryLinks | None = None  # given, a new story leaning on an announced one is looked for (satellite_of)
 
     def of(self, story_id: int) -> int:
-        at = int(np.searchsorted(self.story_ids, story_id))
-        return at if at < len(self.story_ids) and self.story_ids[at] == story_id else -1
+        at, found = find_sorted(self.story_ids, story_id)
+        return int(at) if found else -1
 
     def with_topics(self, topic_of: dict[int, int | None]) -> StoryProfiles:
         """The same profiles with each story's topic (story id -> topic id; None or absent: no topic)."""
@@ -129,8 +130,8 @@ def fragment_of(profiles: StoryProfiles, story_id: int, announced: np.ndarray, m
     announced = announced[announced != story_id]
     if me < 0 or len(announced) == 0 or len(profiles.story_ids) == 0:
         return None
-    rows = np.minimum(np.searchsorted(profiles.story_ids, announced), len(profiles.story_ids) - 1)
-    rows = rows[profiles.story_ids[rows] == announced]
+    rows, found = find_sorted(profiles.story_ids, announced)
+    rows = rows[found]
     if rows.size == 0:
         return None
     if profiles.sizes is None:
@@ -231,8 +232,8 @@ def fragment_home(story_id: int, size: int, profiles: StoryProfiles | None, told
         part_of = fragment_of(profiles, story_id, told, rule.same_event_cosine)
         me = profiles.of(story_id)
         if part_of is None and profiles.topics is not None and me >= 0 and profiles.topics[me] >= 0 and len(told):
-            at = np.minimum(np.searchsorted(profiles.story_ids, told), len(profiles.story_ids) - 1)
-            beside = told[(profiles.story_ids[at] == told) & (profiles.topics[at] == profiles.topics[me])]
+            at, found = find_sorted(profiles.story_ids, told)
+            beside = told[found & (profiles.topics[at] == profiles.topics[me])]
             part_of = fragment_of(profiles, story_id, beside, rule.same_topic_cosine)
         if part_of is None and len(born_with):
             part_of = fragment_of(profiles, story_id, born_with, rule.same_topic_cosine)

@@ -18,6 +18,7 @@ from functools import cached_property
 import numpy as np
 
 from ..domain import NOISE
+from ..sorted_keys import find_sorted
 
 DUPLICATE_DISTANCE = 1e-6
 
@@ -43,8 +44,8 @@ class PredictionState:
         if len(self.doc_ids) == 0:
             return np.full(ids.shape, -1, np.int64)
         order, sorted_ids = self._id_order
-        at = np.clip(np.searchsorted(sorted_ids, ids), 0, len(sorted_ids) - 1)
-        return np.where(sorted_ids[at] == ids, order[at], -1)
+        at, found = find_sorted(sorted_ids, ids)
+        return np.where(found, order[at], -1)
 
     # Derived once per state (the app keeps one a run), not for every arriving batch: sorting a million fitted ids, or
     # each story's members by probability, costs a batch tenths of a second at 1M documents.
@@ -198,8 +199,8 @@ def _story_rows(state: PredictionState, labels: np.ndarray) -> np.ndarray:
     if len(state.cluster_ids) == 0:
         return np.full(labels.shape, -1, np.int64)
     order = np.argsort(state.cluster_ids)
-    at = np.clip(np.searchsorted(state.cluster_ids[order], labels), 0, len(order) - 1)
-    return np.where(state.cluster_ids[order][at] == labels, order[at], -1)
+    at, found = find_sorted(state.cluster_ids[order], labels)
+    return np.where(found, order[at], -1)
 
 
 def _sparsest_member_core(state: PredictionState, rows: np.ndarray) -> np.ndarray:

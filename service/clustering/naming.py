@@ -26,6 +26,7 @@ from itertools import chain, islice
 import numpy as np
 from scipy import sparse
 
+from ..sorted_keys import find_sorted
 from .tokens import (
     BOUNDARY,
     CUT,
@@ -906,8 +907,8 @@ class HeadlineTokens:
         follows it most often, on a tie the one seen first; how often it does; how often a token follows the word),
         as a Counter of the next tokens, read headline by headline, gives them."""
         asked = np.asarray(rows, np.int64)
-        at = np.minimum(np.searchsorted(self.rows, asked), max(len(self.rows) - 1, 0))
-        if len(asked) and (not len(self.rows) or not np.array_equal(self.rows[at], asked)):
+        at, found = find_sorted(self.rows, asked)
+        if not found.all():
             raise ValueError("headlines asked for that these tokens do not hold (another naming's rows?)")
         begin, n_pairs = self.begin[at], np.maximum(self.end[at] - self.begin[at] - 1, 0)
         first = np.repeat(begin - np.cumsum(n_pairs) + n_pairs, n_pairs) + np.arange(int(n_pairs.sum()))

@@ -17,6 +17,8 @@ from operator import itemgetter
 
 import numpy as np
 
+from ..sorted_keys import find_sorted
+
 SEP = "|"  # stands for a separator (" - ", " | ", ": ", " • ") and for a cut, so no bigram spans it
 CUT = "\x00"  # stands for a cut outlet suffix: where a headline ends and its description begins
 BOUNDARY = "\x02"  # joins texts tokenized in one pass: a hard stop for every token pattern, entity and case rule
@@ -216,8 +218,7 @@ class Trie:
             if not len(alive) or not len(self.keys):
                 break
             key = node[alive] * _ID_SPAN + ids[first[alive] + step * (d - 1)]
-            at = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
-            hit = self.keys[at] == key
+            at, hit = find_sorted(self.keys, key)
             alive, at = alive[hit], at[hit]
             node[alive] = self.child[at]
             best[alive[self.terminal[node[alive]]]] = d

@@ -11,6 +11,7 @@ import numpy as np
 import plotly.io as pio
 
 from ..domain import Alert, Lineage, ReportDocs, Run
+from ..sorted_keys import find_sorted
 from . import model
 from .figures import esc, lineage_figure, map_figure, timeline_figure
 from .view import ReportView, fmt_day, fmt_time
@@ -172,8 +173,7 @@ def map_section(v: ReportView, layout, max_points: int, seed: int) -> str:
     ids, xy_all = layout  # a layout lists each document once: each headline's row in it, found by sorting (not a dict of 100k)
     ids = np.asarray(ids, np.int64)
     order = np.argsort(ids, kind="stable")
-    at = np.minimum(np.searchsorted(ids[order], v.docs.ids), max(len(ids) - 1, 0))
-    placed = ids[order][at] == v.docs.ids if len(ids) else np.zeros(len(v.docs.ids), bool)
+    at, placed = find_sorted(ids[order], v.docs.ids)
     rows = np.flatnonzero(placed)
     if len(rows) < 3:
         return head + "<p class=note>Too few placed headlines to draw a map.</p></section>"

@@ -23,6 +23,7 @@ from ..clustering.levels import persistent, settle, story_moves
 from ..clustering.naming import central_members, name_stories_and_topics
 from ..clustering.two_level import TwoLevelParams, fit_two_levels
 from ..domain import NOISE, Headline, unix_seconds
+from ..sorted_keys import find_sorted
 from .alerts import raise_alerts_safely
 from .common import Progress, best_effort, no_progress
 from .report import MapJob, publish_quick_map
@@ -233,11 +234,9 @@ class _Texts(Sequence[str]):
 def _aligned(ids: np.ndarray, labels: np.ndarray, doc_ids: np.ndarray) -> np.ndarray:
     """labels (of documents ids) for each of doc_ids, NOISE where a document had none."""
     out = np.full(len(doc_ids), NOISE, np.int64)
-    if len(ids):
-        order = np.argsort(ids)
-        at = np.clip(np.searchsorted(ids[order], doc_ids), 0, len(ids) - 1)
-        hit = ids[order][at] == doc_ids
-        out[hit] = labels[order][at[hit]]
+    order = np.argsort(ids)
+    at, hit = find_sorted(ids[order], doc_ids)
+    out[hit] = labels[order][at[hit]]
     return out
 
 

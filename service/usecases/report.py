@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from ..sorted_keys import find_sorted
+
 if TYPE_CHECKING:
     from ..domain import Neighbours
     from ..ports import App, HeldLabels
@@ -104,8 +106,7 @@ def _previous_positions(app: App, prev_run, doc_ids: np.ndarray) -> np.ndarray |
         return None
     prev_ids, prev_xy = stored
     order = np.argsort(prev_ids)
-    at = np.clip(np.searchsorted(prev_ids[order], doc_ids), 0, len(prev_ids) - 1)
-    found = prev_ids[order][at] == doc_ids
+    at, found = find_sorted(prev_ids[order], doc_ids)
     previous = np.full((len(doc_ids), 2), np.nan, np.float32)
     previous[found] = prev_xy[order][at[found]]
     return previous

@@ -3,7 +3,8 @@
 A use case holds the order of steps; what it reads and writes comes in through the App's ports (service/ports.py),
 wired by bootstrap alone. So a use case imports the plain data (domain), the port Protocols, the pure core
 (clustering), its sibling use cases, and the few rules that are data-only (what a CSV row may be, whose fault a
-failure is, how a file is written whole) — never an adapter, the run state files, a worker or a face.
+failure is, how a file is written whole, how ids are found in a sorted array) — never an adapter, the run state
+files, a worker or a face.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ ALLOWED = {
     "service.ingest": "the CSV reading rules (bytes -> headlines + rejects), no I/O of its own",
     "service.faults": "which failures are our environment's (retry) and which the file's",
     "service.files": "how the inbox's files are written whole (temp + rename)",
+    "service.sorted_keys": "finding ids in a sorted array, pure numpy",
 }
 
 

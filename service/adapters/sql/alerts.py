@@ -9,6 +9,7 @@ import numpy as np
 from sqlalchemy import Engine, func, insert, select, text
 
 from ...domain import FUTURE_KEY, utcnow
+from ...sorted_keys import find_sorted
 from .dialect import insert_for
 from .engine import bound, driver_rows, unix_all
 from .runs import rebuild_rows_at
@@ -62,8 +63,7 @@ class SqlAlertHistory:
         doc_ids = np.asarray(doc_ids, np.int64)
         order = np.argsort(doc_ids, kind="stable")
         sorted_ids = doc_ids[order]
-        at = np.minimum(np.searchsorted(sorted_ids, member_doc), len(sorted_ids) - 1)
-        inside = sorted_ids[at] == member_doc  # documents outside the window drop out, as the join's filter did
+        at, inside = find_sorted(sorted_ids, member_doc)  # documents outside the window drop out, as the join's filter did
         return story[inside], unix_all(list(times))[order[at[inside]]]
 
     def born_stories(self, run_id: int) -> set[int]:

@@ -11,6 +11,7 @@ import numpy as np
 from sqlalchemy import Engine, func, insert, select, update
 
 from ...domain import Headline, utcnow
+from ...sorted_keys import find_sorted
 from .dialect import insert_for
 from .engine import CHUNK, driver_rows
 from .tables import assignments, document_revisions, documents, ingested_files
@@ -170,8 +171,7 @@ class SqlLedger:
             return [""] * len(ids), [""] * len(ids)
         order = np.argsort(known, kind="stable")
         known = known[order]
-        at = np.minimum(np.searchsorted(known, ids), len(known) - 1)  # ids in order (a rebuild's) read memory in order
-        hit = known[at] == ids
+        at, hit = find_sorted(known, ids)  # ids in order (a rebuild's) read memory in order
         pos = np.where(hit, order[at], len(known))  # past the end: the "" appended below
 
         def aligned(column: list[str]) -> list[str]:
@@ -211,7 +211,7 @@ class SqlLedger:
                     return None
                 got = np.fromstring(i, dtype=np.int64, sep=",")
                 if wanted is not None:
-                    keep = wanted[np.minimum(np.searchsorted(wanted, got), len(wanted) - 1)] == got
+                    keep = find_sorted(wanted, got)[1]
                     if not keep.all():
                         rows = np.flatnonzero(keep).tolist()
                         got, t, d = got[keep], [t[j] for j in rows], [d[j] for j in rows]

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, inspect, text
 
 from ...domain import FUTURE_KEY, Alert, ChangeEvent, Lineage, ReportDocs, StoryRow, TopicRow
 from ...ports import HeldLabels
+from ...sorted_keys import find_sorted
 from .engine import driver_rows
 from .runs import UNSET_TOPIC, rebuild_rows_at
 
@@ -62,8 +63,7 @@ def report_documents(engine: Engine, run_id: int) -> ReportDocs:
         docs = [r for batch in driver_rows(c, "SELECT id, title, url, published_at, ingested_at, extra FROM documents ORDER BY id")
                 for r in batch]
     doc_ids = np.fromiter((r[0] for r in docs), np.int64, len(docs))
-    at = np.minimum(np.searchsorted(doc_ids, ids), max(len(doc_ids) - 1, 0))
-    found = (doc_ids[at] == ids) if len(doc_ids) else np.zeros(len(ids), bool)  # as the view's join: rows of a document gone are left out
+    at, found = find_sorted(doc_ids, ids)  # as the view's join: rows of a document gone are left out
     ids, story, topic, probability, predicted, at = ids[found], story[found], topic[found], probability[found], predicted[found], at[found]
     rows = [docs[i] for i in at.tolist()]
     return ReportDocs(

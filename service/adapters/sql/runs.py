@@ -12,6 +12,7 @@ from sqlalchemy import Engine, func, insert, select, update
 
 from ...domain import NOISE, ClusterEvent, Run, RunLevels, utcnow
 from ...ports import SavedName
+from ...sorted_keys import find_sorted
 from .dialect import bulk_insert
 from .engine import CHUNK, driver_rows
 from .tables import (assignment_exits, assignments, cluster_events, cluster_snapshots, clusters, documents, runs, story_drift_checks, topic_snapshots,
@@ -283,9 +284,7 @@ def rebuild_rows_at(c, run_id: int, from_start: bool = False) -> dict[str, np.nd
                                             "GROUP BY document_id", [int(start_run), int(run_id)]) for r in batch]
     if exits:
         ex_doc, ex_run = (np.asarray(v, np.int64) for v in zip(*exits))
-        at = np.searchsorted(out["document_id"], ex_doc)
-        found = at < len(out["document_id"])
-        found[found] &= out["document_id"][at[found]] == ex_doc[found]
+        at, found = find_sorted(out["document_id"], ex_doc)
         gone = np.zeros(len(out["document_id"]), bool)
         gone[at[found]] = ex_run[found] > out["run_id"][at[found]]
         out = {n: v[~gone] for n, v in out.items()}
@@ -310,8 +309,7 @@ def _changed_rows(c, run_id: int, doc_ids, labels, topics, probabilities, every_
         bulk_insert(c, assignment_exits, {"document_id": left.tolist()}, same={"run_id": int(run_id)})
     if every_row or not len(held_docs):
         return np.ones(len(doc_ids), bool), None
-    at = np.minimum(np.searchsorted(held_docs, doc_ids), len(held_docs) - 1)
-    same = held_docs[at] == doc_ids
+    at, same = find_sorted(held_docs, doc_ids)
     topics = np.asarray(topics, np.int64)
     same &= (held["cluster_id"][at] == np.asarray(labels, np.int64)) & (held["topic_id"][at] == topics)
     same &= probability_band(held["probability"][at]) == probability_band(probabilities)
