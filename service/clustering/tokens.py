@@ -54,31 +54,6 @@ def _ends_alike(title: str) -> bool:
     return title[-1:] not in ENDS_BEFORE_SPACE and "&" not in title
 
 
-def tokenize_each(texts: list[str]) -> list[list[str]]:
-    """[tokenize(t) for t in texts], in one regex pass (1M synthetic headlines' 133k topic headlines: 0.35 -> 0.15 s)."""
-    tokens = _joined_tokens(BOUNDARY.join(texts), len(texts))
-    if tokens is None:
-        return [tokenize(t) for t in texts]
-    out: list[list[str]] = []
-    doc: list[str] = []
-    for t in tokens:
-        if t == BOUNDARY:
-            out.append(doc)
-            doc = []
-        else:
-            doc.append(t if t[0].isalpha() else SEP)
-    if texts:
-        out.append(doc)
-    return out
-
-
-def _joined_tokens(joined: str, n: int) -> list[str] | None:
-    """The raw tokens of n texts joined by BOUNDARY, BOUNDARY between two texts' (None where a text holds BOUNDARY
-    itself): each text's as tokenize finds them before mapping separators to SEP."""
-    lowered = _lowered_joined(joined, n)
-    return None if lowered is None else _token_pattern(lowered).findall(lowered)
-
-
 def _token_pattern(text: str) -> re.Pattern:
     """_TOKEN_OR_BOUNDARY, or its ASCII twin where the text is ASCII only."""
     return _ASCII_TOKEN_OR_BOUNDARY if text.isascii() else _TOKEN_OR_BOUNDARY
@@ -156,10 +131,11 @@ class Vocabulary:
 
 
     def _joined_ids(self, joined: str, n: int, block: int = 1 << 21) -> np.ndarray | None:
-        """The ids of the tokens _joined_tokens finds (None where a text holds BOUNDARY), found and looked up a block of
-        texts at a time: one block's token strings are let go before the next block's are made (1M synthetic
-        headlines' 587k read rows: holding their 4M token strings at once cost ~60k page faults; by blocks the
-        regex pass and the lookups went 1.3-1.6 -> 1.2-1.4 CPU s)."""
+        """The ids of the tokens of n texts joined by BOUNDARY, each text's as tokenize finds them and BOUNDARY_ID
+        between two texts' (None where a text holds BOUNDARY itself), found and looked up a block of texts at a
+        time: one block's token strings are let go before the next block's are made (1M synthetic headlines' 587k
+        read rows: holding their 4M token strings at once cost ~60k page faults; by blocks the regex pass and the
+        lookups went 1.3-1.6 -> 1.2-1.4 CPU s)."""
         lowered = _lowered_joined(joined, n)
         if lowered is None:
             return None
