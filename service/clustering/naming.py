@@ -110,9 +110,28 @@ def central_members(labels: np.ndarray, vectors: np.ndarray, max_keyword_docs: i
     return Members(cluster_values, doc_rows, doc_cl, np.searchsorted(doc_cl, np.arange(n_clusters + 1)))
 
 
-def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray, n_keywords: int = 6, n_representatives: int = 3,
-                  *, titles: Sequence[str] | None = None, descriptions: Sequence[str] | None = None, common_share: float = 0.5, duplicate_cosine: float = 0.95,
-                  max_keyword_docs: int = 100, min_clusters: int = 3, batched: bool = True, members: Members | None = None) -> dict[int, Name]:
+@dataclass(frozen=True)
+class NamingOptions:
+    """How clusters are named (name_clusters' parameters of these names say what each does), as one value: the
+    defaults are written once, here, and the public functions hand the options on whole."""
+    n_keywords: int = 6
+    n_representatives: int = 3
+    common_share: float = 0.5
+    duplicate_cosine: float = 0.95
+    max_keyword_docs: int = 100
+    min_clusters: int = 3
+    batched: bool = True
+
+
+_DEFAULTS = NamingOptions()
+
+
+def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray, n_keywords: int = _DEFAULTS.n_keywords,
+                  n_representatives: int = _DEFAULTS.n_representatives, *, titles: Sequence[str] | None = None,
+                  descriptions: Sequence[str] | None = None, common_share: float = _DEFAULTS.common_share,
+                  duplicate_cosine: float = _DEFAULTS.duplicate_cosine, max_keyword_docs: int = _DEFAULTS.max_keyword_docs,
+                  min_clusters: int = _DEFAULTS.min_clusters, batched: bool = _DEFAULTS.batched,
+                  members: Members | None = None) -> dict[int, Name]:
     """Name every cluster (label >= 0) by keywords, a title row and up to ``n_representatives`` distinct headlines.
 
     Keywords weigh a term by its document frequency in the cluster against its spread over all clusters (so "says"
@@ -129,32 +148,31 @@ def name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray,
     ``members``: central_members(labels, vectors, max_keyword_docs), where the caller computed it already (it needs
     no text: the rebuild reads the texts meanwhile).
     """
-    return _name_clusters(texts, labels, vectors, n_keywords, n_representatives, titles=titles, descriptions=descriptions,
-                          common_share=common_share, duplicate_cosine=duplicate_cosine, max_keyword_docs=max_keyword_docs,
-                          min_clusters=min_clusters, batched=batched, members=members)[0]
+    options = NamingOptions(n_keywords, n_representatives, common_share, duplicate_cosine, max_keyword_docs, min_clusters, batched)
+    return _name_clusters(texts, labels, vectors, options, titles=titles, descriptions=descriptions, members=members)[0]
 
 
 def name_stories_and_topics(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray, story_topic: np.ndarray, *,
-                            titles: Sequence[str], descriptions: Sequence[str] | None = None, max_keyword_docs: int = 100,
+                            titles: Sequence[str], descriptions: Sequence[str] | None = None,
+                            max_keyword_docs: int = _DEFAULTS.max_keyword_docs,
                             members: Members | None = None) -> tuple[dict[int, Name], dict[int, Name]]:
     """name_clusters of the stories (labels), then name_topics of their topics (story_topic: each story label's
     topic), as the two called one after the other name them; the topics' headlines are read from the token ids the
     stories' naming made of them (tokenizing their titles again cost 0.27 of the stage's CPU s at 1M synthetic headlines)."""
-    stories, headlines = _name_clusters(texts, labels, vectors, titles=titles, descriptions=descriptions,
-                                        max_keyword_docs=max_keyword_docs, members=members)
+    stories, headlines = _name_clusters(texts, labels, vectors, NamingOptions(max_keyword_docs=max_keyword_docs), titles=titles,
+                                        descriptions=descriptions, members=members)
     labels = np.asarray(labels)
     sizes = np.bincount(labels[labels >= 0], minlength=len(story_topic))
     return stories, name_topics(stories, story_topic, sizes, titles=titles, headlines=headlines)
 
 
-def _name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray, n_keywords: int = 6, n_representatives: int = 3,
-                   *, titles: Sequence[str] | None = None, descriptions: Sequence[str] | None = None, common_share: float = 0.5,
-                   duplicate_cosine: float = 0.95, max_keyword_docs: int = 100, min_clusters: int = 3, batched: bool = True,
-                   members: Members | None = None) -> tuple[dict[int, Name], HeadlineTokens | None]:
+def _name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray, options: NamingOptions, *,
+                   titles: Sequence[str] | None, descriptions: Sequence[str] | None,
+                   members: Members | None) -> tuple[dict[int, Name], HeadlineTokens | None]:
     """name_clusters, and the titles of the rows it read as token ids (None: not at hand)."""
     vectors = np.asarray(vectors)  # a memory map's rows read as plain arrays (np.memmap's own indexing costs ~10x more)
     if members is None:
-        members = central_members(labels, vectors, max_keyword_docs)
+        members = central_members(labels, vectors, options.max_keyword_docs)
     elif len(members.rows) and (members.rows.max() >= len(labels) or
                                 not np.array_equal(np.asarray(labels)[members.rows], members.labels[members.cluster])):
         raise ValueError("name_clusters: members= was found for other labels (each member row must hold its cluster's label)")
@@ -163,13 +181,14 @@ def _name_clusters(texts: Sequence[str], labels: np.ndarray, vectors: np.ndarray
     n_clusters, doc_rows, doc_cl, doc_starts = members.n_clusters, members.rows, members.cluster, members.starts
 
     headlines = None
-    if batched:
-        keywords, keys_of, headlines = _keywords_and_keys(texts, titles, descriptions, doc_rows, doc_cl, n_clusters, n_keywords,
-                                                          common_share, min_clusters)
+    if options.batched:
+        keywords, keys_of, headlines = _keywords_and_keys(texts, titles, descriptions, doc_rows, doc_cl, n_clusters,
+                                                          options.n_keywords, options.common_share, options.min_clusters)
     else:
-        keywords, keys_of = _keywords_and_keys_by_row(texts, titles, doc_rows, doc_cl, n_clusters, n_keywords, common_share,
-                                                      min_clusters)
-    picked = _representatives(vectors, doc_rows, doc_starts, keys_of, n_representatives, duplicate_cosine, batched=batched)
+        keywords, keys_of = _keywords_and_keys_by_row(texts, titles, doc_rows, doc_cl, n_clusters, options.n_keywords,
+                                                      options.common_share, options.min_clusters)
+    picked = _representatives(vectors, doc_rows, doc_starts, keys_of, options.n_representatives, options.duplicate_cosine,
+                              batched=options.batched)
     cluster_values = members.labels
     return ({int(cluster_values[c]): Name(keywords=keywords[c], representatives=tuple(picked[c]), title_row=picked[c][0] if picked[c] else -1)
              for c in range(n_clusters)}, headlines)
