@@ -186,22 +186,29 @@ def test_each_querys_nearest_found_are_its_nearest_ties_in_the_order_found(seed,
         assert out[qq].tolist() == [d for d, _ in want] + [np.inf] * (width - len(want))
 
 
-def test_group_sums_read_in_place_answer_as_a_gathered_copy_did(tmp_path):
+def test_group_sums_read_in_place_answer_as_a_gathered_copy_did(tmp_path, monkeypatch):
     """centres.group_sums over a memory map, unit or not: the sums of the (scaled) grouped rows, as the copy of them
-    (and unit_rows of every row) gave; rows in no group are not counted, zero rows stay zero."""
+    (and unit_rows of every row) gave; rows in no group are not counted (NaN there changes nothing),
+    zero rows stay zero; the lengths measured a few rows at a time are those measured all at once."""
+    from service.clustering import centres
     from service.clustering.centres import group_sums, unit_rows
 
     rng = np.random.default_rng(3)
     x = (rng.standard_normal((50, 6)) * rng.uniform(0.5, 3, (50, 1))).astype(np.float32)
     x[7] = 0
+    group = rng.integers(-1, 4, 50)
+    group[7] = 0
+    rows = group >= 0
+    x[~rows] = np.nan
     path = tmp_path / "v.f32"
     x.tofile(path)
     mapped = np.memmap(path, dtype=np.float32, mode="r", shape=x.shape)
-    group = rng.integers(-1, 4, 50)
-    rows = group >= 0
+    whole = group_sums(mapped, group, 4, unit=True)[0]
     for unit in (False, True):
         sums, n = group_sums(mapped, group, 4, unit=unit)
         seen = unit_rows(x) if unit else x
         want = np.stack([seen[rows & (group == g)].sum(axis=0) for g in range(4)])
         assert np.allclose(sums, want, atol=1e-5)
         assert n.tolist() == [int((group == g).sum()) for g in range(4)]
+    monkeypatch.setattr(centres, "_LENGTH_CHUNK", 7)
+    assert np.array_equal(group_sums(mapped, group, 4, unit=True)[0], whole)
