@@ -24,7 +24,8 @@ once with 2 `serve --role ingest` workers and a `serve --role rebuild` leader th
 once with a single `serve` (--role all, the writer that keeps its own graph) on a fresh database and collection. For each
 rebuild it reads the run's graph stage and how the vector copy met Milvus (runs.params.vector_sync: current, caught up or
 refilled, and the rows read), and prints `leader_refill_rows` (rows read by full refills, per rebuild; the first one is the
-copy's start) and the leader's graph stage over the single writer's at the same size.
+copy's start), the leader's graph stage over the single writer's at the same size, and each rebuild that caught up
+itself against the single writer's nearest in size (`catch_up_graph_s`).
 
 Prints one JSON line: headlines/s with 1 and 2 workers, their ratio, a note on what the ratio means on this many
 cores, the per-stage seconds summed over files (from each worker's per-file line), each worker's peak RSS, the file
@@ -40,6 +41,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -336,7 +338,26 @@ def rounds_summary(leader: list[dict], single: list[dict]) -> dict:
             "leader_caught_up_rows": [(r["sync"] or {}).get("rows_read", 0) if (r["sync"] or {}).get("kind") == "catch_up" else 0
                                       for r in leader],
             "graph_s_at_same_size": [{"documents": n, "leader": a, "single": b, "ratio": round(a / b, 2) if b else None}
-                                     for n, a, b in pairs]}
+                                     for n, a, b in pairs],
+            "catch_up_graph_s": _catch_ups_against_single(leader, single)}
+
+
+def _catch_ups_against_single(leader: list[dict], single: list[dict]) -> dict:
+    """The leader's rebuilds that caught up themselves (it rebuilds as soon as arrivals wait, often before its
+    once-a-second keep-up read them) hold sizes the single writer's rounds never do: each against the single writer's
+    run nearest in size, and the median ratio."""
+    if not single:
+        return {"runs": [], "median_ratio": None}
+    runs = []
+    for r in leader:
+        if (r["sync"] or {}).get("kind") != "catch_up":
+            continue
+        near = min(single, key=lambda x: abs(x["documents"] - r["documents"]))
+        runs.append({"documents": r["documents"], "rows_caught_up": r["sync"]["rows_read"], "leader": r["graph_s"],
+                     "single_documents": near["documents"], "single": near["graph_s"],
+                     "ratio": round(r["graph_s"] / near["graph_s"], 2) if near["graph_s"] else None})
+    ratios = [x["ratio"] for x in runs if x["ratio"] is not None]
+    return {"runs": runs, "median_ratio": round(statistics.median(ratios), 2) if ratios else None}
 
 
 def _drop_collection(uri: str, collection: str) -> None:

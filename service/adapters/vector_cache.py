@@ -92,7 +92,8 @@ class CachedVectorStore:
         self._live = LiveIndex(folder, dim, lambda x, centres: build_index(x, knn_k, centres=centres), EXACT_SEARCH_MAX_N)  # faiss over cache rows 0..ntotal-1
         info = self._source_info()
         self._trusted = info.get("source") == source and info.get("dim") == dim
-        # how the last check against the store went: "current", "catch_up" or "refill", and the rows read for it
+        # how the last check against the store went: "current", "catch_up" or "refill", and the rows read for it (a
+        # catch-up's "waited": it read again, waiting for the store's newest writes, as the reads that did not wait fell short)
         self.last_sync: dict[str, object] = {"kind": "current", "rows_read": 0, "rows_added": 0}
         if self._trusted:  # opening a copy repairs it: a torn last row cut, a graph of another knn_k dropped
             if info.get("k") != self.k:  # the vectors hold; the graph is recomputed at the next rebuild
@@ -408,7 +409,7 @@ class CachedVectorStore:
                 read += self.last_sync["rows_read"]
                 if not self._trusted or self._complete_rows() >= in_store:
                     break
-            self.last_sync = {"kind": "catch_up", "rows_read": read, "rows_added": added}
+            self.last_sync = {"kind": "catch_up", "rows_read": read, "rows_added": added, "waited": strong}
             meta, vecs = self._load()
             caught_up = self._trusted and len(meta) >= in_store
             in_store = len(meta) if caught_up else in_store
@@ -457,7 +458,7 @@ class CachedVectorStore:
         for ids, vecs, published, ingested in self.store.iter_rows(since_ts=since_ts, by="ingested", without=held, strong=strong):
             read += len(ids)
             added += self._take(ids, vecs, published, ingested)
-        self.last_sync = {"kind": "catch_up", "rows_read": read, "rows_added": added}
+        self.last_sync = {"kind": "catch_up", "rows_read": read, "rows_added": added, "waited": strong}
         log.info("vector cache %s: caught up %d new rows (%d read from the store)", self.folder.name, added, read)
         return added
 

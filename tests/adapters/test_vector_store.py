@@ -160,7 +160,7 @@ def test_the_rebuild_leader_catches_up_on_what_other_workers_wrote_instead_of_re
             assert leader.last_sync["kind"] == "refill"
         else:
             # the new batch only: the one before it (stamped within the overlap of the copy's newest row) is held already
-            assert leader.last_sync == {"kind": "catch_up", "rows_read": 400, "rows_added": 400}, leader.last_sync
+            assert leader.last_sync == {"kind": "catch_up", "rows_read": 400, "rows_added": 400, "waited": False}, leader.last_sync
     exact = knn(np.asarray(got_x), 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(neigh.indices, exact.indices)])
     w_ids, w_x, w_neigh = writer.neighbour_graph()
@@ -267,12 +267,12 @@ def test_a_catch_up_reads_only_the_rows_it_lacks_and_a_revised_one_again(tmp_pat
     leader.neighbour_graph()
     milvus.upsert(ids[200:], x[200:], t[200:], t[200:] + 5)  # same stamps within the overlap: the first 200 are held
     leader.neighbour_graph()
-    assert leader.last_sync == {"kind": "catch_up", "rows_read": 100, "rows_added": 100}, leader.last_sync
+    assert leader.last_sync == {"kind": "catch_up", "rows_read": 100, "rows_added": 100, "waited": False}, leader.last_sync
     revised = unit(rng, 1)
     milvus.upsert(ids[250:251], revised, t[:1], t[:1] + 9)  # a worker revises a document: same id, new stamp
     milvus.upsert(np.array([301], np.int64), unit(rng, 1), t[:1], t[:1] + 9)
     got_ids, got_x, _ = leader.neighbour_graph()
-    assert leader.last_sync == {"kind": "catch_up", "rows_read": 2, "rows_added": 1}, leader.last_sync
+    assert leader.last_sync == {"kind": "catch_up", "rows_read": 2, "rows_added": 1, "waited": False}, leader.last_sync
     assert np.allclose(got_x[np.searchsorted(got_ids, 251)], revised[0], atol=1e-6)
     milvus.close()
 
@@ -314,7 +314,7 @@ def test_a_catch_up_that_read_too_little_without_waiting_reads_again_waiting_ins
     leader.neighbour_graph()
     milvus.upsert(ids[200:], x[200:], t[200:], t[200:] + 5)
     got_ids, got_x, _ = leader.neighbour_graph()
-    assert leader.last_sync == {"kind": "catch_up", "rows_read": 100, "rows_added": 100}, leader.last_sync
+    assert leader.last_sync == {"kind": "catch_up", "rows_read": 100, "rows_added": 100, "waited": True}, leader.last_sync
     assert np.array_equal(got_ids, ids) and np.allclose(got_x, x, atol=1e-6)
     milvus.close()
 
