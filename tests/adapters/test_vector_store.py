@@ -254,17 +254,24 @@ def test_the_live_index_is_read_back_after_a_restart_and_a_stale_file_is_ignored
     cached.close()
 
 
+def _leader_after_its_first_rebuild(tmp_path, n: int, seed: int, store=MilvusStore):
+    """(vectors, ids, stamps, store, leader): n rows to write, the first 200 written and read by the leader's first
+    rebuild (a refill), the rest for the test to write as the ingest workers would."""
+    x = unit(np.random.default_rng(seed), n)
+    ids = np.arange(1, n + 1, dtype=np.int64)
+    t = np.full(n, 1_700_000_000, np.int64)
+    milvus = store(str(tmp_path / "milvus.db"), "r", 16)
+    leader = CachedVectorStore(milvus, tmp_path / "leader", 16, source="m#r", knn_k=5)
+    milvus.upsert(ids[:200], x[:200], t[:200], t[:200])
+    leader.neighbour_graph()
+    return x, ids, t, milvus, leader
+
+
 def test_a_catch_up_reads_only_the_rows_it_lacks_and_a_revised_one_again(tmp_path):
     """The catch-up asks the store for the ids (and stamps) since its newest row first and reads vectors only for the
     rows the copy lacks or holds with another stamp (a document revised by a worker)."""
-    rng = np.random.default_rng(4)
-    x = unit(rng, 300)
-    ids = np.arange(1, 301, dtype=np.int64)
-    milvus = MilvusStore(str(tmp_path / "milvus.db"), "r", 16)
-    leader = CachedVectorStore(milvus, tmp_path / "leader", 16, source="m#r", knn_k=5)
-    t = np.full(300, 1_700_000_000, np.int64)
-    milvus.upsert(ids[:200], x[:200], t[:200], t[:200])
-    leader.neighbour_graph()
+    x, ids, t, milvus, leader = _leader_after_its_first_rebuild(tmp_path, 300, 4)
+    rng = np.random.default_rng(5)
     milvus.upsert(ids[200:], x[200:], t[200:], t[200:] + 5)  # same stamps within the overlap: the first 200 are held
     leader.neighbour_graph()
     assert leader.last_sync == {"kind": "catch_up", "rows_read": 100, "rows_added": 100, "waited": False}, leader.last_sync
@@ -304,14 +311,7 @@ class _ReplicaBehind(MilvusStore):
 
 
 def test_a_catch_up_that_read_too_little_without_waiting_reads_again_waiting_instead_of_refilling(tmp_path):
-    rng = np.random.default_rng(7)
-    x = unit(rng, 300)
-    ids = np.arange(1, 301, dtype=np.int64)
-    t = np.full(300, 1_700_000_000, np.int64)
-    milvus = _ReplicaBehind(str(tmp_path / "milvus.db"), "b", 16)
-    leader = CachedVectorStore(milvus, tmp_path / "leader", 16, source="m#b", knn_k=5)
-    milvus.upsert(ids[:200], x[:200], t[:200], t[:200])
-    leader.neighbour_graph()
+    x, ids, t, milvus, leader = _leader_after_its_first_rebuild(tmp_path, 300, 7, _ReplicaBehind)
     milvus.upsert(ids[200:], x[200:], t[200:], t[200:] + 5)
     got_ids, got_x, _ = leader.neighbour_graph()
     assert leader.last_sync == {"kind": "catch_up", "rows_read": 100, "rows_added": 100, "waited": True}, leader.last_sync
@@ -320,14 +320,7 @@ def test_a_catch_up_that_read_too_little_without_waiting_reads_again_waiting_ins
 
 
 def test_the_leader_keeps_up_between_rebuilds_so_its_rebuild_finds_the_copy_current(tmp_path):
-    rng = np.random.default_rng(6)
-    x = unit(rng, 400)
-    ids = np.arange(1, 401, dtype=np.int64)
-    t = np.full(400, 1_700_000_000, np.int64)
-    milvus = MilvusStore(str(tmp_path / "milvus.db"), "k", 16)
-    leader = CachedVectorStore(milvus, tmp_path / "leader", 16, source="m#k", knn_k=5)
-    milvus.upsert(ids[:200], x[:200], t[:200], t[:200])
-    leader.neighbour_graph()
+    x, ids, t, milvus, leader = _leader_after_its_first_rebuild(tmp_path, 400, 6)
     milvus.upsert(ids[200:], x[200:], t[200:], t[200:] + 60)
     assert leader.keep_up() == 200 and leader.keep_up() == 0
     got_ids, _, neigh = leader.neighbour_graph()
