@@ -73,7 +73,7 @@ background out of stories on the synthetic corpus (+0.02 AMI at both sizes) but 
 stragglers out on the story file (noise 1.6% -> 4.3%, pairwise F1 0.954 -> 0.940).
 
 Why that last rescue round counts a small story's votes against its members (vote_rounds' small_groups): most
-leftover stories hold five to seven headlines, and a straggler lists at most that many of them among its nine
+leftover stories hold five to seven headlines (80% of 12k at 1M), and a straggler lists at most that many of them among its nine
 nearest, so five of nine votes asked it to list nearly every member and nothing else. There a strict majority of
 the story's members is enough (three of five, four of six or seven); a story of eight or more still needs five of
 nine. Measured (bench/scale.py graphs, the fit alone; bench/quality.py streamed): story AMI at 1M documents 0.8496

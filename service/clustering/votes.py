@@ -15,7 +15,7 @@ def vote_rounds(neigh: Neighbours, labels: np.ndarray, prob: np.ndarray, m: int,
     hold, in synchronous rounds (each reads the previous round's labels, so the result does not depend on row order)
     until nothing changes or `rounds` are spent. Only NOISE rows are ever touched. A row's probability: the winning
     share of the m votes, times the voters' mean probability when weigh_by_voters. small_groups: a label held by
-    fewer rows than min_votes could ever reach needs a strict majority of its rows instead (size // 2 + 1 votes).
+    few rows needs only a strict majority of them where that is less than min_votes (min(min_votes, size // 2 + 1)).
 
     After the first round only rows listing a row labelled in the last round are counted again: the others' votes
     are what they were, and they did not win then."""
