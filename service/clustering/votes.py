@@ -10,11 +10,12 @@ from .graph import Neighbours
 
 
 def vote_rounds(neigh: Neighbours, labels: np.ndarray, prob: np.ndarray, m: int, rounds: int, min_votes: int,
-                weigh_by_voters: bool) -> tuple[np.ndarray, np.ndarray]:
+                weigh_by_voters: bool, small_groups: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(labels, probabilities): each NOISE row takes the label at least min_votes of its m nearest listed neighbours
     hold, in synchronous rounds (each reads the previous round's labels, so the result does not depend on row order)
     until nothing changes or `rounds` are spent. Only NOISE rows are ever touched. A row's probability: the winning
-    share of the m votes, times the voters' mean probability when weigh_by_voters.
+    share of the m votes, times the voters' mean probability when weigh_by_voters. small_groups: a label held by
+    few rows needs only a strict majority of them where that is less than min_votes (min(min_votes, size // 2 + 1)).
 
     After the first round only rows listing a row labelled in the last round are counted again: the others' votes
     are what they were, and they did not win then."""
@@ -36,11 +37,15 @@ def vote_rounds(neigh: Neighbours, labels: np.ndarray, prob: np.ndarray, m: int,
         counts = agreement_counts(voters)
         best = counts.argmax(axis=1)
         votes = counts[np.arange(len(rows)), best]
-        won = votes >= need
+        winner = voters[np.arange(len(rows)), best]
+        if small_groups:
+            size = np.bincount(labels[labels >= 0])
+            won = (winner >= 0) & (votes >= np.minimum(need, size[np.maximum(winner, 0)] // 2 + 1))
+        else:
+            won = votes >= need
         if not won.any():
             break
-        rows, idx, voters, best, votes = rows[won], idx[won], voters[won], best[won], votes[won]
-        winner = voters[np.arange(len(rows)), best]
+        rows, idx, voters, votes, winner = rows[won], idx[won], voters[won], votes[won], winner[won]
         share = votes / m
         if weigh_by_voters:
             agree = voters == winner[:, None]

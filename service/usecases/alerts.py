@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("newsclust")
 
-def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | None = None, drifted: frozenset[int] = frozenset(),
+def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | None = None,
                  placed: dict[int, dict[int, int]] | None = None, labels: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict]:
     """After a rebuild (run_id: new stories and surges) or after arrivals (surges only): decide, record once per
     story and state change, then tell: the Atom feed, one log line each, the webhook.
@@ -37,8 +37,10 @@ def raise_alerts(app: App, run_id: int | None = None, profiles: StoryProfiles | 
     cards = app.alerts.story_cards(run.id)
     states = app.alerts.states()
     announce_new = run_id == run.id and app.alerts.first_done_run() != run.id  # the first rebuild sets the baseline
-    # born out of nothing, or split off a story whose content it left (identity.split_drifted): a new event either way
-    born = app.alerts.born_stories(run.id) | set(drifted) if run_id == run.id else set()
+    # every story born in the run, split off an older one or not: a part of a told story is found by its content and
+    # its members' homes (fragment_home). Lineage alone hid real events: a swimming story born with three of its ten
+    # headlines out of a football story that had taken them in was told as a split, not as news.
+    born = app.alerts.born_stories(run.id) if run_id == run.id else set()
     stream_time = datetime.fromtimestamp(times.max(), timezone.utc).replace(tzinfo=None) if len(times) else None
     cohesion = _cohesion(app, run.id, profiles)
     typical = float(np.median(list(cohesion.values()))) if cohesion else 0.0
@@ -111,11 +113,10 @@ def _tell(app: App, recorded: list[dict]) -> None:
 
 
 def raise_alerts_safely(app: App, run_id: int | None = None, profiles: StoryProfiles | None = None,
-                        drifted: frozenset[int] = frozenset(), placed: dict[int, dict[int, int]] | None = None,
-                        labels: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict]:
+                        placed: dict[int, dict[int, int]] | None = None, labels: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict]:
     """Alerts never fail what they follow: a rebuild stays committed, a file stays ingested."""
     try:
-        return raise_alerts(app, run_id, profiles, drifted, placed, labels)
+        return raise_alerts(app, run_id, profiles, placed, labels)
     except Exception as exc:  # noqa: BLE001
         log.warning("alerts not raised (%s: %s)", type(exc).__name__, exc)
         return []

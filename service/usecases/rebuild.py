@@ -159,9 +159,8 @@ def rebuild(app: App, write_report_after: bool = True, progress: Progress = no_p
     with stages("alerts"):
         profiles = story_profiles(vectors, stories, neigh)
         best_effort(app.run_files.save_story_cohesion, run_id, profiles.story_ids, profiles.cohesion)
-        drifted = frozenset(r["split_story_id"] for r in drift_rows if r["split_story_id"] is not None)
         placed = placed_homes(doc_ids, stories, *anchor.placed) if anchor is not None and anchor.placed is not None else None
-        result.alerts = raise_alerts_safely(app, run_id, profiles, drifted, placed, labels=(doc_ids, stories))
+        result.alerts = raise_alerts_safely(app, run_id, profiles, placed, labels=(doc_ids, stories))
     if write_report_after:
         # the run is committed: a failing map or page (a report folder not writable, a full disk) is reported, not a failed rebuild
         try:

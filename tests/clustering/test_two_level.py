@@ -208,6 +208,36 @@ def test_small_stories_in_a_crowd_are_found_among_the_leftovers(crowded):
 
 
 
+def test_a_straggler_of_a_small_story_joins_by_a_majority_of_the_storys_members():
+    """A story of five can give a straggler at most five of its nine votes, and only if the straggler lists all
+    five: after the leftover pass its stragglers join by a strict majority of the story's members instead (three of
+    five), a large story's still need five of nine."""
+    from service.clustering.graph import Neighbours
+    from service.clustering.votes import vote_rounds
+
+    # rows 0-4: a story of five; rows 5-13: a story of nine; rows 14-19: noise (row 14 the straggler of the small
+    # story, row 15 one listing three of the large story); each row lists 9 others, the rest of its list noise
+    n = 20
+    small, large, noise = list(range(5)), list(range(5, 14)), list(range(16, 20))
+    idx = np.full((n, 9), -1, np.int64)
+    idx[14] = small[:3] + noise + [15, 13]
+    idx[15] = large[:3] + noise + [14, 0]
+    for r in small + large:
+        idx[r] = [c for c in small + large if c != r][:9]
+    for r in noise:  # four votes for the large story: no majority of nine, nor of its nine members
+        idx[r] = [c for c in noise if c != r] + [14, 15] + large[5:]
+    dist = np.tile(np.linspace(0.2, 0.6, 9, dtype=np.float32), (n, 1))
+    neigh = Neighbours(idx, dist)
+    labels = np.array([0] * 5 + [1] * 9 + [NOISE] * 6, np.int64)
+    prob = np.where(labels >= 0, 1.0, 0.0).astype(np.float32)
+    plain, _ = vote_rounds(neigh, labels, prob, 9, 1, 5, weigh_by_voters=True)
+    assert plain[14] == NOISE and plain[15] == NOISE
+    sized, sized_prob = vote_rounds(neigh, labels, prob, 9, 1, 5, weigh_by_voters=True, small_groups=True)
+    assert sized[14] == 0 and 0 < sized_prob[14] <= 1  # three of the five members list it
+    assert sized[15] == NOISE  # three votes of a story of nine are no majority of it
+    assert (sized[16:] == NOISE).all()
+
+
 def test_the_leftover_pass_keeps_labels_when_it_finds_nothing():
     """No leaf of story size among the leftovers: nothing changes (a label vector of all noise never becomes one story)."""
     from service.clustering.two_level import leftover_stories

@@ -67,11 +67,11 @@ class SqlAlertHistory:
         return story[inside], unix_all(list(times))[order[at[inside]]]
 
     def born_stories(self, run_id: int) -> set[int]:
-        """Stories born in a run out of nothing: a part split off an older story is not news breaking."""
+        """Stories born in a run, out of nothing or split off older stories: which are news is the alert rule's call
+        (clustering.alerts.fragment_home), not their lineage's."""
         with self.engine.connect() as c:
             return {int(r[0]) for r in c.execute(select(cluster_events.c.cluster_id).where(
-                cluster_events.c.run_id == run_id, cluster_events.c.level == "story", cluster_events.c.kind == "born",
-                cluster_events.c.parents == "[]"))}
+                cluster_events.c.run_id == run_id, cluster_events.c.level == "story", cluster_events.c.kind == "born"))}
 
     def earlier_homes(self, run_id: int, story_ids: list[int], runs_back: int = 3) -> dict[int, dict[int, int]]:
         """story id -> {story of the `runs_back` runs before: how many of its members (this run's) sat there}."""
