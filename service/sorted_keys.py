@@ -20,3 +20,13 @@ def find_sorted(sorted_keys: np.ndarray, keys) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(keys.shape, np.intp), np.zeros(keys.shape, bool)
     positions = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
     return positions, sorted_keys[positions] == keys
+
+
+def find_rows(keys, wanted) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, found): the row of each of `wanted` in `keys` (unsorted, each key once), and whether it is there.
+
+    Sorts keys once, so a lookup of many ids costs no dict of them; a key not there gets row 0 (mask by found)."""
+    keys = np.asarray(keys)
+    order = np.argsort(keys, kind="stable")
+    at, found = find_sorted(keys[order], wanted)
+    return (order[at] if len(keys) else at), found

@@ -178,25 +178,24 @@ class MilvusStore:
         strong=False: what the server holds now, without waiting for writes in flight (module docstring)."""
         batch_size = min(batch_size, self._rows_per_request())
         fields = ["id", "vector", "published_ts", "ingested_ts"]
-        read_as = _consistency(strong)
         if since_ts is not None and without is not None:
-            yield from self._rows_not_held(batch_size, since_ts, by, without, read_as)
+            yield from self._rows_not_held(batch_size, since_ts, by, without, strong)
             return
-        for rows in self._query_batches(_window_filter(since_ts, by), fields, batch_size, one_first=since_ts is not None, read_as=read_as):
+        for rows in self._query_batches(_window_filter(since_ts, by), fields, batch_size, one_first=since_ts is not None, strong=strong):
             yield _columns(rows)
 
     def _query_batches(self, flt: str, fields: list[str], batch_size: int, one_first: bool = True,
-                       read_as: dict | None = None) -> Iterator[list[dict]]:
+                       strong: bool = True) -> Iterator[list[dict]]:
         """Rows matching flt, a request's worth at a time. one_first: a window or a catch-up often holds fewer rows
         than one request carries: one query instead of the iterator's several round trips (a rebuild leader catching
         up on a few hundred rows); the iterator only when they fill it."""
         if one_first:
-            rows = self.client.query(self.collection, filter=flt, output_fields=fields, limit=batch_size, **(read_as or {}))
+            rows = self.client.query(self.collection, filter=flt, output_fields=fields, limit=batch_size, **_consistency(strong))
             if len(rows) < batch_size:
                 if rows:
                     yield rows
                 return
-        it = self.client.query_iterator(self.collection, batch_size=batch_size, filter=flt, output_fields=fields, **(read_as or {}))
+        it = self.client.query_iterator(self.collection, batch_size=batch_size, filter=flt, output_fields=fields, **_consistency(strong))
         try:
             while rows := it.next():
                 yield rows
@@ -204,18 +203,18 @@ class MilvusStore:
             it.close()
 
     def _rows_not_held(self, batch_size: int, since_ts: int, by: str, without: Callable[[np.ndarray, np.ndarray], np.ndarray],
-                       read_as: dict):
+                       strong: bool):
         """iter_rows's rows the caller lacks: the window's ids first (no vectors), then the full rows of the ids it
         lacks. A rebuild leader's catch-up read every row of its overlap again; decoding their vectors took 3.1 s of
         its 8.9 s over 4 rounds of 600 rows on the embedded server (the gRPC query 3.8 s), for rows it held."""
-        rows = [r for part in self._query_batches(_window_filter(since_ts, by), ["id", "ingested_ts"], MAX_NQ, read_as=read_as) for r in part]
+        rows = [r for part in self._query_batches(_window_filter(since_ts, by), ["id", "ingested_ts"], MAX_NQ, strong=strong) for r in part]
         ids = np.fromiter((r["id"] for r in rows), dtype=np.int64, count=len(rows))
         stamped = np.fromiter((r["ingested_ts"] for r in rows), dtype=np.int64, count=len(rows))
         lacking = ids[~np.asarray(without(ids, stamped), bool)] if len(ids) else ids
         fields = ["id", "vector", "published_ts", "ingested_ts"]
         for s in range(0, len(lacking), min(batch_size, 1000)):
             chunk = [int(i) for i in lacking[s : s + min(batch_size, 1000)]]
-            rows = self.client.query(self.collection, filter=f"id in {chunk}", output_fields=fields, limit=len(chunk), **read_as)
+            rows = self.client.query(self.collection, filter=f"id in {chunk}", output_fields=fields, limit=len(chunk), **_consistency(strong))
             if rows:
                 yield _columns(rows)
 

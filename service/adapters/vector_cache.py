@@ -45,7 +45,7 @@ from ..clustering.graph import (EXACT_SEARCH_MAX_N, add_rows, build_index, compl
 from ..domain import Neighbours
 from ..files import atomic_write
 from ..ports import VectorStore
-from ..sorted_keys import find_sorted
+from ..sorted_keys import find_rows, find_sorted
 from .cache_reader import META_COLUMNS
 from .live_index import LiveIndex
 
@@ -180,12 +180,10 @@ class CachedVectorStore:
         """Corrections (a known id with new text): the cached vector is replaced in place and its kNN list found
         again; other documents' lists keep their old distance to it until the graph is next recomputed."""
         row_ids = self._row_ids()
-        order = np.argsort(row_ids, kind="stable")
-        at, found = find_sorted(row_ids[order], ids)
+        rows, found = find_rows(row_ids, ids)
         if len(row_ids) == 0 or not found.all():  # not all cached after all: refill, never guess a row
             self._distrust()
             return
-        rows = order[at]
         new = np.ascontiguousarray(vectors, dtype=np.float32)
         cached = np.memmap(self._vec_path, dtype=np.float32, mode="r+", shape=(len(row_ids), self.dim))
         changed = np.any(cached[rows] != new, axis=1)
@@ -217,11 +215,10 @@ class CachedVectorStore:
 
     def vectors_of(self, ids: np.ndarray) -> np.ndarray:
         row_ids = self._row_ids() if self._trusted else np.zeros(0, np.int64)
-        order = np.argsort(row_ids, kind="stable")
-        at, found = find_sorted(row_ids[order], ids)
+        rows, found = find_rows(row_ids, ids)
         if len(row_ids) == 0 or not found.all():
             return self.store.vectors_of(ids)  # some are not cached (yet): Milvus has them all
-        return np.asarray(self._load()[1][order[at]], dtype=np.float32)
+        return np.asarray(self._load()[1][rows], dtype=np.float32)
 
     def close(self) -> None:
         self._live.save_if_behind(wait=False)  # the next start reads it back instead of adding what arrived since

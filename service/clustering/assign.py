@@ -18,7 +18,7 @@ from functools import cached_property
 import numpy as np
 
 from ..domain import NOISE
-from ..sorted_keys import find_sorted
+from ..sorted_keys import find_rows, find_sorted
 
 DUPLICATE_DISTANCE = 1e-6
 
@@ -198,9 +198,8 @@ def _story_rows(state: PredictionState, labels: np.ndarray) -> np.ndarray:
     """Row in the state's cluster_* arrays of each story id, -1 for noise and unknown ids."""
     if len(state.cluster_ids) == 0:
         return np.full(labels.shape, -1, np.int64)
-    order = np.argsort(state.cluster_ids)
-    at, found = find_sorted(state.cluster_ids[order], labels)
-    return np.where(found, order[at], -1)
+    rows, found = find_rows(state.cluster_ids, labels)
+    return np.where(found, rows, -1)
 
 
 def _sparsest_member_core(state: PredictionState, rows: np.ndarray) -> np.ndarray:

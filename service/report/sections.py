@@ -11,7 +11,7 @@ import numpy as np
 import plotly.io as pio
 
 from ..domain import Alert, Lineage, ReportDocs, Run
-from ..sorted_keys import find_sorted
+from ..sorted_keys import find_rows
 from . import model
 from .figures import esc, lineage_figure, map_figure, timeline_figure
 from .view import ReportView, fmt_day, fmt_time
@@ -172,12 +172,11 @@ def map_section(v: ReportView, layout, max_points: int, seed: int) -> str:
         return head + "<p class=note>No map for this run (no layout stored).</p></section>"
     ids, xy_all = layout  # a layout lists each document once: each headline's row in it, found by sorting (not a dict of 100k)
     ids = np.asarray(ids, np.int64)
-    order = np.argsort(ids, kind="stable")
-    at, placed = find_sorted(ids[order], v.docs.ids)
+    layout_row, placed = find_rows(ids, v.docs.ids)
     rows = np.flatnonzero(placed)
     if len(rows) < 3:
         return head + "<p class=note>Too few placed headlines to draw a map.</p></section>"
-    xy_rows = np.asarray(xy_all, np.float32)[order[at[rows]]]
+    xy_rows = np.asarray(xy_all, np.float32)[layout_row[rows]]
     note = ""
     if len(rows) > max_points:
         pick = np.sort(np.random.default_rng(seed).choice(len(rows), size=max_points, replace=False))

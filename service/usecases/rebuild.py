@@ -23,7 +23,7 @@ from ..clustering.levels import persistent, settle, story_moves
 from ..clustering.naming import central_members, name_stories_and_topics
 from ..clustering.two_level import TwoLevelParams, fit_two_levels
 from ..domain import NOISE, Headline, unix_seconds
-from ..sorted_keys import find_sorted
+from ..sorted_keys import find_rows
 from .alerts import raise_alerts_safely
 from .common import Progress, best_effort, no_progress
 from .report import MapJob, publish_quick_map
@@ -233,9 +233,8 @@ class _Texts(Sequence[str]):
 def _aligned(ids: np.ndarray, labels: np.ndarray, doc_ids: np.ndarray) -> np.ndarray:
     """labels (of documents ids) for each of doc_ids, NOISE where a document had none."""
     out = np.full(len(doc_ids), NOISE, np.int64)
-    order = np.argsort(ids)
-    at, hit = find_sorted(ids[order], doc_ids)
-    out[hit] = labels[order][at[hit]]
+    rows, hit = find_rows(ids, doc_ids)
+    out[hit] = labels[rows[hit]]
     return out
 
 

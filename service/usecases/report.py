@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ..sorted_keys import find_sorted
+from ..sorted_keys import find_rows
 
 if TYPE_CHECKING:
     from ..domain import Neighbours
@@ -105,8 +105,7 @@ def _previous_positions(app: App, prev_run, doc_ids: np.ndarray) -> np.ndarray |
     if stored is None:
         return None
     prev_ids, prev_xy = stored
-    order = np.argsort(prev_ids)
-    at, found = find_sorted(prev_ids[order], doc_ids)
+    rows, found = find_rows(prev_ids, doc_ids)
     previous = np.full((len(doc_ids), 2), np.nan, np.float32)
-    previous[found] = prev_xy[order][at[found]]
+    previous[found] = prev_xy[rows[found]]
     return previous

@@ -1,4 +1,4 @@
-"""sorted_keys.find_sorted: where keys stand in a sorted array, and whether they are there."""
+"""sorted_keys: where keys stand in a sorted array (find_sorted) or an unsorted one (find_rows), and whether they are there."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.sorted_keys import find_sorted
+from service.sorted_keys import find_rows, find_sorted
 
 
 def test_keys_found_and_absent_below_between_and_above():
@@ -39,3 +39,12 @@ def test_positions_of_found_keys_and_only_those(sorted_keys, keys):
     assert found.tolist() == [k in set(sorted_keys.tolist()) for k in keys.tolist()]
     assert np.array_equal(sorted_keys[at[found]], keys[found])
     assert ((at >= 0) & (at < max(len(sorted_keys), 1))).all()
+
+
+@given(st.lists(st.integers(-50, 50), unique=True), st.lists(st.integers(-60, 60)))
+def test_rows_of_keys_in_an_unsorted_array(keys, wanted):
+    keys, wanted = np.array(keys, np.int64), np.array(wanted, np.int64)
+    rows, found = find_rows(keys, wanted)
+    assert found.tolist() == [w in set(keys.tolist()) for w in wanted.tolist()]
+    assert np.array_equal(keys[rows[found]], wanted[found])
+    assert rows.shape == wanted.shape

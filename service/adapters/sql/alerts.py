@@ -9,7 +9,7 @@ import numpy as np
 from sqlalchemy import Engine, func, insert, select, text
 
 from ...domain import FUTURE_KEY, utcnow
-from ...sorted_keys import find_sorted
+from ...sorted_keys import find_rows
 from .dialect import insert_for
 from .engine import bound, driver_rows, unix_all
 from .runs import rebuild_rows_at
@@ -61,10 +61,8 @@ class SqlAlertHistory:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
         doc_ids, times = zip(*dated)
         doc_ids = np.asarray(doc_ids, np.int64)
-        order = np.argsort(doc_ids, kind="stable")
-        sorted_ids = doc_ids[order]
-        at, inside = find_sorted(sorted_ids, member_doc)  # documents outside the window drop out, as the join's filter did
-        return story[inside], unix_all(list(times))[order[at[inside]]]
+        rows, inside = find_rows(doc_ids, member_doc)  # documents outside the window drop out, as the join's filter did
+        return story[inside], unix_all(list(times))[rows[inside]]
 
     def born_stories(self, run_id: int) -> set[int]:
         """Stories born in a run, out of nothing or split off older stories: which are news is the alert rule's call

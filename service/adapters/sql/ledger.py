@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy import Engine, func, insert, select, update
 
 from ...domain import Headline, utcnow
-from ...sorted_keys import find_sorted
+from ...sorted_keys import find_rows, find_sorted
 from .dialect import insert_for
 from .engine import CHUNK, driver_rows
 from .tables import assignments, document_revisions, documents, ingested_files
@@ -169,10 +169,8 @@ class SqlLedger:
             return got_titles, got_descriptions
         if not len(known):
             return [""] * len(ids), [""] * len(ids)
-        order = np.argsort(known, kind="stable")
-        known = known[order]
-        at, hit = find_sorted(known, ids)  # ids in order (a rebuild's) read memory in order
-        pos = np.where(hit, order[at], len(known))  # past the end: the "" appended below
+        rows, hit = find_rows(known, ids)
+        pos = np.where(hit, rows, len(known))  # past the end: the "" appended below
 
         def aligned(column: list[str]) -> list[str]:
             if not any(column):  # a feed without descriptions
