@@ -481,3 +481,39 @@ def test_a_rebuild_on_the_same_data_plus_arrivals_keeps_topic_ids():
     now = np.where(second.topic_labels >= 0, ids[np.maximum(second.topic_labels, 0)], NOISE)
     both = (previous_topics >= 0) & (now >= 0)
     assert both.sum() >= 0.9 * len(seen) and (now[both] == previous_topics[both]).mean() >= 0.95
+
+
+def test_a_new_satellite_story_joins_the_story_it_leans_on_and_a_neighbour_of_another_event_does_not():
+    """A new part of one event (most of its members' neighbours in a larger story of its topic, which lists it back,
+    centres close) joins that story; a story as leaning but far in content, one listed back by no one, one in another
+    topic, one users followed already, and a drift split stay apart."""
+    from service.clustering.graph import Neighbours
+    from service.clustering.levels import join_satellites
+
+    rng = np.random.default_rng(0)
+    u, v, w, x = (q / np.linalg.norm(q) for q in rng.normal(size=(4, 32)))
+
+    def around(centre, n):
+        m = centre + 0.15 * rng.normal(size=(n, 32))
+        return m / np.linalg.norm(m, axis=1, keepdims=True)
+
+    # rows 0-19 story 0 (centre u); 20-25 story 1, a part of it (0.8u + 0.6v); 26-31 story 2, another event (w);
+    # 32-37 story 3, close in content but listed back by no one (0.8u + 0.6x)
+    vectors = np.vstack([around(u, 20), around(0.8 * u + 0.6 * v, 6), around(w, 6), around(0.8 * u + 0.6 * x, 6)]).astype(np.float32)
+    stories = np.array([0] * 20 + [1] * 6 + [2] * 6 + [3] * 6, np.int64)
+    idx = np.full((38, 6), -1, np.int64)
+    for r in range(20):
+        idx[r] = [(r + j) % 20 for j in range(1, 6)] + [20 + r % 6 if r < 10 else 26 + r % 6]  # story 0 lists 1 and 2 back
+    for r in range(20, 38):
+        own = [q for q in range(r - (r - 20) % 6, r - (r - 20) % 6 + 6) if q != r]
+        idx[r] = own[:3] + [r % 20, (r + 7) % 20, (r + 13) % 20]  # half of each small story's slots in story 0
+    neigh = Neighbours(idx, np.tile(np.linspace(0.3, 0.8, 6, dtype=np.float32), (38, 1)))
+    one_topic, fresh = np.array([5, 5, 5, 5]), np.array([False, True, True, True])
+    joined, story_topic = join_satellites(stories, one_topic, neigh, vectors, fresh)
+    assert (joined[:26] == joined[0]).all()  # the part joined its story
+    assert len(set(joined[26:32].tolist())) == 1 and joined[26] != joined[0]  # another event: far in content
+    assert len(set(joined[32:].tolist())) == 1 and joined[32] not in (joined[0], joined[26])  # never listed back
+    assert sorted(set(joined.tolist())) == [0, 1, 2] and story_topic.tolist() == [5, 5, 5]  # compact labels
+    for topics, followed, apart in [(np.array([5, 6, 5, 5]), fresh, []), (one_topic, np.array([True, False, True, True]), []),
+                                    (one_topic, fresh, [(0, 1)])]:
+        assert join_satellites(stories, topics, neigh, vectors, followed, apart)[0] is stories
