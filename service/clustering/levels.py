@@ -154,14 +154,12 @@ def join_satellites(stories: np.ndarray, story_topic: np.ndarray, neigh: Neighbo
     c = len(story_topic)
     if c < 2 or not fresh.any():
         return stories, story_topic
-    rows = np.flatnonzero(stories >= 0)
-    nb = neigh.indices[rows]
-    listed = nb >= 0
-    a = np.broadcast_to(stories[rows][:, None], nb.shape)[listed]
-    b = stories[nb[listed]]
-    slots = np.bincount(a, minlength=c)  # listed slots, noise ones included (as StoryLinks.slots counts them)
-    other = (b >= 0) & (b != a)
-    links = sp.csr_matrix((np.ones(int(other.sum()), np.int64), (a[other], b[other])), shape=(c, c))  # duplicates summed
+    member = stories >= 0
+    listed = (neigh.indices[member] >= 0).sum(1)
+    slots = np.bincount(stories[member], weights=listed, minlength=c)  # noise slots included (as StoryLinks.slots counts)
+    links = story_graph(neigh, stories, directed=True)[0]
+    links = (links - sp.diags(links.diagonal())).tocsr()  # links to other stories only
+    links.eliminate_zeros()
     held = np.asarray(links.max(axis=1).todense()).ravel()
     host_of = np.asarray(links.argmax(axis=1)).ravel()
     cand = np.flatnonzero(fresh & (held > 0) & (held >= min_share * np.maximum(slots, 1)))

@@ -53,11 +53,13 @@ class StoryTopics:
     guard: str  # "" when the first cut held every guard; else which guard acted (and whether it could be met)
 
 
-def story_graph(neigh: Neighbours, stories: np.ndarray, with_unstoried: bool = False) -> tuple[sp.csr_matrix, np.ndarray]:
+def story_graph(neigh: Neighbours, stories: np.ndarray, with_unstoried: bool = False,
+                directed: bool = False) -> tuple[sp.csr_matrix, np.ndarray]:
     """(graph, node of each document): the kNN graph with each story contracted into one node.
 
     Entry (a, b) counts the kNN links between the documents of node a and of node b (both directions), the
-    diagonal the links inside a story (an undirected edge listed both ways counts 2, as in the document graph).
+    diagonal the links inside a story (an undirected edge listed both ways counts 2, as in the document graph);
+    directed: only node a's documents listing node b's (how much a story leans on another).
     Nodes 0..s-1 are the stories; with_unstoried, each headline in no story is a node of its own after them (its
     links are what ties many stories together on a stream of few stories), else it is left out (node -1)."""
     n = len(stories)
@@ -73,7 +75,7 @@ def story_graph(neigh: Neighbours, stories: np.ndarray, with_unstoried: bool = F
     a, b = node[rows[ok]], node[cols[ok]]
     both = (a >= 0) & (b >= 0)
     c = sp.coo_matrix((np.ones(int(both.sum()), np.float64), (a[both], b[both])), shape=(size, size)).tocsr()
-    return (c + c.T).tocsr(), node
+    return (c if directed else (c + c.T).tocsr()), node
 
 
 def topics_over_stories(neigh: Neighbours, stories: np.ndarray, previous: np.ndarray | None = None,
