@@ -118,9 +118,7 @@ def join_parts(stories: np.ndarray, story_topic: np.ndarray, neigh: Neighbours, 
         return stories
     up = sp.triu(story_graph(neigh, stories)[0], k=1).tocoo()
     a, b = up.row, up.col
-    pick = (story_topic[a] == story_topic[b]) & (fresh[a] | fresh[b])
-    for x, y in apart:
-        pick &= ~(((a == x) & (b == y)) | ((a == y) & (b == x)))
+    pick = (story_topic[a] == story_topic[b]) & (fresh[a] | fresh[b]) & ~_either_way(a, b, apart)
     a, b = a[pick], b[pick]
     if a.size == 0:
         return stories
@@ -164,13 +162,11 @@ def join_satellites(stories: np.ndarray, story_topic: np.ndarray, neigh: Neighbo
     host_of = np.asarray(links.argmax(axis=1)).ravel()
     cand = np.flatnonzero(fresh & (held > 0) & (held >= min_share * np.maximum(slots, 1)))
     host = host_of[cand]
-    keep = story_topic[cand] == story_topic[host]
-    for x, y in apart:
-        keep &= ~(((cand == x) & (host == y)) | ((cand == y) & (host == x)))
+    keep = (story_topic[cand] == story_topic[host]) & ~_either_way(cand, host, apart)
     cand, host = cand[keep], host[keep]
     if not len(cand):
         return stories, story_topic
-    sums, size = group_sums(vectors, stories, c)
+    sums, size = group_sums(vectors, np.where(np.isin(stories, np.union1d(cand, host)), stories, -1), c)  # their rows only
     back = np.asarray(links[host, cand]).ravel() > 0
     close = centre_cosine(sums[cand], size[cand], sums[host], size[host]) >= min_cosine
     joins = back & close & (size[cand] < size[host])
@@ -182,6 +178,14 @@ def join_satellites(stories: np.ndarray, story_topic: np.ndarray, neigh: Neighbo
         root = root[root]
     kept, new_label = np.unique(root, return_inverse=True)
     return np.where(stories >= 0, new_label[np.maximum(stories, 0)], NOISE), story_topic[kept]
+
+
+def _either_way(a: np.ndarray, b: np.ndarray, pairs: list[tuple[int, int]]) -> np.ndarray:
+    """For each (a[i], b[i]): whether it is one of pairs, in either order (drift splits kept apart)."""
+    hit = np.zeros(len(a), bool)
+    for x, y in pairs:
+        hit |= ((a == x) & (b == y)) | ((a == y) & (b == x))
+    return hit
 
 
 def _levels(fit: TwoLevelFit, neigh: Neighbours, stories: np.ndarray, topics: np.ndarray, topic_prob: np.ndarray,
